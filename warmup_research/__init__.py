@@ -1,0 +1,1 @@
+"""warmup-research: learning-rate warmup studies in JAX/Flax/Optax."""

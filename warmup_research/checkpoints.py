@@ -1,0 +1,91 @@
+"""Orbax checkpoints: save every k steps, keep N, resume from the newest VALID
+step, and load anywhere for analysis.
+
+Each checkpoint step directory holds two items (current orbax API,
+`CheckpointManager` + `args.Composite`):
+
+    <dir>/<step>/state   the train state pytree (StandardSave)
+    <dir>/<step>/meta    JSON: the run config(s), step, latest metrics
+
+Saves are asynchronous and atomic (orbax writes a tmp dir and renames it); a
+save killed part-way leaves a `*.orbax-checkpoint-tmp` dir that orbax ignores.
+A finished step whose files were damaged later is NOT skipped by orbax:
+`restore_latest` tries steps newest first and falls back, with a warning.
+"""
+from __future__ import annotations
+
+import pathlib
+import sys
+import warnings
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class Checkpointer:
+
+  def __init__(self, directory, *, keep: int):
+    self.directory = pathlib.Path(directory).absolute()
+    self.manager = ocp.CheckpointManager(
+        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+
+  def save(self, step: int, state, meta: dict) -> None:
+    self.manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
+
+  def wait(self) -> None:
+    self.manager.wait_until_finished()
+
+  def steps(self) -> list[int]:
+    return sorted(self.manager.all_steps())
+
+  def restore(self, step: int, abstract_state):
+    """(state, meta) of `step`, shaped and sharded like `abstract_state`."""
+    r = self.manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
+    return r.state, r.meta
+
+  def restore_latest(self, abstract_state):
+    """(step, state, meta) of the newest step that restores, or None if none."""
+    for step in reversed(self.steps()):
+      try:
+        state, meta = self.restore(step, abstract_state)
+        return step, state, meta
+      except Exception as e:  # damaged files: fall back to the previous step
+        msg = (f"checkpoint step {step} in {self.directory} could not be restored "
+               f"({type(e).__name__}: {str(e)[:200]}); falling back to an earlier step")
+        warnings.warn(msg)
+        print(f"[checkpoints] warning: {msg}", file=sys.stderr)
+    return None
+
+  def close(self) -> None:
+    self.manager.wait_until_finished()
+    self.manager.close()
+
+
+def load(directory, step: int | None = None, sharding=None):
+  """(step, state, meta) for analysis, without the original train state.
+
+  The abstract target comes from the checkpoint's own metadata and every array
+  is placed with `sharding` (default: the first local device), so a checkpoint
+  written on 8 devices loads in a 1-device process. `step=None` is the newest
+  step that restores.
+  """
+  ckpt = Checkpointer(directory, keep=10**9)
+  sharding = sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  steps = ckpt.steps() if step is None else [step]
+  if not steps:
+    raise FileNotFoundError(f"no checkpoints in {ckpt.directory}")
+  errors = []
+  for s in reversed(steps):
+    try:
+      tree = ckpt.manager.item_metadata(s)["state"].tree
+      abstract = jax.tree.map(
+          lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding), tree,
+          is_leaf=lambda x: hasattr(x, "shape") and hasattr(x, "dtype"))
+      state, meta = ckpt.restore(s, abstract)
+      return s, state, meta
+    except Exception as e:
+      errors.append(f"step {s}: {type(e).__name__}: {str(e)[:200]}")
+      warnings.warn(f"checkpoint {errors[-1]}; trying an earlier step")
+  raise ValueError(f"no restorable checkpoint in {ckpt.directory}: " + "; ".join(errors))

@@ -1,0 +1,295 @@
+"""Config schema, defaults, loading, overrides and validation.
+
+Configs are `ml_collections.ConfigDict`s (type-safe: an override of the wrong
+type fails), written as code in `experiments/*.py` (`get_config(arg=None)`).
+Every bad value is caught here, by its dotted name, before any compute.
+
+Static vs dynamic. `DYNAMIC_FIELDS` are the numbers that ride in the traced
+`hp` pytree (and the seeds, which become PRNG keys / batch streams): changing
+them never recompiles. Every other field is static: it shapes arrays or the
+program, and two runs that differ in one need different compiled programs.
+
+Field semantics (defaults in `default_config`):
+
+  seed                     model-init seed (a traced PRNG key)
+  data.name                'bytes' (offline byte-level corpus, the default),
+                           'synthetic' (copy task), or a TFDS catalog name
+                           prepared as array_record (e.g. 'lm1b')
+  data.corpus_dir          text directory for 'bytes' ('' = Python's stdlib)
+  data.data_dir            TFDS data dir ('' = $WARMUP_RESEARCH_DATA_DIR or
+                           ~/.cache/warmup_research/tensorflow_datasets)
+  data.seed                batch stream seed: batch = f(data.seed, step)
+  data.seq_len/batch_size  tokens per row (<= 1024 for 'bytes') / rows per step
+  data.text_key            text feature of a catalog dataset
+  data.train_split/eval_split  catalog split names
+  model.*                  vocab_size, d_model, num_layers, num_heads,
+                           mlp_ratio, norm ('pre' | 'post'), qk_norm,
+                           init_scale (std of weights), tie_embeddings,
+                           dtype ('float32' | 'bfloat16' compute; params f32),
+                           z_loss (coefficient of Wortsman et al.'s z-loss)
+  schedule.*               see `warmup_research/schedules.py`; warmup given
+                           as warmup_steps OR warmup_ratio (of total_steps),
+                           cooldown (wsd) as cooldown_steps OR cooldown_ratio
+  optimizer.*              name (adamw | adam | sgd | radam | lion),
+                           peak_lr, b1, b2, eps, weight_decay, momentum (sgd),
+                           nesterov (sgd; static), clip_norm (0 = off)
+  train.total_steps        optimizer updates (step 0 .. total_steps - 1)
+  train.eval_every/eval_batches  eval cadence / eval batches per eval
+  train.log_every          metrics.jsonl rows every k steps
+  train.checkpoint_every/keep_checkpoints  orbax cadence / how many to keep
+  train.divergence_bound   a loss above this (or non-finite) is divergence
+"""
+from __future__ import annotations
+
+import ast
+import copy
+import importlib.util
+import json
+import math
+import pathlib
+
+import ml_collections
+from ml_collections import config_dict
+
+from warmup_research import schedules
+from warmup_research.errors import ConfigError
+
+OPTIMIZERS = ("adamw", "adam", "sgd", "radam", "lion")
+NORMS = ("pre", "post")
+DTYPES = ("float32", "bfloat16")
+BUILTIN_DATASETS = ("bytes", "synthetic")
+MAX_BYTES_SEQ_LEN = 1024
+
+DYNAMIC_FIELDS = (
+    "seed", "model.z_loss",
+    "schedule.warmup_shape", "schedule.warmup_steps", "schedule.warmup_ratio",
+    "schedule.warmup_init_frac", "schedule.warmup_exp_start", "schedule.warmup_power",
+    "schedule.decay_shape", "schedule.final_frac", "schedule.rsqrt_timescale",
+    "schedule.cooldown_steps", "schedule.cooldown_ratio", "schedule.cooldown_shape",
+    "optimizer.peak_lr", "optimizer.b1", "optimizer.b2", "optimizer.eps",
+    "optimizer.weight_decay", "optimizer.momentum", "optimizer.clip_norm",
+    "train.divergence_bound",
+)
+
+
+def default_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.data = dict(name="bytes", corpus_dir="", data_dir="", seed=0, seq_len=128,
+                batch_size=32, text_key="text", train_split="train",
+                eval_split="validation")
+  c.model = dict(vocab_size=256, d_model=128, num_layers=2, num_heads=4, mlp_ratio=4,
+                 norm="pre", qk_norm=False, init_scale=0.02, tie_embeddings=True,
+                 dtype="float32", z_loss=0.0)
+  c.schedule = dict(
+      warmup_shape="linear", warmup_steps=config_dict.placeholder(int),
+      warmup_ratio=config_dict.placeholder(float), warmup_init_frac=0.0,
+      warmup_exp_start=0.01, warmup_power=2.0, decay_shape="cosine", final_frac=0.1,
+      rsqrt_timescale=0.0, cooldown_steps=config_dict.placeholder(int),
+      cooldown_ratio=config_dict.placeholder(float), cooldown_shape="linear")
+  c.optimizer = dict(name="adamw", peak_lr=1e-3, b1=0.9, b2=0.95, eps=1e-8,
+                     weight_decay=0.1, momentum=0.9, nesterov=False, clip_norm=1.0)
+  c.train = dict(total_steps=1000, eval_every=100, eval_batches=4, log_every=10,
+                 checkpoint_every=200, keep_checkpoints=2, divergence_bound=100.0)
+  return c
+
+
+# --------------------------------------------------------------------- loading
+
+
+def load(spec: str) -> ml_collections.ConfigDict:
+  """Loads `path/to/experiment.py[:arg]` by calling its `get_config(arg)`."""
+  path, _, arg = spec.partition(":")
+  p = pathlib.Path(path)
+  if not p.is_file():
+    raise ConfigError("--config", f"no such config file: {path}")
+  mod_spec = importlib.util.spec_from_file_location(f"_wr_config_{p.stem}", p)
+  module = importlib.util.module_from_spec(mod_spec)
+  try:
+    mod_spec.loader.exec_module(module)
+  except Exception as e:  # a broken experiment file is bad input too
+    raise ConfigError("--config", f"{path} failed to import: {type(e).__name__}: {e}") from e
+  if not callable(getattr(module, "get_config", None)):
+    raise ConfigError("--config", f"{path} has no get_config() function")
+  cfg = module.get_config(arg) if arg else module.get_config()
+  if not isinstance(cfg, ml_collections.ConfigDict):
+    raise ConfigError("--config", f"{path}: get_config() must return a ConfigDict")
+  return cfg
+
+
+def parse_value(text: str):
+  """'3e-3' -> 0.003, 'True' -> True, '[1, 2]' -> [1, 2], 'post' -> 'post'."""
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
+def set_field(cfg: ml_collections.ConfigDict, dotted: str, value) -> None:
+  """Sets `cfg.<dotted> = value`; unknown keys and wrong types are ConfigErrors."""
+  *parents, leaf = dotted.split(".")
+  node = cfg
+  for i, key in enumerate(parents):
+    if not isinstance(node, ml_collections.ConfigDict) or key not in node:
+      raise ConfigError(f"config.{dotted}", f"no such field {'.'.join(parents[:i+1])!r}; "
+                        f"fields here: {', '.join(sorted(node.keys()))}")
+    node = node[key]
+  if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
+    raise ConfigError(f"config.{dotted}", "no such field; fields here: "
+                      f"{', '.join(sorted(node.keys()))}")
+  if isinstance(node[leaf], ml_collections.ConfigDict):
+    raise ConfigError(f"config.{dotted}", "is a section, not a value")
+  if isinstance(value, int) and not isinstance(value, bool) and isinstance(node[leaf], float):
+    value = float(value)
+  try:
+    node[leaf] = value
+  except (TypeError, ValueError) as e:
+    raise ConfigError(f"config.{dotted}", f"wrong type for {value!r}: {e}") from e
+
+
+def apply_overrides(cfg, overrides: dict[str, str]) -> ml_collections.ConfigDict:
+  """Applies `{'optimizer.peak_lr': '3e-3', ...}` (values as typed on a CLI).
+
+  Returns a copy; `cfg` itself is not changed.
+  """
+  cfg = copy.deepcopy(cfg)
+  for dotted, text in overrides.items():
+    set_field(cfg, dotted, parse_value(text) if isinstance(text, str) else text)
+  return cfg
+
+
+def to_json(cfg) -> str:
+  return json.dumps(cfg.to_dict(), sort_keys=True)
+
+
+def static_signature(cfg) -> str:
+  """JSON of the static fields: equal signatures share one compiled program."""
+  flat = flatten(cfg.to_dict())
+  return json.dumps({k: v for k, v in flat.items() if k not in DYNAMIC_FIELDS}, sort_keys=True)
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(flatten(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out
+
+
+# ------------------------------------------------------------------ validation
+
+
+def _check(cond: bool, field: str, message: str):
+  if not cond:
+    raise ConfigError(f"config.{field}", message)
+
+
+def _number(cfg, field, *, lo=None, hi=None, lo_open=False, hi_open=False, integer=False):
+  section, key = field.split(".") if "." in field else (None, field)
+  value = cfg[section][key] if section else cfg[key]
+  kind = "an integer" if integer else "a number"
+  ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+  ok_type = ok_type and not isinstance(value, bool) and (integer or math.isfinite(value))
+  lo_txt = "" if lo is None else f"{'>' if lo_open else '>='} {lo}"
+  hi_txt = "" if hi is None else f"{'<' if hi_open else '<='} {hi}"
+  allowed = " and ".join(t for t in (lo_txt, hi_txt) if t)
+  msg = f"must be {kind}{' ' + allowed if allowed else ''}, got {value!r}"
+  _check(ok_type, field, msg)
+  if lo is not None:
+    _check(value > lo if lo_open else value >= lo, field, msg)
+  if hi is not None:
+    _check(value < hi if hi_open else value <= hi, field, msg)
+  return value
+
+
+def _choice(cfg, field, allowed):
+  section, key = field.split(".")
+  value = cfg[section][key]
+  _check(value in allowed, field, f"unknown value {value!r}; allowed: {', '.join(allowed)}")
+  return value
+
+
+def validate(cfg) -> None:
+  """Raises ConfigError (naming the field and what is allowed) on bad values."""
+  for section in ("data", "model", "schedule", "optimizer", "train"):
+    _check(section in cfg, section, "missing section")
+  _number(cfg, "seed", lo=0, integer=True)
+  t = cfg.train
+  total = _number(cfg, "train.total_steps", lo=1, integer=True)
+  _number(cfg, "train.eval_every", lo=1, integer=True)
+  _number(cfg, "train.eval_batches", lo=1, integer=True)
+  _number(cfg, "train.log_every", lo=1, integer=True)
+  _number(cfg, "train.checkpoint_every", lo=1, integer=True)
+  _number(cfg, "train.keep_checkpoints", lo=1, integer=True)
+  _check(isinstance(t.divergence_bound, (int, float)) and t.divergence_bound > 0,
+         "train.divergence_bound", f"must be a number > 0 (inf allowed), got {t.divergence_bound!r}")
+
+  m = cfg.model
+  _number(cfg, "model.vocab_size", lo=2, integer=True)
+  d = _number(cfg, "model.d_model", lo=1, integer=True)
+  _number(cfg, "model.num_layers", lo=1, integer=True)
+  h = _number(cfg, "model.num_heads", lo=1, integer=True)
+  _check(d % h == 0, "model.num_heads",
+         f"must divide model.d_model ({d}), got {h}; allowed: "
+         f"{', '.join(str(k) for k in range(1, d + 1) if d % k == 0)}")
+  _number(cfg, "model.mlp_ratio", lo=0, lo_open=True)
+  _choice(cfg, "model.norm", NORMS)
+  _check(isinstance(m.qk_norm, bool), "model.qk_norm", f"must be True or False, got {m.qk_norm!r}")
+  _check(isinstance(m.tie_embeddings, bool), "model.tie_embeddings",
+         f"must be True or False, got {m.tie_embeddings!r}")
+  _number(cfg, "model.init_scale", lo=0, lo_open=True)
+  _choice(cfg, "model.dtype", DTYPES)
+  _number(cfg, "model.z_loss", lo=0)
+
+  dc = cfg.data
+  _check(isinstance(dc.name, str) and dc.name, "data.name",
+         f"must be one of {', '.join(BUILTIN_DATASETS)} or a TFDS catalog name, got {dc.name!r}")
+  _number(cfg, "data.seed", lo=0, integer=True)
+  seq = _number(cfg, "data.seq_len", lo=2, integer=True)
+  _number(cfg, "data.batch_size", lo=1, integer=True)
+  if dc.name == "bytes":
+    _check(seq <= MAX_BYTES_SEQ_LEN, "data.seq_len",
+           f"must be <= {MAX_BYTES_SEQ_LEN} for data.name='bytes', got {seq}")
+    _check(m.vocab_size >= 256, "model.vocab_size",
+           f"must be >= 256 for byte-level data, got {m.vocab_size}")
+
+  s = cfg.schedule
+  _choice(cfg, "schedule.warmup_shape", schedules.WARMUP_SHAPES)
+  _choice(cfg, "schedule.decay_shape", schedules.DECAY_SHAPES)
+  _choice(cfg, "schedule.cooldown_shape", schedules.COOLDOWN_SHAPES)
+  durations(cfg)  # checks warmup_steps / warmup_ratio / cooldown_*
+  _number(cfg, "schedule.warmup_init_frac", lo=0, hi=1)
+  _number(cfg, "schedule.warmup_exp_start", lo=0, hi=1, lo_open=True)
+  _number(cfg, "schedule.warmup_power", lo=0, lo_open=True)
+  _number(cfg, "schedule.final_frac", lo=0, hi=1)
+  if s.decay_shape == "exponential":
+    _check(s.final_frac > 0, "schedule.final_frac",
+           "must be > 0 with decay_shape='exponential' (it decays geometrically to it)")
+  _number(cfg, "schedule.rsqrt_timescale", lo=0)
+
+  o = cfg.optimizer
+  _choice(cfg, "optimizer.name", OPTIMIZERS)
+  _number(cfg, "optimizer.peak_lr", lo=0, lo_open=True)
+  _number(cfg, "optimizer.b1", lo=0, hi=1, hi_open=True)
+  _number(cfg, "optimizer.b2", lo=0, hi=1, hi_open=True)
+  _number(cfg, "optimizer.eps", lo=0)
+  _number(cfg, "optimizer.weight_decay", lo=0)
+  _number(cfg, "optimizer.momentum", lo=0, hi=1, hi_open=True)
+  _check(isinstance(o.nesterov, bool), "optimizer.nesterov",
+         f"must be True or False, got {o.nesterov!r}")
+  _number(cfg, "optimizer.clip_norm", lo=0)
+  del total
+
+
+def durations(cfg) -> tuple[int, int]:
+  """(warmup_steps, cooldown_steps) of a config, through the one converter."""
+  s, total = cfg.schedule, cfg.train.total_steps
+  warmup = schedules.steps_from_duration(
+      total_steps=total, steps=s.warmup_steps, ratio=s.warmup_ratio,
+      field="config.schedule.warmup")
+  cooldown = schedules.steps_from_duration(
+      total_steps=total, steps=s.cooldown_steps, ratio=s.cooldown_ratio,
+      field="config.schedule.cooldown")
+  return warmup, cooldown

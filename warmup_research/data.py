@@ -1,0 +1,209 @@
+"""Datasets through TFDS (no TensorFlow needed), as batches that are a pure
+function of (data seed, step).
+
+Three sources, chosen by `config.data.name`:
+
+* `'bytes'` (the offline default): a byte-level text corpus built by the TFDS
+  builder `ByteCorpus` from a local directory of text files (by default the
+  Python standard library's own `*.py` sources: real text on every machine).
+  Files are split into train/validation by a hash of their relative path (1 in
+  20 to validation), joined with NUL separators, and cut into records of
+  `RECORD_LEN` bytes, prepared once as ArrayRecord into the data dir and read
+  by random access with `tfds.data_source`. A row is a random window of
+  `seq_len + 1` bytes from a random record.
+* `'synthetic'`: a copy task (a random prefix, then the prefix again), made on
+  the fly; a model that learns in-context copying drives its loss well down.
+* any other name: a TFDS catalog dataset (e.g. `'lm1b'`) that the user has
+  prepared as ArrayRecord in the data dir. Rows are packed: from a random
+  record on, texts (UTF-8 bytes of `data.text_key`) joined by NUL until the row
+  is full.
+
+Every batch is `[batch_size, seq_len + 1]` int32 (inputs are `[:, :-1]`,
+targets `[:, 1:]`), drawn by `numpy.random.default_rng((seed, stream, step))`,
+so resuming, re-running, or running one variant alone sees the same data.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import sys
+import sysconfig
+
+import numpy as np
+import tensorflow_datasets as tfds
+from absl import logging as absl_logging
+
+from warmup_research.errors import ConfigError
+
+tfds.display_progress_bar(False)
+absl_logging.set_verbosity(absl_logging.ERROR)  # TFDS's per-build chatter
+
+RECORD_LEN = 1025          # bytes per record: windows of up to 1024 + 1
+TEXT_SUFFIXES = (".py", ".txt", ".md", ".rst")
+SKIP_DIRS = ("site-packages", "dist-packages", "__pycache__")
+VALIDATION_EVERY = 20      # 1 file in 20 (by path hash) goes to validation
+TRAIN_STREAM, EVAL_STREAM = 0, 1
+
+
+def default_data_dir() -> pathlib.Path:
+  env = os.environ.get("WARMUP_RESEARCH_DATA_DIR")
+  if env:
+    return pathlib.Path(env)
+  return pathlib.Path.home() / ".cache" / "warmup_research" / "tensorflow_datasets"
+
+
+def default_corpus_dir() -> pathlib.Path:
+  return pathlib.Path(sysconfig.get_paths()["stdlib"])
+
+
+def corpus_files(corpus_dir: pathlib.Path) -> list[pathlib.Path]:
+  """The text files of a corpus directory, sorted by relative path."""
+  files = []
+  for path in corpus_dir.rglob("*"):
+    rel = path.relative_to(corpus_dir)
+    if any(part in SKIP_DIRS or part.startswith(".") for part in rel.parts):
+      continue
+    if path.suffix in TEXT_SUFFIXES and path.is_file():
+      files.append(path)
+  return sorted(files, key=lambda p: p.relative_to(corpus_dir).as_posix())
+
+
+def _is_validation(rel_path: str) -> bool:
+  return int(hashlib.sha1(rel_path.encode()).hexdigest(), 16) % VALIDATION_EVERY == 0
+
+
+class ByteCorpusConfig(tfds.core.BuilderConfig):
+
+  def __init__(self, *, corpus_dir: pathlib.Path, **kw):
+    super().__init__(**kw)
+    self.corpus_dir = corpus_dir
+
+
+class ByteCorpus(tfds.core.GeneratorBasedBuilder):
+  """Byte-level text corpus from a local directory, records of RECORD_LEN bytes."""
+
+  VERSION = tfds.core.Version("1.0.0")
+
+  def _info(self):
+    return tfds.core.DatasetInfo(
+        builder=self,
+        description=f"Byte-level text of {self.builder_config.corpus_dir}",
+        features=tfds.features.FeaturesDict(
+            {"bytes": tfds.features.Tensor(shape=(RECORD_LEN,), dtype=np.uint8)}))
+
+  def _split_generators(self, dl_manager):
+    del dl_manager
+    return {"train": self._generate_examples(False),
+            "validation": self._generate_examples(True)}
+
+  def _generate_examples(self, validation: bool):
+    root = pathlib.Path(self.builder_config.corpus_dir)
+    chunks = []
+    for path in corpus_files(root):
+      if _is_validation(path.relative_to(root).as_posix()) == validation:
+        chunks.append(path.read_bytes().replace(b"\0", b" ") + b"\0")
+    stream = np.frombuffer(b"".join(chunks), np.uint8)
+    for i in range(len(stream) // RECORD_LEN):
+      yield i, {"bytes": stream[i * RECORD_LEN:(i + 1) * RECORD_LEN]}
+
+
+def _config_name(corpus_dir: pathlib.Path) -> str:
+  digest = hashlib.sha1(str(corpus_dir.resolve()).encode()).hexdigest()[:10]
+  return f"dir_{digest}"
+
+
+def build_byte_corpus(corpus_dir: str | os.PathLike | None,
+                      data_dir: str | os.PathLike | None) -> tfds.core.DatasetBuilder:
+  """Prepares (once) and returns the ByteCorpus builder for `corpus_dir`."""
+  corpus = pathlib.Path(corpus_dir) if corpus_dir else default_corpus_dir()
+  if not corpus.is_dir():
+    raise ConfigError("config.data.corpus_dir", f"not a directory: {corpus}")
+  if not corpus_files(corpus):
+    raise ConfigError("config.data.corpus_dir", f"no text files ({', '.join(TEXT_SUFFIXES)}) "
+                      f"under {corpus}")
+  data_dir = pathlib.Path(data_dir) if data_dir else default_data_dir()
+  builder = ByteCorpus(config=ByteCorpusConfig(name=_config_name(corpus), corpus_dir=corpus),
+                       data_dir=str(data_dir), file_format="array_record")
+  if not pathlib.Path(builder.data_dir).joinpath("dataset_info.json").exists():
+    print(f"[data] building the byte corpus of {corpus} into {builder.data_dir} "
+          "(once; later runs reuse it)", file=sys.stderr, flush=True)
+    builder.download_and_prepare()
+  for split in ("train", "validation"):
+    if builder.info.splits[split].num_examples == 0:
+      raise ConfigError("config.data.corpus_dir", f"{corpus} has too little text for a "
+                        f"{split} split (needs at least {RECORD_LEN} bytes in it)")
+  return builder
+
+
+def _catalog_source(name: str, split: str, data_dir):
+  base = name.split("/")[0].split(":")[0]
+  try:
+    tfds.builder_cls(base)
+  except Exception as e:
+    raise ConfigError("config.data.name", f"unknown dataset {name!r}; allowed: 'bytes', "
+                      "'synthetic', or a TFDS catalog name (e.g. 'lm1b')") from e
+  try:
+    return tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+  except Exception as e:
+    raise ConfigError("config.data.name", f"{name!r} (split {split!r}) is not prepared as "
+                      f"array_record in {data_dir or default_data_dir()}: {e}") from e
+
+
+class Batches:
+  """`train(step)` and `eval(index)`: [batch, seq_len + 1] int32, pure functions."""
+
+  def __init__(self, cfg):
+    d = cfg.data
+    self.seed, self.batch_size, self.row_len = d.seed, d.batch_size, d.seq_len + 1
+    self.vocab_size = cfg.model.vocab_size
+    self.name, self.text_key = d.name, d.text_key
+    if d.name == "synthetic":
+      self.sources = None
+    elif d.name == "bytes":
+      builder = build_byte_corpus(d.corpus_dir, d.data_dir)
+      self.sources = {TRAIN_STREAM: builder.as_data_source(split="train"),
+                      EVAL_STREAM: builder.as_data_source(split="validation")}
+    else:
+      data_dir = d.data_dir or str(default_data_dir())
+      self.sources = {TRAIN_STREAM: _catalog_source(d.name, d.train_split, data_dir),
+                      EVAL_STREAM: _catalog_source(d.name, d.eval_split, data_dir)}
+
+  def train(self, step: int) -> np.ndarray:
+    return self._batch(TRAIN_STREAM, step)
+
+  def eval(self, index: int) -> np.ndarray:
+    return self._batch(EVAL_STREAM, index)
+
+  def _batch(self, stream: int, index: int) -> np.ndarray:
+    rng = np.random.default_rng((self.seed, stream, index))
+    if self.name == "synthetic":
+      return self._copy_task(rng)
+    source = self.sources[stream]
+    if self.name == "bytes":
+      return self._windows(rng, source)
+    return self._packed(rng, source)
+
+  def _copy_task(self, rng):
+    half = (self.row_len + 1) // 2
+    prefix = rng.integers(1, self.vocab_size, size=(self.batch_size, half))
+    return np.concatenate([prefix, prefix], axis=1)[:, :self.row_len].astype(np.int32)
+
+  def _windows(self, rng, source):
+    records = rng.integers(0, len(source), size=self.batch_size)
+    offsets = rng.integers(0, RECORD_LEN - self.row_len + 1, size=self.batch_size)
+    rows = source.__getitems__(records.tolist())
+    return np.stack([r["bytes"][o:o + self.row_len] for r, o in zip(rows, offsets)]
+                    ).astype(np.int32)
+
+  def _packed(self, rng, source):
+    out = np.zeros((self.batch_size, self.row_len), np.int32)
+    starts = rng.integers(0, len(source), size=self.batch_size)
+    for b, start in enumerate(starts.tolist()):
+      row, i = bytearray(), start
+      while len(row) < self.row_len:
+        text = source[i % len(source)][self.text_key]
+        row += (text if isinstance(text, bytes) else str(text).encode()) + b"\0"
+        i += 1
+      out[b] = np.frombuffer(bytes(row[:self.row_len]), np.uint8)
+    return np.minimum(out, self.vocab_size - 1)

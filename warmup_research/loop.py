@@ -1,0 +1,199 @@
+"""The training loop of one compile group: K variants stacked on a leading
+`variant` axis, one jitted, vmapped program, one batch per step for all.
+
+`run_group` is what both `train` (K = 1) and the sweep runner call. Per step:
+
+    batch_t = data(seed, t)                       # the same for every variant
+    state, metrics_t = step(state, batch_t, hp)   # dispatched asynchronously
+    metrics of step t-1 are read only after step t is dispatched
+
+The train step is compiled ahead of time (`lower().compile()`) so compile time
+is measured apart from step time (and hits JAX's persistent cache when it is
+on). Every `eval_every` updates: eval loss on `eval_batches` fixed validation
+batches. Every `checkpoint_every` updates: an orbax checkpoint of the stacked
+state. A re-run resumes from the newest valid checkpoint, cuts each metrics
+file back to that step, and ends with the same numbers as an uninterrupted run.
+
+Metrics files (JSON lines, one per variant): train rows
+`{"step": s, "loss", "z_loss", "lr", "grad_norm", "update_norm", "param_norm",
+"diverged"}` for update s (every `log_every` updates and the last), and eval
+rows `{"step": n, "eval_loss"}` after n updates (n = 0 is the initial model).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import pathlib
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from warmup_research import checkpoints, config as config_lib, data, train
+
+TRAIN_KEYS = ("loss", "z_loss", "lr", "grad_norm", "update_norm", "param_norm", "diverged")
+
+
+@dataclasses.dataclass
+class GroupResult:
+  summaries: list[dict]          # one per variant, from its metrics file
+  compile_seconds: float
+  step_seconds: float            # steady-state wall seconds per update (all variants)
+  steps_run: int                 # updates run in this process (0 if all were done)
+
+
+def stack(trees):
+  return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def read_metrics(path) -> list[dict]:
+  """Rows of a metrics file; a torn last line (a killed write) is dropped."""
+  rows = []
+  if os.path.exists(path):
+    with open(path) as f:
+      for line in f:
+        try:
+          rows.append(json.loads(line))
+        except json.JSONDecodeError:
+          break
+  return rows
+
+
+def write_rows_atomic(path, rows) -> None:
+  tmp = f"{path}.tmp"
+  with open(tmp, "w") as f:
+    f.writelines(json.dumps(r) + "\n" for r in rows)
+  os.replace(tmp, path)
+
+
+def truncate_metrics(path, step: int) -> None:
+  """Keeps train rows of updates < step and eval rows after <= step updates."""
+  keep = [r for r in read_metrics(path)
+          if (r["step"] <= step if "eval_loss" in r else r["step"] < step)]
+  write_rows_atomic(path, keep)
+
+
+def summarize(rows: list[dict]) -> dict:
+  train_rows = [r for r in rows if "loss" in r]
+  evals = [r for r in rows if "eval_loss" in r]
+  diverged = [r["step"] for r in train_rows if r["diverged"]]
+  finite_evals = [r["eval_loss"] for r in evals if math.isfinite(r["eval_loss"])]
+  return dict(
+      status="diverged" if diverged else "finished",
+      diverged_step=diverged[0] if diverged else None,
+      final_train_loss=train_rows[-1]["loss"] if train_rows else None,
+      initial_eval_loss=evals[0]["eval_loss"] if evals else None,
+      final_eval_loss=evals[-1]["eval_loss"] if evals else None,
+      best_eval_loss=min(finite_evals) if finite_evals else None,
+      steps=evals[-1]["step"] if evals else 0)
+
+
+def run_group(cfgs, *, metrics_paths, checkpoint_dir, desc="train",
+              progress=True, batches: data.Batches | None = None) -> GroupResult:
+  """Trains the variants `cfgs` (validated, one static signature) together."""
+  cfg0 = cfgs[0]
+  t_cfg = cfg0.train
+  total = t_cfg.total_steps
+  trainer = train.Trainer(cfg0)
+  batches = batches or data.Batches(cfg0)
+  hp = stack([train.hparams(c) for c in cfgs])
+  keys = jnp.stack([jax.random.key(c.seed) for c in cfgs])
+
+  vinit = jax.jit(jax.vmap(trainer.init))
+  vstep = jax.jit(jax.vmap(trainer.train_step, in_axes=(0, None, 0)), donate_argnums=0)
+  veval = jax.jit(jax.vmap(trainer.eval_step, in_axes=(0, None, 0)))
+
+  ckpt = checkpoints.Checkpointer(checkpoint_dir, keep=t_cfg.keep_checkpoints)
+  abstract = jax.eval_shape(vinit, keys, hp)
+  restored = ckpt.restore_latest(abstract)
+  if restored is None:
+    start, state = 0, vinit(keys, hp)
+    for p in metrics_paths:
+      write_rows_atomic(p, [])
+  else:
+    start, state, meta = restored
+    if meta.get("finished"):
+      start = total
+    for p in metrics_paths:
+      truncate_metrics(p, start)
+
+  if start >= total:  # nothing left to run: report from the metrics files
+    ckpt.close()
+    return GroupResult(summaries=[summarize(read_metrics(p)) for p in metrics_paths],
+                       compile_seconds=0.0, step_seconds=float("nan"), steps_run=0)
+  batch0 = jnp.asarray(batches.train(start))
+  t0 = time.perf_counter()
+  step_fn = vstep.lower(state, batch0, hp).compile()
+  compile_seconds = time.perf_counter() - t0
+  eval_batches = [jnp.asarray(batches.eval(i)) for i in range(t_cfg.eval_batches)]
+
+  files = [open(p, "a") for p in metrics_paths]
+
+  def write(rows_per_variant):
+    for f, row in zip(files, rows_per_variant):
+      f.write(json.dumps(row) + "\n")
+
+  def evaluate(n):
+    losses = np.mean([np.asarray(veval(state.params, b, hp)) for b in eval_batches], axis=0)
+    write([dict(step=n, eval_loss=float(x)) for x in losses])
+    return losses
+
+  def flush(pending):
+    if pending is not None:
+      s, m = pending
+      m = jax.device_get(m)
+      write([{"step": s, **{k: float(m[k][v]) for k in TRAIN_KEYS}}
+             for v in range(len(cfgs))])
+      return m
+    return None
+
+  if start == 0:
+    evaluate(0)
+  bar = tqdm(total=total, initial=start, desc=desc, unit="step", file=sys.stderr,
+             disable=not progress, dynamic_ncols=True)
+  pending, timed_from, t_steady = None, None, None
+  done = start
+  for t in range(start, total):
+    batch = batch0 if t == start else jnp.asarray(batches.train(t))
+    state, metrics = step_fn(state, batch, hp)
+    m = flush(pending)
+    pending = (t, metrics) if (t % t_cfg.log_every == 0 or t == total - 1) else None
+    done = t + 1
+    all_diverged = m is not None and bool(np.all(m["diverged"]))
+    if m is not None:
+      bar.set_postfix(loss=f"{float(np.nanmean(m['loss'])):.4f}", refresh=False)
+    if t == start + 1:
+      jax.block_until_ready(state)
+      timed_from, t_steady = done, time.perf_counter()
+    finished = done == total or all_diverged
+    if done % t_cfg.eval_every == 0 or finished:
+      flush(pending)
+      pending = None
+      evaluate(done)
+    if done % t_cfg.checkpoint_every == 0 or finished:
+      flush(pending)
+      pending = None
+      for f in files:
+        f.flush()
+      ckpt.save(done, state, dict(step=done, finished=finished,
+                                  configs=[c.to_dict() for c in cfgs]))
+    bar.update(1)
+    if all_diverged:
+      break
+  flush(pending)
+  jax.block_until_ready(state)
+  end = time.perf_counter()
+  bar.close()
+  for f in files:
+    f.close()
+  ckpt.close()
+  steps_timed = (done - timed_from) if timed_from is not None else 0
+  step_seconds = (end - t_steady) / steps_timed if steps_timed > 0 else float("nan")
+  summaries = [summarize(read_metrics(p)) for p in metrics_paths]
+  return GroupResult(summaries=summaries, compile_seconds=compile_seconds,
+                     step_seconds=step_seconds, steps_run=done - start)

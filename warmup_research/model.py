@@ -1,0 +1,156 @@
+"""A decoder-only transformer LM in Flax NNX.
+
+Shapes in names: B batch, L sequence, D d_model, H heads, K head dim,
+F MLP hidden, V vocab.
+
+Options (all static: they shape the program): pre-LN (`x + f(LN(x))`, with a
+final LN) or post-LN (`LN(x + f(x))`, Vaswani et al. 2017; no final LN);
+QK-layernorm (LN of queries and keys per head, Dehghani et al. 2023); tied or
+separate output embeddings; compute dtype float32 or bfloat16 with float32
+parameters; learned absolute positions. Weights are N(0, init_scale^2), the
+residual output projections N(0, (init_scale / sqrt(2 * layers))^2) (GPT-2).
+Attention is causal, through `jax.nn.dot_product_attention(is_causal=True)`.
+The z-loss (Wortsman et al. 2023) lives in `train.loss_fn`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  vocab_size: int = 256
+  d_model: int = 128
+  num_layers: int = 2
+  num_heads: int = 4
+  mlp_ratio: float = 4.0
+  max_len: int = 128
+  norm: str = "pre"
+  qk_norm: bool = False
+  init_scale: float = 0.02
+  tie_embeddings: bool = True
+  dtype: str = "float32"
+
+  @classmethod
+  def from_config(cls, cfg) -> "ModelConfig":
+    """From a run config (`cfg.model` plus `data.seq_len` as max_len)."""
+    m = cfg.model
+    return cls(vocab_size=m.vocab_size, d_model=m.d_model, num_layers=m.num_layers,
+               num_heads=m.num_heads, mlp_ratio=m.mlp_ratio, max_len=cfg.data.seq_len,
+               norm=m.norm, qk_norm=m.qk_norm, init_scale=m.init_scale,
+               tie_embeddings=m.tie_embeddings, dtype=m.dtype)
+
+  @property
+  def compute_dtype(self):
+    return jnp.dtype(self.dtype)
+
+
+def _layer_norm(d, rngs):
+  # float32 statistics whatever the compute dtype.
+  return nnx.LayerNorm(d, epsilon=1e-6, dtype=jnp.float32, rngs=rngs)
+
+
+class Attention(nnx.Module):
+
+  def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+    d, h = cfg.d_model, cfg.num_heads
+    k = d // h
+    init = nnx.initializers.normal(cfg.init_scale)
+    out_init = nnx.initializers.normal(cfg.init_scale / math.sqrt(2 * cfg.num_layers))
+    self.cfg = cfg
+    self.w_qkv_Dx3xHxK = nnx.Param(init(rngs.params(), (d, 3, h, k)))
+    self.w_out_HxKxD = nnx.Param(out_init(rngs.params(), (h, k, d)))
+    if cfg.qk_norm:
+      self.q_norm = _layer_norm(k, rngs)
+      self.k_norm = _layer_norm(k, rngs)
+
+  def __call__(self, x_BxLxD):
+    dt = self.cfg.compute_dtype
+    qkv = jnp.einsum("bld,dthk->tblhk", x_BxLxD, self.w_qkv_Dx3xHxK[...].astype(dt))
+    q_BxLxHxK, k_BxLxHxK, v_BxLxHxK = qkv[0], qkv[1], qkv[2]
+    if self.cfg.qk_norm:
+      q_BxLxHxK = self.q_norm(q_BxLxHxK).astype(dt)
+      k_BxLxHxK = self.k_norm(k_BxLxHxK).astype(dt)
+    o_BxLxHxK = jax.nn.dot_product_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, is_causal=True)
+    return jnp.einsum("blhk,hkd->bld", o_BxLxHxK, self.w_out_HxKxD[...].astype(dt))
+
+
+class Mlp(nnx.Module):
+
+  def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+    d, f = cfg.d_model, int(cfg.mlp_ratio * cfg.d_model)
+    init = nnx.initializers.normal(cfg.init_scale)
+    out_init = nnx.initializers.normal(cfg.init_scale / math.sqrt(2 * cfg.num_layers))
+    self.dtype = cfg.compute_dtype
+    self.w_in_DxF = nnx.Param(init(rngs.params(), (d, f)))
+    self.w_out_FxD = nnx.Param(out_init(rngs.params(), (f, d)))
+
+  def __call__(self, x_BxLxD):
+    h_BxLxF = jax.nn.gelu(x_BxLxD @ self.w_in_DxF[...].astype(self.dtype))
+    return h_BxLxF @ self.w_out_FxD[...].astype(self.dtype)
+
+
+class Block(nnx.Module):
+
+  def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+    self.pre_ln = cfg.norm == "pre"
+    self.dtype = cfg.compute_dtype
+    self.ln_attn = _layer_norm(cfg.d_model, rngs)
+    self.attn = Attention(cfg, rngs=rngs)
+    self.ln_mlp = _layer_norm(cfg.d_model, rngs)
+    self.mlp = Mlp(cfg, rngs=rngs)
+
+  def __call__(self, x_BxLxD):
+    dt = self.dtype
+    if self.pre_ln:
+      x_BxLxD = x_BxLxD + self.attn(self.ln_attn(x_BxLxD).astype(dt))
+      return x_BxLxD + self.mlp(self.ln_mlp(x_BxLxD).astype(dt))
+    x_BxLxD = self.ln_attn(x_BxLxD + self.attn(x_BxLxD)).astype(dt)
+    return self.ln_mlp(x_BxLxD + self.mlp(x_BxLxD)).astype(dt)
+
+
+class TransformerLM(nnx.Module):
+  """tokens [B, L] int -> logits [B, L, V] float32."""
+
+  def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+    self.cfg = cfg
+    init = nnx.initializers.normal(cfg.init_scale)
+    self.embed_VxD = nnx.Param(init(rngs.params(), (cfg.vocab_size, cfg.d_model)))
+    self.pos_LxD = nnx.Param(init(rngs.params(), (cfg.max_len, cfg.d_model)))
+    self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.num_layers)])
+    if cfg.norm == "pre":
+      self.ln_final = _layer_norm(cfg.d_model, rngs)
+    if not cfg.tie_embeddings:
+      self.unembed_DxV = nnx.Param(init(rngs.params(), (cfg.d_model, cfg.vocab_size)))
+
+  def __call__(self, tokens_BxL):
+    cfg, dt = self.cfg, self.cfg.compute_dtype
+    seq_len = tokens_BxL.shape[1]
+    x_BxLxD = (self.embed_VxD[...][tokens_BxL] + self.pos_LxD[...][:seq_len]).astype(dt)
+    for block in self.blocks:
+      x_BxLxD = block(x_BxLxD)
+    if cfg.norm == "pre":
+      x_BxLxD = self.ln_final(x_BxLxD).astype(dt)
+    unembed_DxV = (self.embed_VxD[...].T if cfg.tie_embeddings else self.unembed_DxV[...])
+    return jnp.einsum("bld,dv->blv", x_BxLxD, unembed_DxV.astype(dt)).astype(jnp.float32)
+
+
+def num_params(params) -> int:
+  return sum(int(x.size) for x in jax.tree.leaves(params))
+
+
+def flops_per_token(cfg: ModelConfig, seq_len: int) -> float:
+  """Training FLOPs per token: 6 * matmul params + attention (fwd+bwd = 3x fwd).
+
+  Counts 2 FLOPs per multiply-add; attention scores and values are
+  2 * 2 * L * D per token per layer forward (the full L x L, as computed).
+  """
+  d, f = cfg.d_model, int(cfg.mlp_ratio * cfg.d_model)
+  matmul_params = cfg.num_layers * (4 * d * d + 2 * d * f) + d * cfg.vocab_size
+  attention = cfg.num_layers * 2 * 2 * seq_len * d
+  return 6 * matmul_params + 3 * attention

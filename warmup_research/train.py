@@ -1,0 +1,122 @@
+"""Train state and the pure step functions of ONE variant.
+
+`Trainer(cfg)` holds what is static (model graph, optimizer family); its
+`init(key, hp)`, `train_step(state, batch, hp)` and `eval_step(params, batch,
+hp)` are pure functions of arrays, jitted once and vmapped over a leading
+`variant` axis by `warmup_research.loop`. `hp` (an `HParams` of float32/int32
+arrays) is never static: changing any schedule or optimizer number, schedule
+shape, or seed reuses the compiled program.
+
+Divergence: a step whose loss is non-finite or above `hp.divergence_bound`
+is not applied, and the variant stays frozen from then on (`diverged_step`
+records the update index). Frozen variants cost compute but never NaN the
+others, and the others' numbers are unchanged by them.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from warmup_research import config as config_lib
+from warmup_research import optimizers, schedules
+from warmup_research.model import ModelConfig, TransformerLM
+
+
+@flax.struct.dataclass
+class HParams:
+  schedule: schedules.ScheduleHParams
+  opt: optimizers.OptHParams
+  z_loss: jax.Array
+  divergence_bound: jax.Array
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array            # int32: updates done so far
+  params: Any                # nested dict of float32 arrays
+  opt_state: Any
+  diverged_step: jax.Array   # int32: the update that diverged, or -1
+
+
+def hparams(cfg) -> HParams:
+  """The traced numbers of a (validated) run config."""
+  s, o = cfg.schedule, cfg.optimizer
+  warmup, cooldown = config_lib.durations(cfg)
+  return HParams(
+      schedule=schedules.make_hparams(
+          peak_lr=o.peak_lr, total_steps=cfg.train.total_steps, warmup_steps=warmup,
+          warmup_shape=s.warmup_shape, warmup_init_frac=s.warmup_init_frac,
+          warmup_exp_start=s.warmup_exp_start, warmup_power=s.warmup_power,
+          decay_shape=s.decay_shape, final_frac=s.final_frac,
+          rsqrt_timescale=s.rsqrt_timescale, cooldown_steps=cooldown,
+          cooldown_shape=s.cooldown_shape),
+      opt=optimizers.make_hparams(b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=o.weight_decay,
+                                  momentum=o.momentum, clip_norm=o.clip_norm),
+      z_loss=jnp.asarray(cfg.model.z_loss, jnp.float32),
+      divergence_bound=jnp.asarray(cfg.train.divergence_bound, jnp.float32))
+
+
+def cross_entropy(logits_BxLxV, targets_BxL, z_loss):
+  """Mean next-token CE, and z-loss = z_loss * mean(logsumexp(logits)^2)."""
+  log_z_BxL = jax.nn.logsumexp(logits_BxLxV, axis=-1)
+  target_logit_BxL = jnp.take_along_axis(logits_BxLxV, targets_BxL[..., None], axis=-1)[..., 0]
+  ce = jnp.mean(log_z_BxL - target_logit_BxL)
+  return ce, z_loss * jnp.mean(log_z_BxL ** 2)
+
+
+class Trainer:
+  """The static half of a run: model graph and optimizer family."""
+
+  def __init__(self, cfg):
+    self.model_cfg = ModelConfig.from_config(cfg)
+    self.graphdef = nnx.graphdef(nnx.eval_shape(
+        lambda: TransformerLM(self.model_cfg, rngs=nnx.Rngs(0))))
+    self.opt_name = cfg.optimizer.name
+    self.nesterov = cfg.optimizer.nesterov
+
+  def optimizer(self, hp: HParams) -> optax.GradientTransformation:
+    return optimizers.make(self.opt_name, nesterov=self.nesterov, hp=hp.opt,
+                           learning_rate=lambda count: schedules.schedule(count, hp.schedule))
+
+  def apply(self, params, tokens_BxL):
+    return nnx.merge(self.graphdef, params)(tokens_BxL)
+
+  def init(self, key, hp: HParams) -> TrainState:
+    params = nnx.to_pure_dict(nnx.state(TransformerLM(self.model_cfg, rngs=nnx.Rngs(key))))
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      opt_state=self.optimizer(hp).init(params),
+                      diverged_step=jnp.full((), -1, jnp.int32))
+
+  def loss_fn(self, params, batch_BxL1, hp: HParams):
+    logits = self.apply(params, batch_BxL1[:, :-1])
+    ce, z = cross_entropy(logits, batch_BxL1[:, 1:], hp.z_loss)
+    return ce + z, (ce, z)
+
+  def train_step(self, state: TrainState, batch_BxL1, hp: HParams):
+    """One update; returns the new state and this update's metrics."""
+    (_, (ce, z)), grads = jax.value_and_grad(self.loss_fn, has_aux=True)(
+        state.params, batch_BxL1, hp)
+    tx = self.optimizer(hp)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    alive = state.diverged_step < 0
+    ok = alive & jnp.isfinite(ce + z) & (ce <= hp.divergence_bound)
+    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
+    new_state = TrainState(
+        step=state.step + 1, params=keep(params, state.params),
+        opt_state=keep(opt_state, state.opt_state),
+        diverged_step=jnp.where(alive & ~ok, state.step, state.diverged_step))
+    metrics = dict(loss=ce, z_loss=z, lr=schedules.schedule(state.step, hp.schedule),
+                   grad_norm=optax.global_norm(grads), update_norm=optax.global_norm(updates),
+                   param_norm=optax.global_norm(state.params),
+                   diverged=(new_state.diverged_step >= 0).astype(jnp.int32))
+    return new_state, metrics
+
+  def eval_step(self, params, batch_BxL1, hp: HParams):
+    ce, _ = cross_entropy(self.apply(params, batch_BxL1[:, :-1]), batch_BxL1[:, 1:], hp.z_loss)
+    return ce
