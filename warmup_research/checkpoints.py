@@ -27,7 +27,9 @@ class Checkpointer:
   def __init__(self, directory, *, keep: int):
     self.directory = pathlib.Path(directory).absolute()
     self.manager = ocp.CheckpointManager(
-        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
+        item_handlers={"state": ocp.StandardCheckpointHandler(),
+                       "meta": ocp.JsonCheckpointHandler()})
 
   def save(self, step: int, state, meta: dict) -> None:
     self.manager.save(step, args=ocp.args.Composite(

@@ -122,6 +122,14 @@ def build_byte_corpus(corpus_dir: str | os.PathLike | None,
   if not corpus_files(corpus):
     raise ConfigError("config.data.corpus_dir", f"no text files ({', '.join(TEXT_SUFFIXES)}) "
                       f"under {corpus}")
+  split_bytes = [0, 0]
+  for path in corpus_files(corpus):
+    split_bytes[_is_validation(path.relative_to(corpus).as_posix())] += path.stat().st_size + 1
+  for split, n in zip(("train", "validation"), split_bytes):
+    if n < RECORD_LEN:
+      raise ConfigError("config.data.corpus_dir", f"{corpus} has too little text for a "
+                        f"{split} split ({n} bytes; needs at least {RECORD_LEN}; files go "
+                        f"to validation by a hash of their path, 1 in {VALIDATION_EVERY})")
   data_dir = pathlib.Path(data_dir) if data_dir else default_data_dir()
   builder = ByteCorpus(config=ByteCorpusConfig(name=_config_name(corpus), corpus_dir=corpus),
                        data_dir=str(data_dir), file_format="array_record")
@@ -129,10 +137,6 @@ def build_byte_corpus(corpus_dir: str | os.PathLike | None,
     print(f"[data] building the byte corpus of {corpus} into {builder.data_dir} "
           "(once; later runs reuse it)", file=sys.stderr, flush=True)
     builder.download_and_prepare()
-  for split in ("train", "validation"):
-    if builder.info.splits[split].num_examples == 0:
-      raise ConfigError("config.data.corpus_dir", f"{corpus} has too little text for a "
-                        f"{split} split (needs at least {RECORD_LEN} bytes in it)")
   return builder
 
 

@@ -165,7 +165,7 @@ def schedule(step, hp: ScheduleHParams) -> jax.Array:
       jnp.ones_like(q),
       1 - (1 - final) * q,
       final + (1 - final) * (1 + jnp.cos(jnp.pi * q)) / 2,
-      jnp.sqrt(tau / (jnp.maximum(s - warm, 0.0) + tau)),
+      jnp.sqrt(tau / (jnp.clip(s, warm, total) - warm + tau)),
       final ** q,
       final + (1 - final) * cooldown,
   ])

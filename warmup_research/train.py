@@ -112,8 +112,8 @@ class Trainer:
         opt_state=keep(opt_state, state.opt_state),
         diverged_step=jnp.where(alive & ~ok, state.step, state.diverged_step))
     metrics = dict(loss=ce, z_loss=z, lr=schedules.schedule(state.step, hp.schedule),
-                   grad_norm=optax.global_norm(grads), update_norm=optax.global_norm(updates),
-                   param_norm=optax.global_norm(state.params),
+                   grad_norm=optax.tree.norm(grads), update_norm=optax.tree.norm(updates),
+                   param_norm=optax.tree.norm(state.params),
                    diverged=(new_state.diverged_step >= 0).astype(jnp.int32))
     return new_state, metrics
 

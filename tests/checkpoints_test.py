@@ -1,0 +1,60 @@
+"""Checkpoints: round trip, damaged newest step falls back, load for analysis."""
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from warmup_research import checkpoints
+
+
+def _state(x):
+  return {"params": {"w": jnp.full((3, 4), x), "b": jnp.arange(4.0) + x},
+          "step": jnp.int32(int(x))}
+
+
+def _save_steps(directory, steps=(1, 2, 3)):
+  ckpt = checkpoints.Checkpointer(directory, keep=5)
+  for s in steps:
+    ckpt.save(s, _state(float(s)), {"step": s, "note": "hello"})
+  ckpt.close()
+
+
+def test_round_trip_keeps_n(tmp_path):
+  ckpt = checkpoints.Checkpointer(tmp_path / "c", keep=2)
+  for s in (1, 2, 3):
+    ckpt.save(s, _state(float(s)), {"step": s})
+  ckpt.wait()
+  assert ckpt.steps() == [2, 3]
+  abstract = jax.eval_shape(lambda: _state(0.0))
+  step, state, meta = ckpt.restore_latest(abstract)
+  assert step == 3 and meta == {"step": 3}
+  np.testing.assert_array_equal(state["params"]["w"], np.full((3, 4), 3.0))
+
+
+def test_damaged_newest_step_is_skipped_with_a_warning(tmp_path):
+  _save_steps(tmp_path / "c")
+  damaged = 0
+  for f in (tmp_path / "c" / "3" / "state").rglob("*"):
+    if f.is_file() and f.parent.name == "d":
+      f.write_bytes(b"garbage" * 10)
+      damaged += 1
+  assert damaged > 0
+  ckpt = checkpoints.Checkpointer(tmp_path / "c", keep=5)
+  abstract = jax.eval_shape(lambda: _state(0.0))
+  with pytest.warns(UserWarning, match="checkpoint step 3 .* could not be restored"):
+    step, state, _ = ckpt.restore_latest(abstract)
+  assert step == 2
+  np.testing.assert_array_equal(state["params"]["b"], np.arange(4.0) + 2)
+
+
+def test_load_for_analysis_needs_no_target(tmp_path):
+  _save_steps(tmp_path / "c")
+  step, state, meta = checkpoints.load(tmp_path / "c")
+  assert step == 3 and meta["note"] == "hello"
+  np.testing.assert_array_equal(state["params"]["w"], np.full((3, 4), 3.0))
+  step, state, _ = checkpoints.load(tmp_path / "c", step=1)
+  assert step == 1 and int(state["step"]) == 1
+  with pytest.raises(FileNotFoundError):
+    checkpoints.load(tmp_path / "empty")

@@ -1,0 +1,136 @@
+"""The train command as a user runs it: a fresh run, SIGKILL + resume equal to
+an uninterrupted run, and bad input: exit 2, one clear line, files untouched."""
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO
+
+TINY = ["--config.model.d_model=32", "--config.model.num_layers=1", "--config.model.num_heads=2",
+        "--config.data.seq_len=32", "--config.data.batch_size=4", "--config.data.name=synthetic",
+        "--config.train.eval_batches=1", "--config.schedule.warmup_ratio=0.05"]
+
+
+def _train(workdir, *extra, config="experiments/quickstart.py", wait=True):
+  cmd = [sys.executable, "-m", "warmup_research", "train", "--config", config,
+         "--workdir", str(workdir), "--no-progress", *extra]
+  if not wait:
+    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def _digest(directory):
+  h = hashlib.sha256()
+  for p in sorted(directory.rglob("*")):
+    if p.is_file():
+      h.update(p.name.encode() + p.read_bytes())
+  return h.hexdigest()
+
+
+def test_quickstart_config_learns_on_the_offline_corpus(tmp_path):
+  r = _train(tmp_path / "q", "--config.train.total_steps=40", "--config.train.eval_every=20",
+             "--config.train.checkpoint_every=20", "--config.train.eval_batches=2")
+  assert r.returncode == 0, r.stderr
+  summary = json.loads((tmp_path / "q" / "summary.json").read_text())
+  assert summary["status"] == "finished" and summary["steps"] == 40
+  assert summary["final_eval_loss"] < summary["initial_eval_loss"] - 1.0, summary
+  assert "done: finished after 40 steps" in r.stdout
+  assert (tmp_path / "q" / "metrics.jsonl").exists()
+  assert sorted(p.name for p in (tmp_path / "q" / "checkpoints").iterdir()) == ["20", "40"]
+
+
+def test_sigkill_then_rerun_equals_uninterrupted(tmp_path):
+  args = [*TINY, "--config.train.total_steps=1500", "--config.train.checkpoint_every=100",
+          "--config.train.eval_every=250", "--config.train.log_every=50"]
+  full = _train(tmp_path / "full", *args)
+  assert full.returncode == 0, full.stderr
+  proc = _train(tmp_path / "cut", *args, wait=False)
+  ckpts = tmp_path / "cut" / "checkpoints"
+  deadline = time.time() + 240
+  while time.time() < deadline and proc.poll() is None:
+    done = [int(p.name) for p in ckpts.glob("[0-9]*") if p.name.isdigit()] if ckpts.exists() else []
+    if any(s >= 300 for s in done):
+      break
+    time.sleep(0.02)
+  assert proc.poll() is None, "the run finished before it could be killed"
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert not (tmp_path / "cut" / "summary.json").exists()
+  again = _train(tmp_path / "cut", *args)
+  assert again.returncode == 0, again.stderr
+  assert "steps run here" in again.stdout and "1500 steps run here" not in again.stdout
+  assert ((tmp_path / "cut" / "metrics.jsonl").read_text()
+          == (tmp_path / "full" / "metrics.jsonl").read_text())
+  s_full = json.loads((tmp_path / "full" / "summary.json").read_text())
+  s_cut = json.loads((tmp_path / "cut" / "summary.json").read_text())
+  for k in ("status", "final_train_loss", "final_eval_loss", "best_eval_loss", "steps"):
+    assert s_full[k] == s_cut[k], k
+
+
+@pytest.fixture(scope="module")
+def earlier_run(tmp_path_factory):
+  wd = tmp_path_factory.mktemp("earlier") / "run"
+  r = _train(wd, *TINY, "--config.train.total_steps=10", "--config.train.eval_every=5")
+  assert r.returncode == 0, r.stderr
+  return wd
+
+
+BAD_INPUTS = [
+    (["--config.schedule.warmup_ratio=None", "--config.schedule.warmup_steps=999"],
+     "config.schedule.warmup_steps: must be <= train.total_steps (10)"),
+    (["--config.schedule.warmup_ratio=2.0"], "config.schedule.warmup_ratio: must be a number in [0, 1]"),
+    (["--config.schedule.warmup_steps=3"], "not both"),
+    (["--config.optimizer.peak_lr=0"], "config.optimizer.peak_lr: must be a number > 0"),
+    (["--config.schedule.warmup_shape=zigzag"], "config.schedule.warmup_shape: unknown value 'zigzag'"),
+    (["--config.schedule.decay_shape=step"], "config.schedule.decay_shape: unknown value 'step'"),
+    (["--config.optimizer.name=adagrad"], "config.optimizer.name: unknown value 'adagrad'"),
+    (["--config.model.num_heads=3"], "config.model.num_heads: must divide model.d_model (32)"),
+    (["--config.data.name=no_such_set"], "config.data.name: unknown dataset 'no_such_set'"),
+    (["--config.data.name=bytes", "--config.data.corpus_dir=/nonexistent/dir"],
+     "config.data.corpus_dir: not a directory"),
+    (["--config.optimizer.peak_rate=1"], "config.optimizer.peak_rate: no such field"),
+    (["--config.optimizer.peak_lr=fast"], "config.optimizer.peak_lr: wrong type"),
+]
+
+
+@pytest.mark.parametrize("extra,message", BAD_INPUTS, ids=lambda x: str(x)[:50])
+def test_bad_input_exits_2_with_one_line_and_touches_nothing(earlier_run, extra, message):
+  before = _digest(earlier_run)
+  r = _train(earlier_run, *TINY, "--config.train.total_steps=10", "--config.train.eval_every=5",
+             *extra)
+  assert r.returncode == 2, (r.stdout, r.stderr)
+  errors = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+  assert len(errors) == 1 and message in errors[0], r.stderr
+  assert "Traceback" not in r.stderr
+  assert _digest(earlier_run) == before
+
+
+def test_bad_paths_exit_2(earlier_run, tmp_path):
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  cases = [
+      (["--workdir-is-file"], "is a file"),
+      (["--config.data.name=bytes", f"--config.data.corpus_dir={empty}"],
+       "config.data.corpus_dir: no text files"),
+  ]
+  a_file = tmp_path / "file.txt"
+  a_file.write_text("x")
+  r = _train(a_file, *TINY)
+  assert r.returncode == 2 and "error: --workdir: " in r.stderr and "is a file" in r.stderr
+  r = _train("/proc/warmup-research-test", *TINY)
+  assert r.returncode == 2 and "error: --workdir: " in r.stderr and "not a writable" in r.stderr
+  r = _train(tmp_path / "w", *TINY, *cases[1][0])
+  assert r.returncode == 2 and cases[1][1] in r.stderr
+  r = _train(tmp_path / "w", config=str(tmp_path / "missing.py"))
+  assert r.returncode == 2 and "error: --config: no such config file" in r.stderr
+  # a different config in an existing run dir is refused, the run kept
+  before = _digest(earlier_run)
+  r = _train(earlier_run, *TINY, "--config.train.total_steps=12")
+  assert r.returncode == 2 and "holds a run with a different config" in r.stderr
+  assert _digest(earlier_run) == before

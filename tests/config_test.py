@@ -1,0 +1,71 @@
+"""Config: loading, overrides, and one clear error per bad value."""
+import pytest
+
+from conftest import REPO, tiny_config
+from warmup_research import config as config_lib
+from warmup_research.errors import ConfigError
+
+BAD = [
+    ({"schedule.warmup_steps": 21}, r"config.schedule.warmup_steps: must be <= train.total_steps \(20\)"),
+    ({"schedule.warmup_steps": None, "schedule.warmup_ratio": 1.5},
+     r"config.schedule.warmup_ratio: must be a number in \[0, 1\]"),
+    ({"schedule.warmup_steps": None, "schedule.warmup_ratio": -0.1},
+     r"config.schedule.warmup_ratio: must be a number in \[0, 1\]"),
+    ({"schedule.warmup_ratio": 0.1}, "give config.schedule.warmup_steps or .*_ratio, not both"),
+    ({"optimizer.peak_lr": 0.0}, "config.optimizer.peak_lr: must be a number > 0"),
+    ({"optimizer.peak_lr": -1e-3}, "config.optimizer.peak_lr: must be a number > 0"),
+    ({"schedule.warmup_shape": "zigzag"},
+     "config.schedule.warmup_shape: unknown value 'zigzag'; allowed: none, linear"),
+    ({"schedule.decay_shape": "step"}, "config.schedule.decay_shape: unknown value 'step'"),
+    ({"optimizer.name": "adagrad"},
+     "config.optimizer.name: unknown value 'adagrad'; allowed: adamw, adam, sgd, radam, lion"),
+    ({"model.num_heads": 3}, r"config.model.num_heads: must divide model.d_model \(32\)"),
+    ({"model.norm": "sandwich"}, "config.model.norm: unknown value 'sandwich'; allowed: pre, post"),
+    ({"optimizer.b2": 1.0}, "config.optimizer.b2: must be a number >= 0 and < 1"),
+    ({"train.total_steps": 0}, "config.train.total_steps: must be an integer >= 1"),
+    ({"data.name": "bytes", "data.seq_len": 2048}, "config.data.seq_len: must be <= 1024"),
+    ({"schedule.decay_shape": "exponential", "schedule.final_frac": 0.0},
+     "config.schedule.final_frac: must be > 0 with decay_shape='exponential'"),
+]
+
+
+@pytest.mark.parametrize("overrides,message", BAD, ids=lambda x: str(x)[:40])
+def test_bad_values_name_the_field(overrides, message):
+  with pytest.raises(ConfigError, match=message):
+    tiny_config(**overrides)
+
+
+def test_overrides_are_typed_and_unknown_keys_fail():
+  cfg = config_lib.default_config()
+  out = config_lib.apply_overrides(cfg, {"optimizer.peak_lr": "3e-3", "schedule.warmup_steps": "7",
+                                         "model.norm": "post", "model.qk_norm": "True",
+                                         "optimizer.b1": "1"})
+  assert out.optimizer.peak_lr == 3e-3 and out.schedule.warmup_steps == 7
+  assert out.model.norm == "post" and out.model.qk_norm is True and out.optimizer.b1 == 1.0
+  assert cfg.optimizer.peak_lr == 1e-3, "overrides must not change the input config"
+  with pytest.raises(ConfigError, match="config.optimizer.peak_rate: no such field; fields here"):
+    config_lib.apply_overrides(cfg, {"optimizer.peak_rate": "1"})
+  with pytest.raises(ConfigError, match="config.optimiser.peak_lr: no such field 'optimiser'"):
+    config_lib.apply_overrides(cfg, {"optimiser.peak_lr": "1"})
+  with pytest.raises(ConfigError, match="config.optimizer.peak_lr: wrong type"):
+    config_lib.apply_overrides(cfg, {"optimizer.peak_lr": "fast"})
+  with pytest.raises(ConfigError, match="config.schedule.warmup_steps: wrong type"):
+    config_lib.apply_overrides(cfg, {"schedule.warmup_steps": "0.5"})
+
+
+def test_loading_experiment_files(tmp_path):
+  cfg = config_lib.load(str(REPO / "experiments" / "quickstart.py"))
+  config_lib.validate(cfg)
+  with pytest.raises(ConfigError, match="--config: no such config file"):
+    config_lib.load(str(tmp_path / "missing.py"))
+  (tmp_path / "noget.py").write_text("x = 1\n")
+  with pytest.raises(ConfigError, match="--config: .* has no get_config"):
+    config_lib.load(str(tmp_path / "noget.py"))
+
+
+def test_static_signature_ignores_dynamic_fields():
+  a = tiny_config()
+  b = tiny_config(**{"optimizer.peak_lr": 5e-3, "seed": 3, "schedule.warmup_shape": "cosine"})
+  c = tiny_config(**{"model.norm": "post"})
+  assert config_lib.static_signature(a) == config_lib.static_signature(b)
+  assert config_lib.static_signature(a) != config_lib.static_signature(c)

@@ -1,0 +1,55 @@
+"""Shared fixtures: tiny configs and a small real-text corpus.
+
+Environment for every test (and the subprocesses they start): JAX on CPU, and
+data / compilation-cache dirs under a temporary directory, never the user's.
+"""
+import os
+import pathlib
+import shutil
+import sys
+import sysconfig
+import tempfile
+
+_TMP = pathlib.Path(tempfile.mkdtemp(prefix="wr-tests-"))
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ["WARMUP_RESEARCH_DATA_DIR"] = str(_TMP / "tfds")
+os.environ["WARMUP_RESEARCH_JAX_CACHE"] = str(_TMP / "jax_cache")
+
+import pytest  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from warmup_research import config as config_lib  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def corpus_dir():
+  """A small corpus of real text: two packages of Python's standard library."""
+  out = _TMP / "corpus"
+  if not out.exists():
+    stdlib = pathlib.Path(sysconfig.get_paths()["stdlib"])
+    for pkg in ("json", "email", "logging", "http"):
+      shutil.copytree(stdlib / pkg, out / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+  return out
+
+
+def tiny_config(**overrides):
+  """A config small enough for a 2-core CPU test: 1 layer, d 32, seq 32."""
+  c = config_lib.default_config()
+  c.model.d_model, c.model.num_layers, c.model.num_heads = 32, 1, 2
+  c.data.seq_len, c.data.batch_size = 32, 4
+  c.data.name = "synthetic"
+  c.model.vocab_size = 256
+  c.train.total_steps, c.train.eval_every, c.train.eval_batches = 20, 10, 1
+  c.train.log_every, c.train.checkpoint_every = 1, 5
+  c.schedule.warmup_steps = 5
+  for k, v in overrides.items():
+    config_lib.set_field(c, k, v)
+  config_lib.validate(c)
+  return c
+
+
+@pytest.fixture
+def tiny_cfg():
+  return tiny_config

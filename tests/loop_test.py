@@ -1,0 +1,59 @@
+"""The group loop: K variants together equal each alone; resume equals an
+uninterrupted run; metrics files are cut back to the checkpoint."""
+import json
+import shutil
+
+import numpy as np
+
+from conftest import tiny_config
+from warmup_research import loop
+
+
+def _rows(path):
+  return [json.loads(l) for l in open(path)]
+
+
+def test_group_of_two_equals_each_alone(tmp_path):
+  cfgs = [tiny_config(**{"optimizer.peak_lr": lr}) for lr in (1e-3, 1e-2)]
+  both = loop.run_group(cfgs, metrics_paths=[tmp_path / "a.jsonl", tmp_path / "b.jsonl"],
+                        checkpoint_dir=tmp_path / "ck2", progress=False)
+  alone = loop.run_group(cfgs[1:], metrics_paths=[tmp_path / "b1.jsonl"],
+                         checkpoint_dir=tmp_path / "ck1", progress=False)
+  assert both.summaries[0] != both.summaries[1]
+  for x, y in zip(_rows(tmp_path / "b.jsonl"), _rows(tmp_path / "b1.jsonl")):
+    assert x.keys() == y.keys() and x["step"] == y["step"]
+    for k in x:
+      np.testing.assert_allclose(x[k], y[k], rtol=2e-5, atol=1e-7, err_msg=k)
+
+
+def test_resume_from_a_checkpoint_equals_uninterrupted(tmp_path):
+  cfg = tiny_config(**{"train.keep_checkpoints": 5})
+  full = loop.run_group([cfg], metrics_paths=[tmp_path / "full.jsonl"],
+                        checkpoint_dir=tmp_path / "full", progress=False)
+  assert full.steps_run == 20
+  # An interrupted run: the checkpoint at 10, metrics already written past it
+  # (and a torn last line), later checkpoints lost.
+  shutil.copytree(tmp_path / "full", tmp_path / "cut")
+  for step in ("15", "20"):
+    shutil.rmtree(tmp_path / "cut" / step, ignore_errors=True)
+  text = (tmp_path / "full.jsonl").read_text()
+  (tmp_path / "cut.jsonl").write_text(text[: int(len(text) * 0.8)])
+  resumed = loop.run_group([cfg], metrics_paths=[tmp_path / "cut.jsonl"],
+                           checkpoint_dir=tmp_path / "cut", progress=False)
+  assert resumed.steps_run == 10
+  assert _rows(tmp_path / "cut.jsonl") == _rows(tmp_path / "full.jsonl")
+  assert resumed.summaries == full.summaries
+
+
+def test_truncate_and_summarize(tmp_path):
+  p = tmp_path / "m.jsonl"
+  rows = [{"step": 0, "eval_loss": 5.0}] + [
+      {"step": s, "loss": 5.0 - s / 10, "diverged": 0} for s in range(10)] + [
+      {"step": 10, "eval_loss": 4.0}, {"step": 10, "loss": 4.0, "diverged": 1}]
+  loop.write_rows_atomic(p, rows)
+  s = loop.summarize(loop.read_metrics(p))
+  assert s["status"] == "diverged" and s["diverged_step"] == 10
+  assert s["initial_eval_loss"] == 5.0 and s["best_eval_loss"] == 4.0
+  loop.truncate_metrics(p, 5)
+  kept = loop.read_metrics(p)
+  assert [r["step"] for r in kept] == [0, 0, 1, 2, 3, 4]
