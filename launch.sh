@@ -2,10 +2,17 @@
 # warmup-research launcher. Creates .venv from requirements.txt when it is
 # missing or stale (requirements.txt changed), then runs what it is asked:
 #
-#   ./launch.sh                       the main job: the quickstart run
-#   ./launch.sh test [pytest args]    the test suite
-#   ./launch.sh CMD [args]            python -m warmup_research CMD [args]
-#                                     (train, schedules)
+#   ./launch.sh                          the main job: the quickstart grid
+#   ./launch.sh test [pytest args]       the test suite
+#   ./launch.sh experiments/NAME.py [..] python -m warmup_research sweep experiments/NAME.py [..]
+#   ./launch.sh CMD [args]               python -m warmup_research CMD [args]
+#                                        (sweep, train, report, schedules)
+#   ./launch.sh --procs N ...            the same, as N local processes joined by
+#                                        jax.distributed (coordinator on 127.0.0.1)
+#
+# Under SLURM (inside an allocation, SLURM_NTASKS > 1 and no SLURM_STEP_ID),
+# a sweep/train command is started with `srun` on every task; JAX detects the
+# cluster itself.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -19,18 +26,37 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
   .venv/bin/python -m pip install -q -r requirements.txt
   echo "$want" > "$stamp"
 fi
-PY=.venv/bin/python
+PY=$PWD/.venv/bin/python
+
+procs=1
+if [ "${1:-}" = "--procs" ]; then
+  procs=${2:-}
+  if ! [[ "$procs" =~ ^[0-9]+$ ]] || [ "$procs" -lt 1 ]; then
+    echo "error: --procs: must be an integer >= 1, got '${procs}'" >&2
+    exit 2
+  fi
+  shift 2
+fi
 
 case "${1:-}" in
-  "")
-    exec "$PY" -m warmup_research train --config experiments/quickstart.py \
-      --workdir workdirs/quickstart
-    ;;
-  test)
-    shift
-    exec "$PY" -m pytest -q tests "$@"
-    ;;
-  *)
-    exec "$PY" -m warmup_research "$@"
-    ;;
+  "") set -- sweep experiments/quickstart.py ;;
+  test) shift; exec "$PY" -m pytest -q tests "$@" ;;
+  *.py|*.py:*) set -- sweep "$@" ;;
 esac
+
+if [ "$procs" -gt 1 ]; then
+  port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  pids=()
+  for ((i = 0; i < procs; i++)); do
+    WR_COORDINATOR=127.0.0.1:$port WR_NUM_PROCESSES=$procs WR_PROCESS_ID=$i \
+      "$PY" -m warmup_research "$@" &
+    pids+=($!)
+  done
+  status=0
+  for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
+  exit $status
+fi
+if [ "${SLURM_NTASKS:-1}" -gt 1 ] && [ -z "${SLURM_STEP_ID:-}" ] && command -v srun >/dev/null; then
+  exec srun "$PY" -m warmup_research "$@"
+fi
+exec "$PY" -m warmup_research "$@"

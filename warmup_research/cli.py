@@ -1,7 +1,8 @@
-"""python -m warmup_research {train,schedules} ...
+"""python -m warmup_research {sweep,train,report,schedules} ...
 
-    train --config experiments/quickstart.py[:arg] --workdir DIR \
-          [--config.optimizer.peak_lr=3e-3 ...] [--overwrite] [--no-progress]
+    sweep experiments/NAME.py[:arg] [--workdir DIR] [--config.x.y=v ...] [--overwrite]
+    train --config experiments/NAME.py[:arg] --workdir DIR [--config.x.y=v ...] [--overwrite]
+    report WORKDIR
     schedules [--out results/schedules.png]
 
 Every bad input stops with one line `error: <field>: <what is allowed>` and
@@ -58,30 +59,112 @@ def load_config(spec: str, overrides: dict[str, str]):
   return cfg
 
 
+def _start_jax(cache_dir: str):
+  """Distributed start-up (several processes) and the compilation cache."""
+  from warmup_research import mesh as mesh_lib
+  mesh_lib.maybe_initialize_distributed()
+  setup_jax(cache_dir)
+
+
+def _barrier(name: str) -> None:
+  import jax
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices(name)
+
+
+def _prepare_data(cfg):
+  """Builds the dataset (process 0 first, so hosts never build at once)."""
+  import jax
+  from warmup_research import data
+  batches = data.Batches(cfg) if jax.process_index() == 0 else None
+  _barrier("data")
+  return batches or data.Batches(cfg)
+
+
+def _fmt(x):
+  return "n/a" if x is None else f"{x:.4f}"
+
+
 def cmd_train(args, rest) -> None:
-  from warmup_research import config as config_lib, data, loop, workdir
+  from warmup_research import config as config_lib, mesh as mesh_lib, workdir
   cfg = load_config(args.config, split_overrides(rest))
-  batches = data.Batches(cfg)  # bad dataset / corpus fail here, before the workdir
-  wd = workdir.prepare(args.workdir, config_lib.to_json(cfg), overwrite=args.overwrite)
-  setup_jax(args.jax_cache_dir)
-  result = loop.run_group([cfg], metrics_paths=[wd / "metrics.jsonl"],
+  _start_jax(args.jax_cache_dir)
+  import jax
+  batches = _prepare_data(cfg)  # bad dataset / corpus fail here, before the workdir
+  shape = mesh_lib.choose_shape(jax.device_count(), 1, cfg.data.batch_size,
+                                cfg.mesh.variant, cfg.mesh.data)
+  wd = workdir.prepare(args.workdir, config_lib.to_json(cfg), overwrite=args.overwrite,
+                       write=jax.process_index() == 0)
+  _barrier("workdir")
+  from warmup_research import loop
+  result = loop.run_group([cfg], metrics_paths=[wd / "metrics.jsonl"], mesh=mesh_lib.make(*shape),
                           checkpoint_dir=wd / "checkpoints", batches=batches,
                           progress=not args.no_progress)
+  if jax.process_index() != 0:
+    return
   s = result.summaries[0]
   tokens_per_step = cfg.data.batch_size * cfg.data.seq_len
   summary = dict(**s, compile_seconds=result.compile_seconds, step_seconds=result.step_seconds,
                  tokens_per_second=tokens_per_step / result.step_seconds
                  if result.step_seconds == result.step_seconds else None)
   workdir.write_atomic(wd / "summary.json", json.dumps(summary, indent=1))
-  def fmt(x):
-    return "n/a" if x is None else f"{x:.4f}"
   print(f"done: {s['status']} after {s['steps']} steps"
         + (f" (diverged at step {s['diverged_step']})" if s["diverged_step"] is not None else "")
-        + f" | train loss {fmt(s['final_train_loss'])} | eval loss {fmt(s['initial_eval_loss'])}"
-        f" -> {fmt(s['final_eval_loss'])} (best {fmt(s['best_eval_loss'])})"
-        f" | compile {result.compile_seconds:.1f}s | {result.steps_run} steps run here"
+        + f" | train loss {_fmt(s['final_train_loss'])} | eval loss "
+        f"{_fmt(s['initial_eval_loss'])} -> {_fmt(s['final_eval_loss'])} "
+        f"(best {_fmt(s['best_eval_loss'])}) | compile {result.compile_seconds:.1f}s | "
+        f"{result.steps_run} steps run here"
         + (f", {1 / result.step_seconds:.1f} steps/s" if result.steps_run > 2 else "")
         + f" | {wd}")
+
+
+def cmd_sweep(args, rest) -> None:
+  from warmup_research import config as config_lib, sweep, workdir
+  overrides = split_overrides(rest)
+  base = config_lib.apply_overrides(config_lib.load(args.experiment), overrides)
+  variants = sweep.expand(base, config_lib.load_sweep(args.experiment))
+  name = pathlib.Path(args.experiment.partition(":")[0]).stem
+  wd = pathlib.Path(args.workdir or f"results/{name}")
+  _start_jax(args.jax_cache_dir)
+  import jax
+  from warmup_research import mesh as mesh_lib, results
+  for members in sweep.group(variants):  # every group's mesh fits, before any compute
+    c = members[0].cfg
+    mesh_lib.choose_shape(jax.device_count(), len(members), c.data.batch_size,
+                          c.mesh.variant, c.mesh.data)
+  _prepare_data(variants[0].cfg)
+  for members in sweep.group(variants)[1:]:
+    _prepare_data(members[0].cfg)
+  workdir.prepare(wd, sweep.sweep_record(args.experiment, variants), overwrite=args.overwrite,
+                  record_name="sweep.json", write=jax.process_index() == 0)
+  _barrier("workdir")
+  n_groups = len(sweep.group(variants))
+  if jax.process_index() == 0:
+    print(f"[sweep] {args.experiment}: {len(variants)} runs in {n_groups} compile group(s) "
+          f"on {jax.device_count()} {jax.devices()[0].platform} device(s), "
+          f"{jax.process_count()} process(es) -> {wd}", file=sys.stderr)
+  command = " ".join(["python -m warmup_research sweep", args.experiment,
+                      *(["--workdir", args.workdir] if args.workdir else []), *rest])
+  sweep.run(variants, wd, progress=not args.no_progress, command=command)
+  _barrier("done")
+  if jax.process_index() == 0:
+    summary = results.write(wd)
+    print(f"done: {summary['n_runs']} runs, {summary['n_compiles']} train-step compilation(s); "
+          f"{wd / 'runs.csv'}, {wd / 'summary.md'}, {wd / 'plots'}")
+    print((wd / "summary.md").read_text())
+
+
+def cmd_report(args, rest) -> None:
+  if rest:
+    raise ConfigError(rest[0], "unknown argument")
+  from warmup_research import results
+  wd = pathlib.Path(args.workdir)
+  if not (wd / "sweep.json").is_file():
+    raise ConfigError("WORKDIR", f"{wd} holds no sweep (no sweep.json)")
+  summary = results.write(wd)
+  print(f"rebuilt {wd / 'runs.csv'}, summary.md, summary.json, plots/ "
+        f"({summary['n_runs']} runs)")
 
 
 def cmd_schedules(args, rest) -> None:
@@ -105,6 +188,17 @@ def parser() -> argparse.ArgumentParser:
   t.add_argument("--jax-cache-dir", default=default_cache_dir(),
                  help="persistent compilation cache ('' = off)")
   t.set_defaults(fn=cmd_train)
+  w = sub.add_parser("sweep", help="run an experiment's grid (default workdir results/NAME)")
+  w.add_argument("experiment", help="experiments/NAME.py[:arg]")
+  w.add_argument("--workdir", default=None)
+  w.add_argument("--overwrite", action="store_true",
+                 help="replace a workdir that holds a different grid")
+  w.add_argument("--no-progress", action="store_true")
+  w.add_argument("--jax-cache-dir", default=default_cache_dir())
+  w.set_defaults(fn=cmd_sweep)
+  r = sub.add_parser("report", help="rebuild a sweep's tables and plots from its files")
+  r.add_argument("workdir")
+  r.set_defaults(fn=cmd_report)
   s = sub.add_parser("schedules", help="plot every schedule shape")
   s.add_argument("--out", default="results/schedules.png")
   s.add_argument("--total-steps", type=int, default=1000)
@@ -114,6 +208,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
+  from warmup_research import mesh as mesh_lib
+  mesh_lib.set_host_device_count()  # before jax is imported: one CPU device per core
   args, rest = parser().parse_known_args(argv)
   try:
     args.fn(args, rest)

@@ -38,6 +38,7 @@ Field semantics (defaults in `default_config`):
   train.log_every          metrics.jsonl rows every k steps
   train.checkpoint_every/keep_checkpoints  orbax cadence / how many to keep
   train.divergence_bound   a loss above this (or non-finite) is divergence
+  mesh.variant/mesh.data   device-mesh axis sizes (0 = pick; see mesh.py)
 """
 from __future__ import annotations
 
@@ -91,14 +92,14 @@ def default_config() -> ml_collections.ConfigDict:
                      weight_decay=0.1, momentum=0.9, nesterov=False, clip_norm=1.0)
   c.train = dict(total_steps=1000, eval_every=100, eval_batches=4, log_every=10,
                  checkpoint_every=200, keep_checkpoints=2, divergence_bound=100.0)
+  c.mesh = dict(variant=0, data=0)
   return c
 
 
 # --------------------------------------------------------------------- loading
 
 
-def load(spec: str) -> ml_collections.ConfigDict:
-  """Loads `path/to/experiment.py[:arg]` by calling its `get_config(arg)`."""
+def _module(spec: str):
   path, _, arg = spec.partition(":")
   p = pathlib.Path(path)
   if not p.is_file():
@@ -111,10 +112,24 @@ def load(spec: str) -> ml_collections.ConfigDict:
     raise ConfigError("--config", f"{path} failed to import: {type(e).__name__}: {e}") from e
   if not callable(getattr(module, "get_config", None)):
     raise ConfigError("--config", f"{path} has no get_config() function")
+  return module, path, arg
+
+
+def load(spec: str) -> ml_collections.ConfigDict:
+  """Loads `path/to/experiment.py[:arg]` by calling its `get_config(arg)`."""
+  module, path, arg = _module(spec)
   cfg = module.get_config(arg) if arg else module.get_config()
   if not isinstance(cfg, ml_collections.ConfigDict):
     raise ConfigError("--config", f"{path}: get_config() must return a ConfigDict")
   return cfg
+
+
+def load_sweep(spec: str) -> list[dict]:
+  """The grid of `path/to/experiment.py[:arg]`: `get_sweep(arg)`, or one point."""
+  module, _, arg = _module(spec)
+  if not callable(getattr(module, "get_sweep", None)):
+    return [{}]
+  return module.get_sweep(arg) if arg else module.get_sweep()
 
 
 def parse_value(text: str):
@@ -213,7 +228,7 @@ def _choice(cfg, field, allowed):
 
 def validate(cfg) -> None:
   """Raises ConfigError (naming the field and what is allowed) on bad values."""
-  for section in ("data", "model", "schedule", "optimizer", "train"):
+  for section in ("data", "model", "schedule", "optimizer", "train", "mesh"):
     _check(section in cfg, section, "missing section")
   _number(cfg, "seed", lo=0, integer=True)
   t = cfg.train
@@ -280,6 +295,8 @@ def validate(cfg) -> None:
   _check(isinstance(o.nesterov, bool), "optimizer.nesterov",
          f"must be True or False, got {o.nesterov!r}")
   _number(cfg, "optimizer.clip_norm", lo=0)
+  _number(cfg, "mesh.variant", lo=0, integer=True)
+  _number(cfg, "mesh.data", lo=0, integer=True)
   del total
 
 

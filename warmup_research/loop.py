@@ -30,11 +30,11 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from warmup_research import checkpoints, config as config_lib, data, train
+from warmup_research import checkpoints, data, train
+from warmup_research import mesh as mesh_lib
 
 TRAIN_KEYS = ("loss", "z_loss", "lr", "grad_norm", "update_norm", "param_norm", "diverged")
 
@@ -45,10 +45,6 @@ class GroupResult:
   compile_seconds: float
   step_seconds: float            # steady-state wall seconds per update (all variants)
   steps_run: int                 # updates run in this process (0 if all were done)
-
-
-def stack(trees):
-  return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
 
 def read_metrics(path) -> list[dict]:
@@ -93,80 +89,102 @@ def summarize(rows: list[dict]) -> dict:
       steps=evals[-1]["step"] if evals else 0)
 
 
-def run_group(cfgs, *, metrics_paths, checkpoint_dir, desc="train",
+def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
               progress=True, batches: data.Batches | None = None) -> GroupResult:
-  """Trains the variants `cfgs` (validated, one static signature) together."""
+  """Trains the variants `cfgs` (validated, one static signature) together.
+
+  The K variants are padded to a multiple of the mesh's `variant` axis (pads
+  repeat the last variant; their results are dropped) and sharded over it;
+  each batch is sharded over `data`. Every process of a multi-process run calls
+  this; only process 0 writes metrics files.
+  """
   cfg0 = cfgs[0]
   t_cfg = cfg0.train
   total = t_cfg.total_steps
+  k = len(cfgs)
+  writer = jax.process_index() == 0
   trainer = train.Trainer(cfg0)
   batches = batches or data.Batches(cfg0)
-  hp = stack([train.hparams(c) for c in cfgs])
-  keys = jnp.stack([jax.random.key(c.seed) for c in cfgs])
+  per_variant, batch_sharding, replicated = mesh_lib.shardings(mesh)
+  k_pad = -(-k // mesh.shape["variant"]) * mesh.shape["variant"]
+  padded = list(cfgs) + [cfgs[-1]] * (k_pad - k)
+  hp = mesh_lib.to_global(
+      jax.tree.map(lambda *x: np.stack(x), *[train.hparams(c) for c in padded]), per_variant)
+  keys = mesh_lib.to_global(
+      np.stack([np.asarray(jax.random.key_data(jax.random.key(c.seed))) for c in padded]),
+      per_variant)
 
-  vinit = jax.jit(jax.vmap(trainer.init))
-  vstep = jax.jit(jax.vmap(trainer.train_step, in_axes=(0, None, 0)), donate_argnums=0)
-  veval = jax.jit(jax.vmap(trainer.eval_step, in_axes=(0, None, 0)))
+  def init(key_data, hp):
+    return trainer.init(jax.random.wrap_key_data(key_data), hp)
+
+  vinit = jax.jit(jax.vmap(init), out_shardings=per_variant)
+  vstep = jax.jit(jax.vmap(trainer.train_step, in_axes=(0, None, 0)),
+                  out_shardings=(per_variant, replicated), donate_argnums=0)
+  veval = jax.jit(jax.vmap(trainer.eval_step, in_axes=(0, None, 0)), out_shardings=replicated)
+  put_batch = lambda x: mesh_lib.to_global(x, batch_sharding)
 
   ckpt = checkpoints.Checkpointer(checkpoint_dir, keep=t_cfg.keep_checkpoints)
   abstract = jax.eval_shape(vinit, keys, hp)
+  abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=per_variant),
+                          abstract)
   restored = ckpt.restore_latest(abstract)
   if restored is None:
     start, state = 0, vinit(keys, hp)
-    for p in metrics_paths:
-      write_rows_atomic(p, [])
+    if writer:
+      for p in metrics_paths:
+        write_rows_atomic(p, [])
   else:
     start, state, meta = restored
     if meta.get("finished"):
       start = total
-    for p in metrics_paths:
-      truncate_metrics(p, start)
+    if writer:
+      for p in metrics_paths:
+        truncate_metrics(p, start)
 
   if start >= total:  # nothing left to run: report from the metrics files
     ckpt.close()
     return GroupResult(summaries=[summarize(read_metrics(p)) for p in metrics_paths],
                        compile_seconds=0.0, step_seconds=float("nan"), steps_run=0)
-  batch0 = jnp.asarray(batches.train(start))
+  batch0 = put_batch(batches.train(start))
   t0 = time.perf_counter()
   step_fn = vstep.lower(state, batch0, hp).compile()
   compile_seconds = time.perf_counter() - t0
-  eval_batches = [jnp.asarray(batches.eval(i)) for i in range(t_cfg.eval_batches)]
+  eval_batches = [put_batch(batches.eval(i)) for i in range(t_cfg.eval_batches)]
 
-  files = [open(p, "a") for p in metrics_paths]
+  files = [open(p, "a") if writer else None for p in metrics_paths]
 
   def write(rows_per_variant):
     for f, row in zip(files, rows_per_variant):
-      f.write(json.dumps(row) + "\n")
+      if f is not None:
+        f.write(json.dumps(row) + "\n")
 
   def evaluate(n):
     losses = np.mean([np.asarray(veval(state.params, b, hp)) for b in eval_batches], axis=0)
-    write([dict(step=n, eval_loss=float(x)) for x in losses])
-    return losses
+    write([dict(step=n, eval_loss=float(x)) for x in losses[:k]])
 
   def flush(pending):
-    if pending is not None:
-      s, m = pending
-      m = jax.device_get(m)
-      write([{"step": s, **{k: float(m[k][v]) for k in TRAIN_KEYS}}
-             for v in range(len(cfgs))])
-      return m
-    return None
+    if pending is None:
+      return None
+    s, m = pending
+    m = jax.device_get(m)
+    write([{"step": s, **{key: float(m[key][v]) for key in TRAIN_KEYS}} for v in range(k)])
+    return m
 
   if start == 0:
     evaluate(0)
   bar = tqdm(total=total, initial=start, desc=desc, unit="step", file=sys.stderr,
-             disable=not progress, dynamic_ncols=True)
+             disable=not (progress and writer), dynamic_ncols=True)
   pending, timed_from, t_steady = None, None, None
   done = start
   for t in range(start, total):
-    batch = batch0 if t == start else jnp.asarray(batches.train(t))
+    batch = batch0 if t == start else put_batch(batches.train(t))
     state, metrics = step_fn(state, batch, hp)
-    m = flush(pending)
+    m = flush(pending)   # read step t-1's metrics only after step t is dispatched
     pending = (t, metrics) if (t % t_cfg.log_every == 0 or t == total - 1) else None
     done = t + 1
-    all_diverged = m is not None and bool(np.all(m["diverged"]))
+    all_diverged = m is not None and bool(np.all(m["diverged"][:k]))
     if m is not None:
-      bar.set_postfix(loss=f"{float(np.nanmean(m['loss'])):.4f}", refresh=False)
+      bar.set_postfix(loss=f"{float(np.nanmean(m['loss'][:k])):.4f}", refresh=False)
     if t == start + 1:
       jax.block_until_ready(state)
       timed_from, t_steady = done, time.perf_counter()
@@ -179,7 +197,8 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, desc="train",
       flush(pending)
       pending = None
       for f in files:
-        f.flush()
+        if f is not None:
+          f.flush()
       ckpt.save(done, state, dict(step=done, finished=finished,
                                   configs=[c.to_dict() for c in cfgs]))
     bar.update(1)
@@ -190,10 +209,11 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, desc="train",
   end = time.perf_counter()
   bar.close()
   for f in files:
-    f.close()
+    if f is not None:
+      f.close()
   ckpt.close()
   steps_timed = (done - timed_from) if timed_from is not None else 0
   step_seconds = (end - t_steady) / steps_timed if steps_timed > 0 else float("nan")
-  summaries = [summarize(read_metrics(p)) for p in metrics_paths]
+  summaries = [summarize(read_metrics(p)) for p in metrics_paths] if writer else []
   return GroupResult(summaries=summaries, compile_seconds=compile_seconds,
                      step_seconds=step_seconds, steps_run=done - start)

@@ -14,31 +14,37 @@ import tempfile
 from warmup_research.errors import ConfigError
 
 
-def prepare(path, config_json: str, *, overwrite: bool = False,
-            field: str = "--workdir") -> pathlib.Path:
-  """Creates/validates `path` and records `config_json` in it."""
+def prepare(path, config_json: str, *, overwrite: bool = False, field: str = "--workdir",
+            record_name: str = "config.json", write: bool = True) -> pathlib.Path:
+  """Creates/validates `path` and records `config_json` in it as `record_name`.
+
+  `write=False` (the non-zero processes of a multi-process run) only checks.
+  """
   path = pathlib.Path(path)
   if path.exists() and not path.is_dir():
     raise ConfigError(field, f"{path} is a file; give a directory")
-  try:
-    path.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path, prefix=".write-probe-"):
-      pass
-  except OSError as e:
-    raise ConfigError(field, f"{path} is not a writable directory ({e.strerror})") from e
-  recorded = path / "config.json"
+  if write:
+    try:
+      path.mkdir(parents=True, exist_ok=True)
+      with tempfile.NamedTemporaryFile(dir=path, prefix=".write-probe-"):
+        pass
+    except OSError as e:
+      raise ConfigError(field, f"{path} is not a writable directory ({e.strerror})") from e
+  recorded = path / record_name
   if recorded.exists():
     try:
       same = json.loads(recorded.read_text()) == json.loads(config_json)
     except json.JSONDecodeError:
       same = False
     if not same and not overwrite:
-      raise ConfigError(field, f"{path} holds a run with a different config; use another "
-                        "--workdir, or --overwrite to replace it")
-    if not same:
+      raise ConfigError(field, f"{path} holds a {'grid' if 'sweep' in record_name else 'run'} "
+                        "with a different config; use another --workdir, or --overwrite to "
+                        "replace it")
+    if not same and write:
       for child in path.iterdir():
         shutil.rmtree(child) if child.is_dir() else child.unlink()
-  write_atomic(recorded, config_json)
+  if write:
+    write_atomic(recorded, config_json)
   return path
 
 

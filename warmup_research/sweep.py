@@ -1,0 +1,159 @@
+"""Grids of variants: expand, validate, group by static signature, run.
+
+An experiment file's `get_sweep()` returns a list of points, each a dict of
+`{dotted.field: value}`, built with `axis`, `product` and `zip_`:
+
+    product(axis("optimizer.peak_lr", [1e-3, 3e-3]),
+            zip_(axis("schedule.warmup_steps", [0, 100]),
+                 axis("schedule.warmup_shape", ["none", "linear"])),
+            axis("seed", [0, 1]))
+
+`expand` applies each point to the base config (after the command line's
+`--config.*` overrides, so swept fields take the grid's values), validates
+every variant before any compute, and names each run by its swept values
+(`run_id`, e.g. `peak_lr=0.003,warmup_steps=100,seed=0`). `group` splits the
+variants by their static signature (`config.static_signature`): each group is
+one compiled, vmapped program (`loop.run_group`).
+
+Workdir layout (`results.py` reads it; `report` rebuilds tables from it):
+
+    sweep.json            the expanded grid (run ids, swept values, configs)
+    groups/GID.json       a finished group: its runs, compile / step seconds
+    metrics/RUN_ID.jsonl  per-step curves;  checkpoints/GID/  orbax, per group
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import pathlib
+import sys
+import time
+
+from warmup_research import config as config_lib
+from warmup_research.errors import ConfigError
+
+
+@dataclasses.dataclass
+class Variant:
+  run_id: str
+  cfg: object                 # ml_collections.ConfigDict
+  swept: dict                 # {dotted.field: value}
+
+
+def axis(field: str, values) -> list[dict]:
+  return [{field: v} for v in values]
+
+
+def product(*axes: list[dict]) -> list[dict]:
+  return [dict(itertools.chain.from_iterable(p.items() for p in combo))
+          for combo in itertools.product(*axes)]
+
+
+def zip_(*axes: list[dict]) -> list[dict]:
+  if len({len(a) for a in axes}) > 1:
+    raise ConfigError("get_sweep", f"zip_ of axes of different lengths {[len(a) for a in axes]}")
+  return [dict(itertools.chain.from_iterable(p.items() for p in combo)) for combo in zip(*axes)]
+
+
+def _fmt(value) -> str:
+  if isinstance(value, float):
+    return f"{value:g}"
+  return str(value).replace("/", "_").replace(",", "_").replace(" ", "")
+
+
+def run_ids(points: list[dict]) -> list[str]:
+  """Readable ids from swept values; a field is named by its last part unless
+  two swept fields share it."""
+  fields = list(dict.fromkeys(f for p in points for f in p))
+  short = {f: f.split(".")[-1] for f in fields}
+  clashes = {s for s in short.values() if list(short.values()).count(s) > 1}
+  name = {f: (f if short[f] in clashes else short[f]) for f in fields}
+  return [",".join(f"{name[f]}={_fmt(v)}" for f, v in p.items()) or "base" for p in points]
+
+
+def expand(base, points: list[dict]) -> list[Variant]:
+  """Validated variants of a grid; every bad point fails here, by name."""
+  if not isinstance(points, list) or not points:
+    raise ConfigError("get_sweep", "the grid is empty; return a non-empty list of points "
+                      "(dicts of {'section.field': value})")
+  variants, seen = [], {}
+  for point, run_id in zip(points, run_ids(points)):
+    if not isinstance(point, dict):
+      raise ConfigError("get_sweep", f"each point must be a dict, got {point!r}")
+    try:
+      cfg = config_lib.apply_overrides(base, point)
+      config_lib.validate(cfg)
+    except ConfigError as e:
+      raise ConfigError(e.field, f"{str(e)[len(e.field) + 2:]} (in variant {run_id})") from e
+    key = config_lib.to_json(cfg)
+    if key in seen:
+      raise ConfigError("get_sweep", f"duplicate variants: {seen[key]!r} and {run_id!r} "
+                        "have the same config")
+    seen[key] = run_id
+    variants.append(Variant(run_id, cfg, dict(point)))
+  return variants
+
+
+def group(variants: list[Variant]) -> list[list[Variant]]:
+  """Compile groups: variants with equal static signatures, in grid order."""
+  groups: dict[str, list[Variant]] = {}
+  for v in variants:
+    groups.setdefault(config_lib.static_signature(v.cfg), []).append(v)
+  return list(groups.values())
+
+
+def sweep_record(spec: str, variants: list[Variant]) -> str:
+  return json.dumps(dict(experiment=spec, runs=[
+      dict(run_id=v.run_id, swept=v.swept, config=v.cfg.to_dict()) for v in variants]),
+      sort_keys=True)
+
+
+def run(variants: list[Variant], workdir: pathlib.Path, *, progress: bool = True,
+        command: str = "") -> dict:
+  """Runs every unfinished group (resuming from checkpoints); returns timings."""
+  import jax
+  from warmup_research import data, loop, mesh as mesh_lib, workdir as workdir_lib
+
+  writer = jax.process_index() == 0
+  groups = group(variants)
+  for sub in ("groups", "metrics", "checkpoints"):
+    (workdir / sub).mkdir(exist_ok=True)
+  summary = []
+  for gi, members in enumerate(groups):
+    gid = f"g{gi:03d}"
+    marker = workdir / "groups" / f"{gid}.json"
+    cfg0 = members[0].cfg
+    if marker.exists():
+      print(f"[sweep] group {gid}: {len(members)} runs already finished, skipped", file=sys.stderr)
+      summary.append(json.loads(marker.read_text()))
+      continue
+    variant_axis, data_axis = mesh_lib.choose_shape(
+        jax.device_count(), len(members), cfg0.data.batch_size, cfg0.mesh.variant, cfg0.mesh.data)
+    mesh = mesh_lib.make(variant_axis, data_axis)
+    batches = data.Batches(cfg0)
+    t0 = time.perf_counter()
+    result = loop.run_group(
+        [v.cfg for v in members], mesh=mesh, batches=batches, progress=progress,
+        metrics_paths=[workdir / "metrics" / f"{v.run_id}.jsonl" for v in members],
+        checkpoint_dir=workdir / "checkpoints" / gid,
+        desc=f"{gid} ({len(members)} runs)")
+    record = dict(group=gid, run_ids=[v.run_id for v in members],
+                  compile_seconds=result.compile_seconds,
+                  step_seconds=None if math.isnan(result.step_seconds) else result.step_seconds,
+                  steps_run=result.steps_run, wall_seconds=time.perf_counter() - t0,
+                  train_step_compiles=1 if result.steps_run else 0,
+                  device=mesh_lib.describe(mesh), command=command,
+                  finished_at=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+    if writer:
+      workdir_lib.write_atomic(marker, json.dumps(record, indent=1))
+      n_div = sum(s["status"] == "diverged" for s in result.summaries)
+      best = min((s["final_eval_loss"] for s in result.summaries
+                  if s["final_eval_loss"] is not None and math.isfinite(s["final_eval_loss"])),
+                 default=float("nan"))
+      print(f"[sweep] group {gid}: {len(members)} runs done in {record['wall_seconds']:.0f}s "
+            f"(compile {result.compile_seconds:.1f}s, {n_div} diverged, best final eval "
+            f"loss {best:.4f})", file=sys.stderr)
+    summary.append(record)
+  return dict(groups=summary)
