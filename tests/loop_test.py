@@ -6,7 +6,9 @@ import shutil
 import numpy as np
 
 from conftest import tiny_config
-from warmup_research import loop
+from warmup_research import loop, mesh
+
+MESH = mesh.make(1, 1)  # the in-process tests see one CPU device
 
 
 def _rows(path):
@@ -16,9 +18,9 @@ def _rows(path):
 def test_group_of_two_equals_each_alone(tmp_path):
   cfgs = [tiny_config(**{"optimizer.peak_lr": lr}) for lr in (1e-3, 1e-2)]
   both = loop.run_group(cfgs, metrics_paths=[tmp_path / "a.jsonl", tmp_path / "b.jsonl"],
-                        checkpoint_dir=tmp_path / "ck2", progress=False)
+                        checkpoint_dir=tmp_path / "ck2", mesh=MESH, progress=False)
   alone = loop.run_group(cfgs[1:], metrics_paths=[tmp_path / "b1.jsonl"],
-                         checkpoint_dir=tmp_path / "ck1", progress=False)
+                         checkpoint_dir=tmp_path / "ck1", mesh=MESH, progress=False)
   assert both.summaries[0] != both.summaries[1]
   for x, y in zip(_rows(tmp_path / "b.jsonl"), _rows(tmp_path / "b1.jsonl")):
     assert x.keys() == y.keys() and x["step"] == y["step"]
@@ -29,7 +31,7 @@ def test_group_of_two_equals_each_alone(tmp_path):
 def test_resume_from_a_checkpoint_equals_uninterrupted(tmp_path):
   cfg = tiny_config(**{"train.keep_checkpoints": 5})
   full = loop.run_group([cfg], metrics_paths=[tmp_path / "full.jsonl"],
-                        checkpoint_dir=tmp_path / "full", progress=False)
+                        checkpoint_dir=tmp_path / "full", mesh=MESH, progress=False)
   assert full.steps_run == 20
   # An interrupted run: the checkpoint at 10, metrics already written past it
   # (and a torn last line), later checkpoints lost.
@@ -39,7 +41,7 @@ def test_resume_from_a_checkpoint_equals_uninterrupted(tmp_path):
   text = (tmp_path / "full.jsonl").read_text()
   (tmp_path / "cut.jsonl").write_text(text[: int(len(text) * 0.8)])
   resumed = loop.run_group([cfg], metrics_paths=[tmp_path / "cut.jsonl"],
-                           checkpoint_dir=tmp_path / "cut", progress=False)
+                           checkpoint_dir=tmp_path / "cut", mesh=MESH, progress=False)
   assert resumed.steps_run == 10
   assert _rows(tmp_path / "cut.jsonl") == _rows(tmp_path / "full.jsonl")
   assert resumed.summaries == full.summaries

@@ -45,6 +45,7 @@ class GroupResult:
   compile_seconds: float
   step_seconds: float            # steady-state wall seconds per update (all variants)
   steps_run: int                 # updates run in this process (0 if all were done)
+  state_sharding: str = ""       # the sharding spec of the stacked params, as run
 
 
 def read_metrics(path) -> list[dict]:
@@ -89,44 +90,62 @@ def summarize(rows: list[dict]) -> dict:
       steps=evals[-1]["step"] if evals else 0)
 
 
+class Program:
+  """The jitted, vmapped, sharded functions and stacked inputs of one group.
+
+  The K variants are padded to a multiple of the mesh's `variant` axis (pads
+  repeat the last variant; their results are dropped) and sharded over it;
+  each batch is sharded over `data`. Metrics and eval losses come back
+  replicated, so every process can read them.
+  """
+
+  def __init__(self, cfgs, mesh):
+    trainer = train.Trainer(cfgs[0])
+    self.per_variant, self.batch_sharding, replicated = mesh_lib.shardings(mesh)
+    self.k = len(cfgs)
+    k_pad = -(-self.k // mesh.shape["variant"]) * mesh.shape["variant"]
+    padded = list(cfgs) + [cfgs[-1]] * (k_pad - self.k)
+    self.hp = mesh_lib.to_global(
+        jax.tree.map(lambda *x: np.stack(x), *[train.hparams(c) for c in padded]),
+        self.per_variant)
+    self.keys = mesh_lib.to_global(
+        np.stack([np.asarray(jax.random.key_data(jax.random.key(c.seed))) for c in padded]),
+        self.per_variant)
+
+    def init(key_data, hp):
+      return trainer.init(jax.random.wrap_key_data(key_data), hp)
+
+    self.init = jax.jit(jax.vmap(init), out_shardings=self.per_variant)
+    self.step = jax.jit(jax.vmap(trainer.train_step, in_axes=(0, None, 0)),
+                        out_shardings=(self.per_variant, replicated), donate_argnums=0)
+    self.eval = jax.jit(jax.vmap(trainer.eval_step, in_axes=(0, None, 0)),
+                        out_shardings=replicated)
+
+  def put_batch(self, batch_BxL1):
+    return mesh_lib.to_global(batch_BxL1, self.batch_sharding)
+
+
 def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
               progress=True, batches: data.Batches | None = None) -> GroupResult:
   """Trains the variants `cfgs` (validated, one static signature) together.
 
-  The K variants are padded to a multiple of the mesh's `variant` axis (pads
-  repeat the last variant; their results are dropped) and sharded over it;
-  each batch is sharded over `data`. Every process of a multi-process run calls
-  this; only process 0 writes metrics files.
+  Every process of a multi-process run calls this; only process 0 writes
+  metrics files.
   """
   cfg0 = cfgs[0]
   t_cfg = cfg0.train
   total = t_cfg.total_steps
   k = len(cfgs)
   writer = jax.process_index() == 0
-  trainer = train.Trainer(cfg0)
   batches = batches or data.Batches(cfg0)
-  per_variant, batch_sharding, replicated = mesh_lib.shardings(mesh)
-  k_pad = -(-k // mesh.shape["variant"]) * mesh.shape["variant"]
-  padded = list(cfgs) + [cfgs[-1]] * (k_pad - k)
-  hp = mesh_lib.to_global(
-      jax.tree.map(lambda *x: np.stack(x), *[train.hparams(c) for c in padded]), per_variant)
-  keys = mesh_lib.to_global(
-      np.stack([np.asarray(jax.random.key_data(jax.random.key(c.seed))) for c in padded]),
-      per_variant)
-
-  def init(key_data, hp):
-    return trainer.init(jax.random.wrap_key_data(key_data), hp)
-
-  vinit = jax.jit(jax.vmap(init), out_shardings=per_variant)
-  vstep = jax.jit(jax.vmap(trainer.train_step, in_axes=(0, None, 0)),
-                  out_shardings=(per_variant, replicated), donate_argnums=0)
-  veval = jax.jit(jax.vmap(trainer.eval_step, in_axes=(0, None, 0)), out_shardings=replicated)
-  put_batch = lambda x: mesh_lib.to_global(x, batch_sharding)
+  prog = Program(cfgs, mesh)
+  vinit, vstep, veval, hp, keys, put_batch = (prog.init, prog.step, prog.eval, prog.hp,
+                                              prog.keys, prog.put_batch)
 
   ckpt = checkpoints.Checkpointer(checkpoint_dir, keep=t_cfg.keep_checkpoints)
   abstract = jax.eval_shape(vinit, keys, hp)
-  abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=per_variant),
-                          abstract)
+  abstract = jax.tree.map(
+      lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=prog.per_variant), abstract)
   restored = ckpt.restore_latest(abstract)
   if restored is None:
     start, state = 0, vinit(keys, hp)
@@ -215,5 +234,6 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   steps_timed = (done - timed_from) if timed_from is not None else 0
   step_seconds = (end - t_steady) / steps_timed if steps_timed > 0 else float("nan")
   summaries = [summarize(read_metrics(p)) for p in metrics_paths] if writer else []
+  spec = str(jax.tree.leaves(state.params)[0].sharding.spec)
   return GroupResult(summaries=summaries, compile_seconds=compile_seconds,
-                     step_seconds=step_seconds, steps_run=done - start)
+                     step_seconds=step_seconds, steps_run=done - start, state_sharding=spec)

@@ -1,0 +1,253 @@
+"""The sweep engine: expansion and its errors, one compilation for a grid of
+schedule numbers, divergence as a result, SIGKILL + relaunch, 8 host devices,
+2 processes."""
+import csv
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import REPO, tiny_config
+from warmup_research import results, sweep, workdir
+from warmup_research.errors import ConfigError
+from warmup_research.sweep import axis, product, zip_
+
+TINY_EXPERIMENT = '''
+from warmup_research import config as config_lib
+from warmup_research.sweep import axis, product
+def get_config():
+  c = config_lib.default_config()
+  c.model.d_model, c.model.num_layers, c.model.num_heads = 32, 1, 2
+  c.data.seq_len, c.data.batch_size, c.data.name = 32, 8, "synthetic"
+  c.train.total_steps, c.train.eval_every, c.train.eval_batches = {total}, {eval_every}, 1
+  c.train.log_every, c.train.checkpoint_every = {log_every}, {ckpt_every}
+  c.schedule.warmup_steps = 5
+  return c
+def get_sweep():
+  return {grid}
+'''
+TIMING = {"step_seconds", "compile_seconds"}
+
+
+def _experiment(tmp_path, name="exp", total=30, eval_every=10, log_every=5, ckpt_every=10,
+                grid='product(axis("optimizer.peak_lr", [1e-3, 1e-2]), axis("seed", [0, 1]))'):
+  p = tmp_path / f"{name}.py"
+  p.write_text(TINY_EXPERIMENT.format(total=total, eval_every=eval_every, log_every=log_every,
+                                      ckpt_every=ckpt_every, grid=grid))
+  return p
+
+
+def _sweep_cmd(exp, wd, *extra, procs=None, env=None, wait=True, devices=None):
+  cmd = ([str(REPO / "launch.sh"), "--procs", str(procs)] if procs else
+         [sys.executable, "-m", "warmup_research", "sweep"])
+  cmd += [str(exp), "--workdir", str(wd), "--no-progress", *extra]
+  env = {**os.environ, **(env or {})}
+  if devices:
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+  if not wait:
+    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+  return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _runs(wd):
+  with open(pathlib.Path(wd) / "runs.csv") as f:
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in csv.DictReader(f)]
+
+
+def _close_rows(a, b, rtol):
+  assert [r["run_id"] for r in a] == [r["run_id"] for r in b]
+  for x, y in zip(a, b):
+    for k in x:
+      try:
+        np.testing.assert_allclose(float(x[k]), float(y[k]), rtol=rtol, err_msg=k)
+      except ValueError:
+        assert x[k] == y[k], k
+
+
+def test_grid_helpers_and_run_ids():
+  pts = product(axis("optimizer.peak_lr", [1e-3, 3e-3]),
+                zip_(axis("schedule.warmup_steps", [0, 5]),
+                     axis("schedule.warmup_shape", ["none", "linear"])))
+  assert len(pts) == 4 and pts[1] == {"optimizer.peak_lr": 1e-3, "schedule.warmup_steps": 5,
+                                      "schedule.warmup_shape": "linear"}
+  ids = sweep.run_ids(pts)
+  assert ids[0] == "peak_lr=0.001,warmup_steps=0,warmup_shape=none"
+  assert len(set(ids)) == 4
+  assert sweep.run_ids([{"model.b1": 1, "optimizer.b1": 2}]) == ["model.b1=1,optimizer.b1=2"]
+
+
+@pytest.mark.parametrize("points,message", [
+    ([], "get_sweep: the grid is empty"),
+    ([{"optimizer.peak_rate": 1e-3}], "config.optimizer.peak_rate: no such field"),
+    ([{"optimizer.peak_lr": "fast"}], "config.optimizer.peak_lr: wrong type"),
+    ([{"optimizer.peak_lr": 1e-3}, {"optimizer.peak_lr": 1e-3}], "duplicate variants"),
+    ([{"schedule.warmup_steps": 500}], r"must be <= train.total_steps \(20\), got 500 \(in variant warmup_steps=500\)"),
+])
+def test_bad_grids(points, message):
+  with pytest.raises(ConfigError, match=message):
+    sweep.expand(tiny_config(), points)
+
+
+def test_grouping_by_static_signature():
+  vs = sweep.expand(tiny_config(), product(axis("model.norm", ["pre", "post"]),
+                                           axis("optimizer.peak_lr", [1e-3, 1e-2])))
+  groups = sweep.group(vs)
+  assert [len(g) for g in groups] == [2, 2]
+  assert {v.cfg.model.norm for v in groups[0]} == {"pre"}
+
+
+COMPILES = []
+jax.monitoring.register_event_duration_secs_listener(
+    lambda event, *a, **k: COMPILES.append(event)
+    if event == "/jax/core/compile/backend_compile_duration" else None)
+
+
+def _run_in_process(points, wd, **cfg_overrides):
+  variants = sweep.expand(tiny_config(**cfg_overrides), points)
+  workdir.prepare(wd, sweep.sweep_record("inline", variants), record_name="sweep.json")
+  sweep.run(variants, pathlib.Path(wd), progress=False)
+  return results.write(wd, plots=False, tensorboard=False)
+
+
+def test_24_variant_schedule_grid_compiles_the_train_step_once(tmp_path):
+  points = product(axis("optimizer.peak_lr", [1e-3, 3e-3, 1e-2]),
+                   axis("schedule.warmup_steps", [0, 4]),
+                   axis("schedule.warmup_shape", ["linear", "cosine", "exponential", "none"]))
+  assert len(points) == 24
+  before = len(COMPILES)
+  summary = _run_in_process(points, tmp_path / "w", **{"train.total_steps": 8,
+                                                       "train.eval_every": 4})
+  backend_compiles = len(COMPILES) - before
+  assert summary["n_runs"] == 24 and summary["n_groups"] == 1
+  assert summary["n_compiles"] == 1
+  # init, train step, eval and a few tiny helpers: not one per variant
+  assert backend_compiles < 12, backend_compiles
+  # 3 LRs x 4 distinct schedules (warmup 0 and shape 'none' are the same schedule)
+  assert len({r["final_eval_loss"] for r in summary["runs"]}) == 12
+
+
+def test_divergence_is_a_result_and_leaves_the_others_unchanged(tmp_path):
+  good = [{"optimizer.peak_lr": 1e-3}, {"optimizer.peak_lr": 1e-2}]
+  bad = {"optimizer.peak_lr": 1e3, "schedule.warmup_shape": "none",
+         "optimizer.clip_norm": 0.0}
+  common = {"train.divergence_bound": 10.0}
+  with_bad = _run_in_process(good + [bad], tmp_path / "a", **common)
+  without = _run_in_process(good, tmp_path / "b", **common)
+  rows = {r["run_id"]: r for r in with_bad["runs"]}
+  bad_row = [r for r in with_bad["runs"] if r["status"] == "diverged"]
+  assert len(bad_row) == 1 and bad_row[0]["diverged_step"] is not None
+  assert bad_row[0]["optimizer.peak_lr"] == 1e3
+  for r in without["runs"]:
+    other = rows[r["run_id"]]
+    assert other["status"] == "finished"
+    for k in ("final_train_loss", "final_eval_loss", "best_eval_loss"):
+      np.testing.assert_allclose(other[k], r[k], rtol=1e-5, err_msg=k)
+
+
+def test_sigkill_mid_sweep_then_relaunch_equals_uninterrupted(tmp_path):
+  exp = _experiment(tmp_path, total=1500, eval_every=250, log_every=50, ckpt_every=100)
+  full = _sweep_cmd(exp, tmp_path / "full")
+  assert full.returncode == 0, full.stderr
+  proc = _sweep_cmd(exp, tmp_path / "cut", wait=False)
+  ckpts = tmp_path / "cut" / "checkpoints" / "g000"
+  deadline = time.time() + 300
+  while time.time() < deadline and proc.poll() is None:
+    steps = [int(p.name) for p in ckpts.glob("*") if p.name.isdigit()] if ckpts.exists() else []
+    if any(s >= 300 for s in steps):
+      break
+    time.sleep(0.02)
+  assert proc.poll() is None, "the sweep finished before it could be killed"
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert not (tmp_path / "cut" / "runs.csv").exists()
+  again = _sweep_cmd(exp, tmp_path / "cut")
+  assert again.returncode == 0, again.stderr
+  assert _runs(tmp_path / "cut") == _runs(tmp_path / "full")
+  # and a third launch skips the finished group
+  third = _sweep_cmd(exp, tmp_path / "cut")
+  assert "already finished, skipped" in third.stderr
+  assert _runs(tmp_path / "cut") == _runs(tmp_path / "full")
+
+
+def test_eight_host_devices_shard_the_variant_axis_and_match_one_device(tmp_path):
+  exp = _experiment(tmp_path, grid='product(axis("optimizer.peak_lr", [1e-3, 3e-3, 1e-2]), '
+                                   'axis("seed", [0, 1]))')
+  one = _sweep_cmd(exp, tmp_path / "one", devices=1)
+  eight = _sweep_cmd(exp, tmp_path / "eight", devices=8)
+  forced = _sweep_cmd(exp, tmp_path / "forced", "--config.mesh.variant=8", devices=8)
+  for r in (one, eight, forced):
+    assert r.returncode == 0, r.stderr
+  g8 = json.loads((tmp_path / "eight" / "groups" / "g000.json").read_text())
+  assert g8["device"]["n_devices"] == 8
+  assert g8["device"]["mesh"] == {"variant": 2, "data": 4}
+  assert g8["state_sharding"] == "P('variant',)"
+  gf = json.loads((tmp_path / "forced" / "groups" / "g000.json").read_text())
+  assert gf["device"]["mesh"] == {"variant": 8, "data": 1}   # 6 variants padded to 8
+  g1 = json.loads((tmp_path / "one" / "groups" / "g000.json").read_text())
+  assert g1["device"]["mesh"] == {"variant": 1, "data": 1}
+  _close_rows(_runs(tmp_path / "one"), _runs(tmp_path / "forced"), rtol=1e-5)
+  _close_rows(_runs(tmp_path / "one"), _runs(tmp_path / "eight"), rtol=1e-4)
+
+
+def test_two_processes_equal_one(tmp_path):
+  exp = _experiment(tmp_path)
+  one = _sweep_cmd(exp, tmp_path / "one", devices=2)
+  two = _sweep_cmd(exp, tmp_path / "two", procs=2, devices=1)
+  assert one.returncode == 0, one.stderr
+  assert two.returncode == 0, two.stderr
+  g = json.loads((tmp_path / "two" / "groups" / "g000.json").read_text())
+  assert g["device"]["n_processes"] == 2 and g["device"]["n_devices"] == 2
+  assert _runs(tmp_path / "one") == _runs(tmp_path / "two")
+
+
+def test_bad_sweep_inputs_exit_2_and_keep_earlier_results(tmp_path):
+  exp = _experiment(tmp_path, total=10, eval_every=5)
+  ok = _sweep_cmd(exp, tmp_path / "w")
+  assert ok.returncode == 0, ok.stderr
+  before = (tmp_path / "w" / "runs.csv").read_text()
+  cases = [
+      (_experiment(tmp_path, "empty", grid="[]"), [], "get_sweep: the grid is empty"),
+      (_experiment(tmp_path, "unknown", grid='axis("optimizer.peak_rate", [1.0])'), [],
+       "config.optimizer.peak_rate: no such field"),
+      (_experiment(tmp_path, "wrongtype", grid='axis("optimizer.peak_lr", ["big"])'), [],
+       "config.optimizer.peak_lr: wrong type"),
+      (_experiment(tmp_path, "dup", grid='axis("optimizer.peak_lr", [1e-3, 1e-3])'), [],
+       "duplicate variants"),
+      (exp, ["--config.mesh.variant=3"], "config.mesh: variant=3 does not divide"),
+      (exp, ["--config.train.total_steps=12"], "holds a grid with a different config"),
+  ]
+  for experiment, extra, message in cases:
+    r = _sweep_cmd(experiment, tmp_path / "w", *extra)
+    assert r.returncode == 2, (message, r.stderr)
+    errors = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], r.stderr
+    assert (tmp_path / "w" / "runs.csv").read_text() == before
+  r = subprocess.run([str(REPO / "launch.sh"), "--procs", "0", "sweep", str(exp)], cwd=REPO,
+                     capture_output=True, text=True)
+  assert r.returncode == 2 and "error: --procs: must be an integer >= 1" in r.stderr
+  over = _sweep_cmd(exp, tmp_path / "w", "--config.train.total_steps=12", "--overwrite")
+  assert over.returncode == 0, over.stderr
+
+
+def test_report_rebuilds_the_same_tables(tmp_path):
+  exp = _experiment(tmp_path, total=10, eval_every=5)
+  assert _sweep_cmd(exp, tmp_path / "w").returncode == 0
+  first = (tmp_path / "w" / "runs.csv").read_text()
+  (tmp_path / "w" / "runs.csv").unlink()
+  r = subprocess.run([sys.executable, "-m", "warmup_research", "report", str(tmp_path / "w")],
+                     cwd=REPO, capture_output=True, text=True)
+  assert r.returncode == 0, r.stderr
+  assert (tmp_path / "w" / "runs.csv").read_text() == first
+  for p in ("loss_curves.png", "lr_schedules.png", "loss_vs_peak_lr.png"):
+    assert (tmp_path / "w" / "plots" / p).stat().st_size > 10_000
+  assert list((tmp_path / "w" / "tb").glob("*/events.out.tfevents.*"))
+  md = (tmp_path / "w" / "summary.md").read_text()
+  assert "★" in md and "± " in md and "command:" in md and "hardware:" in md
