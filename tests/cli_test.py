@@ -14,7 +14,7 @@ from conftest import REPO
 
 TINY = ["--config.model.d_model=32", "--config.model.num_layers=1", "--config.model.num_heads=2",
         "--config.data.seq_len=32", "--config.data.batch_size=4", "--config.data.name=synthetic",
-        "--config.train.eval_batches=1", "--config.schedule.warmup_ratio=0.05"]
+        "--config.train.eval_batches=1", "--config.schedule.warmup_steps=2"]
 
 
 def _train(workdir, *extra, config="experiments/quickstart.py", wait=True):
@@ -82,10 +82,11 @@ def earlier_run(tmp_path_factory):
 
 
 BAD_INPUTS = [
-    (["--config.schedule.warmup_ratio=None", "--config.schedule.warmup_steps=999"],
+    (["--config.schedule.warmup_steps=999"],
      "config.schedule.warmup_steps: must be <= train.total_steps (10)"),
-    (["--config.schedule.warmup_ratio=2.0"], "config.schedule.warmup_ratio: must be a number in [0, 1]"),
-    (["--config.schedule.warmup_steps=3"], "not both"),
+    (["--config.schedule.warmup_steps=None", "--config.schedule.warmup_ratio=2.0"],
+     "config.schedule.warmup_ratio: must be a number in [0, 1]"),
+    (["--config.schedule.warmup_ratio=0.1"], "not both"),
     (["--config.optimizer.peak_lr=0"], "config.optimizer.peak_lr: must be a number > 0"),
     (["--config.schedule.warmup_shape=zigzag"], "config.schedule.warmup_shape: unknown value 'zigzag'"),
     (["--config.schedule.decay_shape=step"], "config.schedule.decay_shape: unknown value 'step'"),

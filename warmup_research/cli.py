@@ -3,6 +3,7 @@
     sweep experiments/NAME.py[:arg] [--workdir DIR] [--config.x.y=v ...] [--overwrite]
     train --config experiments/NAME.py[:arg] --workdir DIR [--config.x.y=v ...] [--overwrite]
     report WORKDIR
+    bench sweep [--steps N] [--ks 1,2,4,8,16]
     schedules [--out results/schedules.png]
 
 Every bad input stops with one line `error: <field>: <what is allowed>` and
@@ -167,6 +168,20 @@ def cmd_report(args, rest) -> None:
         f"({summary['n_runs']} runs)")
 
 
+def cmd_bench(args, rest) -> None:
+  if rest:
+    raise ConfigError(rest[0], "unknown argument")
+  setup_jax("")  # cold compiles: the persistent cache is off while benchmarking
+  from warmup_research import bench
+  ks = tuple(int(k) for k in args.ks.split(","))
+  command = f"python -m warmup_research bench {args.which} --steps {args.steps} --ks {args.ks}"
+  if args.which == "sweep":
+    rows = bench.sweep_scaling(ks, steps=args.steps)
+    out = pathlib.Path(args.out_dir) / "sweep.md"
+    bench.write_sweep_table(rows, out, command, args.steps, 300)
+    print(out.read_text())
+
+
 def cmd_schedules(args, rest) -> None:
   if rest:
     raise ConfigError(rest[0], "unknown argument")
@@ -199,6 +214,12 @@ def parser() -> argparse.ArgumentParser:
   r = sub.add_parser("report", help="rebuild a sweep's tables and plots from its files")
   r.add_argument("workdir")
   r.set_defaults(fn=cmd_report)
+  b = sub.add_parser("bench", help="benchmarks -> results/benchmarks/*.md")
+  b.add_argument("which", choices=["sweep"])
+  b.add_argument("--steps", type=int, default=10)
+  b.add_argument("--ks", default="1,2,4,8,16")
+  b.add_argument("--out-dir", default="results/benchmarks")
+  b.set_defaults(fn=cmd_bench)
   s = sub.add_parser("schedules", help="plot every schedule shape")
   s.add_argument("--out", default="results/schedules.png")
   s.add_argument("--total-steps", type=int, default=1000)
