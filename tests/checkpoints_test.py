@@ -1,5 +1,4 @@
 """Checkpoints: round trip, damaged newest step falls back, load for analysis."""
-import pathlib
 
 import jax
 import jax.numpy as jnp

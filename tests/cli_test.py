@@ -2,15 +2,12 @@
 an uninterrupted run, and bad input: exit 2, one clear line, files untouched."""
 import hashlib
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, kill_after_checkpoint
 
 TINY = ["--config.model.d_model=32", "--config.model.num_layers=1", "--config.model.num_heads=2",
         "--config.data.seq_len=32", "--config.data.batch_size=4", "--config.data.name=synthetic",
@@ -51,16 +48,7 @@ def test_sigkill_then_rerun_equals_uninterrupted(tmp_path):
   full = _train(tmp_path / "full", *args)
   assert full.returncode == 0, full.stderr
   proc = _train(tmp_path / "cut", *args, wait=False)
-  ckpts = tmp_path / "cut" / "checkpoints"
-  deadline = time.time() + 240
-  while time.time() < deadline and proc.poll() is None:
-    done = [int(p.name) for p in ckpts.glob("[0-9]*") if p.name.isdigit()] if ckpts.exists() else []
-    if any(s >= 300 for s in done):
-      break
-    time.sleep(0.02)
-  assert proc.poll() is None, "the run finished before it could be killed"
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
+  kill_after_checkpoint(proc, tmp_path / "cut" / "checkpoints", 300)
   assert not (tmp_path / "cut" / "summary.json").exists()
   again = _train(tmp_path / "cut", *args)
   assert again.returncode == 0, again.stderr
@@ -115,19 +103,14 @@ def test_bad_input_exits_2_with_one_line_and_touches_nothing(earlier_run, extra,
 def test_bad_paths_exit_2(earlier_run, tmp_path):
   empty = tmp_path / "empty"
   empty.mkdir()
-  cases = [
-      (["--workdir-is-file"], "is a file"),
-      (["--config.data.name=bytes", f"--config.data.corpus_dir={empty}"],
-       "config.data.corpus_dir: no text files"),
-  ]
   a_file = tmp_path / "file.txt"
   a_file.write_text("x")
   r = _train(a_file, *TINY)
   assert r.returncode == 2 and "error: --workdir: " in r.stderr and "is a file" in r.stderr
   r = _train("/proc/warmup-research-test", *TINY)
   assert r.returncode == 2 and "error: --workdir: " in r.stderr and "not a writable" in r.stderr
-  r = _train(tmp_path / "w", *TINY, *cases[1][0])
-  assert r.returncode == 2 and cases[1][1] in r.stderr
+  r = _train(tmp_path / "w", *TINY, "--config.data.name=bytes", f"--config.data.corpus_dir={empty}")
+  assert r.returncode == 2 and "config.data.corpus_dir: no text files" in r.stderr
   r = _train(tmp_path / "w", config=str(tmp_path / "missing.py"))
   assert r.returncode == 2 and "error: --config: no such config file" in r.stderr
   # a different config in an existing run dir is refused, the run kept

@@ -50,6 +50,23 @@ def tiny_config(**overrides):
   return c
 
 
+def kill_after_checkpoint(proc, checkpoint_dir, step, timeout=300):
+  """SIGKILLs `proc` once `checkpoint_dir` holds a finished step >= `step`."""
+  import signal
+  import time
+  checkpoint_dir = pathlib.Path(checkpoint_dir)
+  deadline = time.time() + timeout
+  while time.time() < deadline and proc.poll() is None:
+    done = ([int(p.name) for p in checkpoint_dir.glob("*") if p.name.isdigit()]
+            if checkpoint_dir.exists() else [])
+    if any(s >= step for s in done):
+      break
+    time.sleep(0.02)
+  assert proc.poll() is None, "the run finished before it could be killed"
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+
+
 @pytest.fixture
 def tiny_cfg():
   return tiny_config

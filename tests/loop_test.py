@@ -19,7 +19,7 @@ def test_group_of_two_equals_each_alone(tmp_path):
   cfgs = [tiny_config(**{"optimizer.peak_lr": lr}) for lr in (1e-3, 1e-2)]
   both = loop.run_group(cfgs, metrics_paths=[tmp_path / "a.jsonl", tmp_path / "b.jsonl"],
                         checkpoint_dir=tmp_path / "ck2", mesh=MESH, progress=False)
-  alone = loop.run_group(cfgs[1:], metrics_paths=[tmp_path / "b1.jsonl"],
+  loop.run_group(cfgs[1:], metrics_paths=[tmp_path / "b1.jsonl"],
                          checkpoint_dir=tmp_path / "ck1", mesh=MESH, progress=False)
   assert both.summaries[0] != both.summaries[1]
   for x, y in zip(_rows(tmp_path / "b.jsonl"), _rows(tmp_path / "b1.jsonl")):

@@ -5,16 +5,14 @@ import csv
 import json
 import os
 import pathlib
-import signal
 import subprocess
 import sys
-import time
 
 import jax
 import numpy as np
 import pytest
 
-from conftest import REPO, tiny_config
+from conftest import REPO, kill_after_checkpoint, tiny_config
 from warmup_research import results, sweep, workdir
 from warmup_research.errors import ConfigError
 from warmup_research.sweep import axis, product, zip_
@@ -157,16 +155,7 @@ def test_sigkill_mid_sweep_then_relaunch_equals_uninterrupted(tmp_path):
   full = _sweep_cmd(exp, tmp_path / "full")
   assert full.returncode == 0, full.stderr
   proc = _sweep_cmd(exp, tmp_path / "cut", wait=False)
-  ckpts = tmp_path / "cut" / "checkpoints" / "g000"
-  deadline = time.time() + 300
-  while time.time() < deadline and proc.poll() is None:
-    steps = [int(p.name) for p in ckpts.glob("*") if p.name.isdigit()] if ckpts.exists() else []
-    if any(s >= 300 for s in steps):
-      break
-    time.sleep(0.02)
-  assert proc.poll() is None, "the sweep finished before it could be killed"
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
+  kill_after_checkpoint(proc, tmp_path / "cut" / "checkpoints" / "g000", 300)
   assert not (tmp_path / "cut" / "runs.csv").exists()
   again = _sweep_cmd(exp, tmp_path / "cut")
   assert again.returncode == 0, again.stderr

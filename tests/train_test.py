@@ -3,7 +3,6 @@ across schedule/optimizer numbers, shapes and seeds, divergence freezing."""
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from conftest import tiny_config
 from warmup_research import data, train

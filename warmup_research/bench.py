@@ -18,7 +18,6 @@ import platform
 import statistics
 import time
 
-import numpy as np
 
 
 def machine() -> dict:

@@ -25,7 +25,6 @@ import dataclasses
 import json
 import math
 import os
-import pathlib
 import sys
 import time
 

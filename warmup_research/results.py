@@ -109,8 +109,8 @@ def markdown(loaded, swept, rows, agg) -> str:
            f"mesh {device.get('mesh')}",
            f"- {len(rows)} runs in {len(groups)} compile group(s); train-step compilations: "
            f"{sum(g['train_step_compiles'] for g in groups)}",
-           f"- eval loss: mean ± std over seeds (n per row), nats per token; "
-           f"★ = lowest mean final eval loss", "",
+           "- eval loss: mean ± std over seeds (n per row), nats per token; "
+           "★ = lowest mean final eval loss", "",
            "| " + " | ".join([*(k.split(".")[-1] for k in keys), "n", "diverged",
                               "final eval loss", "best eval loss", ""]) + " |",
            "|" + "---|" * (len(keys) + 5)]
@@ -133,6 +133,14 @@ def write_tensorboard(workdir: pathlib.Path, metrics: dict) -> None:
         for k, v in r.items():
           if k != "step" and v is not None:
             w.add_scalar(k if k == "eval_loss" else f"train/{k}", v, r["step"])
+
+
+def _save(fig, path: pathlib.Path, dpi: int = 100) -> pathlib.Path:
+  import matplotlib.pyplot as plt
+  fig.tight_layout()
+  fig.savefig(path, dpi=dpi)
+  plt.close(fig)
+  return path
 
 
 def plot_sweep(workdir: pathlib.Path, loaded, swept, rows, agg) -> list[pathlib.Path]:
@@ -159,10 +167,7 @@ def plot_sweep(workdir: pathlib.Path, loaded, swept, rows, agg) -> list[pathlib.
   a2.set(title="eval loss", xlabel="updates", ylabel="loss", yscale="log")
   if len(runs) <= 16:
     a2.legend(fontsize=6)
-  fig.tight_layout()
-  written.append(out / "loss_curves.png")
-  fig.savefig(written[-1], dpi=100)
-  plt.close(fig)
+  written.append(_save(fig, out / "loss_curves.png"))
 
   fig, ax = plt.subplots(figsize=(7, 4.5))
   for r in runs:
@@ -174,10 +179,7 @@ def plot_sweep(workdir: pathlib.Path, loaded, swept, rows, agg) -> list[pathlib.
          ylabel="lr")
   if len(runs) <= 16:
     ax.legend(fontsize=6)
-  fig.tight_layout()
-  written.append(out / "lr_schedules.png")
-  fig.savefig(written[-1], dpi=100)
-  plt.close(fig)
+  written.append(_save(fig, out / "lr_schedules.png"))
 
   if "optimizer.peak_lr" in swept:
     others = [f for f in swept if f not in ("optimizer.peak_lr",) and f.split(".")[-1] != "seed"]
@@ -196,10 +198,7 @@ def plot_sweep(workdir: pathlib.Path, loaded, swept, rows, agg) -> list[pathlib.
     ax.set(xscale="log", xlabel="peak learning rate", ylabel="final eval loss",
            title="LR sensitivity (gaps: every seed diverged)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    written.append(out / "loss_vs_peak_lr.png")
-    fig.savefig(written[-1], dpi=100)
-    plt.close(fig)
+    written.append(_save(fig, out / "loss_vs_peak_lr.png"))
   return written
 
 
@@ -253,7 +252,5 @@ def plot_schedules(out_path, *, total_steps: int = 1000, warmup_steps: int = 200
     ax.legend(fontsize=8)
   fig.suptitle(f"warmup_research.schedules: total_steps={total_steps}, "
                f"warmup_steps={warmup_steps}, final_frac=0.1")
-  fig.tight_layout()
   pathlib.Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(out_path, dpi=110)
-  plt.close(fig)
+  _save(fig, pathlib.Path(out_path), dpi=110)

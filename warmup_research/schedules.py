@@ -43,7 +43,6 @@ turned into whole steps in ONE place, `steps_from_duration`, the HF way:
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Callable
 
