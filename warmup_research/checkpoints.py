@@ -65,13 +65,15 @@ class Checkpointer:
     self.manager.close()
 
 
-def load(directory, step: int | None = None, sharding=None):
+def load(directory, step: int | None = None, sharding=None, target=None):
   """(step, state, meta) for analysis, without the original train state.
 
-  The abstract target comes from the checkpoint's own metadata and every array
-  is placed with `sharding` (default: the first local device), so a checkpoint
-  written on 8 devices loads in a 1-device process. `step=None` is the newest
-  step that restores.
+  The abstract target comes from the checkpoint's own metadata (plain nested
+  dicts), or, with `target(n_stacked) -> abstract pytree`, from the caller's
+  structure (e.g. optax state objects) with the leading size read from disk.
+  Every array is placed with `sharding` (default: the first local device), so
+  a checkpoint written on 8 devices loads in a 1-device process. `step=None`
+  is the newest step that restores.
   """
   ckpt = Checkpointer(directory, keep=10**9)
   sharding = sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
@@ -82,9 +84,12 @@ def load(directory, step: int | None = None, sharding=None):
   for s in reversed(steps):
     try:
       tree = ckpt.manager.item_metadata(s)["state"].tree
+      is_leaf = lambda x: hasattr(x, "shape") and hasattr(x, "dtype")
+      if target is not None:
+        tree = target(jax.tree.leaves(tree, is_leaf=is_leaf)[0].shape[0])
       abstract = jax.tree.map(
           lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding), tree,
-          is_leaf=lambda x: hasattr(x, "shape") and hasattr(x, "dtype"))
+          is_leaf=is_leaf)
       state, meta = ckpt.restore(s, abstract)
       return s, state, meta
     except Exception as e:

@@ -1,0 +1,123 @@
+"""Analysis: sharpness against quadratics with known Hessians, LR sensitivity
+against a hand-computed case, and load_run of a checkpoint written on 8
+devices, in this 1-device process."""
+import csv
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import REPO
+from warmup_research import analysis, data, train
+
+EXPERIMENT = '''
+from warmup_research import config as config_lib
+from warmup_research.sweep import axis
+def get_config():
+  c = config_lib.default_config()
+  c.model.d_model, c.model.num_layers, c.model.num_heads = 32, 1, 2
+  c.data.seq_len, c.data.batch_size, c.data.name = 32, 8, "synthetic"
+  c.train.total_steps, c.train.eval_every, c.train.eval_batches = 20, 10, 2
+  c.train.log_every, c.train.checkpoint_every = 5, 10
+  c.schedule.warmup_steps = 5
+  return c
+def get_sweep():
+  return axis("optimizer.peak_lr", [1e-3, 3e-3, 1e-2])
+'''
+
+
+def _quadratic(n=12, seed=0):
+  rng = np.random.default_rng(seed)
+  q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+  eig = np.linspace(0.1, 7.0, n)
+  a = (q * eig) @ q.T
+  return jnp.asarray(a, jnp.float32), eig
+
+
+def test_sharpness_of_a_quadratic_is_its_top_eigenvalue():
+  a, eig = _quadratic()
+  f = lambda p: 0.5 * p["x"] @ a @ p["x"] + 0.0 * jnp.sum(p["y"] ** 2)
+  params = {"x": jnp.ones(12), "y": jnp.zeros(3)}
+  lam = analysis.top_eigenvalue(analysis.hvp(f, params), params, iters=200)
+  np.testing.assert_allclose(lam, eig.max(), rtol=1e-3)
+
+
+def test_top_eigenvalue_when_the_largest_magnitude_is_negative():
+  a, eig = _quadratic(seed=2)
+  a = a - 9.0 * jnp.eye(12)          # spectrum 0.1-9 .. 7-9 = [-8.9, -2]: top is -2
+  f = lambda p: 0.5 * p["x"] @ a @ p["x"]
+  params = {"x": jnp.ones(12)}
+  lam = analysis.top_eigenvalue(analysis.hvp(f, params), params, iters=300)
+  np.testing.assert_allclose(lam, eig.max() - 9.0, rtol=1e-3)
+  b = a + 10.0 * jnp.diag(jnp.arange(12) == 0)   # one positive direction among negatives
+  g = lambda p: 0.5 * p["x"] @ b @ p["x"]
+  expected = np.linalg.eigvalsh(np.asarray(b)).max()
+  lam = analysis.top_eigenvalue(analysis.hvp(g, params), params, iters=500)
+  np.testing.assert_allclose(lam, expected, rtol=1e-2)
+
+
+def test_preconditioned_sharpness_of_a_quadratic():
+  a, _ = _quadratic(seed=1)
+  p_diag = jnp.linspace(0.5, 4.0, 12)
+  f = lambda p: 0.5 * p["x"] @ a @ p["x"]
+  params = {"x": jnp.ones(12)}
+  lam = analysis.preconditioned_sharpness_of(f, params, {"x": p_diag}, iters=300)
+  expected = np.max(np.real(np.linalg.eigvals(np.diag(1 / np.asarray(p_diag)) @ np.asarray(a))))
+  np.testing.assert_allclose(lam, expected, rtol=1e-3)
+
+
+def test_lr_sensitivity_hand_computed():
+  # capped losses [3.0, 2.5, 5.0 (diverged -> initial), 5.0 (above initial)]
+  s = analysis.lr_sensitivity([1e-3, 1e-2, 1e-1, 1.0], [3.0, 2.5, float("nan"), 6.0], 5.0)
+  assert s == pytest.approx((3.0 + 2.5 + 5.0 + 5.0) / 4 - 2.5)
+  assert analysis.lr_sensitivity([1, 2], [2.0, 2.0], 5.0) == 0.0
+
+
+@pytest.fixture(scope="module")
+def eight_device_sweep(tmp_path_factory):
+  tmp = tmp_path_factory.mktemp("a8")
+  (tmp / "exp.py").write_text(EXPERIMENT)
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+  r = subprocess.run([sys.executable, "-m", "warmup_research", "sweep", str(tmp / "exp.py"),
+                      "--workdir", str(tmp / "w"), "--no-progress"], cwd=REPO, env=env,
+                     capture_output=True, text=True, timeout=300)
+  assert r.returncode == 0, r.stderr
+  return tmp / "w"
+
+
+def test_load_run_written_on_8_devices_in_a_1_device_process(eight_device_sweep):
+  assert jax.device_count() == 1
+  wd = eight_device_sweep
+  runs = analysis.list_runs(wd)
+  assert len(runs) == 3
+  with open(wd / "runs.csv") as f:
+    row = [r for r in csv.DictReader(f) if r["run_id"] == "peak_lr=0.003"][0]
+  run = analysis.load_run(wd, "peak_lr=0.003")
+  assert run.step == 20 and run.diverged_step is None
+  assert run.config.optimizer.peak_lr == 3e-3
+  assert {"loss", "eval_loss", "lr"} <= set(run.metrics.columns)
+  # the loaded params reproduce the run's final eval loss
+  batches = data.Batches(run.config)
+  trainer, hp = train.Trainer(run.config), train.hparams(run.config)
+  losses = [float(trainer.eval_step(run.params, jnp.asarray(batches.eval(i)), hp))
+            for i in range(run.config.train.eval_batches)]
+  np.testing.assert_allclose(np.mean(losses), float(row["final_eval_loss"]), rtol=1e-4)
+  # an earlier step, and the optimizer state as optax objects
+  early = analysis.load_run(wd, "peak_lr=0.003", step=10)
+  assert early.step == 10
+  assert int(analysis._find(early.opt_state, lambda s: hasattr(s, "nu")).count) == 10
+  with pytest.raises(KeyError, match="no run 'nope'"):
+    analysis.load_run(wd, "nope")
+
+
+def test_sharpness_measures_on_a_loaded_run(eight_device_sweep):
+  run = analysis.load_run(eight_device_sweep, "peak_lr=0.01")
+  batch = data.Batches(run.config).eval(0)
+  s = analysis.sharpness(run, batch, iters=10)
+  ps = analysis.preconditioned_sharpness(run, batch, iters=10)
+  assert np.isfinite(s) and s > 0
+  assert np.isfinite(ps) and ps > 0

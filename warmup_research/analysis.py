@@ -1,0 +1,188 @@
+"""Analysis of finished (or running) runs: load one run out of its group's
+stacked checkpoint, and measure it.
+
+    run = load_run("results/quickstart", "warmup_steps=75,peak_lr=0.01")
+    run.params, run.opt_state, run.config, run.step, run.metrics  # DataFrame
+    sharpness(run, batch)                   # top Hessian eigenvalue
+    preconditioned_sharpness(run, batch)    # top eigenvalue of P^-1 H (Adam)
+
+`load_run` needs neither the original train state nor the devices that wrote
+the checkpoint: the target is rebuilt from the run's config on one local
+device, so a checkpoint written on 8 devices loads in a 1-device process.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from warmup_research import checkpoints, config as config_lib, train
+
+
+@dataclasses.dataclass
+class Run:
+  run_id: str
+  config: ml_collections.ConfigDict
+  step: int
+  params: Any
+  opt_state: Any
+  metrics: Any                  # pandas.DataFrame of the per-step rows
+  diverged_step: int | None
+
+
+def list_runs(workdir):
+  """runs.csv of a sweep workdir as a DataFrame."""
+  import pandas as pd
+  return pd.read_csv(pathlib.Path(workdir) / "runs.csv")
+
+
+def _locate(workdir: pathlib.Path, run_id: str | None):
+  """(config, checkpoint dir, index in the stacked state, metrics path)."""
+  if (workdir / "sweep.json").exists():
+    runs = json.loads((workdir / "sweep.json").read_text())["runs"]
+    ids = [r["run_id"] for r in runs]
+    if run_id not in ids:
+      raise KeyError(f"no run {run_id!r} in {workdir}; runs: {', '.join(ids)}")
+    cfgs = [ml_collections.ConfigDict(r["config"]) for r in runs]
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(cfgs):
+      groups.setdefault(config_lib.static_signature(c), []).append(i)
+    for gi, members in enumerate(groups.values()):
+      if ids.index(run_id) in members:
+        return (cfgs[ids.index(run_id)], workdir / "checkpoints" / f"g{gi:03d}",
+                members.index(ids.index(run_id)), workdir / "metrics" / f"{run_id}.jsonl")
+  if (workdir / "config.json").exists():  # a `train` workdir: one run
+    cfg = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+    return cfg, workdir / "checkpoints", 0, workdir / "metrics.jsonl"
+  raise FileNotFoundError(f"{workdir} holds neither a sweep (sweep.json) nor a run (config.json)")
+
+
+def load_run(workdir, run_id: str | None = None, step: int | None = None) -> Run:
+  """One run's params, optimizer state, config and metrics; step=None: newest valid."""
+  import pandas as pd
+  from warmup_research import loop
+  workdir = pathlib.Path(workdir)
+  cfg, ckpt_dir, index, metrics_path = _locate(workdir, run_id)
+  step, state, _ = checkpoints.load(ckpt_dir, step, target=_abstract_state(cfg, ckpt_dir))
+  one = jax.tree.map(lambda x: x[index], state)
+  rows = loop.read_metrics(metrics_path)
+  diverged = int(one.diverged_step)
+  return Run(run_id=run_id or "run", config=cfg, step=step, params=one.params,
+             opt_state=one.opt_state, metrics=pd.DataFrame(rows),
+             diverged_step=None if diverged < 0 else diverged)
+
+
+def _abstract_state(cfg, ckpt_dir):
+  """The stacked TrainState's structure for `cfg`, its leading size read from disk."""
+  def target(n_stacked: int):
+    trainer = train.Trainer(cfg)
+    hp = jax.tree.map(lambda x: jnp.stack([x] * n_stacked), train.hparams(cfg))
+    keys = jnp.stack([jax.random.key(0)] * n_stacked)
+    return jax.eval_shape(jax.vmap(trainer.init), keys, hp)
+  return target
+
+
+# ------------------------------------------------------------------ measures
+
+
+def loss_fn(run: Run, batch_BxL1) -> Callable:
+  """params -> mean next-token loss of `run`'s model on a fixed batch."""
+  trainer = train.Trainer(run.config)
+  hp = train.hparams(run.config)
+  batch = jnp.asarray(batch_BxL1)
+  return lambda params: trainer.loss_fn(params, batch, hp)[0]
+
+
+def _normalize(tree):
+  norm = optax.tree.norm(tree)
+  return jax.tree.map(lambda x: x / norm, tree), norm
+
+
+def _power_iteration(matvec: Callable, like, iters: int, seed: int):
+  """Largest-magnitude eigenvalue of a symmetric map (Rayleigh quotient)."""
+  leaves, treedef = jax.tree.flatten(like)
+  keys = jax.random.split(jax.random.key(seed), len(leaves))
+  v = jax.tree.unflatten(treedef, [jax.random.normal(k, x.shape, jnp.float32)
+                                   for k, x in zip(keys, leaves)])
+  v = jax.lax.fori_loop(0, iters, lambda _, v: _normalize(matvec(v))[0], _normalize(v)[0])
+  return sum(jnp.vdot(a, b) for a, b in zip(jax.tree.leaves(v), jax.tree.leaves(matvec(v))))
+
+
+def top_eigenvalue(matvec: Callable, like, *, iters: int = 20, seed: int = 0):
+  """Largest (algebraic) eigenvalue of a symmetric linear map on pytrees.
+
+  Power iteration finds the largest-magnitude eigenvalue m; when m < 0, a
+  second run on (A - m I), whose spectrum is then >= 0, finds max - m.
+  """
+  m = _power_iteration(matvec, like, iters, seed)
+
+  def shifted():
+    shift = lambda v: jax.tree.map(lambda a, b: a - m * b, matvec(v), v)
+    return _power_iteration(shift, like, iters, seed + 1) + m
+  return jax.lax.cond(m < 0, shifted, lambda: m)
+
+
+def hvp(f: Callable, params):
+  """v -> H v, the Hessian of f at params times v (forward-over-reverse)."""
+  return lambda v: jax.jvp(jax.grad(f), (params,), (v,))[1]
+
+
+def sharpness(run: Run, batch_BxL1, *, iters: int = 20) -> float:
+  """Top eigenvalue of the loss Hessian at the run's params, on `batch`."""
+  f = loss_fn(run, batch_BxL1)
+  return float(jax.jit(lambda p: top_eigenvalue(hvp(f, p), p, iters=iters))(run.params))
+
+
+def adam_preconditioner(opt_state, config) -> Any:
+  """P = sqrt(nu_hat) + eps, Adam's diagonal preconditioner (bias-corrected)."""
+  adam = _find(opt_state, lambda s: hasattr(s, "nu") and hasattr(s, "count"))
+  if adam is None:
+    raise ValueError("the run's optimizer keeps no second moment (not an Adam-family run)")
+  b2, eps = config.optimizer.b2, config.optimizer.eps
+  correction = 1 - b2 ** jnp.maximum(adam.count, 1).astype(jnp.float32)
+  return jax.tree.map(lambda nu: jnp.sqrt(nu / correction) + eps, adam.nu)
+
+
+def _find(tree, pred):
+  if pred(tree):
+    return tree
+  if isinstance(tree, (tuple, list)):
+    for t in tree:
+      found = _find(t, pred)
+      if found is not None:
+        return found
+  return None
+
+
+def preconditioned_sharpness_of(f: Callable, params, precond, *, iters: int = 20):
+  """Top eigenvalue of P^-1 H, via the similar symmetric P^-1/2 H P^-1/2."""
+  inv_sqrt = jax.tree.map(lambda p: 1.0 / jnp.sqrt(p), precond)
+  h = hvp(f, params)
+  scale = lambda v: jax.tree.map(jnp.multiply, inv_sqrt, v)
+  return top_eigenvalue(lambda v: scale(h(scale(v))), params, iters=iters)
+
+
+def preconditioned_sharpness(run: Run, batch_BxL1, *, iters: int = 20) -> float:
+  """Kalra & Barkeshli 2024: top eigenvalue of P^-1 H with P from Adam's nu."""
+  f = loss_fn(run, batch_BxL1)
+  precond = adam_preconditioner(run.opt_state, run.config)
+  return float(jax.jit(lambda p, pc: preconditioned_sharpness_of(f, p, pc, iters=iters))(
+      run.params, precond))
+
+
+def lr_sensitivity(lrs, final_losses, initial_loss: float) -> float:
+  """Wortsman et al. 2023: E over the swept LRs of min(loss(lr), loss at init)
+  minus the best loss. Diverged or missing runs (NaN/inf) count as the
+  initial loss. The LRs are the grid's (log-spaced grids weigh each equally)."""
+  losses = np.asarray(final_losses, np.float64)
+  losses = np.where(np.isfinite(losses), losses, initial_loss)
+  del lrs
+  capped = np.minimum(losses, initial_loss)
+  return float(np.mean(capped) - np.min(capped))
