@@ -121,3 +121,37 @@ def test_sharpness_measures_on_a_loaded_run(eight_device_sweep):
   ps = analysis.preconditioned_sharpness(run, batch, iters=10)
   assert np.isfinite(s) and s > 0
   assert np.isfinite(ps) and ps > 0
+
+
+def test_lr_sensitivity_is_in_the_sweep_summary(eight_device_sweep):
+  import json
+  summary = json.loads((eight_device_sweep / "summary.json").read_text())
+  (sens,) = summary["lr_sensitivity"]
+  assert sens["n_lrs"] == 3
+  runs = summary["runs"]
+  initial = np.mean([r["initial_eval_loss"] for r in runs])
+  expected = analysis.lr_sensitivity([r["optimizer.peak_lr"] for r in runs],
+                                     [r["final_eval_loss"] for r in runs], initial)
+  assert sens["lr_sensitivity"] == pytest.approx(expected)
+  assert "LR sensitivity" in (eight_device_sweep / "summary.md").read_text()
+
+
+def test_analyze_command_writes_csv_and_plot(eight_device_sweep):
+  wd = eight_device_sweep
+  r = subprocess.run([sys.executable, "-m", "warmup_research", "analyze", str(wd), "--runs",
+                      "peak_lr=0.001,peak_lr=0.01", "--every", "10", "--iters", "5"],
+                     cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert r.returncode == 0, r.stderr
+  with open(wd / "analysis.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert [(x["run_id"], x["step"]) for x in rows] == [
+      ("peak_lr=0.001", "10"), ("peak_lr=0.001", "20"), ("peak_lr=0.01", "10"),
+      ("peak_lr=0.01", "20")]
+  for x in rows:
+    assert float(x["sharpness"]) > 0 and float(x["preconditioned_sharpness"]) > 0
+    assert float(x["nu_max"]) >= float(x["nu_mean"]) > 0
+    assert 0 < float(x["update_ratio/blocks.0"]) < 1
+  assert (wd / "plots" / "sharpness_vs_step.png").stat().st_size > 10_000
+  bad = subprocess.run([sys.executable, "-m", "warmup_research", "analyze", str(wd), "--runs",
+                        "nope"], cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert bad.returncode == 2 and "error: --runs: no run 'nope'" in bad.stderr

@@ -63,6 +63,28 @@ def test_sgd_nesterov_equals_optax():
   np.testing.assert_allclose(ours["w"], theirs["w"], rtol=1e-5)
 
 
+def test_gi_adam_follows_its_definition():
+  b1, b2, eps = 0.9, 0.99, 1e-8
+  lr = lambda c: 1e-2
+  tx = optimizers.make("gi_adam", nesterov=False, learning_rate=lr,
+                       hp=optimizers.make_hparams(b1=b1, b2=b2, eps=eps))
+  params, state = PARAMS, tx.init(PARAMS)
+  mu = {k: np.zeros_like(v) for k, v in PARAMS.items()}
+  nu, ref = None, {k: np.asarray(v, np.float64) for k, v in PARAMS.items()}
+  for t in range(1, 4):
+    g = {k: np.asarray(v, np.float64) for k, v in _grads(t).items()}
+    nu = {k: g[k] ** 2 for k in g} if nu is None else nu   # nu_0 = g_0^2
+    mu = {k: b1 * mu[k] + (1 - b1) * g[k] for k in g}
+    nu = {k: b2 * nu[k] + (1 - b2) * g[k] ** 2 for k in g}
+    ref = {k: ref[k] - 1e-2 * (mu[k] / (1 - b1 ** t)) / (np.sqrt(nu[k]) + eps) for k in g}
+    updates, state = tx.update(_grads(t), state, params)
+    params = optax.apply_updates(params, updates)
+  for k in PARAMS:   # weight decay 0 here: pure GI-Adam
+    np.testing.assert_allclose(params[k], ref[k], rtol=1e-5, atol=1e-7)
+  plain = _run(_ours("adamw", b1=b1, b2=b2, eps=eps), steps=3)
+  assert not np.allclose(plain["w"], params["w"])
+
+
 def test_clip_norm_zero_is_off_and_positive_clips():
   g = _grads(0)
   for clip, expect_norm in ((0.0, optax.tree.norm(g)), (0.5, 0.5)):

@@ -147,6 +147,8 @@ def adam_preconditioner(opt_state, config) -> Any:
     raise ValueError("the run's optimizer keeps no second moment (not an Adam-family run)")
   b2, eps = config.optimizer.b2, config.optimizer.eps
   correction = 1 - b2 ** jnp.maximum(adam.count, 1).astype(jnp.float32)
+  if config.optimizer.name == "gi_adam":  # nu starts at g0^2: no bias to correct
+    correction = jnp.ones([])
   return jax.tree.map(lambda nu: jnp.sqrt(nu / correction) + eps, adam.nu)
 
 
@@ -186,3 +188,71 @@ def lr_sensitivity(lrs, final_losses, initial_loss: float) -> float:
   del lrs
   capped = np.minimum(losses, initial_loss)
   return float(np.mean(capped) - np.min(capped))
+
+
+def update_ratios(run: Run, batch_BxL1) -> dict[str, float]:
+  """||update|| / ||params|| per layer group (embeddings, each block, final LN)
+  for the optimizer update the run would take next, on `batch`."""
+  trainer = train.Trainer(run.config)
+  hp = train.hparams(run.config)
+  grads = jax.grad(lambda p: trainer.loss_fn(p, jnp.asarray(batch_BxL1), hp)[0])(run.params)
+  updates, _ = trainer.optimizer(hp).update(grads, run.opt_state, run.params)
+  out = {}
+  for name in run.params:
+    if name == "blocks":
+      for i in sorted(run.params["blocks"], key=int):
+        out[f"blocks.{i}"] = float(optax.tree.norm(updates["blocks"][i])
+                                   / optax.tree.norm(run.params["blocks"][i]))
+    else:
+      out[name] = float(optax.tree.norm(updates[name]) / optax.tree.norm(run.params[name]))
+  return out
+
+
+def second_moment_stats(run: Run) -> dict[str, float]:
+  """Mean, median and max of Adam's bias-corrected second moment (Adam runs)."""
+  try:
+    p = adam_preconditioner(run.opt_state, run.config)
+  except ValueError:
+    return {}
+  eps = run.config.optimizer.eps
+  nu = np.concatenate([np.ravel((np.asarray(x) - eps) ** 2) for x in jax.tree.leaves(p)])
+  return dict(nu_mean=float(nu.mean()), nu_median=float(np.median(nu)), nu_max=float(nu.max()))
+
+
+def measure(run: Run, batch_BxL1, *, iters: int = 20) -> dict:
+  """Every measure of one loaded checkpoint, on one fixed batch."""
+  f = loss_fn(run, batch_BxL1)
+  row = dict(step=run.step, loss=float(f(run.params)),
+             grad_norm=float(optax.tree.norm(jax.grad(f)(run.params))),
+             sharpness=sharpness(run, batch_BxL1, iters=iters))
+  try:
+    row["preconditioned_sharpness"] = preconditioned_sharpness(run, batch_BxL1, iters=iters)
+  except ValueError:
+    pass
+  row.update(second_moment_stats(run))
+  row.update({f"update_ratio/{k}": v for k, v in update_ratios(run, batch_BxL1).items()})
+  return row
+
+
+def analyze(workdir, run_ids=None, *, every: int = 1, iters: int = 20) -> list[dict]:
+  """`measure` over the saved checkpoints (steps divisible by `every`) of runs
+  of a sweep workdir; writes analysis.csv and plots/sharpness_vs_step.png."""
+  from warmup_research import data, results
+  from warmup_research.workdir import write_atomic
+  workdir = pathlib.Path(workdir)
+  record = json.loads((workdir / "sweep.json").read_text())
+  run_ids = run_ids or [r["run_id"] for r in record["runs"]]
+  rows = []
+  for run_id in run_ids:
+    cfg, ckpt_dir, _, _ = _locate(workdir, run_id)
+    batch = data.Batches(cfg).eval(0)
+    for step in checkpoints.Checkpointer(ckpt_dir, keep=10**9).steps():
+      if step % every == 0:
+        rows.append(dict(run_id=run_id, **measure(load_run(workdir, run_id, step), batch,
+                                                  iters=iters)))
+        print(f"[analyze] {run_id} step {step}: sharpness {rows[-1]['sharpness']:.3f}",
+              flush=True)
+  columns = list(dict.fromkeys(k for r in rows for k in r))
+  write_atomic(workdir / "analysis.csv", results.to_csv(columns, rows))
+  results.plot_analysis(workdir, rows)
+  return rows

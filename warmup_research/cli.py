@@ -1,8 +1,9 @@
-"""python -m warmup_research {sweep,train,report,schedules} ...
+"""python -m warmup_research {sweep,train,report,analyze,bench,schedules} ...
 
     sweep experiments/NAME.py[:arg] [--workdir DIR] [--config.x.y=v ...] [--overwrite]
     train --config experiments/NAME.py[:arg] --workdir DIR [--config.x.y=v ...] [--overwrite]
     report WORKDIR
+    analyze WORKDIR [--runs ID,ID] [--every K] [--iters N]
     bench sweep [--steps N] [--ks 1,2,4,8,16]
     schedules [--out results/schedules.png]
 
@@ -168,6 +169,25 @@ def cmd_report(args, rest) -> None:
         f"({summary['n_runs']} runs)")
 
 
+def cmd_analyze(args, rest) -> None:
+  if rest:
+    raise ConfigError(rest[0], "unknown argument")
+  wd = pathlib.Path(args.workdir)
+  if not (wd / "sweep.json").is_file():
+    raise ConfigError("WORKDIR", f"{wd} holds no sweep (no sweep.json)")
+  if args.every < 1:
+    raise ConfigError("--every", f"must be an integer >= 1, got {args.every}")
+  from warmup_research import analysis
+  run_ids = args.runs.split(",") if args.runs else None
+  known = [r["run_id"] for r in json.loads((wd / "sweep.json").read_text())["runs"]]
+  for r in run_ids or []:
+    if r not in known:
+      raise ConfigError("--runs", f"no run {r!r} in {wd}; runs: {', '.join(known)}")
+  rows = analysis.analyze(wd, run_ids, every=args.every, iters=args.iters)
+  print(f"wrote {wd / 'analysis.csv'} ({len(rows)} checkpoints) and "
+        f"{wd / 'plots' / 'sharpness_vs_step.png'}")
+
+
 def cmd_bench(args, rest) -> None:
   if rest:
     raise ConfigError(rest[0], "unknown argument")
@@ -214,6 +234,12 @@ def parser() -> argparse.ArgumentParser:
   r = sub.add_parser("report", help="rebuild a sweep's tables and plots from its files")
   r.add_argument("workdir")
   r.set_defaults(fn=cmd_report)
+  a = sub.add_parser("analyze", help="sharpness etc. over a sweep's saved checkpoints")
+  a.add_argument("workdir")
+  a.add_argument("--runs", default="", help="comma-separated run ids (default: all)")
+  a.add_argument("--every", type=int, default=1, help="checkpoint steps divisible by this")
+  a.add_argument("--iters", type=int, default=20, help="power-iteration steps")
+  a.set_defaults(fn=cmd_analyze)
   b = sub.add_parser("bench", help="benchmarks -> results/benchmarks/*.md")
   b.add_argument("which", choices=["sweep"])
   b.add_argument("--steps", type=int, default=10)

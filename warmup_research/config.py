@@ -30,7 +30,7 @@ Field semantics (defaults in `default_config`):
   schedule.*               see `warmup_research/schedules.py`; warmup given
                            as warmup_steps OR warmup_ratio (of total_steps),
                            cooldown (wsd) as cooldown_steps OR cooldown_ratio
-  optimizer.*              name (adamw | adam | sgd | radam | lion),
+  optimizer.*              name (adamw | adam | sgd | radam | lion | gi_adam),
                            peak_lr, b1, b2, eps, weight_decay, momentum (sgd),
                            nesterov (sgd; static), clip_norm (0 = off)
   train.total_steps        optimizer updates (step 0 .. total_steps - 1)
@@ -55,7 +55,7 @@ from ml_collections import config_dict
 from warmup_research import schedules
 from warmup_research.errors import ConfigError
 
-OPTIMIZERS = ("adamw", "adam", "sgd", "radam", "lion")
+OPTIMIZERS = ("adamw", "adam", "sgd", "radam", "lion", "gi_adam")
 NORMS = ("pre", "post")
 DTYPES = ("float32", "bfloat16")
 BUILTIN_DATASETS = ("bytes", "synthetic")

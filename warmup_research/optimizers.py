@@ -18,7 +18,9 @@ sgd, radam and lion, and absent for adam. Only parameters with ndim >= 2
 
 Families: adamw/adam (`scale_by_adam`), radam (`scale_by_radam`, Liu et al.
 2019), lion (`scale_by_lion`, b1/b2 as in Chen et al. 2023), sgd (`trace` with
-`momentum`, optionally Nesterov; momentum 0 is plain SGD).
+`momentum`, optionally Nesterov; momentum 0 is plain SGD), gi_adam
+(`scale_by_gi_adam`: Adam whose second moment starts from the first gradient's
+square, Kalra & Barkeshli 2024; decoupled weight decay like adamw).
 """
 from __future__ import annotations
 
@@ -52,7 +54,32 @@ def _decay_mask(params):
   return jax.tree.map(lambda p: p.ndim >= 2, params)
 
 
+def scale_by_gi_adam(b1, b2, eps) -> optax.GradientTransformation:
+  """Adam with nu_0 = g_0^2 (GI-Adam): at the first update nu is set to the
+  gradient's square before the usual EMA, so it needs no bias correction (mu
+  keeps Adam's). State is optax's ScaleByAdamState."""
+
+  def init(params):
+    zeros = lambda: jax.tree.map(jnp.zeros_like, params)
+    return optax.ScaleByAdamState(count=jnp.zeros([], jnp.int32), mu=zeros(), nu=zeros())
+
+  def update(grads, state, params=None):
+    del params
+    first = state.count == 0
+    nu = jax.tree.map(lambda v, g: jnp.where(first, g * g, v), state.nu, grads)
+    mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, grads)
+    nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, nu, grads)
+    count = state.count + 1
+    correction = 1 - b1 ** count.astype(jnp.float32)
+    updates = jax.tree.map(lambda m, v: (m / correction) / (jnp.sqrt(v) + eps), mu, nu)
+    return updates, optax.ScaleByAdamState(count=count, mu=mu, nu=nu)
+
+  return optax.GradientTransformation(init, update)
+
+
 def _scale_by(name: str, nesterov: bool, hp: OptHParams) -> optax.GradientTransformation:
+  if name == "gi_adam":
+    return scale_by_gi_adam(hp.b1, hp.b2, hp.eps)
   if name in ("adamw", "adam"):
     return optax.scale_by_adam(b1=hp.b1, b2=hp.b2, eps=hp.eps)
   if name == "radam":

@@ -24,7 +24,7 @@ from warmup_research import schedules
 from warmup_research.workdir import write_atomic
 
 RUN_COLUMNS = ("status", "diverged_step", "final_train_loss", "final_eval_loss",
-               "best_eval_loss", "tokens_seen", "step_seconds", "compile_seconds", "group")
+               "best_eval_loss", "initial_eval_loss", "tokens_seen", "step_seconds", "compile_seconds", "group")
 
 
 def load(workdir) -> dict:
@@ -51,7 +51,7 @@ def run_rows(loaded) -> tuple[list[str], list[dict]]:
     row = dict(run_id=r["run_id"], **{f: r["swept"].get(f) for f in swept})
     row.update(status=s["status"] if g else "unfinished", diverged_step=s["diverged_step"],
                final_train_loss=s["final_train_loss"], final_eval_loss=s["final_eval_loss"],
-               best_eval_loss=s["best_eval_loss"],
+               best_eval_loss=s["best_eval_loss"], initial_eval_loss=s["initial_eval_loss"],
                tokens_seen=s["steps"] * cfg["data"]["batch_size"] * cfg["data"]["seq_len"],
                step_seconds=g.get("step_seconds"), compile_seconds=g.get("compile_seconds"),
                group=g.get("group"))
@@ -59,12 +59,12 @@ def run_rows(loaded) -> tuple[list[str], list[dict]]:
   return swept, rows
 
 
-def _csv(columns, rows) -> str:
+def to_csv(columns, rows) -> str:
   buf = io.StringIO()
   w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
   w.writeheader()
   for row in rows:
-    w.writerow({k: ("" if row[k] is None else row[k]) for k in columns})
+    w.writerow({k: ("" if row.get(k) is None else row[k]) for k in columns})
   return buf.getvalue()
 
 
@@ -90,11 +90,36 @@ def aggregate(swept, rows) -> list[dict]:
   return result
 
 
+def lr_sensitivities(swept, rows, agg) -> list[dict]:
+  """Wortsman et al.'s LR sensitivity per setting of the non-LR, non-seed axes
+  (needs optimizer.peak_lr swept over >= 2 values)."""
+  from warmup_research.analysis import lr_sensitivity
+  if "optimizer.peak_lr" not in swept:
+    return []
+  others = [f for f in swept if f != "optimizer.peak_lr" and f.split(".")[-1] != "seed"]
+  inits = [r["initial_eval_loss"] for r in rows if r.get("initial_eval_loss") is not None]
+  if not inits:
+    return []
+  initial = statistics.fmean(inits)
+  by_setting: dict[str, list] = {}
+  for a in agg:
+    key = json.dumps({f: a[f] for f in others})
+    by_setting.setdefault(key, []).append(
+        (a["optimizer.peak_lr"], a["final_eval_mean"] if a["diverged"] < a["n"] else None))
+  out = []
+  for key, pts in by_setting.items():
+    if len(pts) >= 2:
+      losses = [float("nan") if y is None else y for _, y in pts]
+      out.append(dict(**json.loads(key), n_lrs=len(pts),
+                      lr_sensitivity=lr_sensitivity([x for x, _ in pts], losses, initial)))
+  return out
+
+
 def _pm(mean, std):
   return "—" if mean is None else f"{mean:.4f} ± {std:.4f}"
 
 
-def markdown(loaded, swept, rows, agg) -> str:
+def markdown(loaded, swept, rows, agg, sens=()) -> str:
   keys = [f for f in swept if f.split(".")[-1] != "seed"]
   groups = loaded["groups"]
   device = groups[-1]["device"] if groups else {}
@@ -120,6 +145,16 @@ def markdown(loaded, swept, rows, agg) -> str:
                                          _pm(a["best_eval_mean"], a["best_eval_std"]),
                                          "★" if a is best else ""]
     lines.append("| " + " | ".join(cells) + " |")
+  if sens:
+    cols = [k for k in sens[0] if k not in ("n_lrs", "lr_sensitivity")]
+    lines += ["", "LR sensitivity (Wortsman et al. 2023: mean over the swept peak LRs of "
+              "min(final eval loss, initial eval loss) minus the best; diverged = initial; "
+              "lower is more robust):", "",
+              "| " + " | ".join([*(c.split(".")[-1] for c in cols), "LRs", "LR sensitivity"])
+              + " |", "|" + "---|" * (len(cols) + 2)]
+    for r in sens:
+      lines.append("| " + " | ".join([*(str(r[c]) for c in cols), str(r["n_lrs"]),
+                                      f"{r['lr_sensitivity']:.4f}"]) + " |")
   return "\n".join(lines) + "\n"
 
 
@@ -208,8 +243,9 @@ def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
   swept, rows = run_rows(loaded)
   agg = aggregate(swept, rows)
   columns = ["run_id", *swept, *RUN_COLUMNS]
-  write_atomic(wd / "runs.csv", _csv(columns, rows))
-  write_atomic(wd / "summary.md", markdown(loaded, swept, rows, agg))
+  write_atomic(wd / "runs.csv", to_csv(columns, rows))
+  sens = lr_sensitivities(swept, rows, agg)
+  write_atomic(wd / "summary.md", markdown(loaded, swept, rows, agg, sens))
   groups = loaded["groups"]
   summary = dict(experiment=loaded["record"]["experiment"],
                  command=groups[-1]["command"] if groups else None,
@@ -217,13 +253,31 @@ def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
                  device=groups[-1]["device"] if groups else None,
                  n_runs=len(rows), n_groups=len(groups),
                  n_compiles=sum(g["train_step_compiles"] for g in groups),
-                 groups=groups, runs=rows, aggregated=agg)
+                 groups=groups, runs=rows, aggregated=agg, lr_sensitivity=sens)
   write_atomic(wd / "summary.json", json.dumps(summary, indent=1))
   if tensorboard:
     write_tensorboard(wd, loaded["metrics"])
   if plots:
     plot_sweep(wd, loaded, swept, rows, agg)
   return summary
+
+
+def plot_analysis(workdir: pathlib.Path, rows: list[dict]) -> pathlib.Path:
+  """Sharpness (and preconditioned sharpness) vs step, one line per run."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  keys = [k for k in ("sharpness", "preconditioned_sharpness") if any(k in r for r in rows)]
+  fig, axes = plt.subplots(1, len(keys), figsize=(6.5 * len(keys), 4.5), squeeze=False)
+  for ax, key in zip(axes[0], keys):
+    for run_id in dict.fromkeys(r["run_id"] for r in rows):
+      pts = [(r["step"], r[key]) for r in rows if r["run_id"] == run_id and key in r]
+      if pts:
+        ax.plot(*zip(*pts), marker="o", ms=3, label=run_id)
+    ax.set(title=key.replace("_", " "), xlabel="step", ylabel="top eigenvalue")
+    ax.legend(fontsize=6)
+  (workdir / "plots").mkdir(exist_ok=True)
+  return _save(fig, workdir / "plots" / "sharpness_vs_step.png")
 
 
 def plot_schedules(out_path, *, total_steps: int = 1000, warmup_steps: int = 200) -> None:
