@@ -28,6 +28,19 @@ def test_byte_corpus_builds_with_tfds_and_splits_by_file(bytes_cfg, corpus_dir):
   assert 0 < n_val < len(files)
 
 
+def test_an_edited_corpus_is_rebuilt(tiny_cfg, tmp_path):
+  corpus = tmp_path / "c"
+  corpus.mkdir()
+  for i in range(40):
+    (corpus / f"f{i}.txt").write_text(f"file {i} " * 300)
+  cfg = tiny_cfg(**{"data.name": "bytes", "data.corpus_dir": str(corpus)})
+  first = data.Batches(cfg)
+  n = len(first.sources[data.TRAIN_STREAM])
+  (corpus / "more.txt").write_text("new text " * 5000)
+  second = data.Batches(cfg)
+  assert len(second.sources[data.TRAIN_STREAM]) > n
+
+
 def test_batches_are_a_pure_function_of_seed_and_step(bytes_cfg):
   cfg = bytes_cfg()
   a, b = data.Batches(cfg), data.Batches(cfg)  # two readers, no shared state

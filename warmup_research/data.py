@@ -108,9 +108,13 @@ class ByteCorpus(tfds.core.GeneratorBasedBuilder):
       yield i, {"bytes": stream[i * RECORD_LEN:(i + 1) * RECORD_LEN]}
 
 
-def _config_name(corpus_dir: pathlib.Path) -> str:
-  digest = hashlib.sha1(str(corpus_dir.resolve()).encode()).hexdigest()[:10]
-  return f"dir_{digest}"
+def _config_name(corpus_dir: pathlib.Path, files: list[pathlib.Path]) -> str:
+  """A name that changes when the directory, its file list or a file's size
+  changes, so an edited corpus is rebuilt rather than read stale."""
+  h = hashlib.sha1(str(corpus_dir.resolve()).encode())
+  for f in files:
+    h.update(f"{f.relative_to(corpus_dir).as_posix()}:{f.stat().st_size}\n".encode())
+  return f"dir_{h.hexdigest()[:12]}"
 
 
 def build_byte_corpus(corpus_dir: str | os.PathLike | None,
@@ -119,11 +123,12 @@ def build_byte_corpus(corpus_dir: str | os.PathLike | None,
   corpus = pathlib.Path(corpus_dir) if corpus_dir else default_corpus_dir()
   if not corpus.is_dir():
     raise ConfigError("config.data.corpus_dir", f"not a directory: {corpus}")
-  if not corpus_files(corpus):
+  files = corpus_files(corpus)
+  if not files:
     raise ConfigError("config.data.corpus_dir", f"no text files ({', '.join(TEXT_SUFFIXES)}) "
                       f"under {corpus}")
   split_bytes = [0, 0]
-  for path in corpus_files(corpus):
+  for path in files:
     split_bytes[_is_validation(path.relative_to(corpus).as_posix())] += path.stat().st_size + 1
   for split, n in zip(("train", "validation"), split_bytes):
     if n < RECORD_LEN:
@@ -131,7 +136,7 @@ def build_byte_corpus(corpus_dir: str | os.PathLike | None,
                         f"{split} split ({n} bytes; needs at least {RECORD_LEN}; files go "
                         f"to validation by a hash of their path, 1 in {VALIDATION_EVERY})")
   data_dir = pathlib.Path(data_dir) if data_dir else default_data_dir()
-  builder = ByteCorpus(config=ByteCorpusConfig(name=_config_name(corpus), corpus_dir=corpus),
+  builder = ByteCorpus(config=ByteCorpusConfig(name=_config_name(corpus, files), corpus_dir=corpus),
                        data_dir=str(data_dir), file_format="array_record")
   if not pathlib.Path(builder.data_dir).joinpath("dataset_info.json").exists():
     print(f"[data] building the byte corpus of {corpus} into {builder.data_dir} "
