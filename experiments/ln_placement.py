@@ -20,23 +20,9 @@ from warmup_research.sweep import axis, product
 
 
 def get_config(arg=None):
-  c = config_lib.default_config()
-  if arg == "gpu":
-    c.model.d_model, c.model.num_layers, c.model.num_heads = 512, 8, 8
-    c.data.seq_len, c.data.batch_size = 256, 64
-    c.train.total_steps, c.train.eval_every, c.train.checkpoint_every = 3000, 250, 500
-  else:
-    c.model.d_model, c.model.num_layers, c.model.num_heads = 64, 6, 4
-    c.data.seq_len, c.data.batch_size = 64, 16
-    c.train.total_steps, c.train.eval_every, c.train.checkpoint_every = 400, 50, 100
-  c.train.eval_batches = 4
-  c.train.log_every = 10
+  c = config_lib.ablation_scale(config_lib.default_config(), arg, steps=400, gpu_steps=3000)
   c.optimizer.name = "adam"
   c.optimizer.b2 = 0.98
-  c.optimizer.clip_norm = 0.0
-  c.optimizer.weight_decay = 0.0
-  c.schedule.warmup_shape = "linear"
-  c.schedule.decay_shape = "cosine"
   return c
 
 
