@@ -157,24 +157,30 @@ def cmd_sweep(args, rest) -> None:
     print((wd / "summary.md").read_text())
 
 
-def cmd_report(args, rest) -> None:
+def _no_extra(rest) -> None:
   if rest:
     raise ConfigError(rest[0], "unknown argument")
-  from warmup_research import results
-  wd = pathlib.Path(args.workdir)
+
+
+def _sweep_dir(path: str) -> pathlib.Path:
+  wd = pathlib.Path(path)
   if not (wd / "sweep.json").is_file():
     raise ConfigError("WORKDIR", f"{wd} holds no sweep (no sweep.json)")
+  return wd
+
+
+def cmd_report(args, rest) -> None:
+  _no_extra(rest)
+  from warmup_research import results
+  wd = _sweep_dir(args.workdir)
   summary = results.write(wd)
   print(f"rebuilt {wd / 'runs.csv'}, summary.md, summary.json, plots/ "
         f"({summary['n_runs']} runs)")
 
 
 def cmd_analyze(args, rest) -> None:
-  if rest:
-    raise ConfigError(rest[0], "unknown argument")
-  wd = pathlib.Path(args.workdir)
-  if not (wd / "sweep.json").is_file():
-    raise ConfigError("WORKDIR", f"{wd} holds no sweep (no sweep.json)")
+  _no_extra(rest)
+  wd = _sweep_dir(args.workdir)
   if args.every < 1:
     raise ConfigError("--every", f"must be an integer >= 1, got {args.every}")
   from warmup_research import analysis
@@ -189,8 +195,7 @@ def cmd_analyze(args, rest) -> None:
 
 
 def cmd_bench(args, rest) -> None:
-  if rest:
-    raise ConfigError(rest[0], "unknown argument")
+  _no_extra(rest)
   setup_jax("")  # cold compiles: the persistent cache is off while benchmarking
   from warmup_research import bench
   ks = tuple(int(k) for k in args.ks.split(","))
@@ -203,8 +208,7 @@ def cmd_bench(args, rest) -> None:
 
 
 def cmd_schedules(args, rest) -> None:
-  if rest:
-    raise ConfigError(rest[0], "unknown argument")
+  _no_extra(rest)
   from warmup_research import results
   results.plot_schedules(args.out, total_steps=args.total_steps, warmup_steps=args.warmup_steps)
   print(f"wrote {args.out}")
