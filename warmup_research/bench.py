@@ -1,27 +1,59 @@
 """Benchmarks: tables under results/benchmarks/, never assertions in tests.
 
-    python -m warmup_research bench sweep [--steps N] [--ks 1,2,4,8,16]
+    python -m warmup_research bench [all|throughput|sweep|compile|gpu] [--quick]
 
-`sweep`: the train step of K variants in ONE vmapped, sharded program vs K
-separate single-variant runs, on the quickstart model and data. Per K: the
-compile seconds of the program and the median seconds per step (after
-warm-up steps, each step timed with `block_until_ready`). "K separate runs"
-is K times the K = 1 numbers (what running the variants one by one costs),
-with the compile paid K times (no persistent cache: this benchmark runs with
-it off, to measure cold compiles).
+- `throughput`: train-step tokens/s (median step after warm-up steps, each
+  step timed to `block_until_ready`), model FLOP/s (`model.flops_per_token`:
+  6 x matmul params + attention, 2 FLOPs per multiply-add) and its ratio to
+  a dense matmul's FLOP/s measured in the same process, for several sizes.
+- `sweep`: K variants in ONE vmapped, sharded program vs K single runs.
+- `compile`: compilations and compile seconds of a 24-variant grid; time to
+  the first train step in a cold process vs a second process that finds the
+  persistent compilation cache warm.
+- `gpu`: MFU of a 125M-class config (d 768, 12 layers, seq 1024, bf16)
+  against the measured bf16 matmul rate, and 1..64 vmapped tiny variants.
+- `--quick`: the quickstart model only (under 2 minutes on 2 CPU cores);
+  ends with one JSON line: tokens_per_s, model_gflops_per_s,
+  matmul_gflops_per_s, ...
+
+Step timing is of the compiled train step alone (compiled ahead of time);
+the batch is the same each step, so data loading is not in these numbers.
+The persistent compilation cache is off, except where `compile` turns it on
+on purpose.
 """
 from __future__ import annotations
 
 import datetime
+import json
+import os
 import pathlib
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 
+# name -> (overrides of experiments/quickstart.py). The last is the largest
+# CPU config (the issue's >= 50%-of-matmul target is about it).
+QUICKSTART = str(pathlib.Path(__file__).resolve().parents[1] / "experiments" / "quickstart.py")
+CPU_SIZES = {
+    "quickstart d128 L2 seq128 b32": {},
+    "ablation d64 L6 seq64 b16": {"model.d_model": 64, "model.num_layers": 6,
+                                  "data.seq_len": 64, "data.batch_size": 16},
+    "d256 L4 seq256 b16": {"model.d_model": 256, "model.num_layers": 4, "model.num_heads": 4,
+                           "data.seq_len": 256, "data.batch_size": 16},
+    "d512 L4 seq256 b16": {"model.d_model": 512, "model.num_layers": 4, "model.num_heads": 8,
+                           "data.seq_len": 256, "data.batch_size": 16},
+}
+GPU_125M = {"model.d_model": 768, "model.num_layers": 12, "model.num_heads": 12,
+            "data.seq_len": 1024, "data.batch_size": 32, "model.dtype": "bfloat16"}
 
 
 def machine() -> dict:
+  import flax
   import jax
+  import optax
   cpu = platform.processor() or "unknown"
   try:
     for line in open("/proc/cpuinfo"):
@@ -30,13 +62,11 @@ def machine() -> dict:
         break
   except OSError:
     pass
-  import flax
-  import optax
   dev = jax.devices()[0]
-  return dict(cpu=cpu, cores=len(__import__("os").sched_getaffinity(0)),
+  return dict(cpu=cpu, cores=len(os.sched_getaffinity(0)),
               devices=f"{jax.device_count()} x {dev.device_kind} ({dev.platform})",
               versions=f"jax {jax.__version__}, flax {flax.__version__}, optax {optax.__version__}",
-              python=platform.python_version(),
+              python=platform.python_version(), xla_flags=os.environ.get("XLA_FLAGS", ""),
               date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
 
 
@@ -44,11 +74,31 @@ def header(title: str, command: str) -> list[str]:
   m = machine()
   return [f"# {title}", "", f"- command: `{command}`", f"- machine: {m['cpu']}, {m['cores']} cores; "
           f"JAX devices: {m['devices']}", f"- software: Python {m['python']}, {m['versions']}",
-          f"- date: {m['date']}", ""]
+          f"- XLA_FLAGS: `{m['xla_flags']}`", f"- date: {m['date']}", ""]
 
 
-def time_steps(prog, state, batch, steps: int, warmup: int = 2):
-  """(compile seconds, median seconds per step)."""
+def _write(out: pathlib.Path, lines: list[str]) -> None:
+  out.parent.mkdir(parents=True, exist_ok=True)
+  out.write_text("\n".join(lines) + "\n")
+
+
+def matmul_gflops(n: int = 2048, dtype: str = "float32", reps: int = 10) -> float:
+  """Dense n x n x n matmul on one device: 2 n^3 FLOPs / median seconds."""
+  import jax
+  import jax.numpy as jnp
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32).astype(dtype)
+  f = jax.jit(lambda x: x @ x)
+  f(a).block_until_ready()
+  times = []
+  for _ in range(reps):
+    t = time.perf_counter()
+    f(a).block_until_ready()
+    times.append(time.perf_counter() - t)
+  return 2 * n ** 3 / statistics.median(times) / 1e9
+
+
+def time_steps(prog, state, batch, steps: int, warmup: int = 3):
+  """(compile seconds, median seconds per step) of a Program's train step."""
   import jax
   t0 = time.perf_counter()
   step = prog.step.lower(state, batch, prog.hp).compile()
@@ -65,17 +115,79 @@ def time_steps(prog, state, batch, steps: int, warmup: int = 2):
   return compile_s, statistics.median(times)
 
 
-def sweep_scaling(ks=(1, 2, 4, 8, 16), steps: int = 10, run_steps: int = 300) -> list[dict]:
+def _program(cfgs):
   import jax
-  from warmup_research import config as config_lib, data, loop, mesh as mesh_lib
-  base = config_lib.load("experiments/quickstart.py")
+  from warmup_research import loop, mesh as mesh_lib
+  c = cfgs[0]
+  shape = mesh_lib.choose_shape(jax.device_count(), len(cfgs), c.data.batch_size,
+                                c.mesh.variant, c.mesh.data)
+  return loop.Program(cfgs, mesh_lib.make(*shape)), shape
+
+
+def _base(overrides=None):
+  from warmup_research import config as config_lib
+  return config_lib.apply_overrides(config_lib.load(QUICKSTART),
+                                    overrides or {})
+
+
+def train_throughput(cfg, steps: int = 20) -> dict:
+  """One run (K = 1) of `cfg` on the default mesh: tokens/s and model GFLOP/s."""
+  from warmup_research import data, model
+  prog, shape = _program([cfg])
+  state = prog.init(prog.keys, prog.hp)
+  batch = prog.put_batch(data.Batches(cfg).train(0))
+  compile_s, step_s = time_steps(prog, state, batch, steps)
+  mcfg = model.ModelConfig.from_config(cfg)
+  tokens = cfg.data.batch_size * cfg.data.seq_len
+  params = model.num_params(state.params) // prog.k
+  return dict(mesh=f"{shape[0]}x{shape[1]}", params=params, tokens_per_step=tokens,
+              compile_s=compile_s, step_s=step_s, tokens_per_s=tokens / step_s,
+              model_gflops_per_s=model.flops_per_token(mcfg, cfg.data.seq_len) * tokens
+              / step_s / 1e9)
+
+
+def throughput(sizes: dict, steps: int = 20, matmul_dtype: str = "float32",
+               matmul_n: int = 2048) -> tuple[float, list]:
+  """(matmul GFLOP/s, one row per size), all measured in this process."""
+  mm = matmul_gflops(matmul_n, dtype=matmul_dtype)
+  rows = []
+  for name, overrides in sizes.items():
+    r = dict(name=name, **train_throughput(_base(overrides), steps))
+    r["matmul_ratio"] = r["model_gflops_per_s"] / mm
+    rows.append(r)
+    print(f"[bench] {name}: {r['tokens_per_s']:,.0f} tok/s, {r['model_gflops_per_s']:.1f} "
+          f"GFLOP/s = {r['matmul_ratio']:.0%} of matmul ({mm:.0f})", flush=True)
+  return mm, rows
+
+
+def write_throughput_table(mm, rows, out, command, steps, title="Train-step throughput",
+                           matmul="float32 2048x2048 matmul") -> None:
+  lines = header(title, command)
+  lines += [f"One run (K = 1), AdamW, the same batch each step; median of {steps} steps after 3 "
+            f"warm-up steps. Model FLOPs: 6 x matmul parameters + attention (full L x L, as "
+            f"computed) per token. Reference: {matmul} measured in the same process: "
+            f"**{mm:.1f} GFLOP/s**.", "",
+            "| config | params | mesh (variant x data) | compile s | ms/step | tokens/s "
+            "| model GFLOP/s | / matmul GFLOP/s |", "|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    lines.append(f"| {r['name']} | {r['params']:,} | {r['mesh']} | {r['compile_s']:.2f} | "
+                 f"{r['step_s'] * 1e3:.1f} | {r['tokens_per_s']:,.0f} | "
+                 f"{r['model_gflops_per_s']:.1f} | {r['matmul_ratio']:.0%} |")
+  _write(out, lines)
+
+
+def sweep_scaling(ks=(1, 2, 4, 8, 16), steps: int = 10, run_steps: int = 300,
+                  overrides=None) -> list[dict]:
+  """Per K: compile and step seconds of one K-variant program; 'K runs' is
+  K x the K = 1 numbers (the compile paid K times)."""
+  from warmup_research import config as config_lib, data
+  base = _base(overrides)
   batch_np = data.Batches(base).train(0)
   rows = []
   for k in ks:
     cfgs = [config_lib.apply_overrides(base, {"optimizer.peak_lr": 1e-3 * (1 + i)})
             for i in range(k)]
-    shape = mesh_lib.choose_shape(jax.device_count(), k, base.data.batch_size)
-    prog = loop.Program(cfgs, mesh_lib.make(*shape))
+    prog, shape = _program(cfgs)
     state = prog.init(prog.keys, prog.hp)
     compile_s, step_s = time_steps(prog, state, prog.put_batch(batch_np), steps)
     rows.append(dict(k=k, mesh=f"{shape[0]}x{shape[1]}", compile_s=compile_s, step_s=step_s))
@@ -92,11 +204,12 @@ def sweep_scaling(ks=(1, 2, 4, 8, 16), steps: int = 10, run_steps: int = 300) ->
   return rows
 
 
-def write_sweep_table(rows, out: pathlib.Path, command: str, steps: int, run_steps: int) -> None:
+def write_sweep_table(rows, out: pathlib.Path, command: str, steps: int, run_steps: int,
+                      model: str = "Quickstart model (d_model 128, 2 layers, seq 128, batch 32, "
+                                   "AdamW)") -> None:
   lines = header("Sweep scaling: K variants in one program vs K separate runs", command)
-  lines += [f"Quickstart model (d_model 128, 2 layers, seq 128, batch 32, AdamW), the same "
-            f"batch each step. Step time: median of {steps} steps after 2 warm-up steps. "
-            f"Persistent compilation cache off. 'K runs' = K x the K = 1 numbers. "
+  lines += [f"{model}, the same batch each step. Step time: median of {steps} steps after 3 "
+            f"warm-up steps. Persistent compilation cache off. 'K runs' = K x the K = 1 numbers. "
             f"'{run_steps}-step run' compares compile + {run_steps} steps.", "",
             "| K | mesh (variant x data) | one program: compile s | one program: s/step "
             "| K runs: compile s | K runs: s/step | s/step ratio | "
@@ -106,5 +219,116 @@ def write_sweep_table(rows, out: pathlib.Path, command: str, steps: int, run_ste
                  f"{r['separate_compile_s']:.2f} | {r['separate_step_s']:.4f} | "
                  f"{r['step_ratio']:.2f} | {r['run_ratio']:.2f} |")
   lines += ["", "A ratio below 1 means the single program is cheaper than K separate runs."]
-  out.parent.mkdir(parents=True, exist_ok=True)
-  out.write_text("\n".join(lines) + "\n")
+  _write(out, lines)
+
+
+def grid_compiles(n_steps: int = 4) -> dict:
+  """A 24-variant quickstart grid run through `sweep.run` (cache off): how
+  many XLA compilations it triggers in total, and the train step's share."""
+  import jax
+  from warmup_research import sweep, workdir
+  from warmup_research.sweep import axis, product
+  events = []
+  jax.monitoring.register_event_duration_secs_listener(
+      lambda e, d, **kw: events.append(d) if e == "/jax/core/compile/backend_compile_duration"
+      else None)
+  points = product(axis("schedule.warmup_steps", [0, 2, 3]),
+                   axis("optimizer.peak_lr", [1e-3, 3e-3, 1e-2, 3e-2]), axis("seed", [0, 1]))
+  base = _base({"train.total_steps": n_steps, "train.eval_every": n_steps,
+                "train.checkpoint_every": n_steps})
+  variants = sweep.expand(base, points)
+  with tempfile.TemporaryDirectory() as wd:
+    workdir.prepare(wd, sweep.sweep_record("bench", variants), record_name="sweep.json")
+    t0 = time.perf_counter()
+    records = sweep.run(variants, pathlib.Path(wd), progress=False)
+    wall = time.perf_counter() - t0
+  return dict(n_variants=len(variants), n_groups=len(records), backend_compiles=len(events),
+              backend_compile_s=sum(events),
+              train_step_compile_s=sum(r["compile_seconds"] for r in records), wall_s=wall)
+
+
+def first_step(cache_dir: str) -> dict:
+  """In THIS process (called in a fresh one): seconds to build, compile and
+  run the quickstart grid's first train step, with the given cache dir."""
+  t_start = time.perf_counter()
+  import jax
+  from warmup_research import cli, data
+  cli.setup_jax(cache_dir)
+  events = []
+  jax.monitoring.register_event_listener(lambda e, **kw: events.append(e))
+  t_import = time.perf_counter()
+  base = _base()
+  from warmup_research import config as config_lib
+  cfgs = [config_lib.apply_overrides(base, p) for p in config_lib.load_sweep(QUICKSTART)]
+  prog, _ = _program(cfgs)
+  state = prog.init(prog.keys, prog.hp)
+  batch = prog.put_batch(data.Batches(base).train(0))
+  t0 = time.perf_counter()
+  n_before = len(events)
+  step = prog.step.lower(state, batch, prog.hp).compile()
+  t1 = time.perf_counter()
+  train_step_cache_hit = "/jax/compilation_cache/cache_hits" in events[n_before:]
+  state, m = step(state, batch, prog.hp)
+  jax.block_until_ready(m)
+  t2 = time.perf_counter()
+  return dict(import_s=t_import - t_start, setup_s=t0 - t_import, compile_s=t1 - t0,
+              first_step_s=t2 - t1, to_first_step_s=t2 - t_start,
+              train_step_cache_hit=train_step_cache_hit)
+
+
+def cold_vs_warm() -> list[dict]:
+  """Two fresh processes sharing one new persistent cache: cold, then warm.
+  Each row also has the process wall time (interpreter start to exit)."""
+  rows = []
+  with tempfile.TemporaryDirectory() as cache:
+    for label in ("cold cache", "warm cache"):
+      t0 = time.perf_counter()
+      out = subprocess.run([sys.executable, "-m", "warmup_research", "bench", "first-step",
+                            "--cache-dir", cache], capture_output=True, text=True, check=True)
+      row = json.loads(out.stdout.strip().splitlines()[-1])
+      rows.append(dict(label=label, process_s=time.perf_counter() - t0, **row))
+      print(f"[bench] {label}: {row}", flush=True)
+  return rows
+
+
+def write_compile_table(grid, cw, out, command) -> None:
+  lines = header("Compilation: a 24-variant grid, and cold vs warm persistent cache", command)
+  lines += ["## 24-variant grid", "",
+            "Quickstart model, warmup {0, 2, 3} x peak LR {1e-3, 3e-3, 1e-2, 3e-2} x seed {0, 1}, "
+            "4 steps, run through the sweep runner with the persistent cache off; compilations "
+            "counted with `jax.monitoring` (`/jax/core/compile/backend_compile_duration`).", "",
+            "| variants | compile groups | XLA compilations (all) | their seconds "
+            "| train-step compile s | wall s |", "|---|---|---|---|---|---|",
+            f"| {grid['n_variants']} | {grid['n_groups']} | {grid['backend_compiles']} | "
+            f"{grid['backend_compile_s']:.2f} | {grid['train_step_compile_s']:.2f} | "
+            f"{grid['wall_s']:.1f} |", "",
+            "The other compilations are small: init, eval, the per-variant metrics "
+            "reads and host-to-device transfers.", "",
+            "## Time to the first train step", "",
+            "The quickstart grid (6 variants, one program) in a fresh process, twice, with one "
+            "new persistent cache directory: the first process compiles and fills it, the "
+            "second loads from it.", "",
+            "| process | import s | build + init s | train-step compile s | first step s "
+            "| import to first step s | process wall s |", "|---|---|---|---|---|---|---|"]
+  for r in cw:
+    lines.append(f"| {r['label']} | {r['import_s']:.2f} | {r['setup_s']:.2f} | "
+                 f"{r['compile_s']:.2f} | {r['first_step_s']:.2f} | {r['to_first_step_s']:.2f} | "
+                 f"{r['process_s']:.2f} |")
+  cold, warm = cw
+  lines += ["", f"Warm cache: train-step compile {cold['compile_s'] / warm['compile_s']:.1f}x "
+            f"faster; start of the process to the end of the first step "
+            f"{cold['to_first_step_s'] / warm['to_first_step_s']:.1f}x faster."]
+  _write(out, lines)
+
+
+def quick(steps: int = 20) -> dict:
+  """The quickstart model only; the JSON line of `bench --quick`."""
+  import jax
+  mm, rows = throughput({"quickstart": {}}, steps)
+  r = rows[0]
+  return dict(tokens_per_s=round(r["tokens_per_s"], 1),
+              model_gflops_per_s=round(r["model_gflops_per_s"], 2),
+              matmul_gflops_per_s=round(mm, 2), matmul_ratio=round(r["matmul_ratio"], 4),
+              step_ms=round(r["step_s"] * 1e3, 2), compile_s=round(r["compile_s"], 2),
+              mesh=r["mesh"], devices=f"{jax.device_count()} x {jax.devices()[0].device_kind}",
+              xla_flags=os.environ.get("XLA_FLAGS", ""))

@@ -4,7 +4,7 @@
     train --config experiments/NAME.py[:arg] --workdir DIR [--config.x.y=v ...] [--overwrite]
     report WORKDIR
     analyze WORKDIR [--runs ID,ID] [--every K] [--iters N]
-    bench sweep [--steps N] [--ks 1,2,4,8,16]
+    bench [all|throughput|sweep|compile|gpu] [--quick] [--steps N] [--ks 1,2,4,8,16]
     schedules [--out results/schedules.png]
 
 Every bad input stops with one line `error: <field>: <what is allowed>` and
@@ -196,15 +196,45 @@ def cmd_analyze(args, rest) -> None:
 
 def cmd_bench(args, rest) -> None:
   _no_extra(rest)
-  setup_jax("")  # cold compiles: the persistent cache is off while benchmarking
   from warmup_research import bench
-  ks = tuple(int(k) for k in args.ks.split(","))
-  command = f"python -m warmup_research bench {args.which} --steps {args.steps} --ks {args.ks}"
-  if args.which == "sweep":
+  if args.which == "first-step":  # one process of `bench compile`
+    print(json.dumps(bench.first_step(args.cache_dir)))
+    return
+  setup_jax("")  # cold compiles: the persistent cache is off while benchmarking
+  if args.steps < 1:
+    raise ConfigError("--steps", f"must be an integer >= 1, got {args.steps}")
+  try:
+    ks = tuple(int(k) for k in args.ks.split(","))
+  except ValueError:
+    ks = ()
+  if not ks or min(ks) < 1:
+    raise ConfigError("--ks", f"must be comma-separated integers >= 1, got {args.ks!r}")
+  out = pathlib.Path(args.out_dir)
+  command = "python -m warmup_research bench " + " ".join(sys.argv[2:])
+  if args.quick:
+    print(json.dumps(bench.quick(args.steps)))
+    return
+  if args.which in ("all", "throughput"):
+    mm, rows = bench.throughput(bench.CPU_SIZES, args.steps)
+    bench.write_throughput_table(mm, rows, out / "throughput.md", command, args.steps)
+  if args.which in ("all", "sweep"):
     rows = bench.sweep_scaling(ks, steps=args.steps)
-    out = pathlib.Path(args.out_dir) / "sweep.md"
-    bench.write_sweep_table(rows, out, command, args.steps, 300)
-    print(out.read_text())
+    bench.write_sweep_table(rows, out / "sweep.md", command, args.steps, 300)
+  if args.which in ("all", "compile"):
+    bench.write_compile_table(bench.grid_compiles(), bench.cold_vs_warm(), out / "compile.md",
+                              command)
+  if args.which == "gpu":
+    import jax
+    if jax.devices()[0].platform != "gpu":
+      raise ConfigError("bench gpu", f"needs a GPU; JAX sees {jax.devices()[0].platform} only")
+    mm, rows = bench.throughput({"125M-class d768 L12 seq1024 b32 bf16": bench.GPU_125M},
+                                args.steps, matmul_dtype="bfloat16", matmul_n=8192)
+    bench.write_throughput_table(mm, rows, out / "gpu_mfu.md", command, args.steps,
+                                 title="GPU: MFU of a 125M-class model",
+                                 matmul="bfloat16 8192x8192 matmul")
+    rows = bench.sweep_scaling((1, 2, 4, 8, 16, 32, 64), steps=args.steps)
+    bench.write_sweep_table(rows, out / "gpu_sweep.md", command, args.steps, 300)
+  print(f"wrote tables under {out}/")
 
 
 def cmd_schedules(args, rest) -> None:
@@ -245,8 +275,12 @@ def parser() -> argparse.ArgumentParser:
   a.add_argument("--iters", type=int, default=20, help="power-iteration steps")
   a.set_defaults(fn=cmd_analyze)
   b = sub.add_parser("bench", help="benchmarks -> results/benchmarks/*.md")
-  b.add_argument("which", choices=["sweep"])
-  b.add_argument("--steps", type=int, default=10)
+  b.add_argument("which", nargs="?", default="all",
+                 choices=["all", "throughput", "sweep", "compile", "gpu", "first-step"])
+  b.add_argument("--quick", action="store_true",
+                 help="quickstart model only; prints one JSON line")
+  b.add_argument("--steps", type=int, default=20)
+  b.add_argument("--cache-dir", default="", help="(first-step) persistent cache dir")
   b.add_argument("--ks", default="1,2,4,8,16")
   b.add_argument("--out-dir", default="results/benchmarks")
   b.set_defaults(fn=cmd_bench)
@@ -261,6 +295,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> None:
   from warmup_research import mesh as mesh_lib
   mesh_lib.set_host_device_count()  # before jax is imported: one CPU device per core
+  mesh_lib.set_cpu_flags()
   args, rest = parser().parse_known_args(argv)
   try:
     args.fn(args, rest)

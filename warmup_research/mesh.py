@@ -36,6 +36,28 @@ def set_host_device_count(n: int | None = None) -> None:
   os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
 
 
+# XLA CPU flags measured to help the train step (results/benchmarks/NOTES.md):
+# hand dots AND reductions to YNNPACK. Default jaxlib 0.10 also sends
+# elementwise fusions there, which on this model was slower; the change cut
+# the quickstart step from about 185 to about 150 ms on 2 cores.
+CPU_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type="
+             "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE",)
+
+
+def set_cpu_flags() -> None:
+  """Before jax is imported: adds CPU_FLAGS unless XLA_FLAGS already sets them.
+
+  WARMUP_RESEARCH_XLA_CPU_DEFAULTS=0 leaves XLA's own defaults (what the
+  benchmarks compare against)."""
+  if os.environ.get("WARMUP_RESEARCH_XLA_CPU_DEFAULTS", "1") == "0":
+    return
+  flags = os.environ.get("XLA_FLAGS", "")
+  for flag in CPU_FLAGS:
+    if flag.split("=")[0] not in flags:
+      flags = f"{flags} {flag}".strip()
+  os.environ["XLA_FLAGS"] = flags
+
+
 def maybe_initialize_distributed() -> None:
   """Starts jax.distributed when launched as several processes.
 

@@ -1,0 +1,74 @@
+"""Benchmark code paths on tiny sizes: the numbers are checked for internal
+consistency, never against a time."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from warmup_research import bench, model
+
+TINY = {"model.d_model": 32, "model.num_layers": 1, "model.num_heads": 2,
+        "data.seq_len": 16, "data.batch_size": 4, "data.name": "synthetic"}
+
+
+def test_matmul_rate_is_positive_and_finite():
+  r = bench.matmul_gflops(n=128, reps=3)
+  assert 0 < r < 1e6
+
+
+def test_throughput_rows_are_consistent():
+  mm, rows = bench.throughput({"tiny": TINY}, steps=2, matmul_n=128)
+  (r,) = rows
+  cfg = bench._base(TINY)
+  tokens = 4 * 16
+  assert r["tokens_per_step"] == tokens
+  assert r["tokens_per_s"] == pytest.approx(tokens / r["step_s"])
+  fpt = model.flops_per_token(model.ModelConfig.from_config(cfg), 16)
+  assert r["model_gflops_per_s"] == pytest.approx(fpt * tokens / r["step_s"] / 1e9)
+  assert r["matmul_ratio"] == pytest.approx(r["model_gflops_per_s"] / mm)
+  # The parameter count is of ONE variant.
+  d, f, layers = 32, 128, 1
+  assert r["params"] == 256 * d + 16 * d + layers * (4 * d * d + 2 * d * f + 4 * d) + 2 * d
+
+
+def test_sweep_scaling_ratios():
+  rows = bench.sweep_scaling(ks=(1, 2), steps=2, run_steps=10, overrides=TINY)
+  one, two = rows
+  assert two["separate_step_s"] == pytest.approx(2 * one["step_s"])
+  assert two["step_ratio"] == pytest.approx(two["step_s"] / (2 * one["step_s"]))
+  assert one["step_ratio"] == pytest.approx(1.0)
+
+
+def _cli(*args, env=None):
+  return subprocess.run([sys.executable, "-m", "warmup_research", "bench", *args],
+                        capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_quick_prints_one_json_line_with_the_agreed_keys():
+  out = _cli("--quick", "--steps", "2")
+  assert out.returncode == 0, out.stderr
+  last = json.loads(out.stdout.strip().splitlines()[-1])
+  for key in ("tokens_per_s", "model_gflops_per_s", "matmul_gflops_per_s"):
+    assert last[key] > 0
+  assert last["matmul_ratio"] == pytest.approx(
+      last["model_gflops_per_s"] / last["matmul_gflops_per_s"], rel=1e-2)
+
+
+def test_second_process_hits_the_persistent_cache(tmp_path):
+  rows = []
+  for _ in range(2):
+    out = _cli("first-step", "--cache-dir", str(tmp_path / "cache"))
+    assert out.returncode == 0, out.stderr
+    rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+  assert not rows[0]["train_step_cache_hit"]
+  assert rows[1]["train_step_cache_hit"]
+
+
+@pytest.mark.parametrize("args,field", [(["--steps", "0"], "--steps"),
+                                        (["sweep", "--ks", "1,x"], "--ks")])
+def test_bad_bench_arguments_exit_2(args, field):
+  out = _cli(*args)
+  assert out.returncode == 2
+  assert out.stderr.strip().splitlines()[-1].startswith(f"error: {field}")
