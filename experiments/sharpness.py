@@ -17,7 +17,7 @@ Run (CPU scale, about 12 minutes on 2 cores; writes results/sharpness/):
 Grid: {Adam, GI-Adam} x linear warmup {0, 100} of 300 steps x peak LR
 {3e-3, 1e-2, 3e-2}, b2 0.95, constant LR after warmup (no decay, so the
 late-time sharpness is not lowered by a vanishing LR), no weight decay or
-clipping, 1 seed. Checkpoints every 50 steps for `analyze`. The optimizer
+clipping, 1 seed. Every checkpoint (each 50 steps) is kept for `analyze`. The optimizer
 family is static: two compiled programs of 6 variants each.
 """
 from warmup_research import config as config_lib
@@ -30,6 +30,7 @@ def get_config(arg=None):
   c.optimizer.b2 = 0.95
   c.schedule.decay_shape = "constant"
   c.train.checkpoint_every = 50 if arg != "gpu" else 250
+  c.train.keep_checkpoints = 100  # all of them, for `analyze`
   return c
 
 

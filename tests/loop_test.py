@@ -28,6 +28,25 @@ def test_group_of_two_equals_each_alone(tmp_path):
       np.testing.assert_allclose(x[k], y[k], rtol=2e-5, atol=1e-7, err_msg=k)
 
 
+def test_map_and_vmap_over_variants_give_the_same_numbers():
+  from warmup_research import data
+  cfgs = [tiny_config(**{"optimizer.peak_lr": lr, "seed": i})
+          for i, lr in enumerate((1e-3, 3e-3, 1e-2))]
+  batch = data.Batches(cfgs[0])
+  out = {}
+  for how in ("map", "vmap"):
+    prog = loop.Program(cfgs, MESH, how=how)
+    assert prog.how == how
+    state = prog.init(prog.keys, prog.hp)
+    for t in range(3):
+      state, metrics = prog.step(state, prog.put_batch(batch.train(t)), prog.hp)
+    out[how] = (metrics, prog.eval(state.params, prog.put_batch(batch.eval(0)), prog.hp))
+  for k in out["map"][0]:
+    np.testing.assert_allclose(out["map"][0][k], out["vmap"][0][k], rtol=1e-5, err_msg=k)
+  np.testing.assert_allclose(out["map"][1], out["vmap"][1], rtol=1e-5)
+  assert out["map"][1].shape == (3,)
+
+
 def test_resume_from_a_checkpoint_equals_uninterrupted(tmp_path):
   cfg = tiny_config(**{"train.keep_checkpoints": 5})
   full = loop.run_group([cfg], metrics_paths=[tmp_path / "full.jsonl"],

@@ -172,18 +172,23 @@ def test_eight_host_devices_shard_the_variant_axis_and_match_one_device(tmp_path
   one = _sweep_cmd(exp, tmp_path / "one", devices=1)
   eight = _sweep_cmd(exp, tmp_path / "eight", devices=8)
   forced = _sweep_cmd(exp, tmp_path / "forced", "--config.mesh.variant=8", devices=8)
-  for r in (one, eight, forced):
+  vmapped = _sweep_cmd(exp, tmp_path / "vmapped", "--config.mesh.variant_loop=vmap", devices=8)
+  for r in (one, eight, forced, vmapped):
     assert r.returncode == 0, r.stderr
   g8 = json.loads((tmp_path / "eight" / "groups" / "g000.json").read_text())
   assert g8["device"]["n_devices"] == 8
   assert g8["device"]["mesh"] == {"variant": 2, "data": 4}
   assert g8["state_sharding"] == "P('variant',)"
+  assert g8["variant_loop"] == "map"   # 'auto' on CPU
+  gv = json.loads((tmp_path / "vmapped" / "groups" / "g000.json").read_text())
+  assert gv["variant_loop"] == "vmap"
   gf = json.loads((tmp_path / "forced" / "groups" / "g000.json").read_text())
   assert gf["device"]["mesh"] == {"variant": 8, "data": 1}   # 6 variants padded to 8
   g1 = json.loads((tmp_path / "one" / "groups" / "g000.json").read_text())
   assert g1["device"]["mesh"] == {"variant": 1, "data": 1}
   _close_rows(_runs(tmp_path / "one"), _runs(tmp_path / "forced"), rtol=1e-5)
   _close_rows(_runs(tmp_path / "one"), _runs(tmp_path / "eight"), rtol=1e-4)
+  _close_rows(_runs(tmp_path / "eight"), _runs(tmp_path / "vmapped"), rtol=1e-5)
 
 
 def test_two_processes_equal_one(tmp_path):

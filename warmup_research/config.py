@@ -39,6 +39,9 @@ Field semantics (defaults in `default_config`):
   train.checkpoint_every/keep_checkpoints  orbax cadence / how many to keep
   train.divergence_bound   a loss above this (or non-finite) is divergence
   mesh.variant/mesh.data   device-mesh axis sizes (0 = pick; see mesh.py)
+  mesh.variant_loop        how a device runs its variants: "vmap" (batched),
+                           "map" (one after another, lax.map), "auto" (map on
+                           CPU, vmap on accelerators; see loop.py)
 """
 from __future__ import annotations
 
@@ -92,7 +95,7 @@ def default_config() -> ml_collections.ConfigDict:
                      weight_decay=0.1, momentum=0.9, nesterov=False, clip_norm=1.0)
   c.train = dict(total_steps=1000, eval_every=100, eval_batches=4, log_every=10,
                  checkpoint_every=200, keep_checkpoints=2, divergence_bound=100.0)
-  c.mesh = dict(variant=0, data=0)
+  c.mesh = dict(variant=0, data=0, variant_loop="auto")
   return c
 
 
@@ -196,6 +199,9 @@ def apply_overrides(cfg, overrides: dict[str, str]) -> ml_collections.ConfigDict
 
 def to_json(cfg) -> str:
   return json.dumps(cfg.to_dict(), sort_keys=True)
+
+
+VARIANT_LOOPS = ("auto", "vmap", "map")
 
 
 def static_signature(cfg) -> str:
@@ -318,6 +324,7 @@ def validate(cfg) -> None:
   _number(cfg, "optimizer.clip_norm", lo=0)
   _number(cfg, "mesh.variant", lo=0, integer=True)
   _number(cfg, "mesh.data", lo=0, integer=True)
+  _choice(cfg, "mesh.variant_loop", VARIANT_LOOPS)
   del total
 
 

@@ -1,5 +1,6 @@
 """The training loop of one compile group: K variants stacked on a leading
-`variant` axis, one jitted, vmapped program, one batch per step for all.
+`variant` axis, one jitted, sharded program (vmapped, or mapped on CPU: see
+`variant_loop`), one batch per step for all.
 
 `run_group` is what both `train` (K = 1) and the sweep runner call. Per step:
 
@@ -45,6 +46,7 @@ class GroupResult:
   step_seconds: float            # steady-state wall seconds per update (all variants)
   steps_run: int                 # updates run in this process (0 if all were done)
   state_sharding: str = ""       # the sharding spec of the stacked params, as run
+  variant_loop: str = ""         # 'vmap' or 'map', as run
 
 
 def read_metrics(path) -> list[dict]:
@@ -89,18 +91,53 @@ def summarize(rows: list[dict]) -> dict:
       steps=evals[-1]["step"] if evals else 0)
 
 
+def variant_loop(cfg) -> str:
+  """'vmap' or 'map': `mesh.variant_loop`, with 'auto' = map on CPU.
+
+  On CPU a vmapped step turns every matmul into a batched one, which XLA's
+  CPU backend runs more slowly than K plain matmuls: a K = 8 quickstart
+  step took 1.6x longer vmapped than mapped (results/benchmarks/NOTES.md).
+  Accelerators want the batched form.
+  """
+  how = cfg.mesh.variant_loop
+  if how == "auto":
+    how = "map" if jax.devices()[0].platform == "cpu" else "vmap"
+  return how
+
+
+def over_variants(fn, mesh, how: str):
+  """fn(x, batch, hp) of ONE variant -> the same over stacked x and hp.
+
+  'vmap': `jax.vmap`. 'map': a `shard_map` that is manual over the
+  `variant` axis only (the `data` axis stays automatic, so XLA still
+  inserts the gradient all-reduce), running each device's variants one
+  after another with `lax.map`. Both give the same numbers (tested).
+  """
+  if how == "vmap":
+    return jax.vmap(fn, in_axes=(0, None, 0))
+  from jax.sharding import PartitionSpec as P
+
+  def local(x, batch, hp):
+    return jax.lax.map(lambda x_hp: fn(x_hp[0], batch, x_hp[1]), (x, hp))
+
+  return jax.shard_map(local, mesh=mesh, in_specs=(P("variant"), P(), P("variant")),
+                       out_specs=P("variant"), axis_names={"variant"})
+
+
 class Program:
-  """The jitted, vmapped, sharded functions and stacked inputs of one group.
+  """The jitted, sharded functions and stacked inputs of one group.
 
   The K variants are padded to a multiple of the mesh's `variant` axis (pads
   repeat the last variant; their results are dropped) and sharded over it;
   each batch is sharded over `data`. Metrics and eval losses come back
-  replicated, so every process can read them.
+  replicated, so every process can read them. `how` (see `variant_loop`)
+  picks vmap or map over a device's variants.
   """
 
-  def __init__(self, cfgs, mesh):
+  def __init__(self, cfgs, mesh, how: str | None = None):
     trainer = train.Trainer(cfgs[0])
     self.per_variant, self.batch_sharding, replicated = mesh_lib.shardings(mesh)
+    self.how = how or variant_loop(cfgs[0])
     self.k = len(cfgs)
     k_pad = -(-self.k // mesh.shape["variant"]) * mesh.shape["variant"]
     padded = list(cfgs) + [cfgs[-1]] * (k_pad - self.k)
@@ -115,9 +152,9 @@ class Program:
       return trainer.init(jax.random.wrap_key_data(key_data), hp)
 
     self.init = jax.jit(jax.vmap(init), out_shardings=self.per_variant)
-    self.step = jax.jit(jax.vmap(trainer.train_step, in_axes=(0, None, 0)),
+    self.step = jax.jit(over_variants(trainer.train_step, mesh, self.how),
                         out_shardings=(self.per_variant, replicated), donate_argnums=0)
-    self.eval = jax.jit(jax.vmap(trainer.eval_step, in_axes=(0, None, 0)),
+    self.eval = jax.jit(over_variants(trainer.eval_step, mesh, self.how),
                         out_shardings=replicated)
 
   def put_batch(self, batch_BxL1):
@@ -235,4 +272,5 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   summaries = [summarize(read_metrics(p)) for p in metrics_paths] if writer else []
   spec = str(jax.tree.leaves(state.params)[0].sharding.spec)
   return GroupResult(summaries=summaries, compile_seconds=compile_seconds,
-                     step_seconds=step_seconds, steps_run=done - start, state_sharding=spec)
+                     step_seconds=step_seconds, steps_run=done - start, state_sharding=spec,
+                     variant_loop=prog.how)

@@ -38,6 +38,13 @@ def load(workdir) -> dict:
   return dict(record=record, groups=groups, metrics=metrics)
 
 
+def _field(cfg: dict, dotted: str):
+  """A run's effective value of a field (swept in other points or not)."""
+  for key in dotted.split("."):
+    cfg = cfg[key]
+  return cfg
+
+
 def run_rows(loaded) -> tuple[list[str], list[dict]]:
   """(swept field names, one row per run)."""
   from warmup_research import loop
@@ -48,7 +55,7 @@ def run_rows(loaded) -> tuple[list[str], list[dict]]:
   for r in runs:
     s = loop.summarize(loaded["metrics"][r["run_id"]])
     cfg, g = r["config"], group_of.get(r["run_id"], {})
-    row = dict(run_id=r["run_id"], **{f: r["swept"].get(f) for f in swept})
+    row = dict(run_id=r["run_id"], **{f: _field(cfg, f) for f in swept})
     row.update(status=s["status"] if g else "unfinished", diverged_step=s["diverged_step"],
                final_train_loss=s["final_train_loss"], final_eval_loss=s["final_eval_loss"],
                best_eval_loss=s["best_eval_loss"], initial_eval_loss=s["initial_eval_loss"],

@@ -145,6 +145,7 @@ def run(variants: list[Variant], workdir: pathlib.Path, *, progress: bool = True
                   steps_run=result.steps_run, wall_seconds=time.perf_counter() - t0,
                   train_step_compiles=1 if result.steps_run else 0,
                   n_variants=len(members), state_sharding=result.state_sharding,
+                  variant_loop=result.variant_loop,
                   device=mesh_lib.describe(mesh), command=command,
                   finished_at=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
     if writer:
