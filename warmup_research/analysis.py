@@ -100,33 +100,51 @@ def loss_fn(run: Run, batch_BxL1) -> Callable:
   return lambda params: trainer.loss_fn(params, batch, hp)[0]
 
 
-def _normalize(tree):
-  norm = optax.tree.norm(tree)
-  return jax.tree.map(lambda x: x / norm, tree), norm
-
-
-def _power_iteration(matvec: Callable, like, iters: int, seed: int):
-  """Largest-magnitude eigenvalue of a symmetric map (Rayleigh quotient)."""
-  leaves, treedef = jax.tree.flatten(like)
-  keys = jax.random.split(jax.random.key(seed), len(leaves))
-  v = jax.tree.unflatten(treedef, [jax.random.normal(k, x.shape, jnp.float32)
-                                   for k, x in zip(keys, leaves)])
-  v = jax.lax.fori_loop(0, iters, lambda _, v: _normalize(matvec(v))[0], _normalize(v)[0])
-  return sum(jnp.vdot(a, b) for a, b in zip(jax.tree.leaves(v), jax.tree.leaves(matvec(v))))
-
-
 def top_eigenvalue(matvec: Callable, like, *, iters: int = 20, seed: int = 0):
   """Largest (algebraic) eigenvalue of a symmetric linear map on pytrees.
 
-  Power iteration finds the largest-magnitude eigenvalue m; when m < 0, a
-  second run on (A - m I), whose spectrum is then >= 0, finds max - m.
+  Lanczos: `iters` steps (at most the dimension) from a fixed random start,
+  with full reorthogonalisation, then the top eigenvalue of the tridiagonal
+  matrix. Unlike power iteration it finds the top eigenvalue even when
+  larger negative ones exist (common away from a minimum), and converges
+  in tens of matrix-vector products. If the Krylov space closes early (an
+  invariant subspace), the remaining rows are padded below the spectrum.
   """
-  m = _power_iteration(matvec, like, iters, seed)
+  from jax.flatten_util import ravel_pytree
+  flat, unravel = ravel_pytree(like)
+  n = flat.size
+  k = min(iters, n)
+  mv = lambda x: ravel_pytree(matvec(unravel(x)))[0].astype(jnp.float32)
+  v = jax.random.normal(jax.random.key(seed), (n,), jnp.float32)
+  v = v / jnp.linalg.norm(v)
 
-  def shifted():
-    shift = lambda v: jax.tree.map(lambda a, b: a - m * b, matvec(v), v)
-    return _power_iteration(shift, like, iters, seed + 1) + m
-  return jax.lax.cond(m < 0, shifted, lambda: m)
+  def body(i, carry):
+    basis, alpha, beta, valid, v, v_prev, b_prev, done = carry
+    basis = basis.at[i].set(jnp.where(done, 0.0, v))
+    w = mv(v)
+    scale = jnp.linalg.norm(w)
+    a = jnp.vdot(w, v)
+    w = w - a * v - b_prev * v_prev
+    w = w - basis.T @ (basis @ w)
+    w = w - basis.T @ (basis @ w)
+    b = jnp.linalg.norm(w)
+    alpha = alpha.at[i].set(jnp.where(done, 0.0, a))
+    valid = valid.at[i].set(~done)
+    closes = b <= 1e-6 * scale + 1e-30
+    beta = beta.at[i].set(jnp.where(done | closes, 0.0, b))
+    v_next = jnp.where(done | closes, v, w / jnp.where(closes, 1.0, b))
+    return (basis, alpha, beta, valid, v_next, v, jnp.where(done | closes, 0.0, b),
+            done | closes)
+
+  init = (jnp.zeros((k, n), jnp.float32), jnp.zeros(k), jnp.zeros(k), jnp.zeros(k, bool),
+          v, jnp.zeros(n, jnp.float32), jnp.zeros(()), jnp.zeros((), bool))
+  _, alpha, beta, valid, *_ = jax.lax.fori_loop(0, k, body, init)
+  off = beta[:-1]
+  radius = jnp.abs(jnp.concatenate([off, jnp.zeros(1)])) + jnp.abs(
+      jnp.concatenate([jnp.zeros(1), off]))
+  floor = jnp.min(jnp.where(valid, alpha - radius, jnp.inf)) - 1.0
+  t = jnp.diag(jnp.where(valid, alpha, floor)) + jnp.diag(off, 1) + jnp.diag(off, -1)
+  return jnp.linalg.eigvalsh(t)[-1]
 
 
 def hvp(f: Callable, params):
@@ -136,8 +154,55 @@ def hvp(f: Callable, params):
 
 def sharpness(run: Run, batch_BxL1, *, iters: int = 20) -> float:
   """Top eigenvalue of the loss Hessian at the run's params, on `batch`."""
-  f = loss_fn(run, batch_BxL1)
-  return float(jax.jit(lambda p: top_eigenvalue(hvp(f, p), p, iters=iters))(run.params))
+  fns = _jitted(run.config, iters)
+  return float(fns["sharpness"](run.params, jnp.asarray(batch_BxL1), train.hparams(run.config)))
+
+
+_JITTED: dict = {}
+
+
+def _jitted(cfg, iters: int) -> dict:
+  """Jitted measures of one model/optimizer (static signature), compiled once
+  and reused across checkpoints and runs: params, batch and hp are arguments."""
+  key = (config_lib.static_signature(cfg), iters)
+  if key not in _JITTED:
+    trainer = train.Trainer(cfg)
+
+    def f_of(batch, hp):
+      return lambda params: trainer.loss_fn(params, batch, hp)[0]
+
+    def loss_and_grad_norm(params, batch, hp):
+      loss, grads = jax.value_and_grad(f_of(batch, hp))(params)
+      return loss, optax.tree.norm(grads)
+
+    def sharp(params, batch, hp):
+      return top_eigenvalue(hvp(f_of(batch, hp), params), params, iters=iters)
+
+    def psharp(params, precond, batch, hp):
+      return preconditioned_sharpness_of(f_of(batch, hp), params, precond, iters=iters)
+
+    def update_norms(params, opt_state, batch, hp):
+      grads = jax.grad(f_of(batch, hp))(params)
+      updates, _ = trainer.optimizer(hp).update(grads, opt_state, params)
+      return _per_layer(updates, params)
+
+    _JITTED[key] = dict(loss_and_grad_norm=jax.jit(loss_and_grad_norm),
+                        sharpness=jax.jit(sharp), preconditioned=jax.jit(psharp),
+                        update_norms=jax.jit(update_norms))
+  return _JITTED[key]
+
+
+def _per_layer(updates, params) -> dict:
+  """||update|| / ||params|| per layer group: embeddings, each block, final LN."""
+  out = {}
+  for name in params:
+    if name == "blocks":
+      for i in params["blocks"]:
+        out[f"blocks.{i}"] = (optax.tree.norm(updates["blocks"][i])
+                              / optax.tree.norm(params["blocks"][i]))
+    else:
+      out[name] = optax.tree.norm(updates[name]) / optax.tree.norm(params[name])
+  return out
 
 
 def adam_preconditioner(opt_state, config) -> Any:
@@ -173,10 +238,10 @@ def preconditioned_sharpness_of(f: Callable, params, precond, *, iters: int = 20
 
 def preconditioned_sharpness(run: Run, batch_BxL1, *, iters: int = 20) -> float:
   """Kalra & Barkeshli 2024: top eigenvalue of P^-1 H with P from Adam's nu."""
-  f = loss_fn(run, batch_BxL1)
   precond = adam_preconditioner(run.opt_state, run.config)
-  return float(jax.jit(lambda p, pc: preconditioned_sharpness_of(f, p, pc, iters=iters))(
-      run.params, precond))
+  fns = _jitted(run.config, iters)
+  return float(fns["preconditioned"](run.params, precond, jnp.asarray(batch_BxL1),
+                                     train.hparams(run.config)))
 
 
 def lr_sensitivity(lrs, final_losses, initial_loss: float) -> float:
@@ -193,19 +258,13 @@ def lr_sensitivity(lrs, final_losses, initial_loss: float) -> float:
 def update_ratios(run: Run, batch_BxL1) -> dict[str, float]:
   """||update|| / ||params|| per layer group (embeddings, each block, final LN)
   for the optimizer update the run would take next, on `batch`."""
-  trainer = train.Trainer(run.config)
-  hp = train.hparams(run.config)
-  grads = jax.grad(lambda p: trainer.loss_fn(p, jnp.asarray(batch_BxL1), hp)[0])(run.params)
-  updates, _ = trainer.optimizer(hp).update(grads, run.opt_state, run.params)
-  out = {}
-  for name in run.params:
-    if name == "blocks":
-      for i in sorted(run.params["blocks"], key=int):
-        out[f"blocks.{i}"] = float(optax.tree.norm(updates["blocks"][i])
-                                   / optax.tree.norm(run.params["blocks"][i]))
-    else:
-      out[name] = float(optax.tree.norm(updates[name]) / optax.tree.norm(run.params[name]))
-  return out
+  ratios = _jitted(run.config, 0)["update_norms"](
+      run.params, run.opt_state, jnp.asarray(batch_BxL1), train.hparams(run.config))
+  return {k: float(ratios[k]) for k in sorted(ratios, key=_layer_order)}
+
+
+def _layer_order(name: str):
+  return (name.startswith("blocks."), int(name.split(".")[1]) if "." in name else 0, name)
 
 
 def second_moment_stats(run: Run) -> dict[str, float]:
@@ -221,9 +280,9 @@ def second_moment_stats(run: Run) -> dict[str, float]:
 
 def measure(run: Run, batch_BxL1, *, iters: int = 20) -> dict:
   """Every measure of one loaded checkpoint, on one fixed batch."""
-  f = loss_fn(run, batch_BxL1)
-  row = dict(step=run.step, loss=float(f(run.params)),
-             grad_norm=float(optax.tree.norm(jax.grad(f)(run.params))),
+  loss, grad_norm = _jitted(run.config, iters)["loss_and_grad_norm"](
+      run.params, jnp.asarray(batch_BxL1), train.hparams(run.config))
+  row = dict(step=run.step, loss=float(loss), grad_norm=float(grad_norm),
              sharpness=sharpness(run, batch_BxL1, iters=iters))
   try:
     row["preconditioned_sharpness"] = preconditioned_sharpness(run, batch_BxL1, iters=iters)

@@ -3,7 +3,7 @@
     sweep experiments/NAME.py[:arg] [--workdir DIR] [--config.x.y=v ...] [--overwrite]
     train --config experiments/NAME.py[:arg] --workdir DIR [--config.x.y=v ...] [--overwrite]
     report WORKDIR
-    analyze WORKDIR [--runs ID,ID] [--every K] [--iters N]
+    analyze WORKDIR [--runs ID [--runs ID ...]] [--every K] [--iters N]
     bench [all|throughput|sweep|compile|gpu] [--quick] [--steps N] [--ks 1,2,4,8,16]
     schedules [--out results/schedules.png]
 
@@ -184,7 +184,7 @@ def cmd_analyze(args, rest) -> None:
   if args.every < 1:
     raise ConfigError("--every", f"must be an integer >= 1, got {args.every}")
   from warmup_research import analysis
-  run_ids = args.runs.split(",") if args.runs else None
+  run_ids = args.runs or None
   known = [r["run_id"] for r in json.loads((wd / "sweep.json").read_text())["runs"]]
   for r in run_ids or []:
     if r not in known:
@@ -270,7 +270,8 @@ def parser() -> argparse.ArgumentParser:
   r.set_defaults(fn=cmd_report)
   a = sub.add_parser("analyze", help="sharpness etc. over a sweep's saved checkpoints")
   a.add_argument("workdir")
-  a.add_argument("--runs", default="", help="comma-separated run ids (default: all)")
+  a.add_argument("--runs", action="append", default=[], metavar="RUN_ID",
+                 help="a run id (ids hold commas); repeat for several (default: all)")
   a.add_argument("--every", type=int, default=1, help="checkpoint steps divisible by this")
   a.add_argument("--iters", type=int, default=20, help="power-iteration steps")
   a.set_defaults(fn=cmd_analyze)
