@@ -2,6 +2,7 @@
 against a hand-computed case, and load_run of a checkpoint written on 8
 devices, in this 1-device process."""
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -161,6 +162,12 @@ def test_analyze_command_writes_csv_and_plot(eight_device_sweep):
     assert float(x["sharpness"]) > 0 and float(x["preconditioned_sharpness"]) > 0
     assert float(x["nu_max"]) >= float(x["nu_mean"]) > 0
     assert 0 < float(x["update_ratio/blocks.0"]) < 1
+    # lr is the schedule's value for the next update, as logged by training
+    logged = [json.loads(l) for l in open(wd / "metrics" / f"{x['run_id']}.jsonl")]
+    (lr,) = [r["lr"] for r in logged if "lr" in r and r["step"] == int(x["step"])]
+    assert float(x["lr"]) == pytest.approx(lr, rel=1e-6)
+    assert float(x["stability_ratio"]) == pytest.approx(
+        float(x["preconditioned_sharpness"]) * lr * (1 - 0.9) / (2 * 1.9), rel=1e-5)
   assert (wd / "plots" / "sharpness_vs_step.png").stat().st_size > 10_000
   bad = subprocess.run([sys.executable, "-m", "warmup_research", "analyze", str(wd), "--runs",
                         "nope"], cwd=REPO, capture_output=True, text=True, timeout=120)

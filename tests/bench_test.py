@@ -41,6 +41,14 @@ def test_sweep_scaling_ratios():
   assert one["step_ratio"] == pytest.approx(1.0)
 
 
+def test_grid_compiles_counts_one_group_and_few_compilations():
+  g = bench.grid_compiles(n_steps=3, overrides=TINY)
+  assert g["n_variants"] == 24 and g["n_groups"] == 1
+  # the train step once, plus init / eval / small helpers; never one per variant
+  assert 1 <= g["backend_compiles"] < 24
+  assert 0 < g["train_step_compile_s"] <= g["backend_compile_s"]
+
+
 def _cli(*args, env=None):
   return subprocess.run([sys.executable, "-m", "warmup_research", "bench", *args],
                         capture_output=True, text=True, env=env, timeout=600)

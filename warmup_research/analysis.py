@@ -290,7 +290,22 @@ def measure(run: Run, batch_BxL1, *, iters: int = 20) -> dict:
     pass
   row.update(second_moment_stats(run))
   row.update({f"update_ratio/{k}": v for k, v in update_ratios(run, batch_BxL1).items()})
+  row.update(stability(run, row.get("preconditioned_sharpness")))
   return row
+
+
+def stability(run: Run, preconditioned: float | None) -> dict:
+  """The LR of the run's next update (schedule(step), step = updates done)
+  and, for Adam-family runs, preconditioned sharpness / Adam's stability
+  threshold 2 (1 + b1) / ((1 - b1) lr) (Cohen et al. 2022; 38 / lr at
+  b1 = 0.9). A ratio above 1: the next step is locally unstable."""
+  from warmup_research import schedules
+  lr = float(schedules.schedule(jnp.asarray(run.step), train.hparams(run.config).schedule))
+  out = dict(lr=lr)
+  if preconditioned is not None and lr > 0:
+    b1 = run.config.optimizer.b1
+    out["stability_ratio"] = preconditioned * lr * (1 - b1) / (2 * (1 + b1))
+  return out
 
 
 def analyze(workdir, run_ids=None, *, every: int = 1, iters: int = 20) -> list[dict]:

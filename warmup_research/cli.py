@@ -210,7 +210,7 @@ def cmd_bench(args, rest) -> None:
   if not ks or min(ks) < 1:
     raise ConfigError("--ks", f"must be comma-separated integers >= 1, got {args.ks!r}")
   out = pathlib.Path(args.out_dir)
-  command = "python -m warmup_research bench " + " ".join(sys.argv[2:])
+  command = " ".join(["python -m warmup_research bench", *sys.argv[2:]])
   if args.quick:
     print(json.dumps(bench.quick(args.steps)))
     return

@@ -270,21 +270,37 @@ def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
 
 
 def plot_analysis(workdir: pathlib.Path, rows: list[dict]) -> pathlib.Path:
-  """Sharpness (and preconditioned sharpness) vs step, one line per run."""
+  """Sharpness, preconditioned sharpness and its ratio to Adam's stability
+  threshold vs step, one line per run, log scale."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  keys = [k for k in ("sharpness", "preconditioned_sharpness") if any(k in r for r in rows)]
-  fig, axes = plt.subplots(1, len(keys), figsize=(6.5 * len(keys), 4.5), squeeze=False)
+  titles = {"sharpness": "sharpness (top eigenvalue of H)",
+            "preconditioned_sharpness": "preconditioned sharpness (top eig. of P^-1 H)",
+            "stability_ratio": "P^-1 H sharpness x lr / (2 (1 + b1) / (1 - b1))"}
+  keys = [k for k in titles if any(k in r for r in rows)]
+  run_ids = list(dict.fromkeys(r["run_id"] for r in rows))
+  colors = plt.get_cmap("tab20" if len(run_ids) > 10 else "tab10")
+  fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 4.8), squeeze=False)
   for ax, key in zip(axes[0], keys):
-    for run_id in dict.fromkeys(r["run_id"] for r in rows):
+    for i, run_id in enumerate(run_ids):
       pts = [(r["step"], r[key]) for r in rows if r["run_id"] == run_id and key in r]
       if pts:
-        ax.plot(*zip(*pts), marker="o", ms=3, label=run_id)
-    ax.set(title=key.replace("_", " "), xlabel="step", ylabel="top eigenvalue")
-    ax.legend(fontsize=6)
+        ax.plot(*zip(*pts), marker="o", ms=3, color=colors(i % colors.N), label=run_id)
+    if all(r[key] > 0 for r in rows if key in r):
+      ax.set_yscale("log")
+    if key == "stability_ratio":
+      ax.axhline(1.0, color="black", lw=0.8, ls="--")
+    ax.set(title=titles[key], xlabel="step (updates done)")
+    ax.title.set_fontsize(9)
+  fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center",
+             ncol=min(3, len(run_ids)), fontsize=6, frameon=False)
+  fig.tight_layout(rect=(0, 0.04 * (1 + (len(run_ids) - 1) // 3), 1, 1))
   (workdir / "plots").mkdir(exist_ok=True)
-  return _save(fig, workdir / "plots" / "sharpness_vs_step.png")
+  path = workdir / "plots" / "sharpness_vs_step.png"
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
 
 
 def plot_schedules(out_path, *, total_steps: int = 1000, warmup_steps: int = 200) -> None:
