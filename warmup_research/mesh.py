@@ -38,8 +38,8 @@ def set_host_device_count(n: int | None = None) -> None:
 
 # XLA CPU flags measured to help the train step (results/benchmarks/NOTES.md):
 # hand dots AND reductions to YNNPACK. Default jaxlib 0.10 also sends
-# elementwise fusions there, which on this model was slower; the change cut
-# the quickstart step from about 185 to about 150 ms on 2 cores.
+# elementwise fusions there, which on this model was slower. It cut the
+# quickstart step by 10-15% on 2 cores (NOTES.md attempts 3 and 10).
 CPU_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type="
              "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE",)
 
