@@ -5,7 +5,7 @@ instabilities", Section 3.4 / Figure 9).
 Claim: a longer warmup lowers LR sensitivity, the expected excess loss over
 the LR range swept: E_lr[min(loss(lr), loss at init) - best loss].
 
-Run (CPU scale, about 20 minutes on 2 cores; writes results/lr_sensitivity/):
+Run (CPU scale, about 10 minutes on 2 cores; writes results/lr_sensitivity/):
 
     ./launch.sh experiments/lr_sensitivity.py
     # GPU scale (d_model 512/1024, 8 layers, seq 256, 4000 steps):

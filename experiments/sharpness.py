@@ -6,7 +6,8 @@ so that larger peak LRs train; (b) GI-Adam (Adam with its second moment
 initialised from the first gradient's square) removes much of the need for
 warmup.
 
-Run (CPU scale, about 12 minutes on 2 cores; writes results/sharpness/):
+Run (CPU scale, about 4 minutes on 2 cores, then about 7 for `analyze`;
+writes results/sharpness/):
 
     ./launch.sh experiments/sharpness.py
     # then sharpness and preconditioned sharpness over the saved checkpoints:

@@ -7,7 +7,7 @@ training; linear, or 1 - sqrt as they recommend) matches a cosine schedule
 at equal steps; (b) at equal warmup length, the warmup shape (linear,
 cosine, exponential) matters little.
 
-Run (CPU scale, about 8 minutes on 2 cores; writes results/wsd/):
+Run (CPU scale, about 5 minutes on 2 cores; writes results/wsd/):
 
     ./launch.sh experiments/wsd.py
     # GPU scale (d_model 512, 8 layers, seq 256, 4000 steps):
