@@ -1,7 +1,6 @@
 """Benchmark code paths on tiny sizes: the numbers are checked for internal
 consistency, never against a time."""
 import json
-import os
 import subprocess
 import sys
 

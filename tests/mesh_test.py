@@ -14,6 +14,14 @@ def test_choose_shape_picks(n, k, batch, expect):
   assert mesh.choose_shape(n, k, batch) == expect
 
 
+@pytest.mark.parametrize("n,k,batch,expect", [
+    (2, 2, 32, (1, 2)), (2, 16, 32, (1, 2)), (8, 6, 32, (1, 8)), (8, 6, 4, (2, 4)),
+    (2, 3, 1, (2, 1)),
+])
+def test_choose_shape_prefers_data_when_variants_are_mapped(n, k, batch, expect):
+  assert mesh.choose_shape(n, k, batch, prefer_data=True) == expect
+
+
 def test_choose_shape_given_and_bad():
   assert mesh.choose_shape(8, 3, 32, variant=8) == (8, 1)
   assert mesh.choose_shape(8, 3, 32, data=2) == (4, 2)

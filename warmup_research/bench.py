@@ -116,11 +116,8 @@ def time_steps(prog, state, batch, steps: int, warmup: int = 3):
 
 
 def _program(cfgs):
-  import jax
   from warmup_research import loop, mesh as mesh_lib
-  c = cfgs[0]
-  shape = mesh_lib.choose_shape(jax.device_count(), len(cfgs), c.data.batch_size,
-                                c.mesh.variant, c.mesh.data)
+  shape = loop.mesh_shape(cfgs)
   return loop.Program(cfgs, mesh_lib.make(*shape)), shape
 
 

@@ -94,12 +94,11 @@ def cmd_train(args, rest) -> None:
   _start_jax(args.jax_cache_dir)
   import jax
   batches = _prepare_data(cfg)  # bad dataset / corpus fail here, before the workdir
-  shape = mesh_lib.choose_shape(jax.device_count(), 1, cfg.data.batch_size,
-                                cfg.mesh.variant, cfg.mesh.data)
+  from warmup_research import loop
+  shape = loop.mesh_shape([cfg])
   wd = workdir.prepare(args.workdir, config_lib.to_json(cfg), overwrite=args.overwrite,
                        write=jax.process_index() == 0)
   _barrier("workdir")
-  from warmup_research import loop
   result = loop.run_group([cfg], metrics_paths=[wd / "metrics.jsonl"], mesh=mesh_lib.make(*shape),
                           checkpoint_dir=wd / "checkpoints", batches=batches,
                           progress=not args.no_progress)
@@ -130,11 +129,9 @@ def cmd_sweep(args, rest) -> None:
   wd = pathlib.Path(args.workdir or f"results/{name}")
   _start_jax(args.jax_cache_dir)
   import jax
-  from warmup_research import mesh as mesh_lib, results
+  from warmup_research import loop, results
   for members in sweep.group(variants):  # every group's mesh fits, before any compute
-    c = members[0].cfg
-    mesh_lib.choose_shape(jax.device_count(), len(members), c.data.batch_size,
-                          c.mesh.variant, c.mesh.data)
+    loop.mesh_shape([v.cfg for v in members])
   _prepare_data(variants[0].cfg)
   for members in sweep.group(variants)[1:]:
     _prepare_data(members[0].cfg)

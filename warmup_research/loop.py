@@ -105,6 +105,14 @@ def variant_loop(cfg) -> str:
   return how
 
 
+def mesh_shape(cfgs) -> tuple[int, int]:
+  """The (variant, data) mesh of a group: `config.mesh`, else picked."""
+  c = cfgs[0]
+  return mesh_lib.choose_shape(jax.device_count(), len(cfgs), c.data.batch_size,
+                               c.mesh.variant, c.mesh.data,
+                               prefer_data=variant_loop(c) == "map")
+
+
 def over_variants(fn, mesh, how: str):
   """fn(x, batch, hp) of ONE variant -> the same over stacked x and hp.
 

@@ -129,9 +129,7 @@ def run(variants: list[Variant], workdir: pathlib.Path, *, progress: bool = True
       print(f"[sweep] group {gid}: {len(members)} runs already finished, skipped", file=sys.stderr)
       summary.append(json.loads(marker.read_text()))
       continue
-    variant_axis, data_axis = mesh_lib.choose_shape(
-        jax.device_count(), len(members), cfg0.data.batch_size, cfg0.mesh.variant, cfg0.mesh.data)
-    mesh = mesh_lib.make(variant_axis, data_axis)
+    mesh = mesh_lib.make(*loop.mesh_shape([v.cfg for v in members]))
     batches = data.Batches(cfg0)
     t0 = time.perf_counter()
     result = loop.run_group(
