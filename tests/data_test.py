@@ -28,6 +28,16 @@ def test_byte_corpus_builds_with_tfds_and_splits_by_file(bytes_cfg, corpus_dir):
   assert 0 < n_val < len(files)
 
 
+def test_corpus_files_skips_packages_hidden_and_non_text(tmp_path):
+  for rel in ["b.py", "a/z.txt", "a/y.md", "a/x.rst", "a/w.bin", "site-packages/p.py",
+              "a/__pycache__/c.py", ".git/h.py", "a/.hidden.py", "dist-packages/q/r.txt"]:
+    (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / rel).write_text("x")
+  (tmp_path / "dir.py").mkdir()  # a directory with a text suffix is not a file
+  got = [f.relative_to(tmp_path).as_posix() for f in data.corpus_files(tmp_path)]
+  assert got == ["a/x.rst", "a/y.md", "a/z.txt", "b.py"]
+
+
 def test_an_edited_corpus_is_rebuilt(tiny_cfg, tmp_path):
   corpus = tmp_path / "c"
   corpus.mkdir()

@@ -58,14 +58,19 @@ def default_corpus_dir() -> pathlib.Path:
 
 
 def corpus_files(corpus_dir: pathlib.Path) -> list[pathlib.Path]:
-  """The text files of a corpus directory, sorted by relative path."""
+  """The text files of a corpus directory, sorted by relative path.
+
+  `os.walk` prunes skipped and hidden directories before descending (a
+  `rglob` over the standard library walked site-packages too: 0.96 s vs
+  0.01 s, paid by every process that opens the dataset).
+  """
   files = []
-  for path in corpus_dir.rglob("*"):
-    rel = path.relative_to(corpus_dir)
-    if any(part in SKIP_DIRS or part.startswith(".") for part in rel.parts):
-      continue
-    if path.suffix in TEXT_SUFFIXES and path.is_file():
-      files.append(path)
+  for root, dirs, names in os.walk(corpus_dir):
+    dirs[:] = [d for d in dirs if d not in SKIP_DIRS and not d.startswith(".")]
+    for name in names:
+      path = pathlib.Path(root, name)
+      if not name.startswith(".") and path.suffix in TEXT_SUFFIXES and path.is_file():
+        files.append(path)
   return sorted(files, key=lambda p: p.relative_to(corpus_dir).as_posix())
 
 
