@@ -26,6 +26,9 @@ BAD = [
     ({"data.name": "bytes", "data.seq_len": 2048}, "config.data.seq_len: must be <= 1024"),
     ({"schedule.decay_shape": "exponential", "schedule.final_frac": 0.0},
      "config.schedule.final_frac: must be > 0 with decay_shape='exponential'"),
+    ({"model.attention": "flash"},
+     "config.model.attention: unknown value 'flash'; allowed: einsum, xla, cudnn"),
+    ({"model.attention": "cudnn"}, "config.model.attention: 'cudnn' .* needs model.dtype='bfloat16'"),
 ]
 
 

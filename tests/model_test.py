@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from warmup_research import model as model_lib
 from warmup_research.model import ModelConfig, TransformerLM, num_params
 
 OPTIONS = [dict(norm="pre"), dict(norm="post"), dict(qk_norm=True),
-           dict(tie_embeddings=False), dict(dtype="bfloat16")]
+           dict(tie_embeddings=False), dict(dtype="bfloat16"), dict(attention="xla")]
 
 
 @pytest.mark.parametrize("opts", OPTIONS, ids=lambda o: str(o))
@@ -40,3 +41,30 @@ def test_post_ln_differs_from_pre_ln():
   outs = [TransformerLM(ModelConfig(vocab_size=64, d_model=32, max_len=16, norm=n),
                         rngs=nnx.Rngs(0))(tokens) for n in ("pre", "post")]
   assert not np.allclose(outs[0], outs[1])
+
+
+def _reference_attention(q, k, v):
+  """Textbook causal attention in float64 NumPy: [B, L, H, K] in and out."""
+  q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
+  s = np.einsum("blhk,bmhk->bhlm", q, k) / np.sqrt(q.shape[-1])
+  s = np.where(np.tril(np.ones(s.shape[-2:], bool)), s, -np.inf)
+  p = np.exp(s - s.max(-1, keepdims=True))
+  return np.einsum("bhlm,bmhk->blhk", p / p.sum(-1, keepdims=True), v)
+
+
+@pytest.mark.parametrize("impl", ["einsum", "xla"])
+def test_attention_matches_the_textbook_formula(impl):
+  q, k, v = jax.random.normal(jax.random.key(0), (3, 2, 9, 3, 8)) * 3
+  got = model_lib.causal_attention(q, k, v, impl)
+  np.testing.assert_allclose(got, _reference_attention(q, k, v), rtol=1e-5, atol=1e-5)
+  grads = [jax.grad(lambda q, k, v: jnp.sum(jnp.sin(model_lib.causal_attention(q, k, v, i))),
+                    argnums=(0, 1, 2))(q, k, v) for i in ("einsum", "xla")]
+  for a, b in zip(*grads):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_bf16_attention_keeps_its_softmax_in_float32():
+  q, k, v = jax.random.normal(jax.random.key(0), (3, 2, 64, 2, 16))
+  got = model_lib.causal_attention(*(x.astype(jnp.bfloat16) for x in (q, k, v)))
+  assert got.dtype == jnp.bfloat16
+  np.testing.assert_allclose(got.astype(np.float32), _reference_attention(q, k, v), atol=3e-2)

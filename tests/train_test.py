@@ -3,9 +3,11 @@ across schedule/optimizer numbers, shapes and seeds, divergence freezing."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from conftest import tiny_config
 from warmup_research import data, train
+from warmup_research.errors import ConfigError
 
 COMPILES = []
 jax.monitoring.register_event_duration_secs_listener(
@@ -101,3 +103,11 @@ def test_divergence_is_frozen_and_others_are_unaffected():
   for a, b in zip(jax.tree.leaves(jax.tree.map(lambda x: x[0], state2.params)),
                   jax.tree.leaves(state1.params)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_cudnn_attention_without_a_gpu_is_a_config_error():
+  cfg = tiny_config(**{"model.attention": "cudnn", "model.dtype": "bfloat16"})
+  if jax.default_backend() == "gpu":
+    pytest.skip("this process has a GPU")
+  with pytest.raises(ConfigError, match="config.model.attention: 'cudnn' needs a GPU"):
+    train.Trainer(cfg)

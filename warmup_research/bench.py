@@ -144,9 +144,10 @@ def train_throughput(cfg, steps: int = 20) -> dict:
 
 
 def throughput(sizes: dict, steps: int = 20, matmul_dtype: str = "float32",
-               matmul_n: int = 2048) -> tuple[float, list]:
-  """(matmul GFLOP/s, one row per size), all measured in this process."""
-  mm = matmul_gflops(matmul_n, dtype=matmul_dtype)
+               matmul_n: int = 2048, mm: float | None = None) -> tuple[float, list]:
+  """(matmul GFLOP/s, one row per size), all measured in this process (`mm`:
+  a matmul rate measured earlier in it)."""
+  mm = mm or matmul_gflops(matmul_n, dtype=matmul_dtype)
   rows = []
   for name, overrides in sizes.items():
     r = dict(name=name, **train_throughput(_base(overrides), steps))

@@ -26,6 +26,7 @@ Field semantics (defaults in `default_config`):
                            mlp_ratio, norm ('pre' | 'post'), qk_norm,
                            init_scale (std of weights), tie_embeddings,
                            dtype ('float32' | 'bfloat16' compute; params f32),
+                           attention ('einsum' | 'xla' | 'cudnn': see model.py),
                            z_loss (coefficient of Wortsman et al.'s z-loss)
   schedule.*               see `warmup_research/schedules.py`; warmup given
                            as warmup_steps OR warmup_ratio (of total_steps),
@@ -61,6 +62,7 @@ from warmup_research.errors import ConfigError
 OPTIMIZERS = ("adamw", "adam", "sgd", "radam", "lion", "gi_adam")
 NORMS = ("pre", "post")
 DTYPES = ("float32", "bfloat16")
+ATTENTIONS = ("einsum", "xla", "cudnn")
 BUILTIN_DATASETS = ("bytes", "synthetic")
 MAX_BYTES_SEQ_LEN = 1024
 
@@ -84,7 +86,7 @@ def default_config() -> ml_collections.ConfigDict:
                 eval_split="validation")
   c.model = dict(vocab_size=256, d_model=128, num_layers=2, num_heads=4, mlp_ratio=4,
                  norm="pre", qk_norm=False, init_scale=0.02, tie_embeddings=True,
-                 dtype="float32", z_loss=0.0)
+                 dtype="float32", attention="einsum", z_loss=0.0)
   c.schedule = dict(
       warmup_shape="linear", warmup_steps=config_dict.placeholder(int),
       warmup_ratio=config_dict.placeholder(float), warmup_init_frac=0.0,
@@ -283,6 +285,10 @@ def validate(cfg) -> None:
          f"must be True or False, got {m.tie_embeddings!r}")
   _number(cfg, "model.init_scale", lo=0, lo_open=True)
   _choice(cfg, "model.dtype", DTYPES)
+  _choice(cfg, "model.attention", ATTENTIONS)
+  _check(m.attention != "cudnn" or m.dtype == "bfloat16", "model.attention",
+         "'cudnn' (flash attention) needs model.dtype='bfloat16'; allowed with float32: "
+         "'einsum', 'xla'")
   _number(cfg, "model.z_loss", lo=0)
 
   dc = cfg.data

@@ -24,6 +24,7 @@ from flax import nnx
 
 from warmup_research import config as config_lib
 from warmup_research import optimizers, schedules
+from warmup_research.errors import ConfigError
 from warmup_research.model import ModelConfig, TransformerLM
 
 
@@ -74,6 +75,9 @@ class Trainer:
 
   def __init__(self, cfg):
     self.model_cfg = ModelConfig.from_config(cfg)
+    if self.model_cfg.attention == "cudnn" and jax.default_backend() != "gpu":
+      raise ConfigError("config.model.attention", "'cudnn' needs a GPU, this process has "
+                        f"{jax.default_backend()}; allowed here: 'einsum', 'xla'")
     self.graphdef = nnx.graphdef(nnx.eval_shape(
         lambda: TransformerLM(self.model_cfg, rngs=nnx.Rngs(0))))
     self.opt_name = cfg.optimizer.name
