@@ -247,3 +247,5 @@ def test_report_rebuilds_the_same_tables(tmp_path):
   assert list((tmp_path / "w" / "tb").glob("*/events.out.tfevents.*"))
   md = (tmp_path / "w" / "summary.md").read_text()
   assert "★" in md and "± " in md and "command:" in md and "hardware:" in md
+  from warmup_research.workdir import code_version
+  assert f"at code {code_version()}" in md  # the commit the runs were made at

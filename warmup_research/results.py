@@ -133,7 +133,8 @@ def markdown(loaded, swept, rows, agg, sens=()) -> str:
   valid = [a for a in agg if a["final_eval_mean"] is not None and a["diverged"] < a["n"]]
   best = min(valid, key=lambda a: a["final_eval_mean"]) if valid else None
   lines = [f"# {loaded['record']['experiment']}", "",
-           f"- command: `{groups[-1]['command'] if groups else ''}`",
+           f"- command: `{groups[-1]['command'] if groups else ''}`"
+           + (f" at code {groups[-1]['code']}" if groups and groups[-1].get("code") else ""),
            f"- finished: {groups[-1]['finished_at'] if groups else 'not yet'}; "
            f"table written {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
            f"- hardware: {device.get('n_devices')} x {device.get('device_kind')} "

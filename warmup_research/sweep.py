@@ -145,7 +145,7 @@ def run(variants: list[Variant], workdir: pathlib.Path, *, progress: bool = True
                   n_variants=len(members), state_sharding=result.state_sharding,
                   variant_loop=result.variant_loop,
                   device=mesh_lib.describe(mesh), command=command,
-                  finished_at=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+                  code=workdir_lib.code_version(), finished_at=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
     if writer:
       workdir_lib.write_atomic(marker, json.dumps(record, indent=1))
       n_div = sum(s["status"] == "diverged" for s in result.summaries)

@@ -9,9 +9,31 @@ import json
 import os
 import pathlib
 import shutil
+import subprocess
 import tempfile
 
 from warmup_research.errors import ConfigError
+
+
+CODE_PATHS = ("warmup_research", "experiments", "requirements.txt")
+
+
+def code_version(root: str | os.PathLike | None = None) -> str:
+  """The git commit of the checkout at `root` (default: the one this package
+  runs from) as a short hash, '+dirty' when its code (not its results)
+  differs from that commit; 'unknown' outside a git checkout. Recorded
+  beside results so a table names the code that made it."""
+  root = pathlib.Path(root) if root else pathlib.Path(__file__).resolve().parents[1]
+  git = lambda *a: subprocess.run(["git", "-C", str(root), *a], capture_output=True,
+                                  text=True, timeout=30)
+  try:
+    head = git("rev-parse", "--short", "HEAD")
+    if head.returncode:
+      return "unknown"
+    dirty = git("status", "--porcelain", "--", *CODE_PATHS).stdout.strip()
+  except (OSError, subprocess.SubprocessError):
+    return "unknown"
+  return head.stdout.strip() + ("+dirty" if dirty else "")
 
 
 def prepare(path, config_json: str, *, overwrite: bool = False, field: str = "--workdir",
