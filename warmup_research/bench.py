@@ -302,8 +302,10 @@ def write_compile_table(grid, cw, out, command) -> None:
             f"{grid['backend_compile_s']:.2f} | {grid['train_step_compile_s']:.2f} | "
             f"{grid['wall_s']:.1f} |", "",
             "Exactly one of them is the train step (compiled ahead of time, once per "
-            "group); the others are the init and eval programs and small helpers of the "
-            "loop.", "",
+            "group); the others are the init and eval programs, small helpers of the "
+            "loop, and, when the state is replicated over a data axis, orbax's `jit(slice)` "
+            "of each array per device as it splits a checkpoint save between replicas "
+            "(a few hundredths of a second each).", "",
             "## Time to the first train step", "",
             "The quickstart grid (6 variants, one program) in a fresh process, twice, with one "
             "new persistent cache directory: the first process compiles and fills it, the "
