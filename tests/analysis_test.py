@@ -125,6 +125,25 @@ def test_load_run_written_on_8_devices_in_a_1_device_process(eight_device_sweep)
     analysis.load_run(wd, "nope")
 
 
+def test_a_run_saved_before_model_attention_existed_loads_as_it_ran(eight_device_sweep,
+                                                                     tmp_path):
+  import shutil
+  wd = tmp_path / "old"
+  shutil.copytree(eight_device_sweep, wd)
+  record = json.loads((wd / "sweep.json").read_text())
+  for r in record["runs"]:
+    del r["config"]["model"]["attention"]  # as written before the field existed
+  (wd / "sweep.json").write_text(json.dumps(record))
+  old = analysis.load_run(wd, "peak_lr=0.003")
+  assert old.config.model.attention == "xla"  # the path the code then had
+  new = analysis.load_run(eight_device_sweep, "peak_lr=0.003")
+  assert new.config.model.attention == "einsum"
+  batch = jnp.asarray(data.Batches(old.config).eval(0))
+  losses = [float(train.Trainer(r.config).eval_step(r.params, batch, train.hparams(r.config)))
+            for r in (old, new)]
+  np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
+
+
 def test_sharpness_measures_on_a_loaded_run(eight_device_sweep):
   run = analysis.load_run(eight_device_sweep, "peak_lr=0.01")
   batch = data.Batches(run.config).eval(0)

@@ -72,3 +72,10 @@ def test_static_signature_ignores_dynamic_fields():
   c = tiny_config(**{"model.norm": "post"})
   assert config_lib.static_signature(a) == config_lib.static_signature(b)
   assert config_lib.static_signature(a) != config_lib.static_signature(c)
+
+
+def test_from_saved_fills_fields_a_saved_config_predates():
+  saved = config_lib.default_config().to_dict()
+  assert config_lib.from_saved(saved).model.attention == "einsum"  # kept as saved
+  del saved["model"]["attention"]
+  assert config_lib.from_saved(saved).model.attention == "xla"  # the code that saved it

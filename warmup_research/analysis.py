@@ -50,7 +50,7 @@ def _locate(workdir: pathlib.Path, run_id: str | None):
     ids = [r["run_id"] for r in runs]
     if run_id not in ids:
       raise KeyError(f"no run {run_id!r} in {workdir}; runs: {', '.join(ids)}")
-    cfgs = [ml_collections.ConfigDict(r["config"]) for r in runs]
+    cfgs = [config_lib.from_saved(r["config"]) for r in runs]
     groups: dict[str, list[int]] = {}
     for i, c in enumerate(cfgs):
       groups.setdefault(config_lib.static_signature(c), []).append(i)
@@ -59,7 +59,7 @@ def _locate(workdir: pathlib.Path, run_id: str | None):
         return (cfgs[ids.index(run_id)], workdir / "checkpoints" / f"g{gi:03d}",
                 members.index(ids.index(run_id)), workdir / "metrics" / f"{run_id}.jsonl")
   if (workdir / "config.json").exists():  # a `train` workdir: one run
-    cfg = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+    cfg = config_lib.from_saved(json.loads((workdir / "config.json").read_text()))
     return cfg, workdir / "checkpoints", 0, workdir / "metrics.jsonl"
   raise FileNotFoundError(f"{workdir} holds neither a sweep (sweep.json) nor a run (config.json)")
 

@@ -203,6 +203,22 @@ def to_json(cfg) -> str:
   return json.dumps(cfg.to_dict(), sort_keys=True)
 
 
+# Fields added after runs were first saved, with the value that reproduces
+# the code before them (attention was `jax.nn.dot_product_attention`).
+ADDED_FIELDS = {"model.attention": "xla"}
+
+
+def from_saved(saved: dict) -> ml_collections.ConfigDict:
+  """A run config read back from a workdir (`config.json`, `sweep.json`),
+  with the fields it predates filled in as the code that saved it ran."""
+  cfg = ml_collections.ConfigDict(saved)
+  for dotted, legacy in ADDED_FIELDS.items():
+    section, key = dotted.split(".")
+    if key not in cfg[section]:
+      cfg[section][key] = legacy
+  return cfg
+
+
 VARIANT_LOOPS = ("auto", "vmap", "map")
 
 

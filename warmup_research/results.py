@@ -190,8 +190,7 @@ def plot_sweep(workdir: pathlib.Path, loaded, swept, rows, agg) -> list[pathlib.
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  from warmup_research import train
-  import ml_collections
+  from warmup_research import config as config_lib, train
 
   out = workdir / "plots"
   out.mkdir(exist_ok=True)
@@ -214,7 +213,7 @@ def plot_sweep(workdir: pathlib.Path, loaded, swept, rows, agg) -> list[pathlib.
 
   fig, ax = plt.subplots(figsize=(7, 4.5))
   for r in runs:
-    cfg = ml_collections.ConfigDict(r["config"])
+    cfg = config_lib.from_saved(r["config"])
     steps = np.arange(cfg.train.total_steps + 1)
     ax.plot(steps, np.asarray(schedules.schedule(steps, train.hparams(cfg).schedule)),
             lw=0.8, label=r["run_id"])

@@ -55,19 +55,34 @@ def prepare(path, config_json: str, *, overwrite: bool = False, field: str = "--
   recorded = path / record_name
   if recorded.exists():
     try:
-      same = json.loads(recorded.read_text()) == json.loads(config_json)
+      diff = differences(json.loads(recorded.read_text()), json.loads(config_json))
     except json.JSONDecodeError:
-      same = False
+      diff = [f"{record_name} (unreadable)"]
+    same = not diff
     if not same and not overwrite:
+      shown = ", ".join(diff[:3]) + (f" and {len(diff) - 3} more" if len(diff) > 3 else "")
       raise ConfigError(field, f"{path} holds a {'grid' if 'sweep' in record_name else 'run'} "
-                        "with a different config; use another --workdir, or --overwrite to "
-                        "replace it")
+                        f"with a different config (differs in: {shown}); use another "
+                        "--workdir, or --overwrite to replace it")
     if not same and write:
       for child in path.iterdir():
         shutil.rmtree(child) if child.is_dir() else child.unlink()
   if write:
     write_atomic(recorded, config_json)
   return path
+
+
+def differences(a, b, prefix: str = "") -> list[str]:
+  """Dotted paths where two JSON values differ (lists of equal length
+  compared item by item, `runs[2].config.model.d_model`)."""
+  if isinstance(a, dict) and isinstance(b, dict):
+    return [d for k in sorted(set(a) | set(b), key=str)
+            for d in (differences(a.get(k), b.get(k), f"{prefix}{k}.") if k in a and k in b
+                      else [f"{prefix}{k}"])]
+  if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+    return [d for i, (x, y) in enumerate(zip(a, b))
+            for d in differences(x, y, f"{prefix.rstrip('.')}[{i}].")]
+  return [] if a == b else [prefix.rstrip(".") or "(the whole record)"]
 
 
 def write_atomic(path, text: str) -> None:
