@@ -117,4 +117,20 @@ def test_bad_paths_exit_2(earlier_run, tmp_path):
   before = _digest(earlier_run)
   r = _train(earlier_run, *TINY, "--config.train.total_steps=12")
   assert r.returncode == 2 and "holds a run with a different config" in r.stderr
+  assert "differs in: train.eval_every, train.total_steps)" in r.stderr
   assert _digest(earlier_run) == before
+
+
+def test_a_run_saved_before_model_attention_resumes_with_the_old_path(earlier_run, tmp_path):
+  import json
+  import shutil
+  wd = tmp_path / "old"
+  shutil.copytree(earlier_run, wd)
+  saved = json.loads((wd / "config.json").read_text())
+  del saved["model"]["attention"]  # as written before the field existed
+  (wd / "config.json").write_text(json.dumps(saved))
+  same = [*TINY, "--config.train.total_steps=10", "--config.train.eval_every=5"]
+  r = _train(wd, *same)  # today's default ('einsum') is not what it ran with
+  assert r.returncode == 2 and "differs in: model.attention" in r.stderr
+  r = _train(wd, *same, "--config.model.attention=xla")
+  assert r.returncode == 0, r.stderr

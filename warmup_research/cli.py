@@ -97,7 +97,7 @@ def cmd_train(args, rest) -> None:
   from warmup_research import loop
   shape = loop.mesh_shape([cfg])
   wd = workdir.prepare(args.workdir, config_lib.to_json(cfg), overwrite=args.overwrite,
-                       write=jax.process_index() == 0)
+                       write=jax.process_index() == 0, upgrade=config_lib.upgrade_record)
   _barrier("workdir")
   result = loop.run_group([cfg], metrics_paths=[wd / "metrics.jsonl"], mesh=mesh_lib.make(*shape),
                           checkpoint_dir=wd / "checkpoints", batches=batches,
@@ -136,7 +136,8 @@ def cmd_sweep(args, rest) -> None:
   for members in sweep.group(variants)[1:]:
     _prepare_data(members[0].cfg)
   workdir.prepare(wd, sweep.sweep_record(args.experiment, variants), overwrite=args.overwrite,
-                  record_name="sweep.json", write=jax.process_index() == 0)
+                  record_name="sweep.json", write=jax.process_index() == 0,
+                  upgrade=config_lib.upgrade_record)
   _barrier("workdir")
   n_groups = len(sweep.group(variants))
   if jax.process_index() == 0:

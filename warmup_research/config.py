@@ -219,6 +219,15 @@ def from_saved(saved: dict) -> ml_collections.ConfigDict:
   return cfg
 
 
+def upgrade_record(record: dict) -> dict:
+  """A workdir's recorded `config.json` or `sweep.json` with `from_saved`
+  applied to its config(s), to compare with a new one."""
+  if "runs" in record:
+    return dict(record, runs=[dict(r, config=from_saved(r["config"]).to_dict())
+                              for r in record["runs"]])
+  return from_saved(record).to_dict()
+
+
 VARIANT_LOOPS = ("auto", "vmap", "map")
 
 

@@ -37,10 +37,13 @@ def code_version(root: str | os.PathLike | None = None) -> str:
 
 
 def prepare(path, config_json: str, *, overwrite: bool = False, field: str = "--workdir",
-            record_name: str = "config.json", write: bool = True) -> pathlib.Path:
+            record_name: str = "config.json", write: bool = True,
+            upgrade=lambda record: record) -> pathlib.Path:
   """Creates/validates `path` and records `config_json` in it as `record_name`.
 
   `write=False` (the non-zero processes of a multi-process run) only checks.
+  `upgrade(recorded)` is compared instead of the recorded JSON (fills fields
+  a record predates).
   """
   path = pathlib.Path(path)
   if path.exists() and not path.is_dir():
@@ -55,7 +58,7 @@ def prepare(path, config_json: str, *, overwrite: bool = False, field: str = "--
   recorded = path / record_name
   if recorded.exists():
     try:
-      diff = differences(json.loads(recorded.read_text()), json.loads(config_json))
+      diff = differences(upgrade(json.loads(recorded.read_text())), json.loads(config_json))
     except json.JSONDecodeError:
       diff = [f"{record_name} (unreadable)"]
     same = not diff
