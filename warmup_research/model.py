@@ -102,7 +102,8 @@ def causal_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, impl: str = "einsum"):
   bias_LxL = np.where(np.tril(np.ones((seq_len, seq_len), bool)), 0.0,
                       -1e30).astype(np.float32)
   q_BxLxHxK = q_BxLxHxK * np.asarray(1 / math.sqrt(head_dim), q_BxLxHxK.dtype)
-  s_BxHxLxL = jnp.einsum("blhk,bmhk->bhlm", q_BxLxHxK, k_BxLxHxK).astype(jnp.float32)
+  s_BxHxLxL = jnp.einsum("blhk,bmhk->bhlm", q_BxLxHxK, k_BxLxHxK,
+                         preferred_element_type=jnp.float32)  # as the xla path does
   p_BxHxLxL = jax.nn.softmax(s_BxHxLxL + bias_LxL, axis=-1).astype(v_BxLxHxK.dtype)
   return jnp.einsum("bhlm,bmhk->blhk", p_BxHxLxL, v_BxLxHxK)
 
