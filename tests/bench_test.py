@@ -32,6 +32,12 @@ def test_throughput_rows_are_consistent():
   assert r["params"] == 256 * d + 16 * d + layers * (4 * d * d + 2 * d * f + 4 * d) + 2 * d
 
 
+def test_throughput_can_reuse_a_matmul_rate_measured_earlier(monkeypatch):
+  monkeypatch.setattr(bench, "matmul_gflops", lambda *a, **k: pytest.fail("measured again"))
+  mm, (r,) = bench.throughput({"tiny": TINY}, steps=2, mm=123.0)
+  assert mm == 123.0 and r["matmul_ratio"] == pytest.approx(r["model_gflops_per_s"] / 123.0)
+
+
 def test_sweep_scaling_ratios():
   rows = bench.sweep_scaling(ks=(1, 2), steps=2, run_steps=10, overrides=TINY)
   one, two = rows
@@ -74,7 +80,8 @@ def test_second_process_hits_the_persistent_cache(tmp_path):
 
 
 @pytest.mark.parametrize("args,field", [(["--steps", "0"], "--steps"),
-                                        (["sweep", "--ks", "1,x"], "--ks")])
+                                        (["sweep", "--ks", "1,x"], "--ks"),
+                                        (["gpu"], "bench gpu")])
 def test_bad_bench_arguments_exit_2(args, field):
   out = _cli(*args)
   assert out.returncode == 2
