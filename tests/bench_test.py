@@ -69,10 +69,11 @@ def test_quick_prints_one_json_line_with_the_agreed_keys():
       last["model_gflops_per_s"] / last["matmul_gflops_per_s"], rel=1e-2)
 
 
-def test_second_process_hits_the_persistent_cache(tmp_path):
+@pytest.mark.parametrize("flags", [[], ["--single"]], ids=["grid", "single"])
+def test_second_process_hits_the_persistent_cache(tmp_path, flags):
   rows = []
   for _ in range(2):
-    out = _cli("first-step", "--cache-dir", str(tmp_path / "cache"))
+    out = _cli("first-step", "--cache-dir", str(tmp_path / "cache"), *flags)
     assert out.returncode == 0, out.stderr
     rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
   assert not rows[0]["train_step_cache_hit"]

@@ -196,7 +196,7 @@ def cmd_bench(args, rest) -> None:
   _no_extra(rest)
   from warmup_research import bench
   if args.which == "first-step":  # one process of `bench compile`
-    print(json.dumps(bench.first_step(args.cache_dir)))
+    print(json.dumps(bench.first_step(args.cache_dir, single=args.single)))
     return
   setup_jax("")  # cold compiles: the persistent cache is off while benchmarking
   if args.steps < 1:
@@ -286,6 +286,7 @@ def parser() -> argparse.ArgumentParser:
                  help="quickstart model only; prints one JSON line")
   b.add_argument("--steps", type=int, default=20)
   b.add_argument("--cache-dir", default="", help="(first-step) persistent cache dir")
+  b.add_argument("--single", action="store_true", help="(first-step) one run, not the grid")
   b.add_argument("--ks", default="1,2,4,8,16")
   b.add_argument("--out-dir", default="results/benchmarks")
   b.set_defaults(fn=cmd_bench)
