@@ -92,14 +92,6 @@ def _abstract_state(cfg, ckpt_dir):
 # ------------------------------------------------------------------ measures
 
 
-def loss_fn(run: Run, batch_BxL1) -> Callable:
-  """params -> mean next-token loss of `run`'s model on a fixed batch."""
-  trainer = train.Trainer(run.config)
-  hp = train.hparams(run.config)
-  batch = jnp.asarray(batch_BxL1)
-  return lambda params: trainer.loss_fn(params, batch, hp)[0]
-
-
 def top_eigenvalue(matvec: Callable, like, *, iters: int = 20, seed: int = 0):
   """Largest (algebraic) eigenvalue of a symmetric linear map on pytrees.
 
@@ -125,7 +117,7 @@ def top_eigenvalue(matvec: Callable, like, *, iters: int = 20, seed: int = 0):
     scale = jnp.linalg.norm(w)
     a = jnp.vdot(w, v)
     w = w - a * v - b_prev * v_prev
-    w = w - basis.T @ (basis @ w)
+    w = w - basis.T @ (basis @ w)  # twice: one pass leaves float32 residue
     w = w - basis.T @ (basis @ w)
     b = jnp.linalg.norm(w)
     alpha = alpha.at[i].set(jnp.where(done, 0.0, a))
@@ -154,17 +146,18 @@ def hvp(f: Callable, params):
 
 def sharpness(run: Run, batch_BxL1, *, iters: int = 20) -> float:
   """Top eigenvalue of the loss Hessian at the run's params, on `batch`."""
-  fns = _jitted(run.config, iters)
-  return float(fns["sharpness"](run.params, jnp.asarray(batch_BxL1), train.hparams(run.config)))
+  return float(_jitted(run.config)["sharpness"](run.params, jnp.asarray(batch_BxL1),
+                                                train.hparams(run.config), iters=iters))
 
 
 _JITTED: dict = {}
 
 
-def _jitted(cfg, iters: int) -> dict:
+def _jitted(cfg) -> dict:
   """Jitted measures of one model/optimizer (static signature), compiled once
-  and reused across checkpoints and runs: params, batch and hp are arguments."""
-  key = (config_lib.static_signature(cfg), iters)
+  and reused across checkpoints and runs: params, batch and hp are arguments
+  (`iters`, the Lanczos length, is static)."""
+  key = config_lib.static_signature(cfg)
   if key not in _JITTED:
     trainer = train.Trainer(cfg)
 
@@ -175,10 +168,10 @@ def _jitted(cfg, iters: int) -> dict:
       loss, grads = jax.value_and_grad(f_of(batch, hp))(params)
       return loss, optax.tree.norm(grads)
 
-    def sharp(params, batch, hp):
+    def sharp(params, batch, hp, iters):
       return top_eigenvalue(hvp(f_of(batch, hp), params), params, iters=iters)
 
-    def psharp(params, precond, batch, hp):
+    def psharp(params, precond, batch, hp, iters):
       return preconditioned_sharpness_of(f_of(batch, hp), params, precond, iters=iters)
 
     def update_norms(params, opt_state, batch, hp):
@@ -187,7 +180,8 @@ def _jitted(cfg, iters: int) -> dict:
       return _per_layer(updates, params)
 
     _JITTED[key] = dict(loss_and_grad_norm=jax.jit(loss_and_grad_norm),
-                        sharpness=jax.jit(sharp), preconditioned=jax.jit(psharp),
+                        sharpness=jax.jit(sharp, static_argnames="iters"),
+                        preconditioned=jax.jit(psharp, static_argnames="iters"),
                         update_norms=jax.jit(update_norms))
   return _JITTED[key]
 
@@ -239,9 +233,8 @@ def preconditioned_sharpness_of(f: Callable, params, precond, *, iters: int = 20
 def preconditioned_sharpness(run: Run, batch_BxL1, *, iters: int = 20) -> float:
   """Kalra & Barkeshli 2024: top eigenvalue of P^-1 H with P from Adam's nu."""
   precond = adam_preconditioner(run.opt_state, run.config)
-  fns = _jitted(run.config, iters)
-  return float(fns["preconditioned"](run.params, precond, jnp.asarray(batch_BxL1),
-                                     train.hparams(run.config)))
+  return float(_jitted(run.config)["preconditioned"](
+      run.params, precond, jnp.asarray(batch_BxL1), train.hparams(run.config), iters=iters))
 
 
 def lr_sensitivity(lrs, final_losses, initial_loss: float) -> float:
@@ -258,7 +251,7 @@ def lr_sensitivity(lrs, final_losses, initial_loss: float) -> float:
 def update_ratios(run: Run, batch_BxL1) -> dict[str, float]:
   """||update|| / ||params|| per layer group (embeddings, each block, final LN)
   for the optimizer update the run would take next, on `batch`."""
-  ratios = _jitted(run.config, 0)["update_norms"](
+  ratios = _jitted(run.config)["update_norms"](
       run.params, run.opt_state, jnp.asarray(batch_BxL1), train.hparams(run.config))
   return {k: float(ratios[k]) for k in sorted(ratios, key=_layer_order)}
 
@@ -280,7 +273,7 @@ def second_moment_stats(run: Run) -> dict[str, float]:
 
 def measure(run: Run, batch_BxL1, *, iters: int = 20) -> dict:
   """Every measure of one loaded checkpoint, on one fixed batch."""
-  loss, grad_norm = _jitted(run.config, iters)["loss_and_grad_norm"](
+  loss, grad_norm = _jitted(run.config)["loss_and_grad_norm"](
       run.params, jnp.asarray(batch_BxL1), train.hparams(run.config))
   row = dict(step=run.step, loss=float(loss), grad_norm=float(grad_norm),
              sharpness=sharpness(run, batch_BxL1, iters=iters))

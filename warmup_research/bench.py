@@ -73,8 +73,8 @@ def machine() -> dict:
 def header(title: str, command: str) -> list[str]:
   m = machine()
   from warmup_research.workdir import code_version
-  return [f"# {title}", "", f"- command: `{command}` at code {code_version()}", f"- machine: {m['cpu']}, {m['cores']} cores; "
-          f"JAX devices: {m['devices']}", f"- software: Python {m['python']}, {m['versions']}",
+  return [f"# {title}", "", f"- command: `{command}` at code {code_version()}",
+          f"- machine: {m['cpu']}, {m['cores']} cores; JAX devices: {m['devices']}", f"- software: Python {m['python']}, {m['versions']}",
           f"- XLA_FLAGS: `{m['xla_flags']}`", f"- date: {m['date']}", ""]
 
 

@@ -178,9 +178,10 @@ def write_tensorboard(workdir: pathlib.Path, metrics: dict) -> None:
             w.add_scalar(k if k == "eval_loss" else f"train/{k}", v, r["step"])
 
 
-def _save(fig, path: pathlib.Path, dpi: int = 100) -> pathlib.Path:
+def _save(fig, path: pathlib.Path, dpi: int = 100, rect=(0, 0, 1, 1)) -> pathlib.Path:
+  """Lays out (inside `rect`, leaving room for a figure legend), writes, closes."""
   import matplotlib.pyplot as plt
-  fig.tight_layout()
+  fig.tight_layout(rect=rect)
   fig.savefig(path, dpi=dpi)
   plt.close(fig)
   return path
@@ -295,12 +296,9 @@ def plot_analysis(workdir: pathlib.Path, rows: list[dict]) -> pathlib.Path:
     ax.title.set_fontsize(9)
   fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center",
              ncol=min(3, len(run_ids)), fontsize=6, frameon=False)
-  fig.tight_layout(rect=(0, 0.04 * (1 + (len(run_ids) - 1) // 3), 1, 1))
   (workdir / "plots").mkdir(exist_ok=True)
-  path = workdir / "plots" / "sharpness_vs_step.png"
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-  return path
+  return _save(fig, workdir / "plots" / "sharpness_vs_step.png",
+               rect=(0, 0.04 * (1 + (len(run_ids) - 1) // 3), 1, 1))
 
 
 def plot_schedules(out_path, *, total_steps: int = 1000, warmup_steps: int = 200) -> None:

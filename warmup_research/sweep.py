@@ -117,6 +117,7 @@ def run(variants: list[Variant], workdir: pathlib.Path, *, progress: bool = True
   from warmup_research import data, loop, mesh as mesh_lib, workdir as workdir_lib
 
   writer = jax.process_index() == 0
+  code = workdir_lib.code_version()  # the code that made these results
   groups = group(variants)
   for sub in ("groups", "metrics", "checkpoints"):
     (workdir / sub).mkdir(exist_ok=True)
@@ -145,7 +146,7 @@ def run(variants: list[Variant], workdir: pathlib.Path, *, progress: bool = True
                   n_variants=len(members), state_sharding=result.state_sharding,
                   variant_loop=result.variant_loop,
                   device=mesh_lib.describe(mesh), command=command,
-                  code=workdir_lib.code_version(), finished_at=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+                  code=code, finished_at=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
     if writer:
       workdir_lib.write_atomic(marker, json.dumps(record, indent=1))
       n_div = sum(s["status"] == "diverged" for s in result.summaries)
