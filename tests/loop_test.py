@@ -3,6 +3,8 @@ uninterrupted run; metrics files are cut back to the checkpoint."""
 import json
 import shutil
 
+import jax
+import jax.extend.core
 import numpy as np
 
 from conftest import tiny_config
@@ -45,6 +47,34 @@ def test_map_and_vmap_over_variants_give_the_same_numbers():
     np.testing.assert_allclose(out["map"][0][k], out["vmap"][0][k], rtol=1e-5, err_msg=k)
   np.testing.assert_allclose(out["map"][1], out["vmap"][1], rtol=1e-5)
   assert out["map"][1].shape == (3,)
+
+
+def _primitives(jaxpr) -> set:
+  names = set()
+  for eqn in jaxpr.eqns:
+    names.add(eqn.primitive.name)
+    for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+      names |= _primitives(sub)
+  return names
+
+
+def test_one_variant_per_device_skips_the_map_with_the_same_numbers():
+  from warmup_research import data
+  batches = data.Batches(tiny_config())
+  out = {}
+  for k in (1, 2):   # 2: mapped, the reference
+    cfgs = [tiny_config(**{"optimizer.peak_lr": lr}) for lr in (1e-2, 1e-3)[:k]]
+    prog = loop.Program(cfgs, MESH, how="map")
+    state = prog.init(prog.keys, prog.hp)
+    batch = prog.put_batch(batches.train(0))
+    assert ("scan" in _primitives(prog.step.trace(state, batch, prog.hp).jaxpr.jaxpr)) == (k > 1)
+    for t in range(3):
+      state, metrics = prog.step(state, prog.put_batch(batches.train(t)), prog.hp)
+    out[k] = (metrics, prog.eval(state.params, prog.put_batch(batches.eval(0)), prog.hp))
+  for key in out[1][0]:
+    assert out[1][0][key].shape == (1,)
+    np.testing.assert_allclose(out[1][0][key], out[2][0][key][:1], rtol=1e-5, err_msg=key)
+  np.testing.assert_allclose(out[1][1], out[2][1][:1], rtol=1e-5)
 
 
 def test_resume_from_a_checkpoint_equals_uninterrupted(tmp_path):
