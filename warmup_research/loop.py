@@ -121,9 +121,8 @@ def over_variants(fn, mesh, how: str):
   inserts the gradient all-reduce), running each device's variants one
   after another with `lax.map`. Both give the same numbers (tested). A
   device with one variant (every `train` run) calls `fn` directly: the same
-  step time, but tracing and lowering take about half as long (0.49 vs
-  0.22 s for the quickstart step, which a warm compilation cache does not
-  save; results/benchmarks/NOTES.md attempt 21).
+  step, without a one-trip loop; lowering the quickstart step takes 0.09-0.12
+  instead of 0.15-0.17 s (results/benchmarks/NOTES.md attempt 21).
   """
   if how == "vmap":
     return jax.vmap(fn, in_axes=(0, None, 0))
