@@ -9,7 +9,7 @@ Run (sets up .venv on first use; writes results/quickstart/):
     python -m warmup_research train --config experiments/quickstart.py \
         --workdir workdirs/quickstart [--config.optimizer.peak_lr=3e-3 ...]
 
-Model: d_model 128, 2 layers, 4 heads, seq 128, batch 32 (446k parameters),
+Model: d_model 128, 2 layers, 4 heads, seq 128, batch 32 (443,648 parameters),
 AdamW (b2 0.95, weight decay 0.1, clip 1.0), linear warmup, cosine decay to
 10% of the peak, 150 updates on Python's standard library source (bytes).
 Grid: warmup {0, 25, 75} steps x peak LR {3e-3, 1e-2}, seed 0: 6 runs, one
