@@ -1,7 +1,8 @@
 """The PyTorch eager reference of issue 5, measured side by side with ours.
 
 Not part of warmup_research (torch is not a dependency). It needs torch in
-its own environment; the CPU machine of results/benchmarks/ used torch 2.5.1:
+its own environment (the Linux wheel brings its CUDA libraries, about 3 GB,
+even for CPU use); the CPU machine of results/benchmarks/ used torch 2.5.1:
 
     python -m venv /tmp/torch-venv && /tmp/torch-venv/bin/pip install torch==2.5.1
     /tmp/torch-venv/bin/python results/benchmarks/torch_reference.py \
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import pathlib
 import platform
 import statistics
@@ -149,7 +151,7 @@ def main() -> None:
       "",
       f"- command: `{pathlib.Path(sys.executable).name} results/benchmarks/torch_reference.py "
       f"--rounds {a.rounds} --steps {a.steps}` at code {code}",
-      f"- machine: {cpu_model()}, {len(__import__('os').sched_getaffinity(0))} cores",
+      f"- machine: {cpu_model()}, {len(os.sched_getaffinity(0))} cores",
       f"- software: Python {platform.python_version()}, torch {rows[0][0]['torch']} "
       f"({rows[0][0]['threads']} threads); ours: `bench --quick` on "
       f"{rows[0][1]['devices']}, mesh {rows[0][1]['mesh']}",
