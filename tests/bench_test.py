@@ -44,6 +44,7 @@ def test_sweep_scaling_ratios():
   assert two["separate_step_s"] == pytest.approx(2 * one["step_s"])
   assert two["step_ratio"] == pytest.approx(two["step_s"] / (2 * one["step_s"]))
   assert one["step_ratio"] == pytest.approx(1.0)
+  assert one["vs_one"] == 1.0 and two["vs_one"] == pytest.approx(two["step_s"] / one["step_s"])
 
 
 def test_grid_compiles_counts_one_group_and_few_compilations():
@@ -87,3 +88,17 @@ def test_bad_bench_arguments_exit_2(args, field):
   out = _cli(*args)
   assert out.returncode == 2
   assert out.stderr.strip().splitlines()[-1].startswith(f"error: {field}")
+
+
+def test_gpu_tables_on_cpu_with_tiny_sizes(tmp_path, capsys):
+  # What `bench gpu` runs, shrunk: bf16 model and matmul, the cuDNN row
+  # (which fails without a GPU and is left out), the sweep with its vs-K=1 column.
+  bench.gpu(tmp_path, "bench gpu (test)", steps=2, ks=(1, 2), sweep_overrides=TINY,
+            sizes={"tiny bf16": {**TINY, "model.dtype": "bfloat16"}}, matmul_n=128)
+  mfu = (tmp_path / "gpu_mfu.md").read_text()
+  assert "| tiny bf16 |" in mfu and "bfloat16 128x128 matmul" in mfu
+  assert "cudnn" not in mfu
+  assert "model.attention=cudnn failed: ConfigError" in capsys.readouterr().out
+  rows = [l for l in (tmp_path / "gpu_sweep.md").read_text().splitlines()
+          if l.startswith("| 1 |") or l.startswith("| 2 |")]
+  assert len(rows) == 2 and rows[0].split("|")[5].strip() == "1.00x"

@@ -225,19 +225,7 @@ def cmd_bench(args, rest) -> None:
     import jax
     if jax.devices()[0].platform != "gpu":
       raise ConfigError("bench gpu", f"needs a GPU; JAX sees {jax.devices()[0].platform} only")
-    mm, rows = bench.throughput({"125M-class d768 L12 seq1024 b32 bf16": bench.GPU_125M},
-                                args.steps, matmul_dtype="bfloat16", matmul_n=8192)
-    try:  # cuDNN flash attention: never run yet on the lent GPUs, so it may fail
-      flash = {"125M-class, model.attention=cudnn": {**bench.GPU_125M,
-                                                      "model.attention": "cudnn"}}
-      rows += bench.throughput(flash, args.steps, mm=mm)[1]
-    except Exception as e:  # noqa: BLE001 -- report, keep the other rows
-      print(f"[bench] model.attention=cudnn failed: {type(e).__name__}: {e}", flush=True)
-    bench.write_throughput_table(mm, rows, out / "gpu_mfu.md", command, args.steps,
-                                 title="GPU: MFU of a 125M-class model",
-                                 matmul="bfloat16 8192x8192 matmul")
-    rows = bench.sweep_scaling((1, 2, 4, 8, 16, 32, 64), steps=args.steps)
-    bench.write_sweep_table(rows, out / "gpu_sweep.md", command, args.steps, 300)
+    bench.gpu(out, command, args.steps)
   print(f"wrote tables under {out}/")
 
 
