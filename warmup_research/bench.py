@@ -50,20 +50,23 @@ GPU_125M = {"model.d_model": 768, "model.num_layers": 12, "model.num_heads": 12,
             "data.seq_len": 1024, "data.batch_size": 32, "model.dtype": "bfloat16"}
 
 
+def cpu_model() -> str:
+  """The CPU's model name (no JAX import: torch_reference.py uses it too)."""
+  try:
+    for line in open("/proc/cpuinfo"):
+      if line.startswith("model name"):
+        return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or "unknown"
+
+
 def machine() -> dict:
   import flax
   import jax
   import optax
-  cpu = platform.processor() or "unknown"
-  try:
-    for line in open("/proc/cpuinfo"):
-      if line.startswith("model name"):
-        cpu = line.split(":", 1)[1].strip()
-        break
-  except OSError:
-    pass
   dev = jax.devices()[0]
-  return dict(cpu=cpu, cores=len(os.sched_getaffinity(0)),
+  return dict(cpu=cpu_model(), cores=len(os.sched_getaffinity(0)),
               devices=f"{jax.device_count()} x {dev.device_kind} ({dev.platform})",
               versions=f"jax {jax.__version__}, flax {flax.__version__}, optax {optax.__version__}",
               python=platform.python_version(), xla_flags=os.environ.get("XLA_FLAGS", ""),
@@ -74,7 +77,8 @@ def header(title: str, command: str) -> list[str]:
   m = machine()
   from warmup_research.workdir import code_version
   return [f"# {title}", "", f"- command: `{command}` at code {code_version()}",
-          f"- machine: {m['cpu']}, {m['cores']} cores; JAX devices: {m['devices']}", f"- software: Python {m['python']}, {m['versions']}",
+          f"- machine: {m['cpu']}, {m['cores']} cores; JAX devices: {m['devices']}",
+          f"- software: Python {m['python']}, {m['versions']}",
           f"- XLA_FLAGS: `{m['xla_flags']}`", f"- date: {m['date']}", ""]
 
 

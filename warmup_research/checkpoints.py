@@ -79,25 +79,30 @@ def load(directory, step: int | None = None, sharding=None, target=None):
     raise FileNotFoundError(f"no checkpoint directory {pathlib.Path(directory).absolute()}")
   ckpt = Checkpointer(directory, keep=10**9)
   try:
-    sharding = sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    steps = ckpt.steps() if step is None else [step]
-    if not steps:
-      raise FileNotFoundError(f"no checkpoints in {ckpt.directory}")
-    errors = []
-    for s in reversed(steps):
-      try:
-        tree = ckpt.manager.item_metadata(s)["state"].tree
-        is_leaf = lambda x: hasattr(x, "shape") and hasattr(x, "dtype")
-        if target is not None:
-          tree = target(jax.tree.leaves(tree, is_leaf=is_leaf)[0].shape[0])
-        abstract = jax.tree.map(
-            lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding), tree,
-            is_leaf=is_leaf)
-        state, meta = ckpt.restore(s, abstract)
-        return s, state, meta
-      except Exception as e:
-        errors.append(f"step {s}: {type(e).__name__}: {str(e)[:200]}")
-        warnings.warn(f"checkpoint {errors[-1]}; trying an earlier step")
-    raise ValueError(f"no restorable checkpoint in {ckpt.directory}: " + "; ".join(errors))
+    return _load_newest(ckpt, ckpt.steps() if step is None else [step],
+                        sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0]),
+                        target)
   finally:
     ckpt.close()
+
+
+def _load_newest(ckpt: Checkpointer, steps: list[int], sharding, target):
+  """`load`'s fallback loop: the newest of `steps` that restores."""
+  if not steps:
+    raise FileNotFoundError(f"no checkpoints in {ckpt.directory}")
+  is_leaf = lambda x: hasattr(x, "shape") and hasattr(x, "dtype")
+  errors = []
+  for s in reversed(steps):
+    try:
+      tree = ckpt.manager.item_metadata(s)["state"].tree
+      if target is not None:
+        tree = target(jax.tree.leaves(tree, is_leaf=is_leaf)[0].shape[0])
+      abstract = jax.tree.map(
+          lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding), tree,
+          is_leaf=is_leaf)
+      state, meta = ckpt.restore(s, abstract)
+      return s, state, meta
+    except Exception as e:
+      errors.append(f"step {s}: {type(e).__name__}: {str(e)[:200]}")
+      warnings.warn(f"checkpoint {errors[-1]}; trying an earlier step")
+  raise ValueError(f"no restorable checkpoint in {ckpt.directory}: " + "; ".join(errors))

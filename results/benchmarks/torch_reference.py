@@ -113,16 +113,6 @@ def last_json(cmd: list[str]) -> dict:
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def cpu_model() -> str:
-  try:
-    for line in open("/proc/cpuinfo"):
-      if line.startswith("model name"):
-        return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or "unknown"
-
-
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--jax-python", default=str(REPO / ".venv" / "bin" / "python"))
@@ -142,7 +132,7 @@ def main() -> None:
     print(f"[round {r + 1}] torch {t['tokens_per_s']:,.0f} tokens/s, "
           f"warmup_research {j['tokens_per_s']:,.0f} tokens/s", flush=True)
   sys.path.insert(0, str(REPO))
-  from warmup_research import workdir   # no jax import: git only
+  from warmup_research import bench, workdir   # neither imports jax at module level
   code = workdir.code_version(REPO)
   med_t = statistics.median(t["tokens_per_s"] for t, _ in rows)
   med_j = statistics.median(j["tokens_per_s"] for _, j in rows)
@@ -151,7 +141,7 @@ def main() -> None:
       "",
       f"- command: `{pathlib.Path(sys.executable).name} results/benchmarks/torch_reference.py "
       f"--rounds {a.rounds} --steps {a.steps}` at code {code}",
-      f"- machine: {cpu_model()}, {len(os.sched_getaffinity(0))} cores",
+      f"- machine: {bench.cpu_model()}, {len(os.sched_getaffinity(0))} cores",
       f"- software: Python {platform.python_version()}, torch {rows[0][0]['torch']} "
       f"({rows[0][0]['threads']} threads); ours: `bench --quick` on "
       f"{rows[0][1]['devices']}, mesh {rows[0][1]['mesh']}",
