@@ -166,6 +166,24 @@ def test_sigkill_mid_sweep_then_relaunch_equals_uninterrupted(tmp_path):
   assert _runs(tmp_path / "cut") == _runs(tmp_path / "full")
 
 
+def test_long_unlogged_stretches_on_two_cpu_devices_do_not_deadlock(tmp_path):
+  # 300 steps with nothing read back until the end, steps slower than their
+  # dispatch, and (PJRT_NPROC=1) as many XLA:CPU client threads as devices,
+  # as on a 2-core machine. Without loop.MAX_STEPS_AHEAD this aborted in the
+  # gradient all-gather 4 times in 4 (and once in CI, in test_sigkill_... above).
+  exp = _experiment(tmp_path, total=300, eval_every=300, log_every=300, ckpt_every=300,
+                    grid='axis("optimizer.peak_lr", [1e-3, 1e-2])')
+  flags = ("--xla_force_host_platform_device_count=2 "
+           "--xla_cpu_collective_call_terminate_timeout_seconds=15")
+  r = _sweep_cmd(exp, tmp_path / "wd", "--config.model.d_model=64", "--config.model.num_layers=2",
+                 "--config.data.seq_len=64", "--config.data.batch_size=32",
+                 env={"PJRT_NPROC": "1", "XLA_FLAGS": flags})
+  assert r.returncode == 0, r.stderr[-3000:]
+  g = json.loads((tmp_path / "wd" / "groups" / "g000.json").read_text())
+  assert g["device"]["n_devices"] == 2 and g["device"]["mesh"] == {"variant": 1, "data": 2}
+  assert len(_runs(tmp_path / "wd")) == 2
+
+
 def test_eight_host_devices_shard_variants_or_batch_and_match_one_device(tmp_path):
   exp = _experiment(tmp_path, grid='product(axis("optimizer.peak_lr", [1e-3, 3e-3, 1e-2]), '
                                    'axis("seed", [0, 1]))')

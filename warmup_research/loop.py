@@ -7,6 +7,7 @@
     batch_t = data(seed, t)                       # the same for every variant
     state, metrics_t = step(state, batch_t, hp)   # dispatched asynchronously
     metrics of step t-1 are read only after step t is dispatched
+    at most MAX_STEPS_AHEAD steps are queued ahead of the devices
 
 The train step is compiled ahead of time (`lower().compile()`) so compile time
 is measured apart from step time (and hits JAX's persistent cache when it is
@@ -22,6 +23,7 @@ rows `{"step": n, "eval_loss"}` after n updates (n = 0 is the initial model).
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import math
@@ -37,6 +39,19 @@ from warmup_research import checkpoints, data, train
 from warmup_research import mesh as mesh_lib
 
 TRAIN_KEYS = ("loss", "z_loss", "lr", "grad_norm", "update_norm", "param_norm", "diverged")
+
+# How many dispatched train steps may wait for the devices. Two keep the
+# next step queued while one runs, which is all async dispatch buys. Without
+# a bound, XLA:CPU with several devices can deadlock: with as many client
+# threads as devices (a 2-core machine, 2 devices), once ~35-40 steps with
+# collectives were queued, the gradient all-gather waited 40 s for the other
+# device and XLA aborted the process (`Termination timeout for all gather
+# ...`; 4 runs in 4 of 300 unlogged steps; none with this bound;
+# tests/sweep_test.py). Our reading of XLA's cpu_client.cc: each
+# launch takes a per-device in-flight slot on a client-pool thread, a full
+# slot count blocks those threads, and none is left to run the collective's
+# other participant.
+MAX_STEPS_AHEAD = 2
 
 
 @dataclasses.dataclass
@@ -244,10 +259,14 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   bar = tqdm(total=total, initial=start, desc=desc, unit="step", file=sys.stderr,
              disable=not (progress and writer), dynamic_ncols=True)
   pending, timed_from, t_steady = None, None, None
+  queued = collections.deque()   # metrics of the steps not yet known to be done
   done = start
   for t in range(start, total):
     batch = batch0 if t == start else put_batch(batches.train(t))
     state, metrics = step_fn(state, batch, hp)
+    queued.append(metrics)
+    if len(queued) > MAX_STEPS_AHEAD:
+      jax.block_until_ready(queued.popleft())
     m = flush(pending)   # read step t-1's metrics only after step t is dispatched
     pending = (t, metrics) if (t % t_cfg.log_every == 0 or t == total - 1) else None
     done = t + 1
