@@ -7,7 +7,7 @@
     batch_t = data(seed, t)                       # the same for every variant
     state, metrics_t = step(state, batch_t, hp)   # dispatched asynchronously
     metrics of step t-1 are read only after step t is dispatched
-    at most MAX_STEPS_AHEAD steps are queued ahead of the devices
+    every SYNC_EVERY steps: wait for the step dispatched SYNC_EVERY before
 
 The train step is compiled ahead of time (`lower().compile()`) so compile time
 is measured apart from step time (and hits JAX's persistent cache when it is
@@ -23,7 +23,6 @@ rows `{"step": n, "eval_loss"}` after n updates (n = 0 is the initial model).
 """
 from __future__ import annotations
 
-import collections
 import dataclasses
 import json
 import math
@@ -40,18 +39,19 @@ from warmup_research import mesh as mesh_lib
 
 TRAIN_KEYS = ("loss", "z_loss", "lr", "grad_norm", "update_norm", "param_norm", "diverged")
 
-# How many dispatched train steps may wait for the devices. Two keep the
-# next step queued while one runs, which is all async dispatch buys. Without
-# a bound, XLA:CPU with several devices can deadlock: with as many client
-# threads as devices (a 2-core machine, 2 devices), once ~35-40 steps with
-# collectives were queued, the gradient all-gather waited 40 s for the other
-# device and XLA aborted the process (`Termination timeout for all gather
-# ...`; 4 runs in 4 of 300 unlogged steps; none with this bound;
-# tests/sweep_test.py). Our reading of XLA's cpu_client.cc: each
-# launch takes a per-device in-flight slot on a client-pool thread, a full
-# slot count blocks those threads, and none is left to run the collective's
-# other participant.
-MAX_STEPS_AHEAD = 2
+# Every SYNC_EVERY steps the loop waits for the step it dispatched SYNC_EVERY
+# steps before, so at most 2 * SYNC_EVERY steps are ever queued ahead of the
+# devices and the host syncs once per SYNC_EVERY steps, never every step.
+# Without a bound, XLA:CPU with several devices can deadlock: with as many
+# client threads as devices (a 2-core machine, 2 devices), once ~35-40 steps
+# with collectives were queued, the gradient all-gather waited 40 s for the
+# other device and XLA aborted the process (`Termination timeout for all
+# gather ...`; 4 runs in 4 of 300 unlogged steps; none with this bound;
+# tests/sweep_test.py). Our reading of XLA's cpu_client.cc: each launch
+# takes a per-device in-flight slot on a client-pool thread, a full slot
+# count blocks those threads, and none is left to run the collective's other
+# participant.
+SYNC_EVERY = 8
 
 
 @dataclasses.dataclass
@@ -259,14 +259,15 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   bar = tqdm(total=total, initial=start, desc=desc, unit="step", file=sys.stderr,
              disable=not (progress and writer), dynamic_ncols=True)
   pending, timed_from, t_steady = None, None, None
-  queued = collections.deque()   # metrics of the steps not yet known to be done
+  fence = None   # metrics of the last step the loop will wait for
   done = start
   for t in range(start, total):
     batch = batch0 if t == start else put_batch(batches.train(t))
     state, metrics = step_fn(state, batch, hp)
-    queued.append(metrics)
-    if len(queued) > MAX_STEPS_AHEAD:
-      jax.block_until_ready(queued.popleft())
+    if (t - start) % SYNC_EVERY == 0:
+      if fence is not None:
+        jax.block_until_ready(fence)
+      fence = metrics
     m = flush(pending)   # read step t-1's metrics only after step t is dispatched
     pending = (t, metrics) if (t % t_cfg.log_every == 0 or t == total - 1) else None
     done = t + 1
