@@ -77,6 +77,32 @@ def test_one_variant_per_device_skips_the_map_with_the_same_numbers():
   np.testing.assert_allclose(out[1][1], out[2][1][:1], rtol=1e-5)
 
 
+def test_steps_per_call_divides_every_eval_checkpoint_and_the_end():
+  from ml_collections import ConfigDict
+  for (total, ev, ck), n in {(20, 10, 5): 5, (150, 25, 50): 5, (1000, 100, 200): 5,
+                             (300, 300, 300): 6, (16, 16, 16): 8, (7, 7, 7): 7,
+                             (299, 299, 299): 1, (64, 8, 12): 4}.items():
+    t_cfg = ConfigDict(dict(total_steps=total, eval_every=ev, checkpoint_every=ck))
+    assert loop.steps_per_call(t_cfg) == n, (total, ev, ck)
+
+
+def test_several_updates_per_call_equal_one_per_call(tmp_path, monkeypatch):
+  # tiny_config: 20 updates, eval every 10, checkpoint every 5 -> 5 per call;
+  # two variants (mapped), rows logged every update
+  cfgs = [tiny_config(**{"optimizer.peak_lr": lr}) for lr in (1e-3, 3e-2)]
+  assert loop.steps_per_call(cfgs[0].train) == 5
+  rows = {}
+  for per_call in (loop.STEPS_PER_CALL, 1):
+    monkeypatch.setattr(loop, "STEPS_PER_CALL", per_call)
+    paths = [tmp_path / f"{per_call}_{i}.jsonl" for i in range(2)]
+    r = loop.run_group(cfgs, metrics_paths=paths, checkpoint_dir=tmp_path / f"ck{per_call}",
+                       mesh=MESH, progress=False)
+    assert r.steps_run == 20
+    rows[per_call] = [_rows(p) for p in paths]
+  assert [r["step"] for r in rows[1][0] if "loss" in r] == list(range(20))
+  assert rows[loop.STEPS_PER_CALL] == rows[1]   # bit for bit
+
+
 def test_resume_from_a_checkpoint_equals_uninterrupted(tmp_path):
   cfg = tiny_config(**{"train.keep_checkpoints": 5})
   full = loop.run_group([cfg], metrics_paths=[tmp_path / "full.jsonl"],

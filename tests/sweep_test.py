@@ -167,11 +167,13 @@ def test_sigkill_mid_sweep_then_relaunch_equals_uninterrupted(tmp_path):
 
 
 def test_long_unlogged_stretches_on_two_cpu_devices_do_not_deadlock(tmp_path):
-  # 300 steps with nothing read back until the end, steps slower than their
+  # 299 steps with nothing read back until the end, steps slower than their
   # dispatch, and (PJRT_NPROC=1) as many XLA:CPU client threads as devices,
   # as on a 2-core machine. Without loop.SYNC_EVERY this aborted in the
   # gradient all-gather 4 times in 4 (and once in CI, in test_sigkill_... above).
-  exp = _experiment(tmp_path, total=300, eval_every=300, log_every=300, ckpt_every=300,
+  # 299 is prime to every n <= 8, so the loop makes one call per update
+  # (loop.steps_per_call): 299 launches, as many as before calls held several.
+  exp = _experiment(tmp_path, total=299, eval_every=299, log_every=299, ckpt_every=299,
                     grid='axis("optimizer.peak_lr", [1e-3, 1e-2])')
   flags = ("--xla_force_host_platform_device_count=2 "
            "--xla_cpu_collective_call_terminate_timeout_seconds=15")

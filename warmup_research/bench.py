@@ -102,22 +102,27 @@ def matmul_gflops(n: int = 2048, dtype: str = "float32", reps: int = 10) -> floa
   return 2 * n ** 3 / statistics.median(times) / 1e9
 
 
-def time_steps(prog, state, batch, steps: int, warmup: int = 3):
-  """(compile seconds, median seconds per step) of a Program's train step."""
+def time_steps(prog, state, batch_BxL1, steps: int, n: int, warmup: int = 3):
+  """(compile seconds, median seconds per update) of a Program's train
+  program as the loop runs it: `prog.steps` over n updates per call (the
+  same batch each update), `steps` calls timed after `warmup`, each to
+  `block_until_ready`, divided by n."""
   import jax
+  import numpy as np
+  batches = prog.put_batches(np.stack([batch_BxL1] * n))
   t0 = time.perf_counter()
-  step = prog.step.lower(state, batch, prog.hp).compile()
+  call = prog.steps.lower(state, batches, prog.hp).compile()
   compile_s = time.perf_counter() - t0
   for _ in range(warmup):
-    state, m = step(state, batch, prog.hp)
+    state, m = call(state, batches, prog.hp)
   jax.block_until_ready(state)
   times = []
   for _ in range(steps):
     t = time.perf_counter()
-    state, m = step(state, batch, prog.hp)
+    state, m = call(state, batches, prog.hp)
     jax.block_until_ready((state, m))
     times.append(time.perf_counter() - t)
-  return compile_s, statistics.median(times)
+  return compile_s, statistics.median(times) / n
 
 
 def _program(cfgs):
@@ -134,16 +139,16 @@ def _base(overrides=None):
 
 def train_throughput(cfg, steps: int = 20) -> dict:
   """One run (K = 1) of `cfg` on the default mesh: tokens/s and model GFLOP/s."""
-  from warmup_research import data, model
+  from warmup_research import data, loop, model
   prog, shape = _program([cfg])
   state = prog.init(prog.keys, prog.hp)
-  batch = prog.put_batch(data.Batches(cfg).train(0))
-  compile_s, step_s = time_steps(prog, state, batch, steps)
+  n = loop.steps_per_call(cfg.train)
+  compile_s, step_s = time_steps(prog, state, data.Batches(cfg).train(0), steps, n)
   mcfg = model.ModelConfig.from_config(cfg)
   tokens = cfg.data.batch_size * cfg.data.seq_len
   params = model.num_params(state.params) // prog.k
   return dict(mesh=f"{shape[0]}x{shape[1]}", params=params, tokens_per_step=tokens,
-              compile_s=compile_s, step_s=step_s, tokens_per_s=tokens / step_s,
+              steps_per_call=n, compile_s=compile_s, step_s=step_s, tokens_per_s=tokens / step_s,
               model_gflops_per_s=model.flops_per_token(mcfg, cfg.data.seq_len) * tokens
               / step_s / 1e9)
 
@@ -166,14 +171,16 @@ def throughput(sizes: dict, steps: int = 20, matmul_dtype: str = "float32",
 def write_throughput_table(mm, rows, out, command, steps, title="Train-step throughput",
                            matmul="float32 2048x2048 matmul") -> None:
   lines = header(title, command)
-  lines += [f"One run (K = 1), AdamW, the same batch each step; median of {steps} steps after 3 "
-            f"warm-up steps. Model FLOPs: 6 x matmul parameters + attention (full L x L, as "
+  lines += [f"One run (K = 1), AdamW, the same batch each step, run as the training loop runs "
+            f"it: n updates per call of the compiled program (`loop.steps_per_call`); ms/step "
+            f"is the median of {steps} calls after 3 warm-up calls, divided by n. Model FLOPs: 6 x matmul parameters + attention (full L x L, as "
             f"computed) per token. Reference: {matmul} measured in the same process: "
             f"**{mm:.1f} GFLOP/s**.", "",
-            "| config | params | mesh (variant x data) | compile s | ms/step | tokens/s "
-            "| model GFLOP/s | / matmul GFLOP/s |", "|---|---|---|---|---|---|---|---|"]
+            "| config | params | mesh (variant x data) | n | compile s | ms/step | tokens/s "
+            "| model GFLOP/s | / matmul GFLOP/s |", "|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
-    lines.append(f"| {r['name']} | {r['params']:,} | {r['mesh']} | {r['compile_s']:.2f} | "
+    lines.append(f"| {r['name']} | {r['params']:,} | {r['mesh']} | {r['steps_per_call']} | "
+                 f"{r['compile_s']:.2f} | "
                  f"{r['step_s'] * 1e3:.1f} | {r['tokens_per_s']:,.0f} | "
                  f"{r['model_gflops_per_s']:.1f} | {r['matmul_ratio']:.0%} |")
   _write(out, lines)
@@ -183,17 +190,19 @@ def sweep_scaling(ks=(1, 2, 4, 8, 16), steps: int = 10, run_steps: int = 300,
                   overrides=None) -> list[dict]:
   """Per K: compile and step seconds of one K-variant program; 'K runs' is
   K x the K = 1 numbers (the compile paid K times)."""
-  from warmup_research import config as config_lib, data
+  from warmup_research import config as config_lib, data, loop
   base = _base(overrides)
   batch_np = data.Batches(base).train(0)
+  n = loop.steps_per_call(base.train)
   rows = []
   for k in ks:
     cfgs = [config_lib.apply_overrides(base, {"optimizer.peak_lr": 1e-3 * (1 + i)})
             for i in range(k)]
     prog, shape = _program(cfgs)
     state = prog.init(prog.keys, prog.hp)
-    compile_s, step_s = time_steps(prog, state, prog.put_batch(batch_np), steps)
-    rows.append(dict(k=k, mesh=f"{shape[0]}x{shape[1]}", compile_s=compile_s, step_s=step_s))
+    compile_s, step_s = time_steps(prog, state, batch_np, steps, n)
+    rows.append(dict(k=k, mesh=f"{shape[0]}x{shape[1]}", steps_per_call=n, compile_s=compile_s,
+                     step_s=step_s))
     print(f"[bench] K={k}: mesh {shape}, compile {compile_s:.2f}s, step {step_s * 1e3:.1f} ms",
           flush=True)
   one = rows[0]
@@ -212,8 +221,10 @@ def write_sweep_table(rows, out: pathlib.Path, command: str, steps: int, run_ste
                       model: str = "Quickstart model (d_model 128, 2 layers, seq 128, batch 32, "
                                    "AdamW)") -> None:
   lines = header("Sweep scaling: K variants in one program vs K separate runs", command)
-  lines += [f"{model}, the same batch each step. Step time: median of {steps} steps after 3 "
-            f"warm-up steps. Persistent compilation cache off. 'K runs' = K x the K = 1 numbers. "
+  n = rows[0]["steps_per_call"]
+  lines += [f"{model}, the same batch each step, {n} updates per call of the compiled program "
+            f"(as the training loop runs it). Step time: median of {steps} calls after 3 "
+            f"warm-up calls, divided by {n}. Persistent compilation cache off. 'K runs' = K x the K = 1 numbers. "
             f"'{run_steps}-step run' compares compile + {run_steps} steps.", "",
             "| K | mesh (variant x data) | one program: compile s | one program: s/step "
             "| one program: s/step vs K = 1 | K runs: compile s | K runs: s/step "
@@ -277,11 +288,13 @@ def grid_compiles(n_steps: int = 4, overrides=None) -> dict:
 
 def first_step(cache_dir: str, single: bool = False) -> dict:
   """In THIS process (called in a fresh one): seconds to build, compile and
-  run the first train step of the quickstart grid (or of its base config
-  alone, `single`: what `train` does), with the given cache dir."""
+  run the first call of the train program (its first n =
+  `loop.steps_per_call` updates) of the quickstart grid (or of its base
+  config alone, `single`: what `train` does), with the given cache dir."""
   t_start = time.perf_counter()
   import jax
-  from warmup_research import cli, data
+  import numpy as np
+  from warmup_research import cli, data, loop
   cli.setup_jax(cache_dir)
   events = []
   jax.monitoring.register_event_listener(lambda e, **kw: events.append(e))
@@ -292,17 +305,19 @@ def first_step(cache_dir: str, single: bool = False) -> dict:
           [config_lib.apply_overrides(base, p) for p in config_lib.load_sweep(QUICKSTART)])
   prog, _ = _program(cfgs)
   state = prog.init(prog.keys, prog.hp)
-  batch = prog.put_batch(data.Batches(base).train(0))
+  n = loop.steps_per_call(base.train)
+  batches = data.Batches(base)
+  first = prog.put_batches(np.stack([batches.train(t) for t in range(n)]))
   t0 = time.perf_counter()
   n_before = len(events)
-  step = prog.step.lower(state, batch, prog.hp).compile()
+  call = prog.steps.lower(state, first, prog.hp).compile()
   t1 = time.perf_counter()
   train_step_cache_hit = "/jax/compilation_cache/cache_hits" in events[n_before:]
-  state, m = step(state, batch, prog.hp)
+  state, m = call(state, first, prog.hp)
   jax.block_until_ready(m)
   t2 = time.perf_counter()
   return dict(import_s=t_import - t_start, setup_s=t0 - t_import, compile_s=t1 - t0,
-              first_step_s=t2 - t1, to_first_step_s=t2 - t_start,
+              steps_per_call=n, first_step_s=t2 - t1, to_first_step_s=t2 - t_start,
               train_step_cache_hit=train_step_cache_hit)
 
 
@@ -347,7 +362,9 @@ def write_compile_table(grid, cw, out, command) -> None:
             "Each case in a fresh process, twice, with one new persistent cache directory: "
             "the first process compiles and fills it, the second loads from it. 'build + "
             "init' includes importing flax, optax, orbax and tfds and opening the dataset; "
-            "'train-step compile' includes tracing and lowering.", "",
+            "'train-step compile' includes tracing and lowering. The train program runs "
+            f"{cw[0]['steps_per_call']} updates per call (`loop.steps_per_call`), so 'first "
+            "step' is the first call: those updates, the first results a run can report.", "",
             "| case | process | import jax s | build + init s | train-step compile s "
             "| first step s | import to first step s | process wall s |",
             "|---|---|---|---|---|---|---|---|"]

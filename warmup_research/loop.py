@@ -2,12 +2,15 @@
 `variant` axis, one jitted, sharded program (vmapped, or mapped on CPU: see
 `variant_loop`), one batch per step for all.
 
-`run_group` is what both `train` (K = 1) and the sweep runner call. Per step:
+`run_group` is what both `train` (K = 1) and the sweep runner call. It runs
+n = `steps_per_call(config.train)` updates per call of one compiled program
+(a `lax.scan` over n steps; n divides every eval, checkpoint and the last
+step, so nothing else changes). Per call, from update t:
 
-    batch_t = data(seed, t)                       # the same for every variant
-    state, metrics_t = step(state, batch_t, hp)   # dispatched asynchronously
-    metrics of step t-1 are read only after step t is dispatched
-    every SYNC_EVERY steps: wait for the step dispatched SYNC_EVERY before
+    batches = data(seed, t), ..., data(seed, t + n - 1)    # the same for every variant
+    state, metrics_t..t+n-1 = steps(state, batches, hp)    # dispatched asynchronously
+    the previous call's metrics are read only after this call is dispatched
+    every SYNC_EVERY calls: wait for the call dispatched SYNC_EVERY before
 
 The train step is compiled ahead of time (`lower().compile()`) so compile time
 is measured apart from step time (and hits JAX's persistent cache when it is
@@ -39,9 +42,9 @@ from warmup_research import mesh as mesh_lib
 
 TRAIN_KEYS = ("loss", "z_loss", "lr", "grad_norm", "update_norm", "param_norm", "diverged")
 
-# Every SYNC_EVERY steps the loop waits for the step it dispatched SYNC_EVERY
-# steps before, so at most 2 * SYNC_EVERY steps are ever queued ahead of the
-# devices and the host syncs once per SYNC_EVERY steps, never every step.
+# Every SYNC_EVERY calls the loop waits for the call it dispatched SYNC_EVERY
+# calls before, so at most 2 * SYNC_EVERY calls are ever queued ahead of the
+# devices and the host syncs once per SYNC_EVERY calls, never every call.
 # Without a bound, XLA:CPU with several devices can deadlock: with as many
 # client threads as devices (a 2-core machine, 2 devices), once ~35-40 steps
 # with collectives were queued, the gradient all-gather waited 40 s for the
@@ -52,6 +55,25 @@ TRAIN_KEYS = ("loss", "z_loss", "lr", "grad_norm", "update_norm", "param_norm", 
 # count blocks those threads, and none is left to run the collective's other
 # participant.
 SYNC_EVERY = 8
+
+# Updates per call of the compiled program: at most STEPS_PER_CALL (see
+# `steps_per_call`). On XLA:CPU every execution of a program maps a fresh
+# temporary buffer (82 MB per device for the quickstart step: ~40k page
+# faults, a third of a 130 ms step) and unmaps it at the end; n steps in one
+# program pay that once. Quickstart model, n = 5: 92 vs 130 ms per update
+# (K = 1), 533 vs 563 ms (the 6-variant grid, whose variant loop already
+# reuses the buffer); parameters bit-identical to one step per call
+# (results/benchmarks/NOTES.md attempt 32; tests/loop_test.py).
+STEPS_PER_CALL = 8
+
+
+def steps_per_call(t_cfg) -> int:
+  """The largest n <= STEPS_PER_CALL that divides `total_steps`,
+  `eval_every` and `checkpoint_every`, so every call ends on or before each
+  eval, checkpoint and the last update, and a resumed run (from a
+  checkpoint step) is cut into the same calls as an uninterrupted one."""
+  g = math.gcd(t_cfg.total_steps, t_cfg.eval_every, t_cfg.checkpoint_every)
+  return max(n for n in range(1, STEPS_PER_CALL + 1) if g % n == 0)
 
 
 @dataclasses.dataclass
@@ -161,6 +183,10 @@ class Program:
   each batch is sharded over `data`. Metrics and eval losses come back
   replicated, so every process can read them. `how` (see `variant_loop`)
   picks vmap or map over a device's variants.
+
+  `step(state, batch_BxL1, hp)` runs one update; `steps(state,
+  batches_NxBxL1, hp)` runs N in order (a `lax.scan` of the same step) and
+  returns the metrics of each, stacked on a leading N axis.
   """
 
   def __init__(self, cfgs, mesh, how: str | None = None):
@@ -181,13 +207,21 @@ class Program:
       return trainer.init(jax.random.wrap_key_data(key_data), hp)
 
     self.init = jax.jit(jax.vmap(init), out_shardings=self.per_variant)
-    self.step = jax.jit(over_variants(trainer.train_step, mesh, self.how),
-                        out_shardings=(self.per_variant, replicated), donate_argnums=0)
+    one = over_variants(trainer.train_step, mesh, self.how)
+    self.step = jax.jit(one, out_shardings=(self.per_variant, replicated), donate_argnums=0)
+    self.steps = jax.jit(
+        lambda x, batches, hp: jax.lax.scan(lambda x, batch: one(x, batch, hp), x, batches),
+        out_shardings=(self.per_variant, replicated), donate_argnums=0)
+    self.batches_sharding = jax.sharding.NamedSharding(
+        mesh, jax.sharding.PartitionSpec(None, *self.batch_sharding.spec))
     self.eval = jax.jit(over_variants(trainer.eval_step, mesh, self.how),
                         out_shardings=replicated)
 
   def put_batch(self, batch_BxL1):
     return mesh_lib.to_global(batch_BxL1, self.batch_sharding)
+
+  def put_batches(self, batches_NxBxL1):
+    return mesh_lib.to_global(np.asarray(batches_NxBxL1), self.batches_sharding)
 
 
 def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
@@ -204,8 +238,7 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   writer = jax.process_index() == 0
   batches = batches or data.Batches(cfg0)
   prog = Program(cfgs, mesh)
-  vinit, vstep, veval, hp, keys, put_batch = (prog.init, prog.step, prog.eval, prog.hp,
-                                              prog.keys, prog.put_batch)
+  vinit, veval, hp, keys, put_batch = prog.init, prog.eval, prog.hp, prog.keys, prog.put_batch
 
   ckpt = checkpoints.Checkpointer(checkpoint_dir, keep=t_cfg.keep_checkpoints)
   abstract = jax.eval_shape(vinit, keys, hp)
@@ -225,13 +258,19 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
       for p in metrics_paths:
         truncate_metrics(p, start)
 
+  # n divides every eval and checkpoint step; gcd with start only matters for a
+  # start that is not one of them (none is written: kept for safety)
+  n = math.gcd(steps_per_call(t_cfg), start)
   if start >= total:  # nothing left to run: report from the metrics files
     ckpt.close()
     return GroupResult(summaries=[summarize(read_metrics(p)) for p in metrics_paths],
                        compile_seconds=0.0, step_seconds=float("nan"), steps_run=0)
-  batch0 = put_batch(batches.train(start))
+  def put_call(t):   # the batches of updates t .. t + n - 1
+    return prog.put_batches(np.stack([batches.train(t + i) for i in range(n)]))
+
+  batches0 = put_call(start)
   t0 = time.perf_counter()
-  step_fn = vstep.lower(state, batch0, hp).compile()
+  steps_fn = prog.steps.lower(state, batches0, hp).compile()
   compile_seconds = time.perf_counter() - t0
   eval_batches = [put_batch(batches.eval(i)) for i in range(t_cfg.eval_batches)]
 
@@ -247,34 +286,37 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
     write([dict(step=n, eval_loss=float(x)) for x in losses[:k]])
 
   def flush(pending):
+    """Writes the logged rows of a call; returns its last logged step's metrics."""
     if pending is None:
       return None
-    s, m = pending
+    t, logged, m = pending
     m = jax.device_get(m)
-    write([{"step": s, **{key: float(m[key][v]) for key in TRAIN_KEYS}} for v in range(k)])
-    return m
+    for s in logged:
+      write([{"step": s, **{key: float(m[key][s - t][v]) for key in TRAIN_KEYS}}
+             for v in range(k)])
+    return {key: m[key][logged[-1] - t] for key in ("loss", "diverged")}
 
   if start == 0:
     evaluate(0)
   bar = tqdm(total=total, initial=start, desc=desc, unit="step", file=sys.stderr,
              disable=not (progress and writer), dynamic_ncols=True)
   pending, timed_from, t_steady = None, None, None
-  fence = None   # metrics of the last step the loop will wait for
+  fence = None   # metrics of the last call the loop will wait for
   done = start
-  for t in range(start, total):
-    batch = batch0 if t == start else put_batch(batches.train(t))
-    state, metrics = step_fn(state, batch, hp)
-    if (t - start) % SYNC_EVERY == 0:
+  for call, t in enumerate(range(start, total, n)):
+    state, metrics = steps_fn(state, batches0 if call == 0 else put_call(t), hp)
+    if call % SYNC_EVERY == 0:
       if fence is not None:
         jax.block_until_ready(fence)
       fence = metrics
-    m = flush(pending)   # read step t-1's metrics only after step t is dispatched
-    pending = (t, metrics) if (t % t_cfg.log_every == 0 or t == total - 1) else None
-    done = t + 1
+    m = flush(pending)   # read the previous call's metrics only after this one is dispatched
+    logged = [s for s in range(t, t + n) if s % t_cfg.log_every == 0 or s == total - 1]
+    pending = (t, logged, metrics) if logged else None
+    done = t + n
     all_diverged = m is not None and bool(np.all(m["diverged"][:k]))
     if m is not None:
       bar.set_postfix(loss=f"{float(np.nanmean(m['loss'][:k])):.4f}", refresh=False)
-    if t == start + 1:
+    if call == 0:   # steady-state timing starts after the first call (its first run is slower)
       jax.block_until_ready(state)
       timed_from, t_steady = done, time.perf_counter()
     finished = done == total or all_diverged
@@ -290,7 +332,7 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
           f.flush()
       ckpt.save(done, state, dict(step=done, finished=finished,
                                   configs=[c.to_dict() for c in cfgs]))
-    bar.update(1)
+    bar.update(n)
     if all_diverged:
       break
   flush(pending)
