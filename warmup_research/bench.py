@@ -16,8 +16,10 @@
   ends with one JSON line: tokens_per_s, model_gflops_per_s,
   matmul_gflops_per_s, ...
 
-Step timing is of the compiled train step alone (compiled ahead of time);
-the batch is the same each step, so data loading is not in these numbers.
+Step timing is of the compiled train program alone (compiled ahead of
+time), as the loop runs it: n = `loop.steps_per_call` updates per call, each
+call timed and divided by n; the batch is the same each step, so data
+loading is not in these numbers.
 The persistent compilation cache is off, except where `compile` turns it on
 on purpose.
 """
