@@ -258,8 +258,9 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
       for p in metrics_paths:
         truncate_metrics(p, start)
 
-  # n divides every eval and checkpoint step; gcd with start only matters for a
-  # start that is not one of them (none is written: kept for safety)
+  # Checkpoints are written at multiples of n (n divides checkpoint_every, and a
+  # run that stops early on divergence stops at a call's end), so start is one
+  # too; the gcd keeps calls on the boundaries even if a checkpoint is not.
   n = math.gcd(steps_per_call(t_cfg), start)
   if start >= total:  # nothing left to run: report from the metrics files
     ckpt.close()
@@ -281,9 +282,9 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
       if f is not None:
         f.write(json.dumps(row) + "\n")
 
-  def evaluate(n):
+  def evaluate(after):   # eval rows after `after` updates
     losses = np.mean([np.asarray(veval(state.params, b, hp)) for b in eval_batches], axis=0)
-    write([dict(step=n, eval_loss=float(x)) for x in losses[:k]])
+    write([dict(step=after, eval_loss=float(x)) for x in losses[:k]])
 
   def flush(pending):
     """Writes the logged rows of a call; returns its last logged step's metrics."""
