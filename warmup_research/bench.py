@@ -175,15 +175,14 @@ def write_throughput_table(mm, rows, out, command, steps, title="Train-step thro
   lines = header(title, command)
   lines += [f"One run (K = 1), AdamW, the same batch each step, run as the training loop runs "
             f"it: n updates per call of the compiled program (`loop.steps_per_call`); ms/step "
-            f"is the median of {steps} calls after 3 warm-up calls, divided by n. Model FLOPs: 6 x matmul parameters + attention (full L x L, as "
-            f"computed) per token. Reference: {matmul} measured in the same process: "
-            f"**{mm:.1f} GFLOP/s**.", "",
+            f"is the median of {steps} calls after 3 warm-up calls, divided by n. Model "
+            f"FLOPs: 6 x matmul parameters + attention (full L x L, as computed) per token. "
+            f"Reference: {matmul} measured in the same process: **{mm:.1f} GFLOP/s**.", "",
             "| config | params | mesh (variant x data) | n | compile s | ms/step | tokens/s "
             "| model GFLOP/s | / matmul GFLOP/s |", "|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
     lines.append(f"| {r['name']} | {r['params']:,} | {r['mesh']} | {r['steps_per_call']} | "
-                 f"{r['compile_s']:.2f} | "
-                 f"{r['step_s'] * 1e3:.1f} | {r['tokens_per_s']:,.0f} | "
+                 f"{r['compile_s']:.2f} | {r['step_s'] * 1e3:.1f} | {r['tokens_per_s']:,.0f} | "
                  f"{r['model_gflops_per_s']:.1f} | {r['matmul_ratio']:.0%} |")
   _write(out, lines)
 
@@ -226,8 +225,9 @@ def write_sweep_table(rows, out: pathlib.Path, command: str, steps: int, run_ste
   n = rows[0]["steps_per_call"]
   lines += [f"{model}, the same batch each step, {n} updates per call of the compiled program "
             f"(as the training loop runs it). Step time: median of {steps} calls after 3 "
-            f"warm-up calls, divided by {n}. Persistent compilation cache off. 'K runs' = K x the K = 1 numbers. "
-            f"'{run_steps}-step run' compares compile + {run_steps} steps.", "",
+            f"warm-up calls, divided by {n}. Persistent compilation cache off. 'K runs' = K x "
+            f"the K = 1 numbers. '{run_steps}-step run' compares compile + {run_steps} steps.",
+            "",
             "| K | mesh (variant x data) | one program: compile s | one program: s/step "
             "| one program: s/step vs K = 1 | K runs: compile s | K runs: s/step "
             f"| s/step ratio | {run_steps}-step run ratio |",
@@ -295,7 +295,6 @@ def first_step(cache_dir: str, single: bool = False) -> dict:
   config alone, `single`: what `train` does), with the given cache dir."""
   t_start = time.perf_counter()
   import jax
-  import numpy as np
   from warmup_research import cli, data, loop
   cli.setup_jax(cache_dir)
   events = []
@@ -308,8 +307,7 @@ def first_step(cache_dir: str, single: bool = False) -> dict:
   prog, _ = _program(cfgs)
   state = prog.init(prog.keys, prog.hp)
   n = loop.steps_per_call(base.train)
-  batches = data.Batches(base)
-  first = prog.put_batches(np.stack([batches.train(t) for t in range(n)]))
+  first = prog.put_batches(data.Batches(base).train_steps(0, n))
   t0 = time.perf_counter()
   n_before = len(events)
   call = prog.steps.lower(state, first, prog.hp).compile()

@@ -165,7 +165,9 @@ def _catalog_source(name: str, split: str, data_dir):
 
 
 class Batches:
-  """`train(step)` and `eval(index)`: [batch, seq_len + 1] int32, pure functions."""
+  """`train(step)` and `eval(index)`: [batch, seq_len + 1] int32, pure functions;
+  `train_steps(first, n)`: the train batches of steps first .. first + n - 1,
+  stacked [n, batch, seq_len + 1] (one call of the loop's program)."""
 
   def __init__(self, cfg):
     d = cfg.data
@@ -185,6 +187,9 @@ class Batches:
 
   def train(self, step: int) -> np.ndarray:
     return self._batch(TRAIN_STREAM, step)
+
+  def train_steps(self, first: int, n: int) -> np.ndarray:
+    return np.stack([self.train(first + i) for i in range(n)])
 
   def eval(self, index: int) -> np.ndarray:
     return self._batch(EVAL_STREAM, index)

@@ -221,7 +221,7 @@ class Program:
     return mesh_lib.to_global(batch_BxL1, self.batch_sharding)
 
   def put_batches(self, batches_NxBxL1):
-    return mesh_lib.to_global(np.asarray(batches_NxBxL1), self.batches_sharding)
+    return mesh_lib.to_global(batches_NxBxL1, self.batches_sharding)
 
 
 def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
@@ -267,7 +267,7 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
     return GroupResult(summaries=[summarize(read_metrics(p)) for p in metrics_paths],
                        compile_seconds=0.0, step_seconds=float("nan"), steps_run=0)
   def put_call(t):   # the batches of updates t .. t + n - 1
-    return prog.put_batches(np.stack([batches.train(t + i) for i in range(n)]))
+    return prog.put_batches(batches.train_steps(t, n))
 
   batches0 = put_call(start)
   t0 = time.perf_counter()
