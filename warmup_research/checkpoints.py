@@ -10,7 +10,11 @@ Each checkpoint step directory holds two items (current orbax API,
 Saves are asynchronous and atomic (orbax writes a tmp dir and renames it); a
 save killed part-way leaves a `*.orbax-checkpoint-tmp` dir that orbax ignores.
 A finished step whose files were damaged later is NOT skipped by orbax:
-`restore_latest` tries steps newest first and falls back, with a warning.
+`restore_latest` (and `load`) try steps newest first and fall back, with a
+warning. After such a failure Python may later print "Exception ignored in:
+None ... RuntimeError: Event loop is closed": the step's other array reads
+(tensorstore) finished after orbax had closed the event loop awaiting them.
+It is harmless; the fallback has already happened.
 """
 from __future__ import annotations
 
