@@ -10,23 +10,34 @@
 #   ./launch.sh --procs N ...            the same, as N local processes joined by
 #                                        jax.distributed (coordinator on 127.0.0.1)
 #
+# WR_PYTHON=/path/to/python uses that interpreter (an environment you manage,
+# e.g. one with a CUDA build of JAX) instead of .venv, and installs nothing.
+#
 # Under SLURM (inside an allocation, SLURM_NTASKS > 1 and no SLURM_STEP_ID),
 # a sweep/train command is started with `srun` on every task; JAX detects the
 # cluster itself.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-PYTHON=${PYTHON:-python3}
-stamp=.venv/.requirements.sha256
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
-if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "[launch] setting up .venv from requirements.txt (once; about a minute)" >&2
-  "$PYTHON" -m venv .venv
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -r requirements.txt
-  echo "$want" > "$stamp"
+if [ -n "${WR_PYTHON:-}" ]; then
+  if ! "$WR_PYTHON" -c 'import sys; assert sys.version_info >= (3, 10)' 2>/dev/null; then
+    echo "error: WR_PYTHON: must be a Python 3.10+ interpreter, got '${WR_PYTHON}'" >&2
+    exit 2
+  fi
+  PY=$WR_PYTHON
+else
+  PYTHON=${PYTHON:-python3}
+  stamp=.venv/.requirements.sha256
+  want=$(sha256sum requirements.txt | cut -d' ' -f1)
+  if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "[launch] setting up .venv from requirements.txt (once; about a minute)" >&2
+    "$PYTHON" -m venv .venv
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -r requirements.txt
+    echo "$want" > "$stamp"
+  fi
+  PY=$PWD/.venv/bin/python
 fi
-PY=$PWD/.venv/bin/python
 
 procs=1
 if [ "${1:-}" = "--procs" ]; then

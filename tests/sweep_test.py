@@ -46,7 +46,8 @@ def _sweep_cmd(exp, wd, *extra, procs=None, env=None, wait=True, devices=None):
   cmd = ([str(REPO / "launch.sh"), "--procs", str(procs)] if procs else
          [sys.executable, "-m", "warmup_research", "sweep"])
   cmd += [str(exp), "--workdir", str(wd), "--no-progress", *extra]
-  env = {**os.environ, **(env or {})}
+  # launch.sh runs the interpreter running these tests, as the 1-process side does.
+  env = {**os.environ, "WR_PYTHON": sys.executable, **(env or {})}
   if devices:
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
   if not wait:
@@ -249,6 +250,9 @@ def test_bad_sweep_inputs_exit_2_and_keep_earlier_results(tmp_path):
   r = subprocess.run([str(REPO / "launch.sh"), "--procs", "0", "sweep", str(exp)], cwd=REPO,
                      capture_output=True, text=True)
   assert r.returncode == 2 and "error: --procs: must be an integer >= 1" in r.stderr
+  r = subprocess.run([str(REPO / "launch.sh"), "sweep", str(exp)], cwd=REPO, capture_output=True,
+                     text=True, env={**os.environ, "WR_PYTHON": str(tmp_path / "no-python")})
+  assert r.returncode == 2 and "error: WR_PYTHON: must be a Python 3.10+" in r.stderr
   over = _sweep_cmd(exp, tmp_path / "w", "--config.train.total_steps=12", "--overwrite")
   assert over.returncode == 0, over.stderr
 
