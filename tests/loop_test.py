@@ -134,3 +134,32 @@ def test_truncate_and_summarize(tmp_path):
   loop.truncate_metrics(p, 5)
   kept = loop.read_metrics(p)
   assert [r["step"] for r in kept] == [0, 0, 1, 2, 3, 4]
+
+
+def test_in_background_returns_the_value_and_raises_the_error_in_the_caller():
+  import pytest
+  import threading
+  assert loop.in_background(lambda a, b: (a + b, threading.current_thread().name), 2, 3
+                            ).result()[0] == 5
+  assert loop.in_background(threading.current_thread).result() is not threading.main_thread()
+  with pytest.raises(ZeroDivisionError):
+    loop.in_background(lambda: 1 / 0).result()
+
+
+def test_train_program_compiled_from_shapes_runs_the_initialised_state():
+  # What run_group compiles in its thread, from the state's shapes alone, for
+  # optimizers whose states differ; the compiled program takes the real state.
+  from warmup_research import data
+  for name in ("adamw", "sgd", "radam", "lion"):
+    cfg = tiny_config(**{"optimizer.name": name})
+    prog = loop.Program([cfg], MESH)
+    batches = prog.put_batches(data.Batches(cfg).train_steps(0, 2))
+    compiled, seconds = prog.compile_steps(batches)
+    assert seconds > 0
+    state = prog.init(prog.keys, prog.hp)
+    got = [(a.shape, a.dtype, a.weak_type) for a in jax.tree.leaves(state)]
+    want = [(a.shape, a.dtype, a.weak_type) for a in jax.tree.leaves(prog.abstract_state)]
+    assert got == want, name
+    new_state, metrics = compiled(state, batches, prog.hp)
+    assert metrics["loss"].shape == (2, 1) and np.all(np.isfinite(metrics["loss"])), name
+    assert int(new_state.step[0]) == 2

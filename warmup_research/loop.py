@@ -12,12 +12,17 @@ step, so nothing else changes). Per call, from update t:
     the previous call's metrics are read only after this call is dispatched
     every SYNC_EVERY calls: wait for the call dispatched SYNC_EVERY before
 
-The train step is compiled ahead of time (`lower().compile()`) so compile time
-is measured apart from step time (and hits JAX's persistent cache when it is
-on). Every `eval_every` updates: eval loss on `eval_batches` fixed validation
-batches. Every `checkpoint_every` updates: an orbax checkpoint of the stacked
-state. A re-run resumes from the newest valid checkpoint, cuts each metrics
-file back to that step, and ends with the same numbers as an uninterrupted run.
+The train program is compiled ahead of time (`lower().compile()`) so compile
+time is measured apart from step time (and hits JAX's persistent cache when it
+is on). It needs only the state's shapes, so it compiles in a background thread
+while the main thread initialises the state and runs the initial eval (their
+own compiles included). The quickstart grid reaches its first update 1.5 s
+sooner cold and 0.5 s warm; a single run gains nothing measurable
+(results/benchmarks/NOTES.md attempt 37). Every `eval_every` updates: eval loss
+on `eval_batches` fixed validation batches. Every `checkpoint_every` updates:
+an orbax checkpoint of the stacked state. A re-run resumes from the newest
+valid checkpoint, cuts each metrics file back to that step, and ends with the
+same numbers as an uninterrupted run.
 
 Metrics files (JSON lines, one per variant): train rows
 `{"step": s, "loss", "z_loss", "lr", "grad_norm", "update_norm", "param_norm",
@@ -26,7 +31,9 @@ rows `{"step": n, "eval_loss"}` after n updates (n = 0 is the initial model).
 """
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -84,6 +91,8 @@ class GroupResult:
   steps_run: int                 # updates run in this process (0 if all were done)
   state_sharding: str = ""       # the sharding spec of the stacked params, as run
   variant_loop: str = ""         # 'vmap' or 'map', as run
+  first_call_seconds: float = float("nan")  # from entering run_group to the end of its
+                                            # first call (build, init, compiles, eval 0)
 
 
 def read_metrics(path) -> list[dict]:
@@ -217,11 +226,35 @@ class Program:
     self.eval = jax.jit(over_variants(trainer.eval_step, mesh, self.how),
                         out_shardings=replicated)
 
+  @functools.cached_property
+  def abstract_state(self):
+    """Shapes, dtypes and shardings of the stacked state (no compute)."""
+    return jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self.per_variant,
+                                       weak_type=a.weak_type),
+        jax.eval_shape(self.init, self.keys, self.hp))
+
+  def compile_steps(self, batches_NxBxL1):
+    """(`steps` compiled ahead of time for batches of this shape, seconds).
+    Needs no state: the loop runs it in a background thread."""
+    t0 = time.perf_counter()
+    compiled = self.steps.lower(self.abstract_state, batches_NxBxL1, self.hp).compile()
+    return compiled, time.perf_counter() - t0
+
   def put_batch(self, batch_BxL1):
     return mesh_lib.to_global(batch_BxL1, self.batch_sharding)
 
   def put_batches(self, batches_NxBxL1):
     return mesh_lib.to_global(batches_NxBxL1, self.batches_sharding)
+
+
+def in_background(fn, *args) -> concurrent.futures.Future:
+  """fn(*args) in a new thread; `.result()` returns its value or raises its error."""
+  pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="warmup_research")
+  try:
+    return pool.submit(fn, *args)
+  finally:
+    pool.shutdown(wait=False)
 
 
 def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
@@ -231,6 +264,7 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   Every process of a multi-process run calls this; only process 0 writes
   metrics files.
   """
+  t_entry = time.perf_counter()
   cfg0 = cfgs[0]
   t_cfg = cfg0.train
   total = t_cfg.total_steps
@@ -241,12 +275,9 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   vinit, veval, hp, keys, put_batch = prog.init, prog.eval, prog.hp, prog.keys, prog.put_batch
 
   ckpt = checkpoints.Checkpointer(checkpoint_dir, keep=t_cfg.keep_checkpoints)
-  abstract = jax.eval_shape(vinit, keys, hp)
-  abstract = jax.tree.map(
-      lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=prog.per_variant), abstract)
-  restored = ckpt.restore_latest(abstract)
+  restored = ckpt.restore_latest(prog.abstract_state)
   if restored is None:
-    start, state = 0, vinit(keys, hp)
+    start, state = 0, None   # initialised below, while the train program compiles
     if writer:
       for p in metrics_paths:
         write_rows_atomic(p, [])
@@ -270,9 +301,9 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
     return prog.put_batches(batches.train_steps(t, n))
 
   batches0 = put_call(start)
-  t0 = time.perf_counter()
-  steps_fn = prog.steps.lower(state, batches0, hp).compile()
-  compile_seconds = time.perf_counter() - t0
+  compiling = in_background(prog.compile_steps, batches0)
+  if state is None:
+    state = vinit(keys, hp)
   eval_batches = [put_batch(batches.eval(i)) for i in range(t_cfg.eval_batches)]
 
   files = [open(p, "a") if writer else None for p in metrics_paths]
@@ -299,6 +330,7 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
 
   if start == 0:
     evaluate(0)
+  steps_fn, compile_seconds = compiling.result()
   bar = tqdm(total=total, initial=start, desc=desc, unit="step", file=sys.stderr,
              disable=not (progress and writer), dynamic_ncols=True)
   pending, timed_from, t_steady = None, None, None
@@ -320,6 +352,7 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
     if call == 0:   # steady-state timing starts after the first call (its first run is slower)
       jax.block_until_ready(state)
       timed_from, t_steady = done, time.perf_counter()
+      first_call_seconds = t_steady - t_entry
     finished = done == total or all_diverged
     if done % t_cfg.eval_every == 0 or finished:
       flush(pending)
@@ -350,4 +383,4 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   spec = str(jax.tree.leaves(state.params)[0].sharding.spec)
   return GroupResult(summaries=summaries, compile_seconds=compile_seconds,
                      step_seconds=step_seconds, steps_run=done - start, state_sharding=spec,
-                     variant_loop=prog.how)
+                     variant_loop=prog.how, first_call_seconds=first_call_seconds)
