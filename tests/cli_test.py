@@ -36,6 +36,7 @@ def test_quickstart_config_learns_on_the_offline_corpus(tmp_path):
   assert r.returncode == 0, r.stderr
   summary = json.loads((tmp_path / "q" / "summary.json").read_text())
   assert summary["status"] == "finished" and summary["steps"] == 40
+  assert 0 < summary["compile_seconds"] < summary["first_step_seconds"]
   assert summary["final_eval_loss"] < summary["initial_eval_loss"] - 1.0, summary
   assert "done: finished after 40 steps" in r.stdout
   assert (tmp_path / "q" / "metrics.jsonl").exists()
