@@ -154,34 +154,40 @@ def train_throughput(cfg, steps: int = 20) -> dict:
 
 
 def throughput(sizes: dict, steps: int = 20, matmul_dtype: str = "float32",
-               matmul_n: int = 2048, mm: float | None = None) -> tuple[float, list]:
-  """(matmul GFLOP/s, one row per size), all measured in this process (`mm`:
-  a matmul rate measured earlier in it)."""
-  mm = mm or matmul_gflops(matmul_n, dtype=matmul_dtype)
+               matmul_n: int = 2048) -> list[dict]:
+  """One row per size, each with the dense matmul rate measured in this
+  process right before and right after it (the higher of the two:
+  `matmul_gflops`). A shared VM's speed drifts by 10-40% between minutes,
+  so one reference taken at the start would skew the later rows' ratios."""
   rows = []
   for name, overrides in sizes.items():
+    before = matmul_gflops(matmul_n, dtype=matmul_dtype)
     r = dict(name=name, **train_throughput(_base(overrides), steps))
-    r["matmul_ratio"] = r["model_gflops_per_s"] / mm
+    r["matmul_gflops"] = max(before, matmul_gflops(matmul_n, dtype=matmul_dtype))
+    r["matmul_ratio"] = r["model_gflops_per_s"] / r["matmul_gflops"]
     rows.append(r)
     print(f"[bench] {name}: {r['tokens_per_s']:,.0f} tok/s, {r['model_gflops_per_s']:.1f} "
-          f"GFLOP/s = {r['matmul_ratio']:.0%} of matmul ({mm:.0f})", flush=True)
-  return mm, rows
+          f"GFLOP/s = {r['matmul_ratio']:.0%} of matmul ({r['matmul_gflops']:.0f})", flush=True)
+  return rows
 
 
-def write_throughput_table(mm, rows, out, command, steps, title="Train-step throughput",
+def write_throughput_table(rows, out, command, steps, title="Train-step throughput",
                            matmul="float32 2048x2048 matmul") -> None:
   lines = header(title, command)
   lines += [f"One run (K = 1), AdamW, the same batch each step, run as the training loop runs "
             f"it: n updates per call of the compiled program (`loop.steps_per_call`); ms/step "
             f"is the median of {steps} calls after 3 warm-up calls, divided by n. Model "
             f"FLOPs: 6 x matmul parameters + attention (full L x L, as computed) per token. "
-            f"Reference: {matmul} measured in the same process: **{mm:.1f} GFLOP/s**.", "",
+            f"Reference: a {matmul} on one device, measured in the same process right before "
+            f"and right after each row (the higher of the two).", "",
             "| config | params | mesh (variant x data) | n | compile s | ms/step | tokens/s "
-            "| model GFLOP/s | / matmul GFLOP/s |", "|---|---|---|---|---|---|---|---|---|"]
+            "| model GFLOP/s | matmul GFLOP/s | model / matmul |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
     lines.append(f"| {r['name']} | {r['params']:,} | {r['mesh']} | {r['steps_per_call']} | "
                  f"{r['compile_s']:.2f} | {r['step_s'] * 1e3:.1f} | {r['tokens_per_s']:,.0f} | "
-                 f"{r['model_gflops_per_s']:.1f} | {r['matmul_ratio']:.0%} |")
+                 f"{r['model_gflops_per_s']:.1f} | {r['matmul_gflops']:.1f} | "
+                 f"{r['matmul_ratio']:.0%} |")
   _write(out, lines)
 
 
@@ -247,14 +253,15 @@ def gpu(out: pathlib.Path, command: str, steps: int, sizes: dict | None = None,
   left out; the other rows are still written. (`sizes`, `ks`, ...: smaller
   for the test, which runs this on CPU.)"""
   sizes = sizes or {"125M-class d768 L12 seq1024 b32 bf16": GPU_125M}
-  mm, rows = throughput(sizes, steps, matmul_dtype="bfloat16", matmul_n=matmul_n)
+  mm = dict(matmul_dtype="bfloat16", matmul_n=matmul_n)
+  rows = throughput(sizes, steps, **mm)
   flash = {f"{name}, model.attention=cudnn": {**o, "model.attention": "cudnn"}
            for name, o in sizes.items()}
   try:  # cuDNN flash attention has never run on the lent GPUs yet
-    rows += throughput(flash, steps, mm=mm)[1]
+    rows += throughput(flash, steps, **mm)
   except Exception as e:  # noqa: BLE001 -- report, keep the other rows
     print(f"[bench] model.attention=cudnn failed: {type(e).__name__}: {e}", flush=True)
-  write_throughput_table(mm, rows, out / "gpu_mfu.md", command, steps,
+  write_throughput_table(rows, out / "gpu_mfu.md", command, steps,
                          title="GPU: MFU of a 125M-class model",
                          matmul=f"bfloat16 {matmul_n}x{matmul_n} matmul")
   write_sweep_table(sweep_scaling(ks, steps=steps, overrides=sweep_overrides),
@@ -392,11 +399,10 @@ def write_compile_table(grid, cw, out, command) -> None:
 def quick(steps: int = 20) -> dict:
   """The quickstart model only; the JSON line of `bench --quick`."""
   import jax
-  mm, rows = throughput({"quickstart": {}}, steps)
-  r = rows[0]
+  (r,) = throughput({"quickstart": {}}, steps)
   return dict(tokens_per_s=round(r["tokens_per_s"], 1),
               model_gflops_per_s=round(r["model_gflops_per_s"], 2),
-              matmul_gflops_per_s=round(mm, 2), matmul_ratio=round(r["matmul_ratio"], 4),
+              matmul_gflops_per_s=round(r["matmul_gflops"], 2), matmul_ratio=round(r["matmul_ratio"], 4),
               step_ms=round(r["step_s"] * 1e3, 2), compile_s=round(r["compile_s"], 2),
               mesh=r["mesh"], devices=f"{jax.device_count()} x {jax.devices()[0].device_kind}",
               xla_flags=os.environ.get("XLA_FLAGS", ""))

@@ -218,8 +218,8 @@ def cmd_bench(args, rest) -> None:
     print(json.dumps(bench.quick(args.steps)))
     return
   if args.which in ("all", "throughput"):
-    mm, rows = bench.throughput(bench.CPU_SIZES, args.steps)
-    bench.write_throughput_table(mm, rows, out / "throughput.md", command, args.steps)
+    rows = bench.throughput(bench.CPU_SIZES, args.steps)
+    bench.write_throughput_table(rows, out / "throughput.md", command, args.steps)
   if args.which in ("all", "sweep"):
     rows = bench.sweep_scaling(ks, steps=args.steps)
     bench.write_sweep_table(rows, out / "sweep.md", command, args.steps, 300)
