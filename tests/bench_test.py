@@ -71,6 +71,18 @@ def test_quick_prints_one_json_line_with_the_agreed_keys():
       last["model_gflops_per_s"] / last["matmul_gflops_per_s"], rel=1e-2)
 
 
+def test_one_call_runs_the_same_train_program_as_the_full_run():
+  from warmup_research import data, loop, mesh
+  texts = []
+  for overrides in ({**TINY, "schedule.warmup_steps": 5}, {**TINY, **bench.one_call(5)}):
+    cfg = bench._base(overrides)
+    prog = loop.Program([cfg], mesh.make(1, 1))
+    batches = prog.put_batches(data.Batches(cfg).train_steps(0, 5))
+    texts.append(prog.steps.lower(prog.abstract_state, batches, prog.hp).as_text())
+  assert bench._base(TINY).train.total_steps != 5
+  assert texts[0] == texts[1]
+
+
 @pytest.mark.parametrize("flags", [[], ["--single"]], ids=["grid", "single"])
 def test_second_process_hits_the_persistent_cache(tmp_path, flags):
   rows = []

@@ -293,12 +293,21 @@ def grid_compiles(n_steps: int = 4, overrides=None) -> dict:
               train_step_compile_s=sum(r["compile_seconds"] for r in records), wall_s=wall)
 
 
+def one_call(n: int) -> dict:
+  """Overrides that make a run one call of n updates. No warmup fits in it,
+  but the hyperparameters are traced: the train program is the same as the
+  full run's (tests/bench_test.py compares the lowered text)."""
+  return {"train.total_steps": n, "train.eval_every": n, "train.checkpoint_every": n,
+          "schedule.warmup_steps": 0}
+
+
 def first_step(cache_dir: str, single: bool = False) -> dict:
   """In THIS process (called in a fresh one), with the given cache dir: the
   quickstart grid (or its base config alone, `single`: what `train` does)
   run by `loop.run_group`, as `sweep` and `train` run it, for one call of
   the train program (its first n = `loop.steps_per_call` updates): seconds
-  from the start of the process to the end of that call, and its parts."""
+  from this function's start (Python and the CLI module already loaded) to
+  the end of that call, and its parts."""
   t_start = time.perf_counter()
   import jax
   from warmup_research import cli, loop, mesh as mesh_lib
@@ -313,12 +322,8 @@ def first_step(cache_dir: str, single: bool = False) -> dict:
   t_import = time.perf_counter()
   base = _base()
   n = loop.steps_per_call(base.train)
-  # One call, so no warmup fits: the hyperparameters are traced, and the train
-  # program lowers to the same text as the full run's (checked when written).
-  one_call = {"train.total_steps": n, "train.eval_every": n, "train.checkpoint_every": n,
-              "schedule.warmup_steps": 0}
   points = [{}] if single else config_lib.load_sweep(QUICKSTART)
-  cfgs = [config_lib.apply_overrides(base, {**p, **one_call}) for p in points]
+  cfgs = [config_lib.apply_overrides(base, {**p, **one_call(n)}) for p in points]
   with tempfile.TemporaryDirectory() as wd:
     t_run = time.perf_counter()
     r = loop.run_group(cfgs, metrics_paths=[f"{wd}/{i}.jsonl" for i in range(len(cfgs))],
