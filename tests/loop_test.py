@@ -6,6 +6,7 @@ import shutil
 import jax
 import jax.extend.core
 import numpy as np
+import pytest
 
 from conftest import tiny_config
 from warmup_research import loop, mesh
@@ -137,7 +138,6 @@ def test_truncate_and_summarize(tmp_path):
 
 
 def test_in_background_returns_the_value_and_raises_the_error_in_the_caller():
-  import pytest
   import threading
   assert loop.in_background(lambda a, b: (a + b, threading.current_thread().name), 2, 3
                             ).result()[0] == 5

@@ -253,12 +253,12 @@ def gpu(out: pathlib.Path, command: str, steps: int, sizes: dict | None = None,
   left out; the other rows are still written. (`sizes`, `ks`, ...: smaller
   for the test, which runs this on CPU.)"""
   sizes = sizes or {"125M-class d768 L12 seq1024 b32 bf16": GPU_125M}
-  mm = dict(matmul_dtype="bfloat16", matmul_n=matmul_n)
-  rows = throughput(sizes, steps, **mm)
+  matmul = dict(matmul_dtype="bfloat16", matmul_n=matmul_n)
+  rows = throughput(sizes, steps, **matmul)
   flash = {f"{name}, model.attention=cudnn": {**o, "model.attention": "cudnn"}
            for name, o in sizes.items()}
   try:  # cuDNN flash attention has never run on the lent GPUs yet
-    rows += throughput(flash, steps, **mm)
+    rows += throughput(flash, steps, **matmul)
   except Exception as e:  # noqa: BLE001 -- report, keep the other rows
     print(f"[bench] model.attention=cudnn failed: {type(e).__name__}: {e}", flush=True)
   write_throughput_table(rows, out / "gpu_mfu.md", command, steps,
@@ -329,9 +329,9 @@ def first_step(cache_dir: str, single: bool = False) -> dict:
     r = loop.run_group(cfgs, metrics_paths=[f"{wd}/{i}.jsonl" for i in range(len(cfgs))],
                        checkpoint_dir=f"{wd}/checkpoints", progress=False,
                        mesh=mesh_lib.make(*loop.mesh_shape(cfgs)))
-  return dict(import_s=t_import - t_start, startup_s=r.first_call_seconds,
+  return dict(import_s=t_import - t_start, startup_s=r.first_step_seconds,
               compile_s=r.compile_seconds, steps_per_call=n,
-              to_first_step_s=t_run - t_start + r.first_call_seconds,
+              to_first_step_s=t_run - t_start + r.first_step_seconds,
               cache_hits=len(hits), backend_compiles=len(compiles) - len(hits))
 
 
@@ -407,7 +407,8 @@ def quick(steps: int = 20) -> dict:
   (r,) = throughput({"quickstart": {}}, steps)
   return dict(tokens_per_s=round(r["tokens_per_s"], 1),
               model_gflops_per_s=round(r["model_gflops_per_s"], 2),
-              matmul_gflops_per_s=round(r["matmul_gflops"], 2), matmul_ratio=round(r["matmul_ratio"], 4),
+              matmul_gflops_per_s=round(r["matmul_gflops"], 2),
+              matmul_ratio=round(r["matmul_ratio"], 4),
               step_ms=round(r["step_s"] * 1e3, 2), compile_s=round(r["compile_s"], 2),
               mesh=r["mesh"], devices=f"{jax.device_count()} x {jax.devices()[0].device_kind}",
               xla_flags=os.environ.get("XLA_FLAGS", ""))

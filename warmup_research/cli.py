@@ -84,10 +84,6 @@ def _prepare_data(cfg):
   return batches or data.Batches(cfg)
 
 
-def _finite(x):
-  return None if x != x else x   # NaN (nothing ran in this process) -> null
-
-
 def _fmt(x):
   return "n/a" if x is None else f"{x:.4f}"
 
@@ -113,7 +109,7 @@ def cmd_train(args, rest) -> None:
   summary = dict(**s, compile_seconds=result.compile_seconds, step_seconds=result.step_seconds,
                  tokens_per_second=tokens_per_step / result.step_seconds
                  if result.step_seconds == result.step_seconds else None,
-                 first_step_seconds=_finite(result.first_call_seconds))
+                 first_step_seconds=result.first_step_seconds)
   workdir.write_atomic(wd / "summary.json", json.dumps(summary, indent=1))
   print(f"done: {s['status']} after {s['steps']} steps"
         + (f" (diverged at step {s['diverged_step']})" if s["diverged_step"] is not None else "")

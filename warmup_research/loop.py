@@ -91,8 +91,8 @@ class GroupResult:
   steps_run: int                 # updates run in this process (0 if all were done)
   state_sharding: str = ""       # the sharding spec of the stacked params, as run
   variant_loop: str = ""         # 'vmap' or 'map', as run
-  first_call_seconds: float = float("nan")  # from entering run_group to the end of its
-                                            # first call (build, init, compiles, eval 0)
+  first_step_seconds: float | None = None  # from entering run_group to the end of its first
+                                           # call (build, init, compiles, eval 0); None if none ran
 
 
 def read_metrics(path) -> list[dict]:
@@ -352,7 +352,7 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
     if call == 0:   # steady-state timing starts after the first call (its first run is slower)
       jax.block_until_ready(state)
       timed_from, t_steady = done, time.perf_counter()
-      first_call_seconds = t_steady - t_entry
+      first_step_seconds = t_steady - t_entry
     finished = done == total or all_diverged
     if done % t_cfg.eval_every == 0 or finished:
       flush(pending)
@@ -383,4 +383,4 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   spec = str(jax.tree.leaves(state.params)[0].sharding.spec)
   return GroupResult(summaries=summaries, compile_seconds=compile_seconds,
                      step_seconds=step_seconds, steps_run=done - start, state_sharding=spec,
-                     variant_loop=prog.how, first_call_seconds=first_call_seconds)
+                     variant_loop=prog.how, first_step_seconds=first_step_seconds)

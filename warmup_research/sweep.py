@@ -142,8 +142,7 @@ def run(variants: list[Variant], workdir: pathlib.Path, *, progress: bool = True
                   compile_seconds=result.compile_seconds,
                   step_seconds=None if math.isnan(result.step_seconds) else result.step_seconds,
                   steps_run=result.steps_run, wall_seconds=time.perf_counter() - t0,
-                  first_step_seconds=None if math.isnan(result.first_call_seconds)
-                  else result.first_call_seconds,
+                  first_step_seconds=result.first_step_seconds,
                   train_step_compiles=1 if result.steps_run else 0,
                   n_variants=len(members), state_sharding=result.state_sharding,
                   variant_loop=result.variant_loop,
