@@ -3,6 +3,7 @@
 Environment for every test (and the subprocesses they start): JAX on CPU, and
 data / compilation-cache dirs under a temporary directory, never the user's.
 """
+import gc
 import os
 import pathlib
 import shutil
@@ -20,7 +21,9 @@ import pytest  # noqa: E402
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from warmup_research import config as config_lib  # noqa: E402
+from warmup_research import cli, config as config_lib  # noqa: E402
+
+gc.set_threshold(*cli.GC_THRESHOLDS)  # as the CLI runs (cli.GC_THRESHOLDS)
 
 
 @pytest.fixture(scope="session")

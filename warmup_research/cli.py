@@ -13,6 +13,7 @@ exit code 2, before any compute and without touching earlier files.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import pathlib
@@ -21,6 +22,13 @@ import sys
 from warmup_research.errors import ConfigError
 
 USAGE_EXIT = 2
+
+# Python's cyclic GC at its default thresholds (700, 10, 10) collects
+# hundreds of times while jax, flax, orbax and tfds import and while the
+# programs trace (cycles of a few hundred thousand long-lived objects, each
+# older generation re-scanned): 0.4-0.6 s of every process, cold or warm
+# (results/benchmarks/NOTES.md attempt 39). Collections stay on, ~30x rarer.
+GC_THRESHOLDS = (20_000, 100, 100)
 
 
 def default_cache_dir() -> str:
@@ -291,6 +299,7 @@ def main(argv=None) -> None:
   from warmup_research import mesh as mesh_lib
   mesh_lib.set_host_device_count()  # before jax is imported: one CPU device per core
   mesh_lib.set_cpu_flags()
+  gc.set_threshold(*GC_THRESHOLDS)
   args, rest = parser().parse_known_args(argv)
   try:
     args.fn(args, rest)
