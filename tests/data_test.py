@@ -1,5 +1,7 @@
 """Data: the real TFDS builder on real text; batches are pure functions of
 (seed, step); catalog datasets through tfds.data_source; clear errors."""
+import pathlib
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -22,11 +24,11 @@ def test_byte_corpus_builds_with_tfds_and_splits_by_file(bytes_cfg, corpus_dir):
   rec = train[0]["bytes"]
   assert rec.shape == (data.RECORD_LEN,) and rec.dtype == np.uint8
   files = data.corpus_files(corpus_dir)
-  is_val = [data._is_validation(f.relative_to(corpus_dir).as_posix()) for f in files]
+  is_val = [data._is_validation(f.rel) for f in files]
   assert 0 < sum(is_val) < len(files)
   # The train split's records are the consecutive windows of its files'
   # text, in path order, each file ended by a NUL (TFDS stores them shuffled).
-  stream = b"".join(f.read_bytes().replace(b"\0", b" ") + b"\0"
+  stream = b"".join(pathlib.Path(f.path).read_bytes().replace(b"\0", b" ") + b"\0"
                     for f, v in zip(files, is_val) if not v)
   r = data.RECORD_LEN
   windows = sorted(stream[i * r:(i + 1) * r] for i in range(len(stream) // r))
@@ -39,8 +41,9 @@ def test_corpus_files_skips_packages_hidden_and_non_text(tmp_path):
     (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
     (tmp_path / rel).write_text("x")
   (tmp_path / "dir.py").mkdir()  # a directory with a text suffix is not a file
-  got = [f.relative_to(tmp_path).as_posix() for f in data.corpus_files(tmp_path)]
-  assert got == ["a/x.rst", "a/y.md", "a/z.txt", "b.py"]
+  (tmp_path / "b.py").write_text("xyz")
+  got = [(f.rel, f.size) for f in data.corpus_files(tmp_path)]
+  assert got == [("a/x.rst", 1), ("a/y.md", 1), ("a/z.txt", 1), ("b.py", 3)]
 
 
 def test_an_edited_corpus_is_rebuilt(tiny_cfg, tmp_path):
