@@ -83,6 +83,30 @@ def test_one_call_runs_the_same_train_program_as_the_full_run():
   assert texts[0] == texts[1]
 
 
+def test_compile_table_reports_medians_over_rounds_and_each_rounds_ratio(tmp_path):
+  def row(case, label, rnd, to_first, compile_s):
+    return dict(case=case, label=label, round=rnd, import_s=1.0, startup_s=to_first - 1.0,
+                compile_s=compile_s, to_first_step_s=to_first, steps_per_call=5,
+                backend_compiles=21 if label == "cold cache" else 0,
+                cache_hits=0 if label == "cold cache" else 21, process_s=to_first + 2.0)
+  # (cold, warm) time to first step and compile per round, for one case
+  rounds = [((12.0, 9.0), (4.0, 2.0)), ((10.0, 8.0), (5.0, 1.0)), ((15.0, 6.0), (3.0, 3.0))]
+  cw = [row("one run", label, rnd, *vals)
+        for rnd, pair in enumerate(rounds) for label, vals in zip(("cold cache", "warm cache"), pair)]
+  cold, warm = bench.first_step_summary(cw)
+  assert (cold["to_first_step_s"], warm["to_first_step_s"]) == (12.0, 4.0)   # medians
+  assert (cold["compile_s"], warm["compile_s"]) == (8.0, 2.0)
+  assert cold["cold_over_warm"]["to_first_step_s"] == [3.0, 2.0, 5.0]
+  assert cold["rounds"] == 3 and warm["cache_hits"] == 21
+  grid = dict(n_variants=24, n_groups=1, backend_compiles=19, backend_compile_s=16.0,
+              train_step_compile_s=8.0, wall_s=28.0)
+  bench.write_compile_table(grid, cw, tmp_path / "compile.md", "cmd")
+  text = (tmp_path / "compile.md").read_text()
+  assert "| one run | warm cache | 1.00 | 3.00 | 2.00 | 4.00 | 0 | 21 | 6.00 |" in text
+  assert ("compile 4.0x (rounds: 4.5 / 8.0 / 2.0) and the time from the start of the process "
+          "to the end of the first step 3.0x (rounds: 3.0 / 2.0 / 5.0)") in text
+
+
 @pytest.mark.parametrize("flags", [[], ["--single"]], ids=["grid", "single"])
 def test_second_process_hits_the_persistent_cache(tmp_path, flags):
   rows = []

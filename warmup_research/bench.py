@@ -339,24 +339,48 @@ FIRST_STEP_CASES = {"one run (K = 1, as `train`)": ["--single"],
                     "the quickstart grid (6 variants, one program)": []}
 
 
-def cold_vs_warm() -> list[dict]:
-  """Per case, two fresh processes sharing one new persistent cache: cold,
-  then warm. Each row also has the process wall time (start to exit)."""
+def cold_vs_warm(rounds: int = 3) -> list[dict]:
+  """Per round and case, two fresh processes sharing one new persistent
+  cache: cold, then warm. Rounds repeat the cases in turn, so a slow minute
+  (this VM drifts 10-40%) falls on some of each. Each row also has the
+  process wall time (start to exit)."""
   rows = []
-  for case, flags in FIRST_STEP_CASES.items():
-    with tempfile.TemporaryDirectory() as cache:
-      for label in ("cold cache", "warm cache"):
-        t0 = time.perf_counter()
-        out = subprocess.run([sys.executable, "-m", "warmup_research", "bench", "first-step",
-                              "--cache-dir", cache, *flags],
-                             capture_output=True, text=True, check=True)
-        row = json.loads(out.stdout.strip().splitlines()[-1])
-        rows.append(dict(case=case, label=label, process_s=time.perf_counter() - t0, **row))
-        print(f"[bench] {case}, {label}: {row}", flush=True)
+  for rnd in range(rounds):
+    for case, flags in FIRST_STEP_CASES.items():
+      with tempfile.TemporaryDirectory() as cache:
+        for label in ("cold cache", "warm cache"):
+          t0 = time.perf_counter()
+          out = subprocess.run([sys.executable, "-m", "warmup_research", "bench", "first-step",
+                                "--cache-dir", cache, *flags],
+                               capture_output=True, text=True, check=True)
+          row = json.loads(out.stdout.strip().splitlines()[-1])
+          rows.append(dict(case=case, label=label, round=rnd,
+                           process_s=time.perf_counter() - t0, **row))
+          print(f"[bench] round {rnd + 1}/{rounds}, {case}, {label}: {row}", flush=True)
   return rows
 
 
+FIRST_STEP_COLUMNS = ("import_s", "startup_s", "compile_s", "to_first_step_s",
+                      "backend_compiles", "cache_hits", "process_s")
+
+
+def first_step_summary(cw: list[dict]) -> list[dict]:
+  """Per (case, cold/warm), the median of each column over the rounds, and
+  per case the ratios cold / warm of each round (in `cold_over_warm`)."""
+  out = []
+  for case in dict.fromkeys(r["case"] for r in cw):
+    cold, warm = ([r for r in cw if r["case"] == case and r["label"] == label]
+                  for label in ("cold cache", "warm cache"))
+    ratios = {k: [c[k] / w[k] for c, w in zip(cold, warm)]
+              for k in ("compile_s", "to_first_step_s")}
+    for label, rows in (("cold cache", cold), ("warm cache", warm)):
+      out.append(dict(case=case, label=label, rounds=len(rows), cold_over_warm=ratios,
+                      **{k: statistics.median(r[k] for r in rows) for k in FIRST_STEP_COLUMNS}))
+  return out
+
+
 def write_compile_table(grid, cw, out, command) -> None:
+  summary = first_step_summary(cw)
   lines = header("Compilation: a 24-variant grid, and cold vs warm persistent cache", command)
   lines += ["## 24-variant grid", "",
             "Quickstart model, warmup {0, 2, 3} x peak LR {1e-3, 3e-3, 1e-2, 3e-2} x seed {0, 1}, "
@@ -374,7 +398,9 @@ def write_compile_table(grid, cw, out, command) -> None:
             "(a few hundredths of a second each).", "",
             "## Time to the first train step", "",
             "Each case in a fresh process, twice, with one new persistent cache directory: "
-            "the first process compiles and fills it, the second loads from it. Each runs "
+            "the first process compiles and fills it, the second loads from it; "
+            f"{summary[0]['rounds']} rounds of both cases in turn, and each number is the "
+            "median over the rounds (this VM's speed drifts from minute to minute). Each runs "
             "`loop.run_group` (what `train` and `sweep` run) for one call of the train "
             f"program, {cw[0]['steps_per_call']} updates (`loop.steps_per_call`): the first "
             "results a run can report. Times count from the CLI's start, after Python's "
@@ -388,16 +414,18 @@ def write_compile_table(grid, cw, out, command) -> None:
             "| of which train-program compile s (in a thread) | start to first step s "
             "| XLA compilations | cache hits | process wall s |",
             "|---|---|---|---|---|---|---|---|---|"]
-  for r in cw:
+  for r in summary:
     lines.append(f"| {r['case']} | {r['label']} | {r['import_s']:.2f} | {r['startup_s']:.2f} | "
                  f"{r['compile_s']:.2f} | {r['to_first_step_s']:.2f} | "
-                 f"{r['backend_compiles']} | {r['cache_hits']} | {r['process_s']:.2f} |")
+                 f"{r['backend_compiles']:g} | {r['cache_hits']:g} | {r['process_s']:.2f} |")
   lines.append("")
-  for cold, warm in zip(cw[::2], cw[1::2]):
+  for cold, warm in zip(summary[::2], summary[1::2]):
+    each = lambda k: " / ".join(f"{x:.1f}" for x in cold["cold_over_warm"][k])
     lines.append(f"- {cold['case']}: warm cache cuts the train-step compile "
-                 f"{cold['compile_s'] / warm['compile_s']:.1f}x and the time from the start "
-                 f"of the process to the end of the first step "
-                 f"{cold['to_first_step_s'] / warm['to_first_step_s']:.1f}x.")
+                 f"{cold['compile_s'] / warm['compile_s']:.1f}x (rounds: {each('compile_s')}) "
+                 f"and the time from the start of the process to the end of the first step "
+                 f"{cold['to_first_step_s'] / warm['to_first_step_s']:.1f}x (rounds: "
+                 f"{each('to_first_step_s')}).")
   _write(out, lines)
 
 
