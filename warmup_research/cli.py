@@ -23,11 +23,13 @@ from warmup_research.errors import ConfigError
 
 USAGE_EXIT = 2
 
-# Python's cyclic GC at its default thresholds (700, 10, 10) collects
-# hundreds of times while jax, flax, orbax and tfds import and while the
-# programs trace (cycles of a few hundred thousand long-lived objects, each
-# older generation re-scanned): 0.4-0.6 s of every process, cold or warm
-# (results/benchmarks/NOTES.md attempt 39). Collections stay on, ~30x rarer.
+# Python's cyclic GC at its default thresholds (700, 10, 10) collected 577
+# times (4 of them full) in a warm `bench first-step --single` process, while
+# jax, flax, orbax and tfds imported and the programs traced, each pass
+# re-scanning the long-lived objects of its generations: 0.4-0.6 s of every
+# process, cold or warm. With these: 36 times, none full (NOTES.md attempt 39).
+# Collections stay on: a sweep traces a program per group, and those cycles
+# must still be freed.
 GC_THRESHOLDS = (20_000, 100, 100)
 
 
