@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from conftest import REPO, kill_after_checkpoint
+from warmup_research import cli
 
 TINY = ["--config.model.d_model=32", "--config.model.num_layers=1", "--config.model.num_heads=2",
         "--config.data.seq_len=32", "--config.data.batch_size=4", "--config.data.name=synthetic",
@@ -135,3 +136,14 @@ def test_a_run_saved_before_model_attention_resumes_with_the_old_path(earlier_ru
   assert r.returncode == 2 and "differs in: model.attention" in r.stderr
   r = _train(wd, *same, "--config.model.attention=xla")
   assert r.returncode == 0, r.stderr
+
+
+def test_every_cli_process_runs_with_the_gc_thresholds(tmp_path):
+  # In a fresh interpreter (this one's conftest sets them too); a bad workdir
+  # makes `report` exit 2 after main has set up the process.
+  code = ("import gc\nfrom warmup_research import cli\ntry:\n"
+          f"  cli.main(['report', {str(tmp_path / 'missing')!r}])\n"
+          "except SystemExit as e:\n  print(e.code, gc.get_threshold())\n")
+  out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+  assert out.stdout.split(None, 1) == ["2", f"{cli.GC_THRESHOLDS}\n"], out.stderr
+  assert cli.GC_THRESHOLDS != (700, 10, 10)   # not Python's defaults
