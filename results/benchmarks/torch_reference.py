@@ -2,11 +2,11 @@
 
 Not part of warmup_research (torch is not a dependency). It needs torch in
 its own environment (the Linux wheel brings its CUDA libraries, about 3 GB,
-even for CPU use); the CPU machine of results/benchmarks/ used torch 2.5.1:
+even for CPU use; the tables name the torch version they ran):
 
-    python -m venv /tmp/torch-venv && /tmp/torch-venv/bin/pip install torch==2.5.1
+    python -m venv /tmp/torch-venv && /tmp/torch-venv/bin/pip install torch numpy
     /tmp/torch-venv/bin/python results/benchmarks/torch_reference.py \
-        --jax-python .venv/bin/python --rounds 3
+        --jax-python .venv/bin/python --rounds 5 [--out results/benchmarks/OTHER.md]
 
 Each round runs, in fresh processes one after the other, (1) this file's
 PyTorch model (`--torch-only`: median step of `--steps` after 3 warm-up
@@ -39,6 +39,7 @@ import sys
 import time
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
+DEFAULT_OUT = REPO / "results" / "benchmarks" / "torch_reference.md"
 V, D, LAYERS, HEADS, L, B = 256, 128, 2, 4, 128, 32
 
 
@@ -119,7 +120,7 @@ def main() -> None:
   p.add_argument("--rounds", type=int, default=3)
   p.add_argument("--steps", type=int, default=20)
   p.add_argument("--torch-only", action="store_true")
-  p.add_argument("--out", default=str(REPO / "results" / "benchmarks" / "torch_reference.md"))
+  p.add_argument("--out", default=str(DEFAULT_OUT))
   a = p.parse_args()
   if a.torch_only:
     print(json.dumps(torch_step_seconds(a.steps)))
@@ -134,13 +135,16 @@ def main() -> None:
   sys.path.insert(0, str(REPO))
   from warmup_research import bench, workdir   # neither imports jax at module level
   code = workdir.code_version(REPO)
+  out = pathlib.Path(a.out).resolve()
+  shown = out.relative_to(REPO) if out.is_relative_to(REPO) else out
+  out_flag = "" if out == DEFAULT_OUT else f" --out {shown}"
   med_t = statistics.median(t["tokens_per_s"] for t, _ in rows)
   med_j = statistics.median(j["tokens_per_s"] for _, j in rows)
   lines = [
       "# PyTorch eager reference vs warmup_research, side by side (quickstart model)",
       "",
       f"- command: `{pathlib.Path(sys.executable).name} results/benchmarks/torch_reference.py "
-      f"--rounds {a.rounds} --steps {a.steps}` at code {code}",
+      f"--rounds {a.rounds} --steps {a.steps}{out_flag}` at code {code}",
       f"- machine: {bench.cpu_model()}, {len(os.sched_getaffinity(0))} cores",
       f"- software: Python {platform.python_version()}, torch {rows[0][0]['torch']} "
       f"({rows[0][0]['threads']} threads); ours: `bench --quick` on "
@@ -160,7 +164,7 @@ def main() -> None:
                  f"{j['tokens_per_s'] / t['tokens_per_s']:.2f} |")
   lines += ["", f"Median: PyTorch {med_t:,.0f}, warmup_research {med_j:,.0f} tokens/s "
             f"(ours / PyTorch = {med_j / med_t:.2f})."]
-  pathlib.Path(a.out).write_text("\n".join(lines) + "\n")
+  out.write_text("\n".join(lines) + "\n")
   print(json.dumps(dict(torch_tokens_per_s=med_t, ours_tokens_per_s=med_j)))
 
 
