@@ -103,7 +103,10 @@ def test_compile_table_reports_medians_over_rounds_and_each_rounds_ratio(tmp_pat
   rounds = [((12.0, 9.0), (4.0, 2.0)), ((10.0, 8.0), (5.0, 1.0)), ((15.0, 6.0), (3.0, 3.0))]
   cw = [row("one run", label, rnd, *vals)
         for rnd, pair in enumerate(rounds) for label, vals in zip(("cold cache", "warm cache"), pair)]
-  cold, warm = bench.first_step_summary(cw)
+  parts = lambda scale: {p: scale * (i + 1) / 100 for i, p in enumerate(bench.PARTS)}
+  cw += [dict(row(bench.PARTS_CASE, label, rnd, 10.0 * f, 1.0), parts=parts(f))
+         for rnd in range(3) for label, f in (("cold cache", 2.0 + rnd), ("warm cache", 1.0))]
+  cold, warm = bench.first_step_summary(cw)[:2]
   assert (cold["to_first_step_s"], warm["to_first_step_s"]) == (12.0, 4.0)   # medians
   assert (cold["compile_s"], warm["compile_s"]) == (8.0, 2.0)
   assert cold["cold_over_warm"]["to_first_step_s"] == [3.0, 2.0, 5.0]
@@ -115,6 +118,11 @@ def test_compile_table_reports_medians_over_rounds_and_each_rounds_ratio(tmp_pat
   assert "| one run | warm cache | 1.00 | 3.00 | 2.00 | 4.00 | 0 | 21 | 6.00 |" in text
   assert ("compile 4.0x (rounds: 4.5 / 8.0 / 2.0) and the time from the start of the process "
           "to the end of the first step 3.0x (rounds: 3.0 / 2.0 / 5.0)") in text
+  # the parts section: medians per part (cold scale 2 / 3 / 4 -> 3), and the bound:
+  # the warm imports, loads and first runs are parts 1, 4, 5, 7, 8, 10, 11 (/ 100 s)
+  assert "| init: trace + lower | 0.09 | 0.03 |" in text   # part 3
+  assert "| to the end of the first call | 30.00 | 10.00 |" in text
+  assert "still spend 0.46 s" in text and "more than 65.2x" in text and "shipped: 3.0x" in text
 
 
 @pytest.mark.parametrize("flags", [[], ["--single"]], ids=["grid", "single"])
@@ -128,6 +136,21 @@ def test_second_process_hits_the_persistent_cache(tmp_path, flags):
   assert rows[1]["cache_hits"] >= 3 and rows[1]["backend_compiles"] == 0   # compiles nothing
   for r in rows:
     assert 0 < r["compile_s"] < r["startup_s"] < r["to_first_step_s"]
+
+
+def test_first_step_parts_add_up_and_the_warm_process_only_loads(tmp_path):
+  rows = []
+  for _ in range(2):
+    out = _cli("first-step", "--parts", "--cache-dir", str(tmp_path / "cache"))
+    assert out.returncode == 0, out.stderr
+    rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+  cold, warm = rows
+  assert cold["cache_hits"] == 0 and cold["backend_compiles"] >= 3   # init, eval, train
+  assert warm["cache_hits"] == cold["backend_compiles"] and warm["backend_compiles"] == 0
+  for r in rows:
+    assert list(r["parts"]) == list(bench.PARTS) and min(r["parts"].values()) > 0
+    assert sum(r["parts"].values()) == pytest.approx(r["to_first_step_s"], abs=0.05)
+    assert r["compile_s"] == r["parts"]["train_compile"]
 
 
 @pytest.mark.parametrize("args,field", [(["--steps", "0"], "--steps"),

@@ -9,7 +9,8 @@
 - `sweep`: K variants in ONE vmapped, sharded program vs K single runs.
 - `compile`: compilations and compile seconds of a 24-variant grid; time to
   the first train step in a cold process vs a second process that finds the
-  persistent compilation cache warm.
+  persistent compilation cache warm, and where the warm process spends it
+  (`first_step_parts`: what a cache could not skip).
 - `gpu`: MFU of a 125M-class config (d 768, 12 layers, seq 1024, bf16)
   against the measured bf16 matmul rate, and 1..64 vmapped tiny variants.
 - `--quick`: the quickstart model only (under 2 minutes on 2 CPU cores);
@@ -324,16 +325,9 @@ def first_step(cache_dir: str, single: bool = False) -> dict:
   from this function's start (Python and the CLI module already loaded) to
   the end of that call, and its parts."""
   t_start = time.perf_counter()
-  import jax
-  from warmup_research import cli, loop, mesh as mesh_lib
+  from warmup_research import loop, mesh as mesh_lib
   from warmup_research import config as config_lib
-  cli.setup_jax(cache_dir)
-  hits, compiles = [], []   # a compile event is a compile or a cache load (a hit)
-  jax.monitoring.register_event_listener(
-      lambda e, **kw: hits.append(e) if e == "/jax/compilation_cache/cache_hits" else None)
-  jax.monitoring.register_event_duration_secs_listener(
-      lambda e, d, **kw: compiles.append(d) if e == "/jax/core/compile/backend_compile_duration"
-      else None)
+  hits, compiles = _start_counting(cache_dir)
   t_import = time.perf_counter()
   base = _base()
   n = loop.steps_per_call(base.train)
@@ -350,8 +344,85 @@ def first_step(cache_dir: str, single: bool = False) -> dict:
               cache_hits=len(hits), backend_compiles=len(compiles) - len(hits))
 
 
+def _start_counting(cache_dir: str):
+  """Imports jax, turns the persistent cache on at cache_dir ('' = off), and
+  returns two lists that fill as the process runs: cache hits, and XLA
+  compile events (a compile or a cache load: a hit)."""
+  import jax
+  from warmup_research import cli
+  cli.setup_jax(cache_dir)
+  hits, compiles = [], []
+  jax.monitoring.register_event_listener(
+      lambda e, **kw: hits.append(e) if e == "/jax/compilation_cache/cache_hits" else None)
+  jax.monitoring.register_event_duration_secs_listener(
+      lambda e, d, **kw: compiles.append(d) if e == "/jax/core/compile/backend_compile_duration"
+      else None)
+  return hits, compiles
+
+
+PARTS_CASE = "one run, its parts one after another (no background compile)"
+
+# The parts of `first_step_parts`, in the order they run; what a cache of
+# compiled programs could never skip: the imports, loading the programs and
+# their first runs (BOUND_PARTS).
+PROGRAM_PARTS = ("trace_lower", "compile", "first_run")
+PARTS = ("imports", "build", *(f"{prog}_{part}" for prog in ("init", "eval", "train")
+                               for part in PROGRAM_PARTS))
+BOUND_PARTS = ("imports", *(f"{prog}_{part}" for prog in ("init", "eval", "train")
+                            for part in ("compile", "first_run")))
+
+
+def first_step_parts(cache_dir: str) -> dict:
+  """In THIS (fresh) process: what `first_step(single=True)` runs, but its
+  parts one after another (no background compile) and each timed: the
+  imports; 'build' (the dataset, `loop.Program`, the abstract state, the
+  first call's batches); then for the init, eval and train programs their
+  trace + lowering, their XLA compile (a cache load when the cache is warm)
+  and their first run (the initial eval over all eval batches; the train
+  program's first call of n updates; no checkpointer, no metrics files).
+  Same keys as `first_step`, plus `parts` (seconds per PARTS name)."""
+  t_start = time.perf_counter()
+  from warmup_research import data, loop, mesh as mesh_lib
+  from warmup_research import config as config_lib
+  import jax
+  import numpy as np
+  hits, compiles = _start_counting(cache_dir)
+  parts, last = {}, [t_start]
+
+  def done(name, value=None):
+    parts[name] = time.perf_counter() - last[0]
+    last[0] = time.perf_counter()
+    return value
+
+  done("imports")
+  base = _base()
+  n = loop.steps_per_call(base.train)
+  cfg = config_lib.apply_overrides(base, one_call(n))
+  batches = data.Batches(cfg)
+  prog = loop.Program([cfg], mesh_lib.make(*loop.mesh_shape([cfg])))
+  abstract = prog.abstract_state
+  batches0 = prog.put_batches(batches.train_steps(0, n))
+  eval_batches = [prog.put_batch(batches.eval(i)) for i in range(cfg.train.eval_batches)]
+  done("build")
+  init = done("init_trace_lower", prog.init.trace(prog.keys, prog.hp).lower())
+  init = done("init_compile", init.compile())
+  state = done("init_first_run", jax.block_until_ready(init(prog.keys, prog.hp)))
+  ev = done("eval_trace_lower", prog.eval.trace(state.params, eval_batches[0], prog.hp).lower())
+  ev = done("eval_compile", ev.compile())
+  done("eval_first_run", np.mean([np.asarray(ev(state.params, b, prog.hp))
+                                  for b in eval_batches]))
+  steps = done("train_trace_lower", prog.steps.trace(abstract, batches0, prog.hp).lower())
+  steps = done("train_compile", steps.compile())
+  done("train_first_run", jax.block_until_ready(steps(state, batches0, prog.hp)))
+  to_first = time.perf_counter() - t_start
+  return dict(import_s=parts["imports"], startup_s=to_first - parts["imports"],
+              compile_s=parts["train_compile"], steps_per_call=n, to_first_step_s=to_first,
+              cache_hits=len(hits), backend_compiles=len(compiles) - len(hits), parts=parts)
+
+
 FIRST_STEP_CASES = {"one run (K = 1, as `train`)": ["--single"],
-                    "the quickstart grid (6 variants, one program)": []}
+                    "the quickstart grid (6 variants, one program)": [],
+                    PARTS_CASE: ["--single", "--parts"]}
 
 
 def cold_vs_warm(rounds: int = 3) -> list[dict]:
@@ -414,7 +485,7 @@ def write_compile_table(grid, cw, out, command) -> None:
             "## Time to the first train step", "",
             "Each case in a fresh process, twice, with one new persistent cache directory: "
             "the first process compiles and fills it, the second loads from it; "
-            f"{summary[0]['rounds']} rounds of both cases in turn, and each number is the "
+            f"{summary[0]['rounds']} rounds of the cases in turn, and each number is the "
             "median over the rounds (this VM's speed drifts from minute to minute). Each runs "
             "`loop.run_group` (what `train` and `sweep` run) for one call of the train "
             f"program, {cw[0]['steps_per_call']} updates (`loop.steps_per_call`): the first "
@@ -424,7 +495,10 @@ def write_compile_table(grid, cw, out, command) -> None:
             "state, the initial eval and the first call, with the train-program compile "
             "(tracing and lowering included) in a background thread alongside. 'XLA "
             "compilations' and 'cache hits' count the whole process (the final eval and "
-            "orbax's checkpoint-save helpers included).", "",
+            "orbax's checkpoint-save helpers included). The third case runs the same "
+            "programs without `run_group` (no checkpoints: fewer compilations), each part "
+            "alone: its 'run_group to first step' is the sum of its parts after the imports, "
+            "and its train-program compile ran by itself (see the last section).", "",
             "| case | process | imports s | run_group to first step s "
             "| of which train-program compile s (in a thread) | start to first step s "
             "| XLA compilations | cache hits | process wall s |",
@@ -441,7 +515,44 @@ def write_compile_table(grid, cw, out, command) -> None:
                  f"and the time from the start of the process to the end of the first step "
                  f"{cold['to_first_step_s'] / warm['to_first_step_s']:.1f}x (rounds: "
                  f"{each('to_first_step_s')}).")
+  lines += _parts_section(cw)
   _write(out, lines)
+
+
+PART_LABELS = {"imports": "imports", "build": "build: dataset, `Program`, abstract state, batches",
+               "trace_lower": "trace + lower", "compile": "XLA compile (cold) / cache load (warm)",
+               "first_run": "first run"}
+
+
+def _parts_section(cw: list[dict]) -> list[str]:
+  """The PARTS_CASE rows of `cold_vs_warm`: medians per part, and the bound."""
+  rows = {label: [r for r in cw if r["case"] == PARTS_CASE and r["label"] == label]
+          for label in ("cold cache", "warm cache")}
+  if not rows["cold cache"] or not rows["warm cache"]:
+    return []
+  med = {label: {p: statistics.median(r["parts"][p] for r in rs) for p in PARTS}
+         for label, rs in rows.items()}
+  total = {label: statistics.median(r["to_first_step_s"] for r in rs)
+           for label, rs in rows.items()}
+  lines = ["", "## Where the warm start goes", "",
+           f"The case '{PARTS_CASE}' runs what `train` runs up to the end of its first call, "
+           "but each part alone and in turn (`bench.first_step_parts`: no checkpointer and "
+           "no metrics files); medians over the rounds.", "",
+           "| part | cold cache s | warm cache s |", "|---|---|---|"]
+  for p in PARTS:
+    prog, _, part = p.partition("_")
+    label = PART_LABELS.get(p) or f"{prog}: {PART_LABELS[part]}"
+    lines.append(f"| {label} | {med['cold cache'][p]:.2f} | {med['warm cache'][p]:.2f} |")
+  lines.append(f"| to the end of the first call | {total['cold cache']:.2f} | "
+               f"{total['warm cache']:.2f} |")
+  bound = sum(med["warm cache"][p] for p in BOUND_PARTS)
+  lines += ["", f"Without building, tracing and lowering (all that a cache of compiled, "
+            f"serialised programs could skip), the warm process would still spend "
+            f"{bound:.2f} s on the imports, the cache loads and the first runs: by this "
+            f"measure no cache could cut this time to first step more than "
+            f"{total['cold cache'] / bound:.1f}x (the warm cache as shipped: "
+            f"{total['cold cache'] / total['warm cache']:.1f}x)."]
+  return lines
 
 
 def quick(steps: int = 20) -> dict:

@@ -207,7 +207,10 @@ def cmd_bench(args, rest) -> None:
   _no_extra(rest)
   from warmup_research import bench
   if args.which == "first-step":  # one process of `bench compile`
-    print(json.dumps(bench.first_step(args.cache_dir, single=args.single)))
+    if args.parts:
+      print(json.dumps(bench.first_step_parts(args.cache_dir)))
+    else:
+      print(json.dumps(bench.first_step(args.cache_dir, single=args.single)))
     return
   setup_jax("")  # cold compiles: the persistent cache is off while benchmarking
   if args.steps < 1:
@@ -286,6 +289,8 @@ def parser() -> argparse.ArgumentParser:
   b.add_argument("--steps", type=int, default=20)
   b.add_argument("--cache-dir", default="", help="(first-step) persistent cache dir")
   b.add_argument("--single", action="store_true", help="(first-step) one run, not the grid")
+  b.add_argument("--parts", action="store_true",
+                 help="(first-step) one run, each part timed alone, in turn")
   b.add_argument("--ks", default="1,2,4,8,16")
   b.add_argument("--out-dir", default="results/benchmarks")
   b.set_defaults(fn=cmd_bench)
