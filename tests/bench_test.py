@@ -125,13 +125,19 @@ def test_compile_table_reports_medians_over_rounds_and_each_rounds_ratio(tmp_pat
   assert "still spend 0.46 s" in text and "more than 65.2x" in text and "shipped: 3.0x" in text
 
 
-@pytest.mark.parametrize("flags", [[], ["--single"]], ids=["grid", "single"])
-def test_second_process_hits_the_persistent_cache(tmp_path, flags):
+def _first_step_cold_then_warm(tmp_path, *flags):
+  """`bench first-step` twice in fresh processes sharing one new cache dir."""
   rows = []
   for _ in range(2):
     out = _cli("first-step", "--cache-dir", str(tmp_path / "cache"), *flags)
     assert out.returncode == 0, out.stderr
     rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+  return rows
+
+
+@pytest.mark.parametrize("flags", [[], ["--single"]], ids=["grid", "single"])
+def test_second_process_hits_the_persistent_cache(tmp_path, flags):
+  rows = _first_step_cold_then_warm(tmp_path, *flags)
   assert rows[0]["cache_hits"] == 0 and rows[0]["backend_compiles"] >= 3  # init, step, eval
   assert rows[1]["cache_hits"] >= 3 and rows[1]["backend_compiles"] == 0   # compiles nothing
   for r in rows:
@@ -139,11 +145,7 @@ def test_second_process_hits_the_persistent_cache(tmp_path, flags):
 
 
 def test_first_step_parts_add_up_and_the_warm_process_only_loads(tmp_path):
-  rows = []
-  for _ in range(2):
-    out = _cli("first-step", "--parts", "--cache-dir", str(tmp_path / "cache"))
-    assert out.returncode == 0, out.stderr
-    rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+  rows = _first_step_cold_then_warm(tmp_path, "--parts")
   cold, warm = rows
   assert cold["cache_hits"] == 0 and cold["backend_compiles"] >= 3   # init, eval, train
   assert warm["cache_hits"] == cold["backend_compiles"] and warm["backend_compiles"] == 0

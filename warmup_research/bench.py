@@ -326,13 +326,9 @@ def first_step(cache_dir: str, single: bool = False) -> dict:
   the end of that call, and its parts."""
   t_start = time.perf_counter()
   from warmup_research import loop, mesh as mesh_lib
-  from warmup_research import config as config_lib
   hits, compiles = _start_counting(cache_dir)
   t_import = time.perf_counter()
-  base = _base()
-  n = loop.steps_per_call(base.train)
-  points = [{}] if single else config_lib.load_sweep(QUICKSTART)
-  cfgs = [config_lib.apply_overrides(base, {**p, **one_call(n)}) for p in points]
+  cfgs, n = _one_call_configs(single)
   with tempfile.TemporaryDirectory() as wd:
     t_run = time.perf_counter()
     r = loop.run_group(cfgs, metrics_paths=[f"{wd}/{i}.jsonl" for i in range(len(cfgs))],
@@ -342,6 +338,17 @@ def first_step(cache_dir: str, single: bool = False) -> dict:
               compile_s=r.compile_seconds, steps_per_call=n,
               to_first_step_s=t_run - t_start + r.first_step_seconds,
               cache_hits=len(hits), backend_compiles=len(compiles) - len(hits))
+
+
+def _one_call_configs(single: bool):
+  """The quickstart grid's configs (or its base config alone, `single`), each
+  cut to one call of the train program; and that call's n updates."""
+  from warmup_research import config as config_lib
+  from warmup_research import loop
+  base = _base()
+  n = loop.steps_per_call(base.train)
+  points = [{}] if single else config_lib.load_sweep(QUICKSTART)
+  return [config_lib.apply_overrides(base, {**p, **one_call(n)}) for p in points], n
 
 
 def _start_counting(cache_dir: str):
@@ -381,25 +388,23 @@ def first_step_parts(cache_dir: str) -> dict:
   and their first run (the initial eval over all eval batches; the train
   program's first call of n updates; no checkpointer, no metrics files).
   Same keys as `first_step`, plus `parts` (seconds per PARTS name)."""
-  t_start = time.perf_counter()
-  from warmup_research import data, loop, mesh as mesh_lib
-  from warmup_research import config as config_lib
+  t_start = last = time.perf_counter()
   import jax
   import numpy as np
+  from warmup_research import data, loop  # noqa: F401 -- loop (orbax) counts as imports
   hits, compiles = _start_counting(cache_dir)
-  parts, last = {}, [t_start]
+  parts = {}
 
   def done(name, value=None):
-    parts[name] = time.perf_counter() - last[0]
-    last[0] = time.perf_counter()
+    nonlocal last
+    now = time.perf_counter()
+    parts[name], last = now - last, now
     return value
 
   done("imports")
-  base = _base()
-  n = loop.steps_per_call(base.train)
-  cfg = config_lib.apply_overrides(base, one_call(n))
+  (cfg,), n = _one_call_configs(single=True)
   batches = data.Batches(cfg)
-  prog = loop.Program([cfg], mesh_lib.make(*loop.mesh_shape([cfg])))
+  prog, _ = _program([cfg])
   abstract = prog.abstract_state
   batches0 = prog.put_batches(batches.train_steps(0, n))
   eval_batches = [prog.put_batch(batches.eval(i)) for i in range(cfg.train.eval_batches)]
@@ -422,7 +427,7 @@ def first_step_parts(cache_dir: str) -> dict:
 
 FIRST_STEP_CASES = {"one run (K = 1, as `train`)": ["--single"],
                     "the quickstart grid (6 variants, one program)": [],
-                    PARTS_CASE: ["--single", "--parts"]}
+                    PARTS_CASE: ["--parts"]}
 
 
 def cold_vs_warm(rounds: int = 3) -> list[dict]:
@@ -515,7 +520,7 @@ def write_compile_table(grid, cw, out, command) -> None:
                  f"and the time from the start of the process to the end of the first step "
                  f"{cold['to_first_step_s'] / warm['to_first_step_s']:.1f}x (rounds: "
                  f"{each('to_first_step_s')}).")
-  lines += _parts_section(cw)
+  lines += _parts_section(cw, summary)
   _write(out, lines)
 
 
@@ -524,16 +529,15 @@ PART_LABELS = {"imports": "imports", "build": "build: dataset, `Program`, abstra
                "first_run": "first run"}
 
 
-def _parts_section(cw: list[dict]) -> list[str]:
-  """The PARTS_CASE rows of `cold_vs_warm`: medians per part, and the bound."""
-  rows = {label: [r for r in cw if r["case"] == PARTS_CASE and r["label"] == label]
-          for label in ("cold cache", "warm cache")}
-  if not rows["cold cache"] or not rows["warm cache"]:
+def _parts_section(cw: list[dict], summary: list[dict]) -> list[str]:
+  """The PARTS_CASE rows of `cold_vs_warm`: medians per part, and the bound
+  (the totals are the case's medians in `first_step_summary`)."""
+  total = {r["label"]: r["to_first_step_s"] for r in summary if r["case"] == PARTS_CASE}
+  if len(total) < 2:
     return []
-  med = {label: {p: statistics.median(r["parts"][p] for r in rs) for p in PARTS}
-         for label, rs in rows.items()}
-  total = {label: statistics.median(r["to_first_step_s"] for r in rs)
-           for label, rs in rows.items()}
+  med = {label: {p: statistics.median(r["parts"][p] for r in cw
+                                      if r["case"] == PARTS_CASE and r["label"] == label)
+                 for p in PARTS} for label in total}
   lines = ["", "## Where the warm start goes", "",
            f"The case '{PARTS_CASE}' runs what `train` runs up to the end of its first call, "
            "but each part alone and in turn (`bench.first_step_parts`: no checkpointer and "
