@@ -157,7 +157,10 @@ def test_first_step_parts_add_up_and_the_warm_process_only_loads(tmp_path):
 
 @pytest.mark.parametrize("args,field", [(["--steps", "0"], "--steps"),
                                         (["sweep", "--ks", "1,x"], "--ks"),
-                                        (["gpu"], "bench gpu")])
+                                        (["gpu"], "bench gpu"),
+                                        (["first-step", "--single", "--config.model.d_model=x"],
+                                         "config.model.d_model"),
+                                        (["first-step", "--bogus"], "--bogus")])
 def test_bad_bench_arguments_exit_2(args, field):
   out = _cli(*args)
   assert out.returncode == 2
@@ -166,9 +169,14 @@ def test_bad_bench_arguments_exit_2(args, field):
 
 def test_gpu_tables_on_cpu_with_tiny_sizes(tmp_path, capsys):
   # What `bench gpu` runs, shrunk: bf16 model and matmul, the cuDNN row
-  # (which fails without a GPU and is left out), the sweep with its vs-K=1 column.
+  # (which fails without a GPU and is left out), the sweep with its vs-K=1
+  # column, and cold/warm first-step processes of a tiny config given as
+  # --config flags (one run, and one part by part).
+  tiny = bench.config_flags(TINY)
   bench.gpu(tmp_path, "bench gpu (test)", steps=2, ks=(1, 2), sweep_overrides=TINY,
-            sizes={"tiny bf16": {**TINY, "model.dtype": "bfloat16"}}, matmul_n=128)
+            sizes={"tiny bf16": {**TINY, "model.dtype": "bfloat16"}}, matmul_n=128,
+            first_step_cases={"tiny one run": ["--single", *tiny],
+                              "tiny parts": ["--parts", *tiny]})
   mfu = (tmp_path / "gpu_mfu.md").read_text()
   assert "| tiny bf16 |" in mfu and "bfloat16 128x128 matmul" in mfu
   assert "cudnn" not in mfu
@@ -176,3 +184,22 @@ def test_gpu_tables_on_cpu_with_tiny_sizes(tmp_path, capsys):
   rows = [l for l in (tmp_path / "gpu_sweep.md").read_text().splitlines()
           if l.startswith("| 1 |") or l.startswith("| 2 |")]
   assert len(rows) == 2 and rows[0].split("|")[5].strip() == "1.00x"
+  text = (tmp_path / "gpu_compile.md").read_text()
+  assert text.startswith("# GPU: time to the first step") and "24-variant grid" not in text
+  cells = {(c[1], c[2]): c for l in text.splitlines()
+           if (c := [x.strip() for x in l.split("|")])[1:2] in (["tiny one run"], ["tiny parts"])}
+  assert set(cells) == {(case, label) for case in ("tiny one run", "tiny parts")
+                        for label in ("cold cache", "warm cache")}
+  for case in ("tiny one run", "tiny parts"):   # XLA compilations, cache hits
+    assert cells[case, "cold cache"][8] == "0" and int(cells[case, "cold cache"][7]) >= 3
+    assert cells[case, "warm cache"][7] == "0" and int(cells[case, "warm cache"][8]) >= 3
+  assert "## Where the warm start goes: tiny parts" in text
+  assert "Where the warm start goes: tiny one run" not in text
+
+
+def test_first_step_takes_config_overrides(tmp_path):
+  # The overrides reach the model: a tiny config's parameter count, not the quickstart's.
+  out = _cli("first-step", "--single", *bench.config_flags(TINY))
+  assert out.returncode == 0, out.stderr
+  row = json.loads(out.stdout.strip().splitlines()[-1])
+  assert row["params"] == 256 * 32 + 16 * 32 + (4 * 32 * 32 + 2 * 32 * 128 + 4 * 32) + 2 * 32

@@ -12,7 +12,9 @@
   persistent compilation cache warm, and where the warm process spends it
   (`first_step_parts`: what a cache could not skip).
 - `gpu`: MFU of a 125M-class config (d 768, 12 layers, seq 1024, bf16)
-  against the measured bf16 matmul rate, and 1..64 vmapped tiny variants.
+  against the measured bf16 matmul rate, 1..64 vmapped tiny variants, and
+  time to the first step with a cold vs a warm persistent cache (the
+  quickstart model and the 125M-class one).
 - `--quick`: the quickstart model only (under 2 minutes on 2 CPU cores);
   ends with one JSON line: tokens_per_s, model_gflops_per_s,
   matmul_gflops_per_s, ...
@@ -262,12 +264,17 @@ def write_sweep_table(rows, out: pathlib.Path, command: str, steps: int, run_ste
 
 
 def gpu(out: pathlib.Path, command: str, steps: int, sizes: dict | None = None,
-        ks=(1, 2, 4, 8, 16, 32, 64), sweep_overrides=None, matmul_n: int = 8192) -> None:
-  """`bench gpu`: gpu_mfu.md (the 125M-class config against the measured
-  bfloat16 matmul, and again with `model.attention=cudnn`) and gpu_sweep.md
-  (1..64 vmapped quickstart variants). A failing cuDNN row is reported and
-  left out; the other rows are still written. (`sizes`, `ks`, ...: smaller
-  for the test, which runs this on CPU.)"""
+        ks=(1, 2, 4, 8, 16, 32, 64), sweep_overrides=None, matmul_n: int = 8192,
+        first_step_cases: dict | None = None, rounds: int = 1) -> None:
+  """`bench gpu`, its tables in order of priority, each written as soon as
+  it is measured (a run cut short keeps what it did): gpu_mfu.md (the
+  125M-class config against the measured bfloat16 matmul, and again with
+  `model.attention=cudnn`), gpu_sweep.md (1..64 vmapped quickstart
+  variants), gpu_compile.md (time to the first step with a cold and a warm
+  persistent cache, GPU_FIRST_STEP_CASES in `rounds` rounds; rewritten after
+  each case). A failing cuDNN row is reported and left out; the other rows
+  are still written. (`sizes`, `ks`, ...: smaller for the test, which runs
+  this on CPU.)"""
   sizes = sizes or {"125M-class d768 L12 seq1024 b32 bf16": GPU_125M}
   matmul = dict(matmul_dtype="bfloat16", matmul_n=matmul_n)
   rows = throughput(sizes, steps, **matmul)
@@ -282,6 +289,10 @@ def gpu(out: pathlib.Path, command: str, steps: int, sizes: dict | None = None,
                          matmul=f"bfloat16 {matmul_n}x{matmul_n} matmul")
   write_sweep_table(sweep_scaling(ks, steps=steps, overrides=sweep_overrides),
                     out / "gpu_sweep.md", command, steps, 300)
+  title = "GPU: time to the first step, cold vs warm persistent cache"
+  cold_vs_warm(rounds, first_step_cases or GPU_FIRST_STEP_CASES,
+               after_each=lambda cw: write_compile_table(None, cw, out / "gpu_compile.md",
+                                                         command, title=title))
 
 
 def grid_compiles(n_steps: int = 4, overrides=None) -> dict:
@@ -317,18 +328,19 @@ def one_call(n: int) -> dict:
           "schedule.warmup_steps": 0}
 
 
-def first_step(cache_dir: str, single: bool = False) -> dict:
+def first_step(cache_dir: str, single: bool = False, overrides=None) -> dict:
   """In THIS process (called in a fresh one), with the given cache dir: the
-  quickstart grid (or its base config alone, `single`: what `train` does)
-  run by `loop.run_group`, as `sweep` and `train` run it, for one call of
-  the train program (its first n = `loop.steps_per_call` updates): seconds
-  from this function's start (Python and the CLI module already loaded) to
-  the end of that call, and its parts."""
+  quickstart grid (or its base config alone, `single`: what `train` does;
+  `overrides` change the base, e.g. the model's size) run by
+  `loop.run_group`, as `sweep` and `train` run it, for one call of the train
+  program (its first n = `loop.steps_per_call` updates): seconds from this
+  function's start (Python and the CLI module already loaded) to the end of
+  that call, and its parts."""
   t_start = time.perf_counter()
   from warmup_research import loop, mesh as mesh_lib
   hits, compiles = _start_counting(cache_dir)
   t_import = time.perf_counter()
-  cfgs, n = _one_call_configs(single)
+  cfgs, n = _one_call_configs(single, overrides)
   with tempfile.TemporaryDirectory() as wd:
     t_run = time.perf_counter()
     r = loop.run_group(cfgs, metrics_paths=[f"{wd}/{i}.jsonl" for i in range(len(cfgs))],
@@ -337,15 +349,26 @@ def first_step(cache_dir: str, single: bool = False) -> dict:
   return dict(import_s=t_import - t_start, startup_s=r.first_step_seconds,
               compile_s=r.compile_seconds, steps_per_call=n,
               to_first_step_s=t_run - t_start + r.first_step_seconds,
-              cache_hits=len(hits), backend_compiles=len(compiles) - len(hits))
+              cache_hits=len(hits), backend_compiles=len(compiles) - len(hits),
+              params=_num_params(cfgs[0]))
 
 
-def _one_call_configs(single: bool):
-  """The quickstart grid's configs (or its base config alone, `single`), each
-  cut to one call of the train program; and that call's n updates."""
+def _num_params(cfg) -> int:
+  """Parameters of one variant of `cfg`'s model (abstract: no compute)."""
+  from flax import nnx
+  from warmup_research import model
+  lm = nnx.eval_shape(lambda: model.TransformerLM(model.ModelConfig.from_config(cfg),
+                                                  rngs=nnx.Rngs(0)))
+  return model.num_params(nnx.state(lm, nnx.Param))
+
+
+def _one_call_configs(single: bool, overrides=None):
+  """The quickstart grid's configs (or its base config alone, `single`), with
+  `overrides`, each cut to one call of the train program; and that call's n
+  updates."""
   from warmup_research import config as config_lib
   from warmup_research import loop
-  base = _base()
+  base = _base(overrides)
   n = loop.steps_per_call(base.train)
   points = [{}] if single else config_lib.load_sweep(QUICKSTART)
   return [config_lib.apply_overrides(base, {**p, **one_call(n)}) for p in points], n
@@ -379,7 +402,7 @@ BOUND_PARTS = ("imports", *(f"{prog}_{part}" for prog in ("init", "eval", "train
                             for part in ("compile", "first_run")))
 
 
-def first_step_parts(cache_dir: str) -> dict:
+def first_step_parts(cache_dir: str, overrides=None) -> dict:
   """In THIS (fresh) process: what `first_step(single=True)` runs, but its
   parts one after another (no background compile) and each timed: the
   imports; 'build' (the dataset, `loop.Program`, the abstract state, the
@@ -387,7 +410,8 @@ def first_step_parts(cache_dir: str) -> dict:
   trace + lowering, their XLA compile (a cache load when the cache is warm)
   and their first run (the initial eval over all eval batches; the train
   program's first call of n updates; no checkpointer, no metrics files).
-  Same keys as `first_step`, plus `parts` (seconds per PARTS name)."""
+  `overrides` change the base config as in `first_step`. Same keys as
+  `first_step`, plus `parts` (seconds per PARTS name)."""
   t_start = last = time.perf_counter()
   import jax
   import numpy as np
@@ -402,7 +426,7 @@ def first_step_parts(cache_dir: str) -> dict:
     return value
 
   done("imports")
-  (cfg,), n = _one_call_configs(single=True)
+  (cfg,), n = _one_call_configs(True, overrides)
   batches = data.Batches(cfg)
   prog, _ = _program([cfg])
   abstract = prog.abstract_state
@@ -422,32 +446,57 @@ def first_step_parts(cache_dir: str) -> dict:
   to_first = time.perf_counter() - t_start
   return dict(import_s=parts["imports"], startup_s=to_first - parts["imports"],
               compile_s=parts["train_compile"], steps_per_call=n, to_first_step_s=to_first,
-              cache_hits=len(hits), backend_compiles=len(compiles) - len(hits), parts=parts)
+              cache_hits=len(hits), backend_compiles=len(compiles) - len(hits),
+              params=_num_params(cfg), parts=parts)
 
 
+def config_flags(overrides: dict) -> list[str]:
+  """{'model.d_model': 768} -> ['--config.model.d_model=768'] (for `first-step`)."""
+  return [f"--config.{k}={v}" for k, v in overrides.items()]
+
+
+# case -> `bench first-step` flags. A case whose flags hold --parts runs
+# `first_step_parts` (its table rows get a part-by-part section).
 FIRST_STEP_CASES = {"one run (K = 1, as `train`)": ["--single"],
                     "the quickstart grid (6 variants, one program)": [],
                     PARTS_CASE: ["--parts"]}
+# On a GPU: the quickstart model and the 125M-class config, one run each
+# (what a researcher starts most), and the 125M-class one part by part.
+GPU_FIRST_STEP_CASES = {
+    "quickstart model, one run (K = 1, as `train`)": ["--single"],
+    "125M-class, one run (K = 1, as `train`)": ["--single", *config_flags(GPU_125M)],
+    f"125M-class, {PARTS_CASE}": ["--parts", *config_flags(GPU_125M)]}
 
 
-def cold_vs_warm(rounds: int = 3) -> list[dict]:
-  """Per round and case, two fresh processes sharing one new persistent
-  cache: cold, then warm. Rounds repeat the cases in turn, so a slow minute
-  (this VM drifts 10-40%) falls on some of each. Each row also has the
-  process wall time (start to exit)."""
+def cold_vs_warm(rounds: int = 3, cases: dict | None = None, after_each=None) -> list[dict]:
+  """Per round and case (default FIRST_STEP_CASES), two fresh processes
+  sharing one new persistent cache: cold, then warm. Rounds repeat the cases
+  in turn, so a slow minute (this VM drifts 10-40%) falls on some of each.
+  Each row also has the process wall time (start to exit). `after_each(rows)`
+  is called after each cold/warm pair (to write a table as it grows).
+
+  The processes run with XLA_PYTHON_CLIENT_PREALLOCATE=false: on a GPU the
+  calling process already holds its memory pool (`bench gpu`), and a child
+  preallocating its default 75% of the GPU would fail."""
+  env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
   rows = []
   for rnd in range(rounds):
-    for case, flags in FIRST_STEP_CASES.items():
+    for case, flags in (cases or FIRST_STEP_CASES).items():
       with tempfile.TemporaryDirectory() as cache:
         for label in ("cold cache", "warm cache"):
+          cmd = [sys.executable, "-m", "warmup_research", "bench", "first-step",
+                 "--cache-dir", cache, *flags]
           t0 = time.perf_counter()
-          out = subprocess.run([sys.executable, "-m", "warmup_research", "bench", "first-step",
-                                "--cache-dir", cache, *flags],
-                               capture_output=True, text=True, check=True)
+          out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+          if out.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd[1:])} exited {out.returncode}:\n"
+                               f"{out.stderr[-3000:]}")
           row = json.loads(out.stdout.strip().splitlines()[-1])
           rows.append(dict(case=case, label=label, round=rnd,
                            process_s=time.perf_counter() - t0, **row))
           print(f"[bench] round {rnd + 1}/{rounds}, {case}, {label}: {row}", flush=True)
+      if after_each:
+        after_each(rows)
   return rows
 
 
@@ -470,29 +519,21 @@ def first_step_summary(cw: list[dict]) -> list[dict]:
   return out
 
 
-def write_compile_table(grid, cw, out, command) -> None:
+def write_compile_table(grid, cw, out, command,
+                        title="Compilation: a 24-variant grid, and cold vs warm persistent "
+                              "cache") -> None:
+  """compile.md: the grid's compilations (`grid_compiles`; None leaves that
+  section out) and the cold/warm cases of `cold_vs_warm`."""
   summary = first_step_summary(cw)
-  lines = header("Compilation: a 24-variant grid, and cold vs warm persistent cache", command)
-  lines += ["## 24-variant grid", "",
-            "Quickstart model, warmup {0, 2, 3} x peak LR {1e-3, 3e-3, 1e-2, 3e-2} x seed {0, 1}, "
-            "4 steps, run through the sweep runner with the persistent cache off; compilations "
-            "counted with `jax.monitoring` (`/jax/core/compile/backend_compile_duration`).", "",
-            "| variants | compile groups | XLA compilations (all) | their seconds "
-            "| train-step compile s | wall s |", "|---|---|---|---|---|---|",
-            f"| {grid['n_variants']} | {grid['n_groups']} | {grid['backend_compiles']} | "
-            f"{grid['backend_compile_s']:.2f} | {grid['train_step_compile_s']:.2f} | "
-            f"{grid['wall_s']:.1f} |", "",
-            "Exactly one of them is the train step (compiled ahead of time, once per "
-            "group); the others are the init and eval programs, small helpers of the "
-            "loop, and, when the state is replicated over a data axis, orbax's `jit(slice)` "
-            "of each array per device as it splits a checkpoint save between replicas "
-            "(a few hundredths of a second each).", "",
-            "## Time to the first train step", "",
+  lines = header(title, command)
+  if grid is not None:
+    lines += _grid_section(grid)
+  lines += ["## Time to the first train step", "",
             "Each case in a fresh process, twice, with one new persistent cache directory: "
             "the first process compiles and fills it, the second loads from it; "
-            f"{summary[0]['rounds']} rounds of the cases in turn, and each number is the "
-            "median over the rounds (this VM's speed drifts from minute to minute). Each runs "
-            "`loop.run_group` (what `train` and `sweep` run) for one call of the train "
+            f"{summary[0]['rounds']} round(s) of the cases in turn, and each number is the "
+            "median over the rounds (a shared VM's speed drifts from minute to minute). Each "
+            "runs `loop.run_group` (what `train` and `sweep` run) for one call of the train "
             f"program, {cw[0]['steps_per_call']} updates (`loop.steps_per_call`): the first "
             "results a run can report. Times count from the CLI's start, after Python's "
             "(the process wall time counts all). 'imports': jax, flax, optax, orbax and "
@@ -500,10 +541,11 @@ def write_compile_table(grid, cw, out, command) -> None:
             "state, the initial eval and the first call, with the train-program compile "
             "(tracing and lowering included) in a background thread alongside. 'XLA "
             "compilations' and 'cache hits' count the whole process (the final eval and "
-            "orbax's checkpoint-save helpers included). The third case runs the same "
-            "programs without `run_group` (no checkpoints: fewer compilations), each part "
-            "alone: its 'run_group to first step' is the sum of its parts after the imports, "
-            "and its train-program compile ran by itself (see the last section).", "",
+            "orbax's checkpoint-save helpers included). A case 'its parts one after "
+            "another' runs the same programs without `run_group` (no checkpoints: fewer "
+            "compilations), each part alone: its 'run_group to first step' is the sum of its "
+            "parts after the imports, and its train-program compile ran by itself (see the "
+            "last section).", "",
             "| case | process | imports s | run_group to first step s "
             "| of which train-program compile s (in a thread) | start to first step s "
             "| XLA compilations | cache hits | process wall s |",
@@ -520,8 +562,26 @@ def write_compile_table(grid, cw, out, command) -> None:
                  f"and the time from the start of the process to the end of the first step "
                  f"{cold['to_first_step_s'] / warm['to_first_step_s']:.1f}x (rounds: "
                  f"{each('to_first_step_s')}).")
-  lines += _parts_section(cw, summary)
+  for case in dict.fromkeys(r["case"] for r in cw if "parts" in r):
+    lines += _parts_section(case, cw, summary)
   _write(out, lines)
+
+
+def _grid_section(grid: dict) -> list[str]:
+  return ["## 24-variant grid", "",
+          "Quickstart model, warmup {0, 2, 3} x peak LR {1e-3, 3e-3, 1e-2, 3e-2} x seed {0, 1}, "
+          "4 steps, run through the sweep runner with the persistent cache off; compilations "
+          "counted with `jax.monitoring` (`/jax/core/compile/backend_compile_duration`).", "",
+          "| variants | compile groups | XLA compilations (all) | their seconds "
+          "| train-step compile s | wall s |", "|---|---|---|---|---|---|",
+          f"| {grid['n_variants']} | {grid['n_groups']} | {grid['backend_compiles']} | "
+          f"{grid['backend_compile_s']:.2f} | {grid['train_step_compile_s']:.2f} | "
+          f"{grid['wall_s']:.1f} |", "",
+          "Exactly one of them is the train step (compiled ahead of time, once per "
+          "group); the others are the init and eval programs, small helpers of the "
+          "loop, and, when the state is replicated over a data axis, orbax's `jit(slice)` "
+          "of each array per device as it splits a checkpoint save between replicas "
+          "(a few hundredths of a second each).", ""]
 
 
 PART_LABELS = {"imports": "imports", "build": "build: dataset, `Program`, abstract state, batches",
@@ -529,17 +589,17 @@ PART_LABELS = {"imports": "imports", "build": "build: dataset, `Program`, abstra
                "first_run": "first run"}
 
 
-def _parts_section(cw: list[dict], summary: list[dict]) -> list[str]:
-  """The PARTS_CASE rows of `cold_vs_warm`: medians per part, and the bound
-  (the totals are the case's medians in `first_step_summary`)."""
-  total = {r["label"]: r["to_first_step_s"] for r in summary if r["case"] == PARTS_CASE}
+def _parts_section(case: str, cw: list[dict], summary: list[dict]) -> list[str]:
+  """The rows of a parts case of `cold_vs_warm`: medians per part, and the
+  bound (the totals are the case's medians in `first_step_summary`)."""
+  total = {r["label"]: r["to_first_step_s"] for r in summary if r["case"] == case}
   if len(total) < 2:
     return []
   med = {label: {p: statistics.median(r["parts"][p] for r in cw
-                                      if r["case"] == PARTS_CASE and r["label"] == label)
+                                      if r["case"] == case and r["label"] == label)
                  for p in PARTS} for label in total}
-  lines = ["", "## Where the warm start goes", "",
-           f"The case '{PARTS_CASE}' runs what `train` runs up to the end of its first call, "
+  lines = ["", f"## Where the warm start goes: {case}", "",
+           f"The case '{case}' runs what `train` runs up to the end of its first call, "
            "but each part alone and in turn (`bench.first_step_parts`: no checkpointer and "
            "no metrics files); medians over the rounds.", "",
            "| part | cold cache s | warm cache s |", "|---|---|---|"]

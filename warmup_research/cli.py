@@ -5,6 +5,7 @@
     report WORKDIR
     analyze WORKDIR [--runs ID [--runs ID ...]] [--every K] [--iters N]
     bench [all|throughput|sweep|compile|gpu] [--quick] [--steps N] [--ks 1,2,4,8,16]
+    bench first-step --cache-dir DIR [--single|--parts] [--config.x.y=v ...]  (one process)
     schedules [--out results/schedules.png]
 
 Every bad input stops with one line `error: <field>: <what is allowed>` and
@@ -204,14 +205,16 @@ def cmd_analyze(args, rest) -> None:
 
 
 def cmd_bench(args, rest) -> None:
-  _no_extra(rest)
   from warmup_research import bench
-  if args.which == "first-step":  # one process of `bench compile`
+  if args.which == "first-step":  # one process of `bench compile` (or `bench gpu`)
+    overrides = split_overrides(rest)  # --config.x.y=v: the model's size, say
     if args.parts:
-      print(json.dumps(bench.first_step_parts(args.cache_dir)))
+      print(json.dumps(bench.first_step_parts(args.cache_dir, overrides)))
     else:
-      print(json.dumps(bench.first_step(args.cache_dir, single=args.single)))
+      print(json.dumps(bench.first_step(args.cache_dir, single=args.single,
+                                        overrides=overrides)))
     return
+  _no_extra(rest)
   setup_jax("")  # cold compiles: the persistent cache is off while benchmarking
   if args.steps < 1:
     raise ConfigError("--steps", f"must be an integer >= 1, got {args.steps}")
