@@ -78,15 +78,63 @@ def test_synthetic_copy_task(tiny_cfg):
   np.testing.assert_array_equal(x[:, :5], x[:, 5:])
 
 
-def test_catalog_dataset_through_data_source(tiny_cfg):
-  texts = [f"sentence number {i}".encode() for i in range(50)]
-  with tfds.testing.mock_data(num_examples=50,
-                              as_data_source_fn=lambda self, **kw: [{"text": t} for t in texts]):
-    b = data.Batches(tiny_cfg(**{"data.name": "lm1b"}))
-    x = b.train(0)
+class WrTestSentences(tfds.core.GeneratorBasedBuilder):
+  """A catalog dataset as a user has one (registered by its class name, as
+  `lm1b` is): text records in splits 'train' and 'test', no 'validation'."""
+
+  VERSION = tfds.core.Version("1.0.0")
+
+  def _info(self):
+    return tfds.core.DatasetInfo(
+        builder=self, features=tfds.features.FeaturesDict({"text": tfds.features.Text()}))
+
+  def _split_generators(self, dl_manager):
+    del dl_manager
+    return {"train": self._generate_examples(0, 40), "test": self._generate_examples(40, 50)}
+
+  def _generate_examples(self, first, end):
+    for i in range(first, end):
+      yield i, {"text": f"sentence number {i}"}
+
+
+def _prepare_catalog_dataset(data_dir):
+  b = tfds.builder("wr_test_sentences", data_dir=str(data_dir), file_format="array_record")
+  b.download_and_prepare()
+  return pathlib.Path(b.data_dir)
+
+
+def test_catalog_dataset_prepared_as_array_record(tiny_cfg, tmp_path):
+  _prepare_catalog_dataset(tmp_path)
+  cfg = tiny_cfg(**{"data.name": "wr_test_sentences", "data.data_dir": str(tmp_path),
+                    "data.eval_split": "test"})
+  b = data.Batches(cfg)
+  x = b.train(0)
   assert x.shape == (4, 33)
   row = bytes(x[0].astype(np.uint8))
   assert b"sentence number" in row and b"\0" in row   # packed, NUL-separated
+  np.testing.assert_array_equal(data.Batches(cfg).train(3), b.train(3))   # pure in (seed, step)
+  test_texts = bytes(b.eval(0).astype(np.uint8).ravel())
+  assert b"sentence number 4" in test_texts   # the test split holds sentences 40-49
+
+
+def test_catalog_dataset_errors_name_the_field_and_the_fix(tiny_cfg, tmp_path):
+  cfg = lambda **kw: tiny_cfg(**{"data.name": "wr_test_sentences",
+                                 "data.data_dir": str(tmp_path), **kw})
+  with pytest.raises(ConfigError, match=r"config.data.name: 'wr_test_sentences' is not prepared "
+                     r"in .*`tfds build wr_test_sentences --file_format=array_record"):
+    data.Batches(cfg(**{"data.eval_split": "test"}))
+  version_dir = _prepare_catalog_dataset(tmp_path)
+  with pytest.raises(ConfigError, match=r"config.data.eval_split: 'validation' is not a split of "
+                     r"'wr_test_sentences'; allowed: (train, test|test, train)"):
+    data.Batches(cfg())
+  with pytest.raises(ConfigError, match=r"config.data.train_split: 'dev' is not a split"):
+    data.Batches(cfg(**{"data.train_split": "dev", "data.eval_split": "test"}))
+  # As `tfds build` writes it by default: tfrecord, which has no random access.
+  info = version_dir / "dataset_info.json"
+  info.write_text(info.read_text().replace('"array_record"', '"tfrecord"'))
+  with pytest.raises(ConfigError, match=r"config.data.name: .* is prepared as tfrecord, which has "
+                     r"no random access; allowed: array_record: prepare it again with `tfds build"):
+    data.Batches(cfg(**{"data.eval_split": "test"}))
 
 
 def test_bad_data_inputs_name_the_field(tiny_cfg, tmp_path):

@@ -14,9 +14,10 @@ Three sources, chosen by `config.data.name`:
 * `'synthetic'`: a copy task (a random prefix, then the prefix again), made on
   the fly; a model that learns in-context copying drives its loss well down.
 * any other name: a TFDS catalog dataset (e.g. `'lm1b'`) that the user has
-  prepared as ArrayRecord in the data dir. Rows are packed: from a random
-  record on, texts (UTF-8 bytes of `data.text_key`) joined by NUL until the row
-  is full.
+  prepared as ArrayRecord in the data dir (`_catalog_source` says what is
+  missing otherwise: the preparation, the format, or the split). Rows are
+  packed: from a random record on, texts (UTF-8 bytes of `data.text_key`)
+  joined by NUL until the row is full.
 
 Every batch is `[batch_size, seq_len + 1]` int32 (inputs are `[:, :-1]`,
 targets `[:, 1:]`), drawn by `numpy.random.default_rng((seed, stream, step))`,
@@ -169,18 +170,45 @@ def build_byte_corpus(corpus_dir: str | os.PathLike | None,
   return builder
 
 
-def _catalog_source(name: str, split: str, data_dir):
+def _catalog_source(name: str, split: str, data_dir: str, split_field: str):
+  """A prepared catalog dataset's split, by random access (ArrayRecord).
+
+  Checked in the order a user meets them, each with its own message: the
+  name is in the catalog; it is prepared in `data_dir`; as array_record (the
+  default `tfds build` writes tfrecord, which has no random access); the
+  split exists (TFDS slicing such as 'train[:90%]' is allowed)."""
   base = name.split("/")[0].split(":")[0]
   try:
     tfds.builder_cls(base)
   except Exception as e:
     raise ConfigError("config.data.name", f"unknown dataset {name!r}; allowed: 'bytes', "
                       "'synthetic', or a TFDS catalog name (e.g. 'lm1b')") from e
+  build = (f"`tfds build {base} --file_format=array_record --data_dir {data_dir}` "
+           "(TensorFlow is needed where it is built)")
   try:
-    return tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+    builder = tfds.builder(name, data_dir=data_dir)
   except Exception as e:
-    raise ConfigError("config.data.name", f"{name!r} (split {split!r}) is not prepared as "
-                      f"array_record in {data_dir or default_data_dir()}: {e}") from e
+    raise ConfigError("config.data.name", f"{name!r}: {_first_line(e)}") from e
+  if not builder.is_prepared():
+    raise ConfigError("config.data.name", f"{name!r} is not prepared in {data_dir}; prepare it "
+                      f"once with {build}, or set config.data.data_dir to where it is")
+  fmt = builder.info.file_format
+  if fmt != tfds.core.FileFormat.ARRAY_RECORD:
+    raise ConfigError("config.data.name", f"{name!r} in {builder.data_dir} is prepared as "
+                      f"{getattr(fmt, 'value', fmt)}, which has no random access; allowed: "
+                      f"array_record: prepare it again with {build}")
+  splits = list(builder.info.splits)
+  if split.split("[")[0] not in splits:
+    raise ConfigError(split_field, f"{split!r} is not a split of {name!r}; allowed: "
+                      f"{', '.join(splits)} (or a TFDS slice of one, e.g. '{splits[0]}[:90%]')")
+  try:
+    return builder.as_data_source(split=split)
+  except Exception as e:
+    raise ConfigError(split_field, f"{split!r} of {name!r}: {_first_line(e)}") from e
+
+
+def _first_line(e: Exception) -> str:
+  return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 class Batches:
@@ -201,8 +229,9 @@ class Batches:
                       EVAL_STREAM: builder.as_data_source(split="validation")}
     else:
       data_dir = d.data_dir or str(default_data_dir())
-      self.sources = {TRAIN_STREAM: _catalog_source(d.name, d.train_split, data_dir),
-                      EVAL_STREAM: _catalog_source(d.name, d.eval_split, data_dir)}
+      self.sources = {
+          TRAIN_STREAM: _catalog_source(d.name, d.train_split, data_dir, "config.data.train_split"),
+          EVAL_STREAM: _catalog_source(d.name, d.eval_split, data_dir, "config.data.eval_split")}
 
   def train(self, step: int) -> np.ndarray:
     return self._batch(TRAIN_STREAM, step)
