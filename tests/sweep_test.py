@@ -239,6 +239,8 @@ def test_bad_sweep_inputs_exit_2_and_keep_earlier_results(tmp_path):
       (_experiment(tmp_path, "dup", grid='axis("optimizer.peak_lr", [1e-3, 1e-3])'), [],
        "duplicate variants"),
       (exp, ["--config.mesh.variant=3"], "config.mesh: variant=3 does not divide"),
+      (exp, ["--config.optimizer.peak_lr=0.5"],
+       "--config.optimizer.peak_lr: is swept by get_sweep() (values: 0.001, 0.01)"),
       (exp, ["--config.train.total_steps=12"], "holds a grid with a different config"),
   ]
   for experiment, extra, message in cases:

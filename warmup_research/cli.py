@@ -136,7 +136,7 @@ def cmd_sweep(args, rest) -> None:
   from warmup_research import config as config_lib, sweep, workdir
   overrides = split_overrides(rest)
   base = config_lib.apply_overrides(config_lib.load(args.experiment), overrides)
-  variants = sweep.expand(base, config_lib.load_sweep(args.experiment))
+  variants = sweep.expand(base, config_lib.load_sweep(args.experiment), overridden=overrides)
   name = pathlib.Path(args.experiment.partition(":")[0]).stem
   wd = pathlib.Path(args.workdir or f"results/{name}")
   _start_jax(args.jax_cache_dir)

@@ -9,8 +9,9 @@ An experiment file's `get_sweep()` returns a list of points, each a dict of
             axis("seed", [0, 1]))
 
 `expand` applies each point to the base config (after the command line's
-`--config.*` overrides, so swept fields take the grid's values), validates
-every variant before any compute, and names each run by its swept values
+`--config.*` overrides; overriding a swept field is refused, since the grid's
+values would replace it), validates every variant before any compute, and
+names each run by its swept values
 (`run_id`, e.g. `peak_lr=0.003,warmup_steps=100,seed=0`). `group` splits the
 variants by their static signature (`config.static_signature`): each group is
 one compiled, vmapped program (`loop.run_group`).
@@ -73,11 +74,21 @@ def run_ids(points: list[dict]) -> list[str]:
   return [",".join(f"{name[f]}={_fmt(v)}" for f, v in p.items()) or "base" for p in points]
 
 
-def expand(base, points: list[dict]) -> list[Variant]:
-  """Validated variants of a grid; every bad point fails here, by name."""
+def expand(base, points: list[dict], overridden=()) -> list[Variant]:
+  """Validated variants of a grid; every bad point fails here, by name.
+
+  `overridden`: the fields the command line set in `base`; one the grid
+  sweeps is an error (its override would silently have no effect)."""
   if not isinstance(points, list) or not points:
     raise ConfigError("get_sweep", "the grid is empty; return a non-empty list of points "
                       "(dicts of {'section.field': value})")
+  for field in overridden:
+    values = [p[field] for p in points if isinstance(p, dict) and field in p]
+    if values:
+      raise ConfigError(f"--config.{field}", f"is swept by get_sweep() (values: "
+                        f"{', '.join(map(repr, dict.fromkeys(values)))}), so an override "
+                        "would have no effect; allowed: fields the grid does not sweep "
+                        "(change the grid, or run one variant with `train`)")
   variants, seen = [], {}
   for point, run_id in zip(points, run_ids(points)):
     if not isinstance(point, dict):
