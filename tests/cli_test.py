@@ -63,6 +63,38 @@ def test_sigkill_then_rerun_equals_uninterrupted(tmp_path):
     assert s_full[k] == s_cut[k], k
 
 
+def _damage(step_dir):
+  files = [f for f in (step_dir / "state").rglob("*") if f.is_file() and f.parent.name == "d"]
+  assert files
+  for f in files:
+    f.write_bytes(b"garbage" * 10)
+
+
+def test_damaged_checkpoints_are_set_aside_and_the_rerun_equals_uninterrupted(tmp_path):
+  # Re-running a finished run whose newest (or every) checkpoint was damaged
+  # resumes from the newest one that restores (or from scratch), saves the
+  # damaged steps anew, and keeps the damaged ones aside in checkpoints.damaged/.
+  import shutil
+  from warmup_research import checkpoints
+  args = [*TINY, "--config.train.total_steps=10", "--config.train.eval_every=5",
+          "--config.train.checkpoint_every=5"]
+  full = _train(tmp_path / "full", *args)
+  assert full.returncode == 0, full.stderr
+  for damaged in (["10"], ["10", "5"]):   # sorted as strings
+    wd = tmp_path / f"damaged-{len(damaged)}"
+    shutil.copytree(tmp_path / "full", wd)
+    for step in damaged:
+      _damage(wd / "checkpoints" / step)
+    r = _train(wd, *args)
+    assert r.returncode == 0, r.stderr
+    assert f"{5 * len(damaged)} steps run here" in r.stdout
+    assert sorted(p.name for p in (wd / "checkpoints").iterdir()) == ["10", "5"]
+    assert sorted(p.name for p in (wd / "checkpoints.damaged").iterdir()) == damaged
+    assert (wd / "metrics.jsonl").read_text() == (tmp_path / "full" / "metrics.jsonl").read_text()
+    step, state, _ = checkpoints.load(wd / "checkpoints")
+    assert step == 10 and int(state["step"][0]) == 10
+
+
 @pytest.fixture(scope="module")
 def earlier_run(tmp_path_factory):
   wd = tmp_path_factory.mktemp("earlier") / "run"

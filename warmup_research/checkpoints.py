@@ -11,7 +11,8 @@ Saves are asynchronous and atomic (orbax writes a tmp dir and renames it); a
 save killed part-way leaves a `*.orbax-checkpoint-tmp` dir that orbax ignores.
 A finished step whose files were damaged later is NOT skipped by orbax:
 `restore_latest` (and `load`) try steps newest first and fall back, with a
-warning. After such a failure Python may later print "Exception ignored in:
+warning; `restore_latest` (resuming a run) then moves the damaged steps to
+`<dir>.damaged/`, so the resumed run can save those steps again. After such a failure Python may later print "Exception ignored in:
 None ... RuntimeError: Event loop is closed": the step's other array reads
 (tensorstore) finished after orbax had closed the event loop awaiting them.
 It is harmless; the fallback has already happened.
@@ -52,17 +53,46 @@ class Checkpointer:
     return r.state, r.meta
 
   def restore_latest(self, abstract_state):
-    """(step, state, meta) of the newest step that restores, or None if none."""
+    """(step, state, meta) of the newest step that restores, or None if none.
+
+    The damaged steps it passed over are set aside (`set_aside`): the run
+    resumed from an earlier step will save those steps again, and orbax
+    refuses to save a step that exists."""
+    damaged = []
     for step in reversed(self.steps()):
       try:
         state, meta = self.restore(step, abstract_state)
+        self.set_aside(damaged)
         return step, state, meta
       except Exception as e:  # damaged files: fall back to the previous step
         msg = (f"checkpoint step {step} in {self.directory} could not be restored "
                f"({type(e).__name__}: {str(e)[:200]}); falling back to an earlier step")
         warnings.warn(msg)
         print(f"[checkpoints] warning: {msg}", file=sys.stderr)
+        damaged.append(step)
+    self.set_aside(damaged)
     return None
+
+  def set_aside(self, steps: list[int]) -> None:
+    """Moves damaged `steps` out of orbax's directory, to `<directory>.damaged/
+    <step>[.N]` (kept for inspection, never deleted); process 0 moves them,
+    the others wait."""
+    if not steps:
+      return
+    aside = self.directory.parent / f"{self.directory.name}.damaged"
+    if jax.process_index() == 0:
+      aside.mkdir(exist_ok=True)
+      for step in steps:
+        dest, n = aside / str(step), 0
+        while dest.exists():
+          n += 1
+          dest = aside / f"{step}.{n}"
+        (self.directory / str(step)).rename(dest)
+        print(f"[checkpoints] moved the damaged step {step} to {dest}", file=sys.stderr)
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils
+      multihost_utils.sync_global_devices(f"checkpoints: set aside {self.directory}")
+    self.manager.reload()
 
   def close(self) -> None:
     self.manager.wait_until_finished()

@@ -117,9 +117,10 @@ def cmd_train(args, rest) -> None:
     return
   s = result.summaries[0]
   tokens_per_step = cfg.data.batch_size * cfg.data.seq_len
-  summary = dict(**s, compile_seconds=result.compile_seconds, step_seconds=result.step_seconds,
-                 tokens_per_second=tokens_per_step / result.step_seconds
-                 if result.step_seconds == result.step_seconds else None,
+  timed = result.step_seconds == result.step_seconds   # NaN: no call ran after the first
+  summary = dict(**s, compile_seconds=result.compile_seconds,
+                 step_seconds=result.step_seconds if timed else None,
+                 tokens_per_second=tokens_per_step / result.step_seconds if timed else None,
                  first_step_seconds=result.first_step_seconds)
   workdir.write_atomic(wd / "summary.json", json.dumps(summary, indent=1))
   print(f"done: {s['status']} after {s['steps']} steps"
@@ -128,7 +129,7 @@ def cmd_train(args, rest) -> None:
         f"{_fmt(s['initial_eval_loss'])} -> {_fmt(s['final_eval_loss'])} "
         f"(best {_fmt(s['best_eval_loss'])}) | compile {result.compile_seconds:.1f}s | "
         f"{result.steps_run} steps run here"
-        + (f", {1 / result.step_seconds:.1f} steps/s" if result.steps_run > 2 else "")
+        + (f", {1 / result.step_seconds:.1f} steps/s" if timed else "")
         + f" | {wd}")
 
 
