@@ -155,6 +155,23 @@ def test_bad_paths_exit_2(earlier_run, tmp_path):
   assert _digest(earlier_run) == before
 
 
+def test_a_damaged_metrics_file_is_refused_and_the_run_kept(earlier_run, tmp_path):
+  # A finished checkpoint with an unreadable metrics file: resuming would
+  # report (and overwrite summary.json) from nothing.
+  import shutil
+  wd = tmp_path / "run"
+  shutil.copytree(earlier_run, wd)
+  rows = (wd / "metrics.jsonl").read_text().splitlines()
+  (wd / "metrics.jsonl").write_text("\n".join(rows[:2] + ["garbage"] + rows[2:]) + "\n")
+  before = _digest(wd)
+  r = _train(wd, *TINY, "--config.train.total_steps=10", "--config.train.eval_every=5")
+  assert r.returncode == 2, r.stderr
+  errors = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+  assert len(errors) == 1 and "metrics.jsonl: has 2 readable rows" in errors[0], r.stderr
+  assert "the file was damaged or replaced" in errors[0]
+  assert _digest(wd) == before
+
+
 def test_a_run_saved_before_model_attention_resumes_with_the_old_path(earlier_run, tmp_path):
   import json
   import shutil

@@ -45,6 +45,7 @@ import numpy as np
 from tqdm import tqdm
 
 from warmup_research import checkpoints, data, train
+from warmup_research.errors import ConfigError
 from warmup_research import mesh as mesh_lib
 
 TRAIN_KEYS = ("loss", "z_loss", "lr", "grad_norm", "update_norm", "param_norm", "diverged")
@@ -120,6 +121,22 @@ def truncate_metrics(path, step: int) -> None:
   keep = [r for r in read_metrics(path)
           if (r["step"] <= step if "eval_loss" in r else r["step"] < step)]
   write_rows_atomic(path, keep)
+
+
+def check_metrics_cover(path, step: int, t_cfg) -> None:
+  """A resumed run's metrics file must hold the train row of the last update
+  before `step` (the checkpoint's) that the loop logs; otherwise the file was
+  damaged or replaced, and resuming would leave a hole in the curves (or, for
+  a finished run, report from nothing)."""
+  want = next((s for s in range(step - 1, -1, -1)
+               if s % t_cfg.log_every == 0 or s == t_cfg.total_steps - 1), None)
+  rows = read_metrics(path)
+  if want is not None and not any(r["step"] == want and "loss" in r for r in rows):
+    last = max((r["step"] for r in rows if "loss" in r), default=None)
+    raise ConfigError(str(path), f"has {len(rows)} readable rows (last train step: {last}), "
+                      f"but the checkpoint is at step {step}, so it should reach update "
+                      f"{want}: the file was damaged or replaced; re-run with --overwrite "
+                      "(or into a new workdir) to start again")
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -283,6 +300,12 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
         write_rows_atomic(p, [])
   else:
     start, state, meta = restored
+    try:
+      for p in metrics_paths:
+        check_metrics_cover(p, start, t_cfg)
+    except ConfigError:
+      ckpt.close()
+      raise
     if meta.get("finished"):
       start = total
     if writer:
