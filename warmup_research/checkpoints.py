@@ -113,6 +113,9 @@ def load(directory, step: int | None = None, sharding=None, target=None):
     raise FileNotFoundError(f"no checkpoint directory {pathlib.Path(directory).absolute()}")
   ckpt = Checkpointer(directory, keep=10**9)
   try:
+    if step is not None and step not in ckpt.steps():
+      raise FileNotFoundError(f"no checkpoint at step {step} in {ckpt.directory}; saved "
+                              f"steps: {', '.join(map(str, ckpt.steps())) or 'none'}")
     return _load_newest(ckpt, ckpt.steps() if step is None else [step],
                         sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0]),
                         target)
