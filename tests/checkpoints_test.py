@@ -58,7 +58,8 @@ def test_load_for_analysis_needs_no_target(tmp_path):
   np.testing.assert_array_equal(state["params"]["w"], np.full((3, 4), 3.0))
   step, state, _ = checkpoints.load(tmp_path / "c", step=1)
   assert step == 1 and int(state["step"]) == 1
-  with pytest.raises(FileNotFoundError, match=r"no checkpoint at step 7 in .*; saved steps: 1, 2, 3"):
+  with pytest.raises(FileNotFoundError,
+                     match=r"no checkpoint at step 7 in .*; saved steps: 1, 2, 3"):
     checkpoints.load(tmp_path / "c", step=7)
   (tmp_path / "empty").mkdir()
   with pytest.raises(FileNotFoundError, match="no checkpoints in"):

@@ -39,6 +39,9 @@ def test_quickstart_config_learns_on_the_offline_corpus(tmp_path):
   assert summary["status"] == "finished" and summary["steps"] == 40
   assert 0 < summary["compile_seconds"] < summary["first_step_seconds"]
   assert summary["final_eval_loss"] < summary["initial_eval_loss"] - 1.0, summary
+  from warmup_research import host, workdir
+  assert summary["device"]["host"] == host.cpu_model() and summary["device"]["platform"] == "cpu"
+  assert summary["code"] == workdir.code_version()
   assert "done: finished after 40 steps" in r.stdout
   assert (tmp_path / "q" / "metrics.jsonl").exists()
   assert sorted(p.name for p in (tmp_path / "q" / "checkpoints").iterdir()) == ["20", "40"]

@@ -273,5 +273,7 @@ def test_report_rebuilds_the_same_tables(tmp_path):
   assert list((tmp_path / "w" / "tb").glob("*/events.out.tfevents.*"))
   md = (tmp_path / "w" / "summary.md").read_text()
   assert "★" in md and "± " in md and "command:" in md and "hardware:" in md
+  from warmup_research.host import cpu_model
   from warmup_research.workdir import code_version
   assert f"at code {code_version()}" in md  # the commit the runs were made at
+  assert f" x cpu (cpu) on {cpu_model()}, 1 process(es)" in md   # and the CPU

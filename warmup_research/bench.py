@@ -39,6 +39,8 @@ import sys
 import tempfile
 import time
 
+from warmup_research.host import cpu_model
+
 # name -> (overrides of experiments/quickstart.py). The last is the largest
 # CPU config (the issue's >= 50%-of-matmul target is about it).
 QUICKSTART = str(pathlib.Path(__file__).resolve().parents[1] / "experiments" / "quickstart.py")
@@ -53,32 +55,6 @@ CPU_SIZES = {
 }
 GPU_125M = {"model.d_model": 768, "model.num_layers": 12, "model.num_heads": 12,
             "data.seq_len": 1024, "data.batch_size": 32, "model.dtype": "bfloat16"}
-
-
-# ISA features that change which kernels XLA (and PyTorch) can use, named in
-# the tables' machine line: the 2-core VMs of this project came as an Intel
-# Xeon without AMX, an AMD EPYC and an Intel Xeon with AMX, all reporting
-# similar model names, and their numbers differ (NOTES.md attempt 43).
-CPU_FEATURES = (("avx512f", "AVX-512"), ("avx512_bf16", "AVX512-BF16"), ("amx_tile", "AMX"))
-
-
-def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
-  """The CPU's model name and its CPU_FEATURES, e.g. 'Intel(R) Xeon(R)
-  Processor (AVX-512, AVX512-BF16, AMX)' (no JAX import: torch_reference.py
-  uses it too)."""
-  name, flags = None, set()
-  try:
-    for line in open(cpuinfo):
-      key, _, value = line.partition(":")
-      if key.strip() == "model name" and name is None:
-        name = value.strip()
-      elif key.strip() == "flags" and not flags:
-        flags = set(value.split())
-  except OSError:
-    pass
-  name = name or platform.processor() or "unknown"
-  have = [label for flag, label in CPU_FEATURES if flag in flags]
-  return f"{name} ({', '.join(have)})" if have else name
 
 
 def machine() -> dict:

@@ -12,8 +12,9 @@ save killed part-way leaves a `*.orbax-checkpoint-tmp` dir that orbax ignores.
 A finished step whose files were damaged later is NOT skipped by orbax:
 `restore_latest` (and `load`) try steps newest first and fall back, with a
 warning; `restore_latest` (resuming a run) then moves the damaged steps to
-`<dir>.damaged/`, so the resumed run can save those steps again. After such a failure Python may later print "Exception ignored in:
-None ... RuntimeError: Event loop is closed": the step's other array reads
+`<dir>.damaged/`, so the resumed run can save those steps again. After such
+a failure Python may later print "Exception ignored in: None ...
+RuntimeError: Event loop is closed": the step's other array reads
 (tensorstore) finished after orbax had closed the event loop awaiting them.
 It is harmless; the fallback has already happened.
 """

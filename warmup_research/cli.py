@@ -110,7 +110,8 @@ def cmd_train(args, rest) -> None:
   wd = workdir.prepare(args.workdir, config_lib.to_json(cfg), overwrite=args.overwrite,
                        write=jax.process_index() == 0, upgrade=config_lib.upgrade_record)
   _barrier("workdir")
-  result = loop.run_group([cfg], metrics_paths=[wd / "metrics.jsonl"], mesh=mesh_lib.make(*shape),
+  mesh = mesh_lib.make(*shape)
+  result = loop.run_group([cfg], metrics_paths=[wd / "metrics.jsonl"], mesh=mesh,
                           checkpoint_dir=wd / "checkpoints", batches=batches,
                           progress=not args.no_progress)
   if jax.process_index() != 0:
@@ -121,7 +122,8 @@ def cmd_train(args, rest) -> None:
   summary = dict(**s, compile_seconds=result.compile_seconds,
                  step_seconds=result.step_seconds if timed else None,
                  tokens_per_second=tokens_per_step / result.step_seconds if timed else None,
-                 first_step_seconds=result.first_step_seconds)
+                 first_step_seconds=result.first_step_seconds,
+                 device=mesh_lib.describe(mesh), code=workdir.code_version())
   workdir.write_atomic(wd / "summary.json", json.dumps(summary, indent=1))
   print(f"done: {s['status']} after {s['steps']} steps"
         + (f" (diverged at step {s['diverged_step']})" if s["diverged_step"] is not None else "")

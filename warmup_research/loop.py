@@ -45,8 +45,8 @@ import numpy as np
 from tqdm import tqdm
 
 from warmup_research import checkpoints, data, train
-from warmup_research.errors import ConfigError
 from warmup_research import mesh as mesh_lib
+from warmup_research.errors import ConfigError
 
 TRAIN_KEYS = ("loss", "z_loss", "lr", "grad_norm", "update_norm", "param_norm", "diverged")
 

@@ -146,8 +146,11 @@ def to_global(tree, sharding):
 
 
 def describe(mesh) -> dict:
+  """The devices, processes, mesh shape and host CPU a result was made on."""
   import jax
+  from warmup_research.host import cpu_model
   d = jax.devices()[0]
   return dict(platform=d.platform, device_kind=d.device_kind, n_devices=jax.device_count(),
               n_processes=jax.process_count(), mesh=dict(zip(mesh.axis_names,
-                                                             mesh.devices.shape)))
+                                                             mesh.devices.shape)),
+              host=cpu_model())

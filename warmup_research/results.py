@@ -138,8 +138,9 @@ def markdown(loaded, swept, rows, agg, sens=()) -> str:
            f"- finished: {groups[-1]['finished_at'] if groups else 'not yet'}; "
            f"table written {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
            f"- hardware: {device.get('n_devices')} x {device.get('device_kind')} "
-           f"({device.get('platform')}), {device.get('n_processes')} process(es), "
-           f"mesh {device.get('mesh')}",
+           f"({device.get('platform')})"
+           + (f" on {device['host']}" if device.get("host") else "")
+           + f", {device.get('n_processes')} process(es), mesh {device.get('mesh')}",
            f"- {len(rows)} runs in {len(groups)} compile group(s); train-step compilations: "
            f"{sum(g['train_step_compiles'] for g in groups)}",
            "- eval loss: mean ± std over seeds (n per row), nats per token; "

@@ -133,7 +133,7 @@ def main() -> None:
     print(f"[round {r + 1}] torch {t['tokens_per_s']:,.0f} tokens/s, "
           f"warmup_research {j['tokens_per_s']:,.0f} tokens/s", flush=True)
   sys.path.insert(0, str(REPO))
-  from warmup_research import bench, workdir   # neither imports jax at module level
+  from warmup_research import host, workdir   # neither imports jax at module level
   code = workdir.code_version(REPO)
   out = pathlib.Path(a.out).resolve()
   shown = out.relative_to(REPO) if out.is_relative_to(REPO) else out
@@ -145,7 +145,7 @@ def main() -> None:
       "",
       f"- command: `{pathlib.Path(sys.executable).name} results/benchmarks/torch_reference.py "
       f"--rounds {a.rounds} --steps {a.steps}{out_flag}` at code {code}",
-      f"- machine: {bench.cpu_model()}, {len(os.sched_getaffinity(0))} cores",
+      f"- machine: {host.cpu_model()}, {len(os.sched_getaffinity(0))} cores",
       f"- software: Python {platform.python_version()}, torch {rows[0][0]['torch']} "
       f"({rows[0][0]['threads']} threads); ours: `bench --quick` on "
       f"{rows[0][1]['devices']}, mesh {rows[0][1]['mesh']}",
