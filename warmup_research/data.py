@@ -176,7 +176,7 @@ def _catalog_source(name: str, split: str, data_dir: str, split_field: str):
   Checked in the order a user meets them, each with its own message: the
   name is in the catalog; it is prepared in `data_dir`; as array_record (the
   default `tfds build` writes tfrecord, which has no random access); the
-  split exists (TFDS slicing such as 'train[:90%]' is allowed)."""
+  split exists (TFDS slices and sums such as 'train[:90%]+test' are allowed)."""
   base = name.split("/")[0].split(":")[0]
   try:
     tfds.builder_cls(base)
@@ -198,9 +198,10 @@ def _catalog_source(name: str, split: str, data_dir: str, split_field: str):
                       f"{getattr(fmt, 'value', fmt)}, which has no random access; allowed: "
                       f"array_record: prepare it again with {build}")
   splits = list(builder.info.splits)
-  if split.split("[")[0] not in splits:
+  if any(part.split("[")[0].strip() not in splits for part in split.split("+")):
     raise ConfigError(split_field, f"{split!r} is not a split of {name!r}; allowed: "
-                      f"{', '.join(splits)} (or a TFDS slice of one, e.g. '{splits[0]}[:90%]')")
+                      f"{', '.join(splits)} (or TFDS slices and sums of them, e.g. "
+                      f"'{splits[0]}[:90%]', '{'+'.join(splits[:2])}')")
   try:
     return builder.as_data_source(split=split)
   except Exception as e:
