@@ -113,8 +113,9 @@ def test_catalog_dataset_prepared_as_array_record(tiny_cfg, tmp_path):
   row = bytes(x[0].astype(np.uint8))
   assert b"sentence number" in row and b"\0" in row   # packed, NUL-separated
   np.testing.assert_array_equal(data.Batches(cfg).train(3), b.train(3))   # pure in (seed, step)
-  sliced = data.Batches(tiny_cfg(**{"data.name": "wr_test_sentences", "data.data_dir": str(tmp_path),
-                                    "data.train_split": "train[:50%]+test", "data.eval_split": "test"}))
+  sliced = data.Batches(tiny_cfg(**{"data.name": "wr_test_sentences",
+                                    "data.data_dir": str(tmp_path), "data.eval_split": "test",
+                                    "data.train_split": "train[:50%]+test"}))
   assert len(sliced.sources[data.TRAIN_STREAM]) == 20 + 10   # TFDS slices and sums pass
   test_texts = bytes(b.eval(0).astype(np.uint8).ravel())
   assert b"sentence number 4" in test_texts   # the test split holds sentences 40-49
