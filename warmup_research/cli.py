@@ -118,9 +118,8 @@ def cmd_train(args, rest) -> None:
     return
   s = result.summaries[0]
   tokens_per_step = cfg.data.batch_size * cfg.data.seq_len
-  timed = result.step_seconds == result.step_seconds   # NaN: no call ran after the first
-  summary = dict(**s, compile_seconds=result.compile_seconds,
-                 step_seconds=result.step_seconds if timed else None,
+  timed = result.step_seconds is not None   # None: no call ran after the first
+  summary = dict(**s, compile_seconds=result.compile_seconds, step_seconds=result.step_seconds,
                  tokens_per_second=tokens_per_step / result.step_seconds if timed else None,
                  first_step_seconds=result.first_step_seconds,
                  device=mesh_lib.describe(mesh), code=workdir.code_version())

@@ -14,10 +14,10 @@ Three sources, chosen by `config.data.name`:
 * `'synthetic'`: a copy task (a random prefix, then the prefix again), made on
   the fly; a model that learns in-context copying drives its loss well down.
 * any other name: a TFDS catalog dataset (e.g. `'lm1b'`) that the user has
-  prepared as ArrayRecord in the data dir (`_catalog_source` says what is
-  missing otherwise: the preparation, the format, or the split). Rows are
-  packed: from a random record on, texts (UTF-8 bytes of `data.text_key`)
-  joined by NUL until the row is full.
+  prepared as ArrayRecord in the data dir (`_catalog_builder` and
+  `_split_source` say what is missing otherwise: the preparation, the format,
+  or the split). Rows are packed: from a random record on, texts (UTF-8 bytes
+  of `data.text_key`) joined by NUL until the row is full.
 
 Every batch is `[batch_size, seq_len + 1]` int32 (inputs are `[:, :-1]`,
 targets `[:, 1:]`), drawn by `numpy.random.default_rng((seed, stream, step))`,
@@ -170,13 +170,11 @@ def build_byte_corpus(corpus_dir: str | os.PathLike | None,
   return builder
 
 
-def _catalog_source(name: str, split: str, data_dir: str, split_field: str):
-  """A prepared catalog dataset's split, by random access (ArrayRecord).
-
-  Checked in the order a user meets them, each with its own message: the
-  name is in the catalog; it is prepared in `data_dir`; as array_record (the
-  default `tfds build` writes tfrecord, which has no random access); the
-  split exists (TFDS slices and sums such as 'train[:90%]+test' are allowed)."""
+def _catalog_builder(name: str, data_dir: str):
+  """A prepared catalog dataset's builder, checked in the order a user meets
+  the problems, each with its own message: the name is in the catalog; it is
+  prepared in `data_dir`; as array_record (the default `tfds build` writes
+  tfrecord, which has no random access)."""
   base = name.split("/")[0].split(":")[0]
   try:
     tfds.builder_cls(base)
@@ -197,6 +195,12 @@ def _catalog_source(name: str, split: str, data_dir: str, split_field: str):
     raise ConfigError("config.data.name", f"{name!r} in {builder.data_dir} is prepared as "
                       f"{getattr(fmt, 'value', fmt)}, which has no random access; allowed: "
                       f"array_record: prepare it again with {build}")
+  return builder
+
+
+def _split_source(builder, name: str, split: str, split_field: str):
+  """`builder`'s (dataset `name`) split by random access; TFDS slices and
+  sums such as 'train[:90%]+test' are allowed."""
   splits = list(builder.info.splits)
   if any(part.split("[")[0].strip() not in splits for part in split.split("+")):
     raise ConfigError(split_field, f"{split!r} is not a split of {name!r}; allowed: "
@@ -230,9 +234,10 @@ class Batches:
                       EVAL_STREAM: builder.as_data_source(split="validation")}
     else:
       data_dir = d.data_dir or str(default_data_dir())
+      builder = _catalog_builder(d.name, data_dir)
       self.sources = {
-          TRAIN_STREAM: _catalog_source(d.name, d.train_split, data_dir, "config.data.train_split"),
-          EVAL_STREAM: _catalog_source(d.name, d.eval_split, data_dir, "config.data.eval_split")}
+          TRAIN_STREAM: _split_source(builder, d.name, d.train_split, "config.data.train_split"),
+          EVAL_STREAM: _split_source(builder, d.name, d.eval_split, "config.data.eval_split")}
 
   def train(self, step: int) -> np.ndarray:
     return self._batch(TRAIN_STREAM, step)

@@ -88,7 +88,8 @@ def steps_per_call(t_cfg) -> int:
 class GroupResult:
   summaries: list[dict]          # one per variant, from its metrics file
   compile_seconds: float
-  step_seconds: float            # steady-state wall seconds per update (all variants)
+  step_seconds: float | None     # steady-state wall seconds per update (all variants);
+                                 # None when no call ran after the first
   steps_run: int                 # updates run in this process (0 if all were done)
   state_sharding: str = ""       # the sharding spec of the stacked params, as run
   variant_loop: str = ""         # 'vmap' or 'map', as run
@@ -319,7 +320,7 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   if start >= total:  # nothing left to run: report from the metrics files
     ckpt.close()
     return GroupResult(summaries=[summarize(read_metrics(p)) for p in metrics_paths],
-                       compile_seconds=0.0, step_seconds=float("nan"), steps_run=0)
+                       compile_seconds=0.0, step_seconds=None, steps_run=0)
   def put_call(t):   # the batches of updates t .. t + n - 1
     return prog.put_batches(batches.train_steps(t, n))
 
@@ -401,7 +402,7 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
       f.close()
   ckpt.close()
   steps_timed = (done - timed_from) if timed_from is not None else 0
-  step_seconds = (end - t_steady) / steps_timed if steps_timed > 0 else float("nan")
+  step_seconds = (end - t_steady) / steps_timed if steps_timed > 0 else None
   summaries = [summarize(read_metrics(p)) for p in metrics_paths] if writer else []
   spec = str(jax.tree.leaves(state.params)[0].sharding.spec)
   return GroupResult(summaries=summaries, compile_seconds=compile_seconds,

@@ -151,7 +151,7 @@ def run(variants: list[Variant], workdir: pathlib.Path, *, progress: bool = True
         desc=f"{gid} ({len(members)} runs)")
     record = dict(group=gid, run_ids=[v.run_id for v in members],
                   compile_seconds=result.compile_seconds,
-                  step_seconds=None if math.isnan(result.step_seconds) else result.step_seconds,
+                  step_seconds=result.step_seconds,
                   steps_run=result.steps_run, wall_seconds=time.perf_counter() - t0,
                   first_step_seconds=result.first_step_seconds,
                   train_step_compiles=1 if result.steps_run else 0,
