@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# warmup-research launcher. Creates .venv from requirements.txt when it is
-# missing or stale (requirements.txt changed), then runs what it is asked:
+# warmup-research launcher. Creates .venv from requirements.txt (the exact
+# lock) and installs this package into it (`pip install -e . --no-deps`) when
+# it is missing or stale, then runs what it is asked:
 #
 #   ./launch.sh                          the main job: the quickstart grid
-#   ./launch.sh test [pytest args]       the test suite
-#   ./launch.sh experiments/NAME.py [..] python -m warmup_research sweep experiments/NAME.py [..]
-#   ./launch.sh CMD [args]               python -m warmup_research CMD [args]
-#                                        (sweep, train, report, schedules)
+#   ./launch.sh test [pytest args]       ruff, then the test suite (-m "not slow": quick)
+#   ./launch.sh experiments/NAME.py [..] warmup-research sweep experiments/NAME.py [..]
+#   ./launch.sh CMD [args]               warmup-research CMD [args]
+#                                        (sweep, train, report, analyze, schedules)
 #   ./launch.sh --procs N ...            the same, as N local processes joined by
 #                                        jax.distributed (coordinator on 127.0.0.1)
 #
@@ -28,12 +29,14 @@ if [ -n "${WR_PYTHON:-}" ]; then
 else
   PYTHON=${PYTHON:-python3}
   stamp=.venv/.requirements.sha256
-  want=$(sha256sum requirements.txt | cut -d' ' -f1)
+  want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
   if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "[launch] setting up .venv from requirements.txt (once; about a minute)" >&2
     "$PYTHON" -m venv .venv
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -r requirements.txt
+    # the lock holds setuptools, so the editable install builds offline
+    .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
     echo "$want" > "$stamp"
   fi
   PY=$PWD/.venv/bin/python
@@ -51,7 +54,7 @@ fi
 
 case "${1:-}" in
   "") set -- sweep experiments/quickstart.py ;;
-  test) shift; exec "$PY" -m pytest -q tests "$@" ;;
+  test) shift; "$PY" -m ruff check .; exec "$PY" -m pytest -q "$@" ;;
   *.py|*.py:*) set -- sweep "$@" ;;
 esac
 

@@ -20,9 +20,11 @@ optimizer family is static: two compiled programs (Adam: 8 runs, RAdam: 4).
 from warmup_research import config as config_lib
 from warmup_research.sweep import axis, product
 
+from ._ablation import ablation_scale
+
 
 def get_config(arg=None):
-  c = config_lib.ablation_scale(config_lib.default_config(), arg, steps=600, gpu_steps=4000)
+  c = ablation_scale(config_lib.default_config(), arg, steps=600, gpu_steps=4000)
   c.optimizer.peak_lr = 1e-2
   return c
 

@@ -24,12 +24,14 @@ momentum; `:sgd` runs the same grid with SGD + Nesterov momentum 0.9 at
 from warmup_research import config as config_lib
 from warmup_research.sweep import product
 
+from ._ablation import ablation_scale
+
 SMALL, LARGE = 16, 128
 
 
 def get_config(arg=None):
   scale = "gpu" if arg == "gpu" else None
-  c = config_lib.ablation_scale(config_lib.default_config(), scale, steps=800, gpu_steps=8000)
+  c = ablation_scale(config_lib.default_config(), scale, steps=800, gpu_steps=8000)
   c.optimizer.name = "adam"
   c.optimizer.b2 = 0.95
   if arg == "sgd":

@@ -24,9 +24,11 @@ family is static: two compiled programs of 6 variants each.
 from warmup_research import config as config_lib
 from warmup_research.sweep import axis, product
 
+from ._ablation import ablation_scale
+
 
 def get_config(arg=None):
-  c = config_lib.ablation_scale(config_lib.default_config(), arg, steps=300, gpu_steps=3000)
+  c = ablation_scale(config_lib.default_config(), arg, steps=300, gpu_steps=3000)
   c.optimizer.name = "adam"
   c.optimizer.b2 = 0.95
   c.schedule.decay_shape = "constant"

@@ -11,9 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import REPO
-from warmup_research import analysis, data, train
+
+from warmup_research import analysis, data, stats, train
 
 EXPERIMENT = '''
 from warmup_research import config as config_lib
@@ -81,13 +81,6 @@ def test_preconditioned_sharpness_of_a_quadratic():
   np.testing.assert_allclose(lam, expected, rtol=1e-3)
 
 
-def test_lr_sensitivity_hand_computed():
-  # capped losses [3.0, 2.5, 5.0 (diverged -> initial), 5.0 (above initial)]
-  s = analysis.lr_sensitivity([1e-3, 1e-2, 1e-1, 1.0], [3.0, 2.5, float("nan"), 6.0], 5.0)
-  assert s == pytest.approx((3.0 + 2.5 + 5.0 + 5.0) / 4 - 2.5)
-  assert analysis.lr_sensitivity([1, 2], [2.0, 2.0], 5.0) == 0.0
-
-
 @pytest.fixture(scope="module")
 def eight_device_sweep(tmp_path_factory):
   tmp = tmp_path_factory.mktemp("a8")
@@ -100,6 +93,7 @@ def eight_device_sweep(tmp_path_factory):
   return tmp / "w"
 
 
+@pytest.mark.slow
 def test_load_run_written_on_8_devices_in_a_1_device_process(eight_device_sweep):
   assert jax.device_count() == 1
   wd = eight_device_sweep
@@ -125,6 +119,7 @@ def test_load_run_written_on_8_devices_in_a_1_device_process(eight_device_sweep)
     analysis.load_run(wd, "nope")
 
 
+@pytest.mark.slow
 def test_a_run_saved_before_model_attention_existed_loads_as_it_ran(eight_device_sweep,
                                                                      tmp_path):
   import shutil
@@ -144,6 +139,7 @@ def test_a_run_saved_before_model_attention_existed_loads_as_it_ran(eight_device
   np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_sharpness_measures_on_a_loaded_run(eight_device_sweep):
   run = analysis.load_run(eight_device_sweep, "peak_lr=0.01")
   batch = data.Batches(run.config).eval(0)
@@ -153,6 +149,7 @@ def test_sharpness_measures_on_a_loaded_run(eight_device_sweep):
   assert np.isfinite(ps) and ps > 0
 
 
+@pytest.mark.slow
 def test_lr_sensitivity_is_in_the_sweep_summary(eight_device_sweep):
   import json
   summary = json.loads((eight_device_sweep / "summary.json").read_text())
@@ -160,12 +157,13 @@ def test_lr_sensitivity_is_in_the_sweep_summary(eight_device_sweep):
   assert sens["n_lrs"] == 3
   runs = summary["runs"]
   initial = np.mean([r["initial_eval_loss"] for r in runs])
-  expected = analysis.lr_sensitivity([r["optimizer.peak_lr"] for r in runs],
-                                     [r["final_eval_loss"] for r in runs], initial)
+  expected = stats.lr_sensitivity([r["optimizer.peak_lr"] for r in runs],
+                                  [r["final_eval_loss"] for r in runs], initial)
   assert sens["lr_sensitivity"] == pytest.approx(expected)
   assert "LR sensitivity" in (eight_device_sweep / "summary.md").read_text()
 
 
+@pytest.mark.slow
 def test_analyze_command_writes_csv_and_plot(eight_device_sweep):
   wd = eight_device_sweep
   r = subprocess.run([sys.executable, "-m", "warmup_research", "analyze", str(wd), "--runs",

@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO, kill_after_checkpoint
-from warmup_research import cli
+
+from warmup_research import runtime
 
 TINY = ["--config.model.d_model=32", "--config.model.num_layers=1", "--config.model.num_heads=2",
         "--config.data.seq_len=32", "--config.data.batch_size=4", "--config.data.name=synthetic",
@@ -31,6 +31,7 @@ def _digest(directory):
   return h.hexdigest()
 
 
+@pytest.mark.slow
 def test_quickstart_config_learns_on_the_offline_corpus(tmp_path):
   r = _train(tmp_path / "q", "--config.train.total_steps=40", "--config.train.eval_every=20",
              "--config.train.checkpoint_every=20", "--config.train.eval_batches=2")
@@ -39,14 +40,15 @@ def test_quickstart_config_learns_on_the_offline_corpus(tmp_path):
   assert summary["status"] == "finished" and summary["steps"] == 40
   assert 0 < summary["compile_seconds"] < summary["first_step_seconds"]
   assert summary["final_eval_loss"] < summary["initial_eval_loss"] - 1.0, summary
-  from warmup_research import host, workdir
-  assert summary["device"]["host"] == host.cpu_model() and summary["device"]["platform"] == "cpu"
+  from warmup_research import runtime, workdir
+  assert summary["device"]["host"] == runtime.cpu_model() and summary["device"]["platform"] == "cpu"
   assert summary["code"] == workdir.code_version()
   assert "done: finished after 40 steps" in r.stdout
   assert (tmp_path / "q" / "metrics.jsonl").exists()
   assert sorted(p.name for p in (tmp_path / "q" / "checkpoints").iterdir()) == ["20", "40"]
 
 
+@pytest.mark.slow
 def test_sigkill_then_rerun_equals_uninterrupted(tmp_path):
   args = [*TINY, "--config.train.total_steps=1500", "--config.train.checkpoint_every=100",
           "--config.train.eval_every=250", "--config.train.log_every=50"]
@@ -73,11 +75,13 @@ def _damage(step_dir):
     f.write_bytes(b"garbage" * 10)
 
 
+@pytest.mark.slow
 def test_damaged_checkpoints_are_set_aside_and_the_rerun_equals_uninterrupted(tmp_path):
   # Re-running a finished run whose newest (or every) checkpoint was damaged
   # resumes from the newest one that restores (or from scratch), saves the
   # damaged steps anew, and keeps the damaged ones aside in checkpoints.damaged/.
   import shutil
+
   from warmup_research import checkpoints
   args = [*TINY, "--config.train.total_steps=10", "--config.train.eval_every=5",
           "--config.train.checkpoint_every=5"]
@@ -125,6 +129,7 @@ BAD_INPUTS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra,message", BAD_INPUTS, ids=lambda x: str(x)[:50])
 def test_bad_input_exits_2_with_one_line_and_touches_nothing(earlier_run, extra, message):
   before = _digest(earlier_run)
@@ -137,6 +142,7 @@ def test_bad_input_exits_2_with_one_line_and_touches_nothing(earlier_run, extra,
   assert _digest(earlier_run) == before
 
 
+@pytest.mark.slow
 def test_bad_paths_exit_2(earlier_run, tmp_path):
   empty = tmp_path / "empty"
   empty.mkdir()
@@ -158,6 +164,7 @@ def test_bad_paths_exit_2(earlier_run, tmp_path):
   assert _digest(earlier_run) == before
 
 
+@pytest.mark.slow
 def test_a_damaged_metrics_file_is_refused_and_the_run_kept(earlier_run, tmp_path):
   # A finished checkpoint with an unreadable metrics file: resuming would
   # report (and overwrite summary.json) from nothing.
@@ -175,6 +182,7 @@ def test_a_damaged_metrics_file_is_refused_and_the_run_kept(earlier_run, tmp_pat
   assert _digest(wd) == before
 
 
+@pytest.mark.slow
 def test_a_run_saved_before_model_attention_resumes_with_the_old_path(earlier_run, tmp_path):
   import json
   import shutil
@@ -190,12 +198,13 @@ def test_a_run_saved_before_model_attention_resumes_with_the_old_path(earlier_ru
   assert r.returncode == 0, r.stderr
 
 
+@pytest.mark.slow
 def test_every_cli_process_runs_with_the_gc_thresholds(tmp_path):
   # In a fresh interpreter (this one's conftest sets them too); a bad workdir
   # makes `report` exit 2 after main has set up the process.
-  code = ("import gc\nfrom warmup_research import cli\ntry:\n"
-          f"  cli.main(['report', {str(tmp_path / 'missing')!r}])\n"
+  code = ("import gc\nfrom warmup_research.__main__ import main\ntry:\n"
+          f"  main(['report', {str(tmp_path / 'missing')!r}])\n"
           "except SystemExit as e:\n  print(e.code, gc.get_threshold())\n")
   out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
-  assert out.stdout.split(None, 1) == ["2", f"{cli.GC_THRESHOLDS}\n"], out.stderr
-  assert cli.GC_THRESHOLDS != (700, 10, 10)   # not Python's defaults
+  assert out.stdout.split(None, 1) == ["2", f"{runtime.GC_THRESHOLDS}\n"], out.stderr
+  assert runtime.GC_THRESHOLDS != (700, 10, 10)   # not Python's defaults

@@ -7,7 +7,6 @@ import gc
 import os
 import pathlib
 import shutil
-import sys
 import sysconfig
 import tempfile
 
@@ -19,11 +18,11 @@ os.environ["WARMUP_RESEARCH_JAX_CACHE"] = str(_TMP / "jax_cache")
 import pytest  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from warmup_research import cli, config as config_lib  # noqa: E402
+from warmup_research import config as config_lib  # noqa: E402
+from warmup_research import runtime  # noqa: E402
 
-gc.set_threshold(*cli.GC_THRESHOLDS)  # as the CLI runs (cli.GC_THRESHOLDS)
+gc.set_threshold(*runtime.GC_THRESHOLDS)  # as the CLI runs
 
 
 @pytest.fixture(scope="session")

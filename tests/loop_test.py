@@ -3,12 +3,10 @@ uninterrupted run; metrics files are cut back to the checkpoint."""
 import json
 import shutil
 
-import jax
-import jax.extend.core
 import numpy as np
 import pytest
-
 from conftest import tiny_config
+
 from warmup_research import loop, mesh
 
 MESH = mesh.make(1, 1)  # the in-process tests see one CPU device
@@ -29,53 +27,6 @@ def test_group_of_two_equals_each_alone(tmp_path):
     assert x.keys() == y.keys() and x["step"] == y["step"]
     for k in x:
       np.testing.assert_allclose(x[k], y[k], rtol=2e-5, atol=1e-7, err_msg=k)
-
-
-def test_map_and_vmap_over_variants_give_the_same_numbers():
-  from warmup_research import data
-  cfgs = [tiny_config(**{"optimizer.peak_lr": lr, "seed": i})
-          for i, lr in enumerate((1e-3, 3e-3, 1e-2))]
-  batch = data.Batches(cfgs[0])
-  out = {}
-  for how in ("map", "vmap"):
-    prog = loop.Program(cfgs, MESH, how=how)
-    assert prog.how == how
-    state = prog.init(prog.keys, prog.hp)
-    for t in range(3):
-      state, metrics = prog.step(state, prog.put_batch(batch.train(t)), prog.hp)
-    out[how] = (metrics, prog.eval(state.params, prog.put_batch(batch.eval(0)), prog.hp))
-  for k in out["map"][0]:
-    np.testing.assert_allclose(out["map"][0][k], out["vmap"][0][k], rtol=1e-5, err_msg=k)
-  np.testing.assert_allclose(out["map"][1], out["vmap"][1], rtol=1e-5)
-  assert out["map"][1].shape == (3,)
-
-
-def _primitives(jaxpr) -> set:
-  names = set()
-  for eqn in jaxpr.eqns:
-    names.add(eqn.primitive.name)
-    for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-      names |= _primitives(sub)
-  return names
-
-
-def test_one_variant_per_device_skips_the_map_with_the_same_numbers():
-  from warmup_research import data
-  batches = data.Batches(tiny_config())
-  out = {}
-  for k in (1, 2):   # 2: mapped, the reference
-    cfgs = [tiny_config(**{"optimizer.peak_lr": lr}) for lr in (1e-2, 1e-3)[:k]]
-    prog = loop.Program(cfgs, MESH, how="map")
-    state = prog.init(prog.keys, prog.hp)
-    batch = prog.put_batch(batches.train(0))
-    assert ("scan" in _primitives(prog.step.trace(state, batch, prog.hp).jaxpr.jaxpr)) == (k > 1)
-    for t in range(3):
-      state, metrics = prog.step(state, prog.put_batch(batches.train(t)), prog.hp)
-    out[k] = (metrics, prog.eval(state.params, prog.put_batch(batches.eval(0)), prog.hp))
-  for key in out[1][0]:
-    assert out[1][0][key].shape == (1,)
-    np.testing.assert_allclose(out[1][0][key], out[2][0][key][:1], rtol=1e-5, err_msg=key)
-  np.testing.assert_allclose(out[1][1], out[2][1][:1], rtol=1e-5)
 
 
 def test_steps_per_call_divides_every_eval_checkpoint_and_the_end():
@@ -123,20 +74,6 @@ def test_resume_from_a_checkpoint_equals_uninterrupted(tmp_path):
   assert resumed.summaries == full.summaries
 
 
-def test_truncate_and_summarize(tmp_path):
-  p = tmp_path / "m.jsonl"
-  rows = [{"step": 0, "eval_loss": 5.0}] + [
-      {"step": s, "loss": 5.0 - s / 10, "diverged": 0} for s in range(10)] + [
-      {"step": 10, "eval_loss": 4.0}, {"step": 10, "loss": 4.0, "diverged": 1}]
-  loop.write_rows_atomic(p, rows)
-  s = loop.summarize(loop.read_metrics(p))
-  assert s["status"] == "diverged" and s["diverged_step"] == 10
-  assert s["initial_eval_loss"] == 5.0 and s["best_eval_loss"] == 4.0
-  loop.truncate_metrics(p, 5)
-  kept = loop.read_metrics(p)
-  assert [r["step"] for r in kept] == [0, 0, 1, 2, 3, 4]
-
-
 def test_in_background_returns_the_value_and_raises_the_error_in_the_caller():
   import threading
   assert loop.in_background(lambda a, b: (a + b, threading.current_thread().name), 2, 3
@@ -144,22 +81,3 @@ def test_in_background_returns_the_value_and_raises_the_error_in_the_caller():
   assert loop.in_background(threading.current_thread).result() is not threading.main_thread()
   with pytest.raises(ZeroDivisionError):
     loop.in_background(lambda: 1 / 0).result()
-
-
-def test_train_program_compiled_from_shapes_runs_the_initialised_state():
-  # What run_group compiles in its thread, from the state's shapes alone, for
-  # optimizers whose states differ; the compiled program takes the real state.
-  from warmup_research import data
-  for name in ("adamw", "sgd", "radam", "lion"):
-    cfg = tiny_config(**{"optimizer.name": name})
-    prog = loop.Program([cfg], MESH)
-    batches = prog.put_batches(data.Batches(cfg).train_steps(0, 2))
-    compiled, seconds = prog.compile_steps(batches)
-    assert seconds > 0
-    state = prog.init(prog.keys, prog.hp)
-    got = [(a.shape, a.dtype, a.weak_type) for a in jax.tree.leaves(state)]
-    want = [(a.shape, a.dtype, a.weak_type) for a in jax.tree.leaves(prog.abstract_state)]
-    assert got == want, name
-    new_state, metrics = compiled(state, batches, prog.hp)
-    assert metrics["loss"].shape == (2, 1) and np.all(np.isfinite(metrics["loss"])), name
-    assert int(new_state.step[0]) == 2

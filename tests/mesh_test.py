@@ -31,19 +31,3 @@ def test_choose_shape_given_and_bad():
     mesh.choose_shape(8, 3, 32, variant=3)
   with pytest.raises(ConfigError, match=r"config.mesh.data: data axis 8 must divide data.batch_size \(4\)"):
     mesh.choose_shape(8, 3, 4, data=8)
-
-
-def test_set_cpu_flags_adds_once_and_respects_the_user(monkeypatch):
-  monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
-  mesh.set_cpu_flags()
-  mesh.set_cpu_flags()
-  flags = mesh.os.environ["XLA_FLAGS"].split()
-  assert flags == ["--xla_force_host_platform_device_count=2", *mesh.CPU_FLAGS]
-  mine = "--xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_DOT"
-  monkeypatch.setenv("XLA_FLAGS", mine)
-  mesh.set_cpu_flags()
-  assert mesh.os.environ["XLA_FLAGS"] == mine
-  monkeypatch.setenv("XLA_FLAGS", "")
-  monkeypatch.setenv("WARMUP_RESEARCH_XLA_CPU_DEFAULTS", "0")
-  mesh.set_cpu_flags()
-  assert mesh.os.environ["XLA_FLAGS"] == ""

@@ -57,7 +57,7 @@ def test_attention_matches_the_textbook_formula(impl):
   q, k, v = jax.random.normal(jax.random.key(0), (3, 2, 9, 3, 8)) * 3
   got = model_lib.causal_attention(q, k, v, impl)
   np.testing.assert_allclose(got, _reference_attention(q, k, v), rtol=1e-5, atol=1e-5)
-  grads = [jax.grad(lambda q, k, v: jnp.sum(jnp.sin(model_lib.causal_attention(q, k, v, i))),
+  grads = [jax.grad(lambda q, k, v, i=i: jnp.sum(jnp.sin(model_lib.causal_attention(q, k, v, i))),
                     argnums=(0, 1, 2))(q, k, v) for i in ("einsum", "xla")]
   for a, b in zip(*grads):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

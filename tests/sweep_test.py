@@ -11,8 +11,8 @@ import sys
 import jax
 import numpy as np
 import pytest
-
 from conftest import REPO, kill_after_checkpoint, tiny_config
+
 from warmup_research import results, sweep, workdir
 from warmup_research.errors import ConfigError
 from warmup_research.sweep import axis, product, zip_
@@ -151,6 +151,7 @@ def test_divergence_is_a_result_and_leaves_the_others_unchanged(tmp_path):
       np.testing.assert_allclose(other[k], r[k], rtol=1e-5, err_msg=k)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_sweep_then_relaunch_equals_uninterrupted(tmp_path):
   exp = _experiment(tmp_path, total=1500, eval_every=250, log_every=50, ckpt_every=100)
   full = _sweep_cmd(exp, tmp_path / "full")
@@ -167,6 +168,7 @@ def test_sigkill_mid_sweep_then_relaunch_equals_uninterrupted(tmp_path):
   assert _runs(tmp_path / "cut") == _runs(tmp_path / "full")
 
 
+@pytest.mark.slow
 def test_long_unlogged_stretches_on_two_cpu_devices_do_not_deadlock(tmp_path):
   # 299 steps with nothing read back until the end, steps slower than their
   # dispatch, and (PJRT_NPROC=1) as many XLA:CPU client threads as devices,
@@ -187,6 +189,7 @@ def test_long_unlogged_stretches_on_two_cpu_devices_do_not_deadlock(tmp_path):
   assert len(_runs(tmp_path / "wd")) == 2
 
 
+@pytest.mark.slow
 def test_eight_host_devices_shard_variants_or_batch_and_match_one_device(tmp_path):
   exp = _experiment(tmp_path, grid='product(axis("optimizer.peak_lr", [1e-3, 3e-3, 1e-2]), '
                                    'axis("seed", [0, 1]))')
@@ -214,6 +217,7 @@ def test_eight_host_devices_shard_variants_or_batch_and_match_one_device(tmp_pat
   _close_rows(_runs(tmp_path / "one"), _runs(tmp_path / "vmapped"), rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_two_processes_equal_one(tmp_path):
   exp = _experiment(tmp_path)
   one = _sweep_cmd(exp, tmp_path / "one", devices=2)
@@ -225,6 +229,7 @@ def test_two_processes_equal_one(tmp_path):
   assert _runs(tmp_path / "one") == _runs(tmp_path / "two")
 
 
+@pytest.mark.slow
 def test_bad_sweep_inputs_exit_2_and_keep_earlier_results(tmp_path):
   exp = _experiment(tmp_path, total=10, eval_every=5)
   ok = _sweep_cmd(exp, tmp_path / "w")
@@ -259,6 +264,7 @@ def test_bad_sweep_inputs_exit_2_and_keep_earlier_results(tmp_path):
   assert over.returncode == 0, over.stderr
 
 
+@pytest.mark.slow
 def test_report_rebuilds_the_same_tables(tmp_path):
   exp = _experiment(tmp_path, total=10, eval_every=5)
   assert _sweep_cmd(exp, tmp_path / "w").returncode == 0
@@ -273,7 +279,7 @@ def test_report_rebuilds_the_same_tables(tmp_path):
   assert list((tmp_path / "w" / "tb").glob("*/events.out.tfevents.*"))
   md = (tmp_path / "w" / "summary.md").read_text()
   assert "★" in md and "± " in md and "command:" in md and "hardware:" in md
-  from warmup_research.host import cpu_model
+  from warmup_research.runtime import cpu_model
   from warmup_research.workdir import code_version
   assert f"at code {code_version()}" in md  # the commit the runs were made at
   assert f" x cpu (cpu) on {cpu_model()}, 1 process(es)" in md   # and the CPU

@@ -4,8 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import tiny_config
+
 from warmup_research import data, train
 from warmup_research.errors import ConfigError
 

@@ -33,6 +33,7 @@ def test_code_version_is_the_commit_and_dirty_only_for_code(tmp_path):
 
 def test_a_different_config_is_refused_naming_what_differs(tmp_path):
   import json
+
   from warmup_research.errors import ConfigError
   a = {"model": {"d_model": 32, "norm": "pre"}, "seed": 0}
   workdir.prepare(tmp_path / "w", json.dumps(a))

@@ -22,8 +22,12 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+import pandas as pd
+from jax.flatten_util import ravel_pytree
 
-from warmup_research import checkpoints, config as config_lib, train
+from warmup_research import checkpoints, data, metrics_io, plots, results, schedules, sweep, train
+from warmup_research import config as config_lib
+from warmup_research.workdir import write_atomic
 
 
 @dataclasses.dataclass
@@ -39,40 +43,17 @@ class Run:
 
 def list_runs(workdir):
   """runs.csv of a sweep workdir as a DataFrame."""
-  import pandas as pd
   return pd.read_csv(pathlib.Path(workdir) / "runs.csv")
-
-
-def _locate(workdir: pathlib.Path, run_id: str | None):
-  """(config, checkpoint dir, index in the stacked state, metrics path)."""
-  if (workdir / "sweep.json").exists():
-    runs = json.loads((workdir / "sweep.json").read_text())["runs"]
-    ids = [r["run_id"] for r in runs]
-    if run_id not in ids:
-      raise KeyError(f"no run {run_id!r} in {workdir}; runs: {', '.join(ids)}")
-    cfgs = [config_lib.from_saved(r["config"]) for r in runs]
-    groups: dict[str, list[int]] = {}
-    for i, c in enumerate(cfgs):
-      groups.setdefault(config_lib.static_signature(c), []).append(i)
-    for gi, members in enumerate(groups.values()):
-      if ids.index(run_id) in members:
-        return (cfgs[ids.index(run_id)], workdir / "checkpoints" / f"g{gi:03d}",
-                members.index(ids.index(run_id)), workdir / "metrics" / f"{run_id}.jsonl")
-  if (workdir / "config.json").exists():  # a `train` workdir: one run
-    cfg = config_lib.from_saved(json.loads((workdir / "config.json").read_text()))
-    return cfg, workdir / "checkpoints", 0, workdir / "metrics.jsonl"
-  raise FileNotFoundError(f"{workdir} holds neither a sweep (sweep.json) nor a run (config.json)")
 
 
 def load_run(workdir, run_id: str | None = None, step: int | None = None) -> Run:
   """One run's params, optimizer state, config and metrics; step=None: newest valid."""
-  import pandas as pd
-  from warmup_research import loop
-  workdir = pathlib.Path(workdir)
-  cfg, ckpt_dir, index, metrics_path = _locate(workdir, run_id)
-  step, state, _ = checkpoints.load(ckpt_dir, step, target=_abstract_state(cfg, ckpt_dir))
-  one = jax.tree.map(lambda x: x[index], state)
-  rows = loop.read_metrics(metrics_path)
+  where = sweep.locate(workdir, run_id)
+  cfg = where.config
+  step, state, _ = checkpoints.load(where.checkpoint_dir, step,
+                                    target=_abstract_state(cfg, where.checkpoint_dir))
+  one = jax.tree.map(lambda x: x[where.index], state)
+  rows = metrics_io.read(where.metrics_path)
   diverged = int(one.diverged_step)
   return Run(run_id=run_id or "run", config=cfg, step=step, params=one.params,
              opt_state=one.opt_state, metrics=pd.DataFrame(rows),
@@ -102,7 +83,6 @@ def top_eigenvalue(matvec: Callable, like, *, iters: int = 20, seed: int = 0):
   in tens of matrix-vector products. If the Krylov space closes early (an
   invariant subspace), the remaining rows are padded below the spectrum.
   """
-  from jax.flatten_util import ravel_pytree
   flat, unravel = ravel_pytree(like)
   n = flat.size
   k = min(iters, n)
@@ -237,17 +217,6 @@ def preconditioned_sharpness(run: Run, batch_BxL1, *, iters: int = 20) -> float:
       run.params, precond, jnp.asarray(batch_BxL1), train.hparams(run.config), iters=iters))
 
 
-def lr_sensitivity(lrs, final_losses, initial_loss: float) -> float:
-  """Wortsman et al. 2023: E over the swept LRs of min(loss(lr), loss at init)
-  minus the best loss. Diverged or missing runs (NaN/inf) count as the
-  initial loss. The LRs are the grid's (log-spaced grids weigh each equally)."""
-  losses = np.asarray(final_losses, np.float64)
-  losses = np.where(np.isfinite(losses), losses, initial_loss)
-  del lrs
-  capped = np.minimum(losses, initial_loss)
-  return float(np.mean(capped) - np.min(capped))
-
-
 def update_ratios(run: Run, batch_BxL1) -> dict[str, float]:
   """||update|| / ||params|| per layer group (embeddings, each block, final LN)
   for the optimizer update the run would take next, on `batch`."""
@@ -292,7 +261,6 @@ def stability(run: Run, preconditioned: float | None) -> dict:
   and, for Adam-family runs, preconditioned sharpness / Adam's stability
   threshold 2 (1 + b1) / ((1 - b1) lr) (Cohen et al. 2022; 38 / lr at
   b1 = 0.9). A ratio above 1: the next step is locally unstable."""
-  from warmup_research import schedules
   lr = float(schedules.schedule(jnp.asarray(run.step), train.hparams(run.config).schedule))
   out = dict(lr=lr)
   if preconditioned is not None and lr > 0:
@@ -304,16 +272,14 @@ def stability(run: Run, preconditioned: float | None) -> dict:
 def analyze(workdir, run_ids=None, *, every: int = 1, iters: int = 20) -> list[dict]:
   """`measure` over the saved checkpoints (steps divisible by `every`) of runs
   of a sweep workdir; writes analysis.csv and plots/sharpness_vs_step.png."""
-  from warmup_research import data, results
-  from warmup_research.workdir import write_atomic
   workdir = pathlib.Path(workdir)
   record = json.loads((workdir / "sweep.json").read_text())
   run_ids = run_ids or [r["run_id"] for r in record["runs"]]
   rows = []
   for run_id in run_ids:
-    cfg, ckpt_dir, _, _ = _locate(workdir, run_id)
-    batch = data.Batches(cfg).eval(0)
-    for step in checkpoints.Checkpointer(ckpt_dir, keep=10**9).steps():
+    where = sweep.locate(workdir, run_id)
+    batch = data.Batches(where.config).eval(0)
+    for step in checkpoints.Checkpointer(where.checkpoint_dir, keep=10**9).steps():
       if step % every == 0:
         rows.append(dict(run_id=run_id, **measure(load_run(workdir, run_id, step), batch,
                                                   iters=iters)))
@@ -321,5 +287,5 @@ def analyze(workdir, run_ids=None, *, every: int = 1, iters: int = 20) -> list[d
               flush=True)
   columns = list(dict.fromkeys(k for r in rows for k in r))
   write_atomic(workdir / "analysis.csv", results.to_csv(columns, rows))
-  results.plot_analysis(workdir, rows)
+  plots.plot_analysis(workdir, rows)
   return rows

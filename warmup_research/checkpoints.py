@@ -26,6 +26,7 @@ import warnings
 
 import jax
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
 
 class Checkpointer:
@@ -68,7 +69,7 @@ class Checkpointer:
       except Exception as e:  # damaged files: fall back to the previous step
         msg = (f"checkpoint step {step} in {self.directory} could not be restored "
                f"({type(e).__name__}: {str(e)[:200]}); falling back to an earlier step")
-        warnings.warn(msg)
+        warnings.warn(msg, stacklevel=2)
         print(f"[checkpoints] warning: {msg}", file=sys.stderr)
         damaged.append(step)
     self.set_aside(damaged)
@@ -91,7 +92,6 @@ class Checkpointer:
         (self.directory / str(step)).rename(dest)
         print(f"[checkpoints] moved the damaged step {step} to {dest}", file=sys.stderr)
     if jax.process_count() > 1:
-      from jax.experimental import multihost_utils
       multihost_utils.sync_global_devices(f"checkpoints: set aside {self.directory}")
     self.manager.reload()
 
@@ -142,5 +142,5 @@ def _load_newest(ckpt: Checkpointer, steps: list[int], sharding, target):
       return s, state, meta
     except Exception as e:
       errors.append(f"step {s}: {type(e).__name__}: {str(e)[:200]}")
-      warnings.warn(f"checkpoint {errors[-1]}; trying an earlier step")
+      warnings.warn(f"checkpoint {errors[-1]}; trying an earlier step", stacklevel=2)
   raise ValueError(f"no restorable checkpoint in {ckpt.directory}: " + "; ".join(errors))

@@ -1,11 +1,9 @@
-"""python -m warmup_research {sweep,train,report,analyze,bench,schedules} ...
+"""warmup-research {sweep,train,report,analyze,schedules} ...  (= python -m warmup_research)
 
     sweep experiments/NAME.py[:arg] [--workdir DIR] [--config.x.y=v ...] [--overwrite]
     train --config experiments/NAME.py[:arg] --workdir DIR [--config.x.y=v ...] [--overwrite]
     report WORKDIR
     analyze WORKDIR [--runs ID [--runs ID ...]] [--every K] [--iters N]
-    bench [all|throughput|sweep|compile|gpu] [--quick] [--steps N] [--ks 1,2,4,8,16]
-    bench first-step --cache-dir DIR [--single|--parts] [--config.x.y=v ...]  (one process)
     schedules [--out results/schedules.png]
 
 Every bad input stops with one line `error: <field>: <what is allowed>` and
@@ -14,38 +12,18 @@ exit code 2, before any compute and without touching earlier files.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
-import os
 import pathlib
 import sys
 
+import jax
+
+from warmup_research import analysis, data, loop, plots, results, runtime, sweep, workdir
+from warmup_research import config as config_lib
+from warmup_research import mesh as mesh_lib
 from warmup_research.errors import ConfigError
 
 USAGE_EXIT = 2
-
-# Python's cyclic GC at its default thresholds (700, 10, 10) collected 577
-# times (4 of them full) in a warm `bench first-step --single` process, while
-# jax, flax, orbax and tfds imported and the programs traced, each pass
-# re-scanning the long-lived objects of its generations: 0.4-0.6 s of every
-# process, cold or warm. With these: 36 times, none full (NOTES.md attempt 39).
-# Collections stay on: a sweep traces a program per group, and those cycles
-# must still be freed.
-GC_THRESHOLDS = (20_000, 100, 100)
-
-
-def default_cache_dir() -> str:
-  return os.environ.get("WARMUP_RESEARCH_JAX_CACHE",
-                        str(pathlib.Path.home() / ".cache" / "warmup_research" / "jax_cache"))
-
-
-def setup_jax(cache_dir: str) -> None:
-  """Persistent compilation cache ('' turns it off)."""
-  import jax
-  if cache_dir:
-    jax.config.update("jax_compilation_cache_dir", cache_dir)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def split_overrides(rest: list[str]) -> dict[str, str]:
@@ -66,32 +44,15 @@ def split_overrides(rest: list[str]) -> dict[str, str]:
 
 
 def load_config(spec: str, overrides: dict[str, str]):
-  from warmup_research import config as config_lib
   cfg = config_lib.apply_overrides(config_lib.load(spec), overrides)
   config_lib.validate(cfg)
   return cfg
 
 
-def _start_jax(cache_dir: str):
-  """Distributed start-up (several processes) and the compilation cache."""
-  from warmup_research import mesh as mesh_lib
-  mesh_lib.maybe_initialize_distributed()
-  setup_jax(cache_dir)
-
-
-def _barrier(name: str) -> None:
-  import jax
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils
-    multihost_utils.sync_global_devices(name)
-
-
 def _prepare_data(cfg):
   """Builds the dataset (process 0 first, so hosts never build at once)."""
-  import jax
-  from warmup_research import data
   batches = data.Batches(cfg) if jax.process_index() == 0 else None
-  _barrier("data")
+  runtime.barrier("data")
   return batches or data.Batches(cfg)
 
 
@@ -100,16 +61,13 @@ def _fmt(x):
 
 
 def cmd_train(args, rest) -> None:
-  from warmup_research import config as config_lib, mesh as mesh_lib, workdir
   cfg = load_config(args.config, split_overrides(rest))
-  _start_jax(args.jax_cache_dir)
-  import jax
+  runtime.start_jax(args.jax_cache_dir)
   batches = _prepare_data(cfg)  # bad dataset / corpus fail here, before the workdir
-  from warmup_research import loop
-  shape = loop.mesh_shape([cfg])
+  shape = mesh_lib.group_shape([cfg])
   wd = workdir.prepare(args.workdir, config_lib.to_json(cfg), overwrite=args.overwrite,
                        write=jax.process_index() == 0, upgrade=config_lib.upgrade_record)
-  _barrier("workdir")
+  runtime.barrier("workdir")
   mesh = mesh_lib.make(*shape)
   result = loop.run_group([cfg], metrics_paths=[wd / "metrics.jsonl"], mesh=mesh,
                           checkpoint_dir=wd / "checkpoints", batches=batches,
@@ -135,24 +93,21 @@ def cmd_train(args, rest) -> None:
 
 
 def cmd_sweep(args, rest) -> None:
-  from warmup_research import config as config_lib, sweep, workdir
   overrides = split_overrides(rest)
   base = config_lib.apply_overrides(config_lib.load(args.experiment), overrides)
   variants = sweep.expand(base, config_lib.load_sweep(args.experiment), overridden=overrides)
   name = pathlib.Path(args.experiment.partition(":")[0]).stem
   wd = pathlib.Path(args.workdir or f"results/{name}")
-  _start_jax(args.jax_cache_dir)
-  import jax
-  from warmup_research import loop, results
+  runtime.start_jax(args.jax_cache_dir)
   for members in sweep.group(variants):  # every group's mesh fits, before any compute
-    loop.mesh_shape([v.cfg for v in members])
+    mesh_lib.group_shape([v.cfg for v in members])
   _prepare_data(variants[0].cfg)
   for members in sweep.group(variants)[1:]:
     _prepare_data(members[0].cfg)
   workdir.prepare(wd, sweep.sweep_record(args.experiment, variants), overwrite=args.overwrite,
                   record_name="sweep.json", write=jax.process_index() == 0,
                   upgrade=config_lib.upgrade_record)
-  _barrier("workdir")
+  runtime.barrier("workdir")
   n_groups = len(sweep.group(variants))
   if jax.process_index() == 0:
     print(f"[sweep] {args.experiment}: {len(variants)} runs in {n_groups} compile group(s) "
@@ -161,7 +116,7 @@ def cmd_sweep(args, rest) -> None:
   command = " ".join(["python -m warmup_research sweep", args.experiment,
                       *(["--workdir", args.workdir] if args.workdir else []), *rest])
   sweep.run(variants, wd, progress=not args.no_progress, command=command)
-  _barrier("done")
+  runtime.barrier("done")
   if jax.process_index() == 0:
     summary = results.write(wd)
     print(f"done: {summary['n_runs']} runs, {summary['n_compiles']} train-step compilation(s); "
@@ -183,7 +138,6 @@ def _sweep_dir(path: str) -> pathlib.Path:
 
 def cmd_report(args, rest) -> None:
   _no_extra(rest)
-  from warmup_research import results
   wd = _sweep_dir(args.workdir)
   summary = results.write(wd)
   print(f"rebuilt {wd / 'runs.csv'}, summary.md, summary.json, plots/ "
@@ -195,7 +149,6 @@ def cmd_analyze(args, rest) -> None:
   wd = _sweep_dir(args.workdir)
   if args.every < 1:
     raise ConfigError("--every", f"must be an integer >= 1, got {args.every}")
-  from warmup_research import analysis
   run_ids = args.runs or None
   known = [r["run_id"] for r in json.loads((wd / "sweep.json").read_text())["runs"]]
   for r in run_ids or []:
@@ -206,57 +159,14 @@ def cmd_analyze(args, rest) -> None:
         f"{wd / 'plots' / 'sharpness_vs_step.png'}")
 
 
-def cmd_bench(args, rest) -> None:
-  from warmup_research import bench
-  if args.which == "first-step":  # one process of `bench compile` (or `bench gpu`)
-    overrides = split_overrides(rest)  # --config.x.y=v: the model's size, say
-    if args.parts:
-      print(json.dumps(bench.first_step_parts(args.cache_dir, overrides)))
-    else:
-      print(json.dumps(bench.first_step(args.cache_dir, single=args.single,
-                                        overrides=overrides)))
-    return
-  _no_extra(rest)
-  setup_jax("")  # cold compiles: the persistent cache is off while benchmarking
-  if args.steps < 1:
-    raise ConfigError("--steps", f"must be an integer >= 1, got {args.steps}")
-  try:
-    ks = tuple(int(k) for k in args.ks.split(","))
-  except ValueError:
-    ks = ()
-  if not ks or min(ks) < 1:
-    raise ConfigError("--ks", f"must be comma-separated integers >= 1, got {args.ks!r}")
-  out = pathlib.Path(args.out_dir)
-  command = " ".join(["python -m warmup_research bench", *sys.argv[2:]])
-  if args.quick:
-    print(json.dumps(bench.quick(args.steps)))
-    return
-  if args.which in ("all", "throughput"):
-    rows = bench.throughput(bench.CPU_SIZES, args.steps)
-    bench.write_throughput_table(rows, out / "throughput.md", command, args.steps)
-  if args.which in ("all", "sweep"):
-    rows = bench.sweep_scaling(ks, steps=args.steps)
-    bench.write_sweep_table(rows, out / "sweep.md", command, args.steps, 300)
-  if args.which in ("all", "compile"):
-    bench.write_compile_table(bench.grid_compiles(), bench.cold_vs_warm(), out / "compile.md",
-                              command)
-  if args.which == "gpu":
-    import jax
-    if jax.devices()[0].platform != "gpu":
-      raise ConfigError("bench gpu", f"needs a GPU; JAX sees {jax.devices()[0].platform} only")
-    bench.gpu(out, command, args.steps)
-  print(f"wrote tables under {out}/")
-
-
 def cmd_schedules(args, rest) -> None:
   _no_extra(rest)
-  from warmup_research import results
-  results.plot_schedules(args.out, total_steps=args.total_steps, warmup_steps=args.warmup_steps)
+  plots.plot_schedules(args.out, total_steps=args.total_steps, warmup_steps=args.warmup_steps)
   print(f"wrote {args.out}")
 
 
 def parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(prog="python -m warmup_research", description=__doc__,
+  p = argparse.ArgumentParser(prog="warmup-research", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   sub = p.add_subparsers(dest="command", required=True)
   t = sub.add_parser("train", help="train one run of an experiment config")
@@ -265,7 +175,7 @@ def parser() -> argparse.ArgumentParser:
   t.add_argument("--overwrite", action="store_true",
                  help="replace a workdir that holds a different config")
   t.add_argument("--no-progress", action="store_true", help="no progress bar")
-  t.add_argument("--jax-cache-dir", default=default_cache_dir(),
+  t.add_argument("--jax-cache-dir", default=runtime.default_cache_dir(),
                  help="persistent compilation cache ('' = off)")
   t.set_defaults(fn=cmd_train)
   w = sub.add_parser("sweep", help="run an experiment's grid (default workdir results/NAME)")
@@ -274,7 +184,7 @@ def parser() -> argparse.ArgumentParser:
   w.add_argument("--overwrite", action="store_true",
                  help="replace a workdir that holds a different grid")
   w.add_argument("--no-progress", action="store_true")
-  w.add_argument("--jax-cache-dir", default=default_cache_dir())
+  w.add_argument("--jax-cache-dir", default=runtime.default_cache_dir())
   w.set_defaults(fn=cmd_sweep)
   r = sub.add_parser("report", help="rebuild a sweep's tables and plots from its files")
   r.add_argument("workdir")
@@ -286,19 +196,6 @@ def parser() -> argparse.ArgumentParser:
   a.add_argument("--every", type=int, default=1, help="checkpoint steps divisible by this")
   a.add_argument("--iters", type=int, default=20, help="power-iteration steps")
   a.set_defaults(fn=cmd_analyze)
-  b = sub.add_parser("bench", help="benchmarks -> results/benchmarks/*.md")
-  b.add_argument("which", nargs="?", default="all",
-                 choices=["all", "throughput", "sweep", "compile", "gpu", "first-step"])
-  b.add_argument("--quick", action="store_true",
-                 help="quickstart model only; prints one JSON line")
-  b.add_argument("--steps", type=int, default=20)
-  b.add_argument("--cache-dir", default="", help="(first-step) persistent cache dir")
-  b.add_argument("--single", action="store_true", help="(first-step) one run, not the grid")
-  b.add_argument("--parts", action="store_true",
-                 help="(first-step) one run, each part timed alone, in turn")
-  b.add_argument("--ks", default="1,2,4,8,16")
-  b.add_argument("--out-dir", default="results/benchmarks")
-  b.set_defaults(fn=cmd_bench)
   s = sub.add_parser("schedules", help="plot every schedule shape")
   s.add_argument("--out", default="results/schedules.png")
   s.add_argument("--total-steps", type=int, default=1000)
@@ -308,10 +205,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
-  from warmup_research import mesh as mesh_lib
-  mesh_lib.set_host_device_count()  # before jax is imported: one CPU device per core
-  mesh_lib.set_cpu_flags()
-  gc.set_threshold(*GC_THRESHOLDS)
+  """Runs a command; call `runtime.setup_process()` first (`__main__` does)."""
   args, rest = parser().parse_known_args(argv)
   try:
     args.fn(args, rest)

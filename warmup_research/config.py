@@ -1,57 +1,26 @@
 """Config schema, defaults, loading, overrides and validation.
 
-Configs are `ml_collections.ConfigDict`s (type-safe: an override of the wrong
-type fails), written as code in `experiments/*.py` (`get_config(arg=None)`).
+Configs are `ml_collections.ConfigDict`s (an override of the wrong type
+fails), written as code in `experiments/*.py` (`get_config(arg=None)`).
 Every bad value is caught here, by its dotted name, before any compute.
+Each field's meaning sits beside its default in `default_config`.
 
-Static vs dynamic. `DYNAMIC_FIELDS` are the numbers that ride in the traced
-`hp` pytree (and the seeds, which become PRNG keys / batch streams): changing
-them never recompiles. Every other field is static: it shapes arrays or the
-program, and two runs that differ in one need different compiled programs.
-
-Field semantics (defaults in `default_config`):
-
-  seed                     model-init seed (a traced PRNG key)
-  data.name                'bytes' (offline byte-level corpus, the default),
-                           'synthetic' (copy task), or a TFDS catalog name
-                           prepared as array_record (e.g. 'lm1b')
-  data.corpus_dir          text directory for 'bytes' ('' = Python's stdlib)
-  data.data_dir            TFDS data dir ('' = $WARMUP_RESEARCH_DATA_DIR or
-                           ~/.cache/warmup_research/tensorflow_datasets)
-  data.seed                batch stream seed: batch = f(data.seed, step)
-  data.seq_len/batch_size  tokens per row (<= 1024 for 'bytes') / rows per step
-  data.text_key            text feature of a catalog dataset
-  data.train_split/eval_split  catalog split names
-  model.*                  vocab_size, d_model, num_layers, num_heads,
-                           mlp_ratio, norm ('pre' | 'post'), qk_norm,
-                           init_scale (std of weights), tie_embeddings,
-                           dtype ('float32' | 'bfloat16' compute; params f32),
-                           attention ('einsum' | 'xla' | 'cudnn': see model.py),
-                           z_loss (coefficient of Wortsman et al.'s z-loss)
-  schedule.*               see `warmup_research/schedules.py`; warmup given
-                           as warmup_steps OR warmup_ratio (of total_steps),
-                           cooldown (wsd) as cooldown_steps OR cooldown_ratio
-  optimizer.*              name (adamw | adam | sgd | radam | lion | gi_adam),
-                           peak_lr, b1, b2, eps, weight_decay, momentum (sgd),
-                           nesterov (sgd; static), clip_norm (0 = off)
-  train.total_steps        optimizer updates (step 0 .. total_steps - 1)
-  train.eval_every/eval_batches  eval cadence / eval batches per eval
-  train.log_every          metrics.jsonl rows every k steps
-  train.checkpoint_every/keep_checkpoints  orbax cadence / how many to keep
-  train.divergence_bound   a loss above this (or non-finite) is divergence
-  mesh.variant/mesh.data   device-mesh axis sizes (0 = pick; see mesh.py)
-  mesh.variant_loop        how a device runs its variants: "vmap" (batched),
-                           "map" (one after another, lax.map), "auto" (map on
-                           CPU, vmap on accelerators; see loop.py)
+Static vs dynamic: `DYNAMIC_FIELDS` ride in the traced `hp` pytree (or
+become PRNG keys and batch streams), so changing them never recompiles.
+Every other field is static: it shapes arrays or the program, and runs
+that differ in one need different compiled programs.
 """
 from __future__ import annotations
 
 import ast
 import copy
+import hashlib
+import importlib.machinery
 import importlib.util
 import json
 import math
 import pathlib
+import sys
 
 import ml_collections
 from ml_collections import config_dict
@@ -80,49 +49,92 @@ DYNAMIC_FIELDS = (
 
 def default_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.seed = 0
-  c.data = dict(name="bytes", corpus_dir="", data_dir="", seed=0, seq_len=128,
-                batch_size=32, text_key="text", train_split="train",
-                eval_split="validation")
-  c.model = dict(vocab_size=256, d_model=128, num_layers=2, num_heads=4, mlp_ratio=4,
-                 norm="pre", qk_norm=False, init_scale=0.02, tie_embeddings=True,
-                 dtype="float32", attention="einsum", z_loss=0.0)
-  c.schedule = dict(
-      warmup_shape="linear", warmup_steps=config_dict.placeholder(int),
-      warmup_ratio=config_dict.placeholder(float), warmup_init_frac=0.0,
-      warmup_exp_start=0.01, warmup_power=2.0, decay_shape="cosine", final_frac=0.1,
-      rsqrt_timescale=0.0, cooldown_steps=config_dict.placeholder(int),
-      cooldown_ratio=config_dict.placeholder(float), cooldown_shape="linear")
-  c.optimizer = dict(name="adamw", peak_lr=1e-3, b1=0.9, b2=0.95, eps=1e-8,
-                     weight_decay=0.1, momentum=0.9, nesterov=False, clip_norm=1.0)
-  c.train = dict(total_steps=1000, eval_every=100, eval_batches=4, log_every=10,
-                 checkpoint_every=200, keep_checkpoints=2, divergence_bound=100.0)
-  c.mesh = dict(variant=0, data=0, variant_loop="auto")
-  return c
+  c.seed = 0                     # model-init seed (a traced PRNG key)
 
+  c.data = ml_collections.ConfigDict()
+  c.data.name = "bytes"          # 'bytes' (offline byte corpus), 'synthetic' (copy task), or a
+                                 # TFDS catalog name prepared as array_record (e.g. 'lm1b')
+  c.data.corpus_dir = ""         # text directory for 'bytes' ('' = Python's standard library)
+  c.data.data_dir = ""           # TFDS data dir ('' = $WARMUP_RESEARCH_DATA_DIR or
+                                 # ~/.cache/warmup_research/tensorflow_datasets)
+  c.data.seed = 0                # batch stream seed: batch = f(data.seed, step)
+  c.data.seq_len = 128           # tokens per row (<= 1024 for 'bytes')
+  c.data.batch_size = 32         # rows per step (split over the mesh's data axis)
+  c.data.text_key = "text"       # text feature of a catalog dataset
+  c.data.train_split = "train"   # catalog splits (TFDS slices and sums allowed)
+  c.data.eval_split = "validation"
 
-def ablation_scale(c, arg=None, *, steps: int, gpu_steps: int):
-  """The model/data/train sizes the ablations share: CPU scale (d_model 64,
-  6 layers, seq 64, batch 16) or, with arg 'gpu', d_model 512, 8 layers, seq
-  256, batch 64. Adam-style optimizer with no weight decay or clipping."""
-  if arg == "gpu":
-    c.model.d_model, c.model.num_layers, c.model.num_heads = 512, 8, 8
-    c.data.seq_len, c.data.batch_size = 256, 64
-    c.train.total_steps, c.train.eval_every, c.train.checkpoint_every = gpu_steps, 250, 500
-  else:
-    c.model.d_model, c.model.num_layers, c.model.num_heads = 64, 6, 4
-    c.data.seq_len, c.data.batch_size = 64, 16
-    c.train.total_steps, c.train.eval_every, c.train.checkpoint_every = steps, 50, 100
-  c.train.eval_batches = 4
-  c.train.log_every = 10
-  c.optimizer.clip_norm = 0.0
-  c.optimizer.weight_decay = 0.0
-  c.schedule.warmup_shape = "linear"
-  c.schedule.decay_shape = "cosine"
+  c.model = ml_collections.ConfigDict()
+  c.model.vocab_size = 256
+  c.model.d_model = 128
+  c.model.num_layers = 2
+  c.model.num_heads = 4          # must divide d_model
+  c.model.mlp_ratio = 4          # MLP hidden = mlp_ratio * d_model
+  c.model.norm = "pre"           # 'pre' (x + f(LN(x))) | 'post' (LN(x + f(x)))
+  c.model.qk_norm = False        # LayerNorm of queries and keys, per head
+  c.model.init_scale = 0.02      # std of the weights (residual outputs scaled down, GPT-2)
+  c.model.tie_embeddings = True  # output projection = input embedding
+  c.model.dtype = "float32"      # compute dtype: 'float32' | 'bfloat16' (params stay f32)
+  c.model.attention = "einsum"   # 'einsum' | 'xla' | 'cudnn' (GPU + bfloat16): see model.py
+  c.model.z_loss = 0.0           # coefficient of Wortsman et al.'s z-loss (traced)
+
+  # Semantics (step indexing, shapes, the ratio conversion): schedules.py.
+  c.schedule = ml_collections.ConfigDict()
+  c.schedule.warmup_shape = "linear"  # none | linear | cosine | exponential | polynomial
+  c.schedule.warmup_steps = config_dict.placeholder(int)     # warmup length in updates, or
+  c.schedule.warmup_ratio = config_dict.placeholder(float)   # as a fraction of total_steps
+  c.schedule.warmup_init_frac = 0.0   # start LR / peak LR (linear, cosine, polynomial)
+  c.schedule.warmup_exp_start = 0.01  # start LR / peak LR of the exponential warmup
+  c.schedule.warmup_power = 2.0       # exponent of the polynomial warmup
+  c.schedule.decay_shape = "cosine"   # constant | linear | cosine | rsqrt | exponential | wsd
+  c.schedule.final_frac = 0.1         # final LR / peak LR
+  c.schedule.rsqrt_timescale = 0.0    # rsqrt decay's tau (<= 0: max(warmup_steps, 1))
+  c.schedule.cooldown_steps = config_dict.placeholder(int)    # wsd cooldown length, or
+  c.schedule.cooldown_ratio = config_dict.placeholder(float)  # as a fraction of total_steps
+  c.schedule.cooldown_shape = "linear"  # wsd cooldown: linear | cosine | 1-sqrt
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.name = "adamw"      # adamw | adam | sgd | radam | lion | gi_adam (static)
+  c.optimizer.peak_lr = 1e-3
+  c.optimizer.b1 = 0.9
+  c.optimizer.b2 = 0.95
+  c.optimizer.eps = 1e-8
+  c.optimizer.weight_decay = 0.1  # decoupled, on matrices only (none for 'adam')
+  c.optimizer.momentum = 0.9      # sgd only
+  c.optimizer.nesterov = False    # sgd only (static)
+  c.optimizer.clip_norm = 1.0     # global-norm clipping (0 = off)
+
+  c.train = ml_collections.ConfigDict()
+  c.train.total_steps = 1000      # optimizer updates: step 0 .. total_steps - 1
+  c.train.eval_every = 100        # eval cadence, in updates
+  c.train.eval_batches = 4        # fixed validation batches per eval
+  c.train.log_every = 10          # a metrics row every k updates (and the last)
+  c.train.checkpoint_every = 200  # orbax cadence, in updates
+  c.train.keep_checkpoints = 2    # how many checkpoints to keep
+  c.train.divergence_bound = 100.0  # a loss above this (or non-finite) is divergence
+
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.variant = 0              # device-mesh axis sizes (0 = pick; see mesh.py)
+  c.mesh.data = 0
+  c.mesh.variant_loop = "auto"    # a device's variants: 'vmap' (batched), 'map' (in turn),
+                                  # 'auto' (map on CPU, vmap on accelerators)
   return c
 
 
 # --------------------------------------------------------------------- loading
+
+
+def _experiments_package(directory: pathlib.Path) -> str:
+  """A package for an experiment file's directory (registered once), so the
+  file can import its neighbours relatively (`from ._ablation import ...`)
+  wherever it lives, without touching sys.path."""
+  directory = directory.resolve()
+  name = "_wr_experiments_" + hashlib.sha1(str(directory).encode()).hexdigest()[:12]
+  if name not in sys.modules:
+    spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+    spec.submodule_search_locations = [str(directory)]
+    sys.modules[name] = importlib.util.module_from_spec(spec)
+  return name
 
 
 def _module(spec: str):
@@ -130,7 +142,8 @@ def _module(spec: str):
   p = pathlib.Path(path)
   if not p.is_file():
     raise ConfigError("--config", f"no such config file: {path}")
-  mod_spec = importlib.util.spec_from_file_location(f"_wr_config_{p.stem}", p)
+  package = _experiments_package(p.parent)
+  mod_spec = importlib.util.spec_from_file_location(f"{package}.{p.stem}", p)
   module = importlib.util.module_from_spec(mod_spec)
   try:
     mod_spec.loader.exec_module(module)
@@ -293,7 +306,8 @@ def validate(cfg) -> None:
   _number(cfg, "train.checkpoint_every", lo=1, integer=True)
   _number(cfg, "train.keep_checkpoints", lo=1, integer=True)
   _check(isinstance(t.divergence_bound, (int, float)) and t.divergence_bound > 0,
-         "train.divergence_bound", f"must be a number > 0 (inf allowed), got {t.divergence_bound!r}")
+         "train.divergence_bound",
+         f"must be a number > 0 (inf allowed), got {t.divergence_bound!r}")
 
   m = cfg.model
   _number(cfg, "model.vocab_size", lo=2, integer=True)

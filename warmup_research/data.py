@@ -69,12 +69,9 @@ class CorpusFile(NamedTuple):
 def corpus_files(corpus_dir: str | os.PathLike) -> list[CorpusFile]:
   """The text files of a corpus directory, sorted by relative path.
 
-  `os.walk` prunes skipped and hidden directories before descending (a
-  `rglob` over the standard library walked site-packages too: 0.96 s vs
-  0.01 s, paid by every process that opens the dataset), and each file is
-  stat-ed once, with no `pathlib` objects (scan and config name 0.07-0.12 s
-  -> 0.02-0.03 s of every process on the standard library's 1,904 files;
-  results/benchmarks/NOTES.md attempt 40).
+  Every process that opens the dataset pays this scan, so skipped and hidden
+  directories are pruned before descending and each file is stat-ed once
+  (benchmarks/NOTES.md, attempt 40).
   """
   corpus_dir = os.fspath(corpus_dir)
   files = []

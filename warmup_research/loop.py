@@ -1,42 +1,30 @@
-"""The training loop of one compile group: K variants stacked on a leading
-`variant` axis, one jitted, sharded program (vmapped, or mapped on CPU: see
-`variant_loop`), one batch per step for all.
+"""The training loop of one compile group (K stacked variants; K = 1 for
+`train`), as both `train` and the sweep runner call it: `run_group`.
 
-`run_group` is what both `train` (K = 1) and the sweep runner call. It runs
-n = `steps_per_call(config.train)` updates per call of one compiled program
-(a `lax.scan` over n steps; n divides every eval, checkpoint and the last
-step, so nothing else changes). Per call, from update t:
+Each call of the compiled program runs n = `steps_per_call(config.train)`
+updates (a `lax.scan`); n divides every eval, checkpoint and the last step.
+Per call, from update t:
 
     batches = data(seed, t), ..., data(seed, t + n - 1)    # the same for every variant
     state, metrics_t..t+n-1 = steps(state, batches, hp)    # dispatched asynchronously
     the previous call's metrics are read only after this call is dispatched
     every SYNC_EVERY calls: wait for the call dispatched SYNC_EVERY before
 
-The train program is compiled ahead of time (`lower().compile()`) so compile
-time is measured apart from step time (and hits JAX's persistent cache when it
-is on). It needs only the state's shapes, so it compiles in a background thread
-while the main thread initialises the state and runs the initial eval (their
-own compiles included). The quickstart grid reaches its first update 1.5 s
-sooner cold and 0.5 s warm; a single run gains nothing measurable
-(results/benchmarks/NOTES.md attempt 37). Every `eval_every` updates: eval loss
-on `eval_batches` fixed validation batches. Every `checkpoint_every` updates:
-an orbax checkpoint of the stacked state. A re-run resumes from the newest
-valid checkpoint, cuts each metrics file back to that step, and ends with the
-same numbers as an uninterrupted run.
-
-Metrics files (JSON lines, one per variant): train rows
-`{"step": s, "loss", "z_loss", "lr", "grad_norm", "update_norm", "param_norm",
-"diverged"}` for update s (every `log_every` updates and the last), and eval
-rows `{"step": n, "eval_loss"}` after n updates (n = 0 is the initial model).
+The train program is compiled ahead of time, so compile time is reported
+apart from step time (and hits the persistent cache when it is on). It needs
+only the state's shapes, so it compiles in a background thread while the
+main thread initialises the state and runs the initial eval. Every
+`eval_every` updates: eval loss on `eval_batches` fixed validation batches;
+every `checkpoint_every`: an orbax checkpoint of the stacked state. A re-run
+resumes from the newest valid checkpoint, cuts each metrics file back to
+that step, and ends with the same numbers as an uninterrupted run.
 """
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import functools
 import json
 import math
-import os
 import sys
 import time
 
@@ -44,34 +32,21 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from warmup_research import checkpoints, data, train
-from warmup_research import mesh as mesh_lib
+from warmup_research import checkpoints, data, metrics_io
 from warmup_research.errors import ConfigError
+from warmup_research.program import GroupProgram
 
-TRAIN_KEYS = ("loss", "z_loss", "lr", "grad_norm", "update_norm", "param_norm", "diverged")
-
-# Every SYNC_EVERY calls the loop waits for the call it dispatched SYNC_EVERY
-# calls before, so at most 2 * SYNC_EVERY calls are ever queued ahead of the
-# devices and the host syncs once per SYNC_EVERY calls, never every call.
-# Without a bound, XLA:CPU with several devices can deadlock: with as many
-# client threads as devices (a 2-core machine, 2 devices), once ~35-40 steps
-# with collectives were queued, the gradient all-gather waited 40 s for the
-# other device and XLA aborted the process (`Termination timeout for all
-# gather ...`; 4 runs in 4 of 300 unlogged steps; none with this bound;
-# tests/sweep_test.py). Our reading of XLA's cpu_client.cc: each launch
-# takes a per-device in-flight slot on a client-pool thread, a full slot
-# count blocks those threads, and none is left to run the collective's other
-# participant.
+# The loop waits every SYNC_EVERY calls for the call dispatched SYNC_EVERY
+# before, so at most 2 * SYNC_EVERY calls are queued and the host syncs once
+# per SYNC_EVERY calls. Unbounded, XLA:CPU with as many client threads as
+# devices deadlocked in a gradient all-gather once ~35-40 steps with
+# collectives were queued (tests/sweep_test.py reproduces it; history in
+# benchmarks/NOTES.md).
 SYNC_EVERY = 8
 
-# Updates per call of the compiled program: at most STEPS_PER_CALL (see
-# `steps_per_call`). On XLA:CPU every execution of a program maps a fresh
-# temporary buffer (82 MB per device for the quickstart step: ~40k page
-# faults, a third of a 130 ms step) and unmaps it at the end; n steps in one
-# program pay that once. Quickstart model, n = 5: 92 vs 130 ms per update
-# (K = 1), 533 vs 563 ms (the 6-variant grid, whose variant loop already
-# reuses the buffer); parameters bit-identical to one step per call
-# (results/benchmarks/NOTES.md attempt 32; tests/loop_test.py).
+# At most this many updates per call: XLA:CPU maps and unmaps a temporary
+# buffer per execution, which n steps per call pay once (same numbers;
+# benchmarks/NOTES.md, attempt 32).
 STEPS_PER_CALL = 8
 
 
@@ -97,175 +72,6 @@ class GroupResult:
                                            # call (build, init, compiles, eval 0); None if none ran
 
 
-def read_metrics(path) -> list[dict]:
-  """Rows of a metrics file; a torn last line (a killed write) is dropped."""
-  rows = []
-  if os.path.exists(path):
-    with open(path) as f:
-      for line in f:
-        try:
-          rows.append(json.loads(line))
-        except json.JSONDecodeError:
-          break
-  return rows
-
-
-def write_rows_atomic(path, rows) -> None:
-  tmp = f"{path}.tmp"
-  with open(tmp, "w") as f:
-    f.writelines(json.dumps(r) + "\n" for r in rows)
-  os.replace(tmp, path)
-
-
-def truncate_metrics(path, step: int) -> None:
-  """Keeps train rows of updates < step and eval rows after <= step updates."""
-  keep = [r for r in read_metrics(path)
-          if (r["step"] <= step if "eval_loss" in r else r["step"] < step)]
-  write_rows_atomic(path, keep)
-
-
-def check_metrics_cover(path, step: int, t_cfg) -> None:
-  """A resumed run's metrics file must hold the train row of the last update
-  before `step` (the checkpoint's) that the loop logs; otherwise the file was
-  damaged or replaced, and resuming would leave a hole in the curves (or, for
-  a finished run, report from nothing)."""
-  want = next((s for s in range(step - 1, -1, -1)
-               if s % t_cfg.log_every == 0 or s == t_cfg.total_steps - 1), None)
-  rows = read_metrics(path)
-  if want is not None and not any(r["step"] == want and "loss" in r for r in rows):
-    last = max((r["step"] for r in rows if "loss" in r), default=None)
-    raise ConfigError(str(path), f"has {len(rows)} readable rows (last train step: {last}), "
-                      f"but the checkpoint is at step {step}, so it should reach update "
-                      f"{want}: the file was damaged or replaced; re-run with --overwrite "
-                      "(or into a new workdir) to start again")
-
-
-def summarize(rows: list[dict]) -> dict:
-  train_rows = [r for r in rows if "loss" in r]
-  evals = [r for r in rows if "eval_loss" in r]
-  diverged = [r["step"] for r in train_rows if r["diverged"]]
-  finite_evals = [r["eval_loss"] for r in evals if math.isfinite(r["eval_loss"])]
-  return dict(
-      status="diverged" if diverged else "finished",
-      diverged_step=diverged[0] if diverged else None,
-      final_train_loss=train_rows[-1]["loss"] if train_rows else None,
-      initial_eval_loss=evals[0]["eval_loss"] if evals else None,
-      final_eval_loss=evals[-1]["eval_loss"] if evals else None,
-      best_eval_loss=min(finite_evals) if finite_evals else None,
-      steps=evals[-1]["step"] if evals else 0)
-
-
-def variant_loop(cfg) -> str:
-  """'vmap' or 'map': `mesh.variant_loop`, with 'auto' = map on CPU.
-
-  On CPU a vmapped step turns every matmul into a batched one, which XLA's
-  CPU backend runs more slowly than K plain matmuls: a K = 8 quickstart
-  step took 1.6x longer vmapped than mapped (results/benchmarks/NOTES.md).
-  Accelerators want the batched form.
-  """
-  how = cfg.mesh.variant_loop
-  if how == "auto":
-    how = "map" if jax.devices()[0].platform == "cpu" else "vmap"
-  return how
-
-
-def mesh_shape(cfgs) -> tuple[int, int]:
-  """The (variant, data) mesh of a group: `config.mesh`, else picked."""
-  c = cfgs[0]
-  return mesh_lib.choose_shape(jax.device_count(), len(cfgs), c.data.batch_size,
-                               c.mesh.variant, c.mesh.data,
-                               prefer_data=variant_loop(c) == "map")
-
-
-def over_variants(fn, mesh, how: str):
-  """fn(x, batch, hp) of ONE variant -> the same over stacked x and hp.
-
-  'vmap': `jax.vmap`. 'map': a `shard_map` that is manual over the
-  `variant` axis only (the `data` axis stays automatic, so XLA still
-  inserts the gradient all-reduce), running each device's variants one
-  after another with `lax.map`. Both give the same numbers (tested). A
-  device with one variant (every `train` run) calls `fn` directly: the same
-  step, without a one-trip loop; lowering the quickstart step takes 0.09-0.12
-  instead of 0.15-0.17 s (results/benchmarks/NOTES.md attempt 21).
-  """
-  if how == "vmap":
-    return jax.vmap(fn, in_axes=(0, None, 0))
-  from jax.sharding import PartitionSpec as P
-
-  def local(x, batch, hp):
-    if jax.tree.leaves(hp)[0].shape[0] == 1:   # static: this device's variant count
-      first = lambda tree: jax.tree.map(lambda a: a[0], tree)
-      return jax.tree.map(lambda a: a[None], fn(first(x), batch, first(hp)))
-    return jax.lax.map(lambda x_hp: fn(x_hp[0], batch, x_hp[1]), (x, hp))
-
-  return jax.shard_map(local, mesh=mesh, in_specs=(P("variant"), P(), P("variant")),
-                       out_specs=P("variant"), axis_names={"variant"})
-
-
-class Program:
-  """The jitted, sharded functions and stacked inputs of one group.
-
-  The K variants are padded to a multiple of the mesh's `variant` axis (pads
-  repeat the last variant; their results are dropped) and sharded over it;
-  each batch is sharded over `data`. Metrics and eval losses come back
-  replicated, so every process can read them. `how` (see `variant_loop`)
-  picks vmap or map over a device's variants.
-
-  `step(state, batch_BxL1, hp)` runs one update; `steps(state,
-  batches_NxBxL1, hp)` runs N in order (a `lax.scan` of the same step) and
-  returns the metrics of each, stacked on a leading N axis.
-  """
-
-  def __init__(self, cfgs, mesh, how: str | None = None):
-    trainer = train.Trainer(cfgs[0])
-    self.per_variant, self.batch_sharding, replicated = mesh_lib.shardings(mesh)
-    self.how = how or variant_loop(cfgs[0])
-    self.k = len(cfgs)
-    k_pad = -(-self.k // mesh.shape["variant"]) * mesh.shape["variant"]
-    padded = list(cfgs) + [cfgs[-1]] * (k_pad - self.k)
-    self.hp = mesh_lib.to_global(
-        jax.tree.map(lambda *x: np.stack(x), *[train.hparams(c) for c in padded]),
-        self.per_variant)
-    self.keys = mesh_lib.to_global(
-        np.stack([np.asarray(jax.random.key_data(jax.random.key(c.seed))) for c in padded]),
-        self.per_variant)
-
-    def init(key_data, hp):
-      return trainer.init(jax.random.wrap_key_data(key_data), hp)
-
-    self.init = jax.jit(jax.vmap(init), out_shardings=self.per_variant)
-    one = over_variants(trainer.train_step, mesh, self.how)
-    self.step = jax.jit(one, out_shardings=(self.per_variant, replicated), donate_argnums=0)
-    self.steps = jax.jit(
-        lambda x, batches, hp: jax.lax.scan(lambda x, batch: one(x, batch, hp), x, batches),
-        out_shardings=(self.per_variant, replicated), donate_argnums=0)
-    self.batches_sharding = jax.sharding.NamedSharding(
-        mesh, jax.sharding.PartitionSpec(None, *self.batch_sharding.spec))
-    self.eval = jax.jit(over_variants(trainer.eval_step, mesh, self.how),
-                        out_shardings=replicated)
-
-  @functools.cached_property
-  def abstract_state(self):
-    """Shapes, dtypes and shardings of the stacked state (no compute)."""
-    return jax.tree.map(
-        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self.per_variant,
-                                       weak_type=a.weak_type),
-        jax.eval_shape(self.init, self.keys, self.hp))
-
-  def compile_steps(self, batches_NxBxL1):
-    """(`steps` compiled ahead of time for batches of this shape, seconds).
-    Needs no state: the loop runs it in a background thread."""
-    t0 = time.perf_counter()
-    compiled = self.steps.lower(self.abstract_state, batches_NxBxL1, self.hp).compile()
-    return compiled, time.perf_counter() - t0
-
-  def put_batch(self, batch_BxL1):
-    return mesh_lib.to_global(batch_BxL1, self.batch_sharding)
-
-  def put_batches(self, batches_NxBxL1):
-    return mesh_lib.to_global(batches_NxBxL1, self.batches_sharding)
-
-
 def in_background(fn, *args) -> concurrent.futures.Future:
   """fn(*args) in a new thread; `.result()` returns its value or raises its error."""
   pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="warmup_research")
@@ -289,7 +95,7 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   k = len(cfgs)
   writer = jax.process_index() == 0
   batches = batches or data.Batches(cfg0)
-  prog = Program(cfgs, mesh)
+  prog = GroupProgram(cfgs, mesh)
   vinit, veval, hp, keys, put_batch = prog.init, prog.eval, prog.hp, prog.keys, prog.put_batch
 
   ckpt = checkpoints.Checkpointer(checkpoint_dir, keep=t_cfg.keep_checkpoints)
@@ -298,12 +104,12 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
     start, state = 0, None   # initialised below, while the train program compiles
     if writer:
       for p in metrics_paths:
-        write_rows_atomic(p, [])
+        metrics_io.write(p, [])
   else:
     start, state, meta = restored
     try:
       for p in metrics_paths:
-        check_metrics_cover(p, start, t_cfg)
+        metrics_io.check_covers(p, start, t_cfg)
     except ConfigError:
       ckpt.close()
       raise
@@ -311,7 +117,7 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
       start = total
     if writer:
       for p in metrics_paths:
-        truncate_metrics(p, start)
+        metrics_io.truncate(p, start)
 
   # Checkpoints are written at multiples of n (n divides checkpoint_every, and a
   # run that stops early on divergence stops at a call's end), so start is one
@@ -319,7 +125,7 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   n = math.gcd(steps_per_call(t_cfg), start)
   if start >= total:  # nothing left to run: report from the metrics files
     ckpt.close()
-    return GroupResult(summaries=[summarize(read_metrics(p)) for p in metrics_paths],
+    return GroupResult(summaries=[metrics_io.summarize(metrics_io.read(p)) for p in metrics_paths],
                        compile_seconds=0.0, step_seconds=None, steps_run=0)
   def put_call(t):   # the batches of updates t .. t + n - 1
     return prog.put_batches(batches.train_steps(t, n))
@@ -348,7 +154,7 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
     t, logged, m = pending
     m = jax.device_get(m)
     for s in logged:
-      write([{"step": s, **{key: float(m[key][s - t][v]) for key in TRAIN_KEYS}}
+      write([{"step": s, **{key: float(m[key][s - t][v]) for key in metrics_io.TRAIN_KEYS}}
              for v in range(k)])
     return {key: m[key][logged[-1] - t] for key in ("loss", "diverged")}
 
@@ -403,7 +209,7 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   ckpt.close()
   steps_timed = (done - timed_from) if timed_from is not None else 0
   step_seconds = (end - t_steady) / steps_timed if steps_timed > 0 else None
-  summaries = [summarize(read_metrics(p)) for p in metrics_paths] if writer else []
+  summaries = [metrics_io.summarize(metrics_io.read(p)) for p in metrics_paths] if writer else []
   spec = str(jax.tree.leaves(state.params)[0].sharding.spec)
   return GroupResult(summaries=summaries, compile_seconds=compile_seconds,
                      step_seconds=step_seconds, steps_run=done - start, state_sharding=spec,

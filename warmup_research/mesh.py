@@ -1,4 +1,4 @@
-"""Device mesh, shardings, host devices and jax.distributed start-up.
+"""Device mesh and shardings.
 
 One 2-D mesh over every device of every process, axes `('variant', 'data')`:
 a compile group's stacked variants are sharded over `variant` (padded up to a
@@ -11,72 +11,40 @@ gradient all-reduce). This is the modern form of `pmap`: `jax.jit` with
 with vmapped variants (accelerators), the variant-axis size (a divisor of
 the device count) that wastes the fewest padded variants, larger first, with
 the rest on `data` (which must divide the batch); with mapped variants (CPU,
-see loop.variant_loop), the largest data axis that divides the batch: on 2
-CPU cores, K = 2 quickstart variants took 288 ms/step on 1 x 2 and 354 ms on
-2 x 1, and from K = 8 on the two were equal. A shape that does not fit the
-devices is a ConfigError.
+see `variant_loop`), the largest data axis that divides the batch (faster on
+CPU for small K; benchmarks/NOTES.md). A shape that does not fit the devices
+is a ConfigError.
 """
 from __future__ import annotations
 
 import math
-import os
 
+import jax
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from warmup_research import runtime
 from warmup_research.errors import ConfigError
 
 AXES = ("variant", "data")
 
 
-def set_host_device_count(n: int | None = None) -> None:
-  """Before jax is imported: expose one XLA CPU device per core (default).
-
-  Leaves an explicit --xla_force_host_platform_device_count alone. Only the
-  CPU backend reads it, so it is harmless on GPU machines.
-  """
-  flags = os.environ.get("XLA_FLAGS", "")
-  if "xla_force_host_platform_device_count" in flags:
-    return
-  if not n:
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-  os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
+def variant_loop(cfg) -> str:
+  """'vmap' or 'map': `mesh.variant_loop`, with 'auto' = map on CPU, where a
+  vmapped step's batched matmuls ran slower than K plain ones (see
+  benchmarks/NOTES.md); accelerators want the batched form."""
+  how = cfg.mesh.variant_loop
+  if how == "auto":
+    how = "map" if jax.devices()[0].platform == "cpu" else "vmap"
+  return how
 
 
-# XLA CPU flags measured to help the train step (results/benchmarks/NOTES.md):
-# hand dots AND reductions to YNNPACK. Default jaxlib 0.10 also sends
-# elementwise fusions there, which on this model was slower. It cut the
-# quickstart step by 10-15% on 2 cores (NOTES.md attempts 3 and 10).
-CPU_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type="
-             "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE",)
-
-
-def set_cpu_flags() -> None:
-  """Before jax is imported: adds CPU_FLAGS unless XLA_FLAGS already sets them.
-
-  WARMUP_RESEARCH_XLA_CPU_DEFAULTS=0 leaves XLA's own defaults (what the
-  benchmarks compare against)."""
-  if os.environ.get("WARMUP_RESEARCH_XLA_CPU_DEFAULTS", "1") == "0":
-    return
-  flags = os.environ.get("XLA_FLAGS", "")
-  for flag in CPU_FLAGS:
-    if flag.split("=")[0] not in flags:
-      flags = f"{flags} {flag}".strip()
-  os.environ["XLA_FLAGS"] = flags
-
-
-def maybe_initialize_distributed() -> None:
-  """Starts jax.distributed when launched as several processes.
-
-  `launch.sh --procs N` sets WR_COORDINATOR / WR_NUM_PROCESSES / WR_PROCESS_ID;
-  under SLURM (`srun`), JAX detects the cluster itself.
-  """
-  import jax
-  if os.environ.get("WR_NUM_PROCESSES"):
-    n = int(os.environ["WR_NUM_PROCESSES"])
-    if n > 1:
-      jax.distributed.initialize(coordinator_address=os.environ["WR_COORDINATOR"],
-                                 num_processes=n, process_id=int(os.environ["WR_PROCESS_ID"]),
-                                 initialization_timeout=120)
-  elif int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_STEP_ID" in os.environ:
-    jax.distributed.initialize()
+def group_shape(cfgs) -> tuple[int, int]:
+  """The (variant, data) mesh of a compile group: `config.mesh`, else picked."""
+  c = cfgs[0]
+  return choose_shape(jax.device_count(), len(cfgs), c.data.batch_size,
+                      c.mesh.variant, c.mesh.data, prefer_data=variant_loop(c) == "map")
 
 
 def choose_shape(n_devices: int, n_variants: int, batch_size: int,
@@ -120,7 +88,6 @@ def _divisors(n: int) -> list[int]:
 
 
 def make(variant: int, data: int):
-  import jax
   devices = jax.devices()
   if variant * data != len(devices):
     raise ConfigError("config.mesh", f"{variant} x {data} does not fit {len(devices)} devices")
@@ -130,15 +97,12 @@ def make(variant: int, data: int):
 
 def shardings(mesh):
   """(per-variant, batch, replicated) NamedShardings of a mesh."""
-  from jax.sharding import NamedSharding, PartitionSpec as P
   return (NamedSharding(mesh, P("variant")), NamedSharding(mesh, P("data")),
           NamedSharding(mesh, P()))
 
 
 def to_global(tree, sharding):
   """Host numpy arrays (the same in every process) -> global jax.Arrays."""
-  import jax
-  import numpy as np
   def put(x):
     x = np.asarray(x)
     return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
@@ -147,10 +111,8 @@ def to_global(tree, sharding):
 
 def describe(mesh) -> dict:
   """The devices, processes, mesh shape and host CPU a result was made on."""
-  import jax
-  from warmup_research.host import cpu_model
   d = jax.devices()[0]
   return dict(platform=d.platform, device_kind=d.device_kind, n_devices=jax.device_count(),
               n_processes=jax.process_count(), mesh=dict(zip(mesh.axis_names,
                                                              mesh.devices.shape)),
-              host=cpu_model())
+              host=runtime.cpu_model())

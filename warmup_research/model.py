@@ -11,10 +11,9 @@ parameters; learned absolute positions. Weights are N(0, init_scale^2), the
 residual output projections N(0, (init_scale / sqrt(2 * layers))^2) (GPT-2).
 Attention is causal: `softmax(q k^T / sqrt(K) + causal bias) v` with the
 softmax in float32. `attention` picks how (static): 'einsum' (default; written
-out with an additive mask, which measured 11-12% faster per quickstart train
-step on CPU than `jax.nn.dot_product_attention`, results/benchmarks/NOTES.md
-attempt 13), 'xla' (`jax.nn.dot_product_attention`'s XLA path) or 'cudnn'
-(its cuDNN flash kernel: GPU and bfloat16 only).
+out with an additive mask, faster on CPU than the next one: benchmarks/NOTES.md,
+attempt 13), 'xla' (`jax.nn.dot_product_attention`'s XLA path) or 'cudnn' (its
+cuDNN flash kernel: GPU and bfloat16 only).
 The z-loss (Wortsman et al. 2023) lives in `train.loss_fn`.
 """
 from __future__ import annotations

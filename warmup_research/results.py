@@ -4,7 +4,7 @@
 and writes, atomically: `runs.csv` (one row per run), `summary.md` (seeds
 aggregated as mean ± std, best marked), `summary.json` (the same numbers,
 `n_compiles`, device and mesh, command, date), TensorBoard event files under
-`tb/RUN_ID/`, and `plots/*.png`. `python -m warmup_research report WORKDIR`
+`tb/RUN_ID/`, and `plots/*.png` (drawn by `plots.py`). `python -m warmup_research report WORKDIR`
 calls it; so does the sweep runner at its end.
 """
 from __future__ import annotations
@@ -18,22 +18,22 @@ import shutil
 import statistics
 import time
 
-import numpy as np
+from tensorboardX import SummaryWriter
 
-from warmup_research import schedules
+from warmup_research import metrics_io, stats
 from warmup_research.workdir import write_atomic
 
 RUN_COLUMNS = ("status", "diverged_step", "final_train_loss", "final_eval_loss",
-               "best_eval_loss", "initial_eval_loss", "tokens_seen", "step_seconds", "compile_seconds", "group")
+               "best_eval_loss", "initial_eval_loss", "tokens_seen", "step_seconds",
+               "compile_seconds", "group")
 
 
 def load(workdir) -> dict:
   """The sweep record, group records and per-run metrics rows of a workdir."""
-  from warmup_research import loop
   wd = pathlib.Path(workdir)
   record = json.loads((wd / "sweep.json").read_text())
   groups = [json.loads(p.read_text()) for p in sorted((wd / "groups").glob("*.json"))]
-  metrics = {r["run_id"]: loop.read_metrics(wd / "metrics" / f"{r['run_id']}.jsonl")
+  metrics = {r["run_id"]: metrics_io.read(wd / "metrics" / f"{r['run_id']}.jsonl")
              for r in record["runs"]}
   return dict(record=record, groups=groups, metrics=metrics)
 
@@ -47,13 +47,12 @@ def _field(cfg: dict, dotted: str):
 
 def run_rows(loaded) -> tuple[list[str], list[dict]]:
   """(swept field names, one row per run)."""
-  from warmup_research import loop
   runs = loaded["record"]["runs"]
   swept = list(dict.fromkeys(f for r in runs for f in r["swept"]))
   group_of = {rid: g for g in loaded["groups"] for rid in g["run_ids"]}
   rows = []
   for r in runs:
-    s = loop.summarize(loaded["metrics"][r["run_id"]])
+    s = metrics_io.summarize(loaded["metrics"][r["run_id"]])
     cfg, g = r["config"], group_of.get(r["run_id"], {})
     row = dict(run_id=r["run_id"], **{f: _field(cfg, f) for f in swept})
     row.update(status=s["status"] if g else "unfinished", diverged_step=s["diverged_step"],
@@ -100,7 +99,6 @@ def aggregate(swept, rows) -> list[dict]:
 def lr_sensitivities(swept, rows, agg) -> list[dict]:
   """Wortsman et al.'s LR sensitivity per setting of the non-LR, non-seed axes
   (needs optimizer.peak_lr swept over >= 2 values)."""
-  from warmup_research.analysis import lr_sensitivity
   if "optimizer.peak_lr" not in swept:
     return []
   others = [f for f in swept if f != "optimizer.peak_lr" and f.split(".")[-1] != "seed"]
@@ -118,7 +116,7 @@ def lr_sensitivities(swept, rows, agg) -> list[dict]:
     if len(pts) >= 2:
       losses = [float("nan") if y is None else y for _, y in pts]
       out.append(dict(**json.loads(key), n_lrs=len(pts),
-                      lr_sensitivity=lr_sensitivity([x for x, _ in pts], losses, initial)))
+                      lr_sensitivity=stats.lr_sensitivity([x for x, _ in pts], losses, initial)))
   return out
 
 
@@ -168,7 +166,6 @@ def markdown(loaded, swept, rows, agg, sens=()) -> str:
 
 
 def write_tensorboard(workdir: pathlib.Path, metrics: dict) -> None:
-  from tensorboardX import SummaryWriter
   for run_id, rows in metrics.items():
     out = workdir / "tb" / run_id
     shutil.rmtree(out, ignore_errors=True)
@@ -177,73 +174,6 @@ def write_tensorboard(workdir: pathlib.Path, metrics: dict) -> None:
         for k, v in r.items():
           if k != "step" and v is not None:
             w.add_scalar(k if k == "eval_loss" else f"train/{k}", v, r["step"])
-
-
-def _save(fig, path: pathlib.Path, dpi: int = 100, rect=(0, 0, 1, 1)) -> pathlib.Path:
-  """Lays out (inside `rect`, leaving room for a figure legend), writes, closes."""
-  import matplotlib.pyplot as plt
-  fig.tight_layout(rect=rect)
-  fig.savefig(path, dpi=dpi)
-  plt.close(fig)
-  return path
-
-
-def plot_sweep(workdir: pathlib.Path, loaded, swept, rows, agg) -> list[pathlib.Path]:
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  from warmup_research import config as config_lib, train
-
-  out = workdir / "plots"
-  out.mkdir(exist_ok=True)
-  written = []
-  runs = loaded["record"]["runs"]
-  fig, (a1, a2) = plt.subplots(1, 2, figsize=(13, 4.5))
-  for r in runs:
-    m = loaded["metrics"][r["run_id"]]
-    tr = [(x["step"], x["loss"]) for x in m if "loss" in x]
-    ev = [(x["step"], x["eval_loss"]) for x in m if "eval_loss" in x]
-    if tr:
-      a1.plot(*zip(*tr), lw=0.8, label=r["run_id"])
-    if ev:
-      a2.plot(*zip(*ev), marker="o", ms=3, lw=0.8, label=r["run_id"])
-  a1.set(title="train loss", xlabel="step", ylabel="loss", yscale="log")
-  a2.set(title="eval loss", xlabel="updates", ylabel="loss", yscale="log")
-  if len(runs) <= 16:
-    a2.legend(fontsize=6)
-  written.append(_save(fig, out / "loss_curves.png"))
-
-  fig, ax = plt.subplots(figsize=(7, 4.5))
-  for r in runs:
-    cfg = config_lib.from_saved(r["config"])
-    steps = np.arange(cfg.train.total_steps + 1)
-    ax.plot(steps, np.asarray(schedules.schedule(steps, train.hparams(cfg).schedule)),
-            lw=0.8, label=r["run_id"])
-  ax.set(title="learning-rate schedules of the grid", xlabel="step (0 = first update)",
-         ylabel="lr")
-  if len(runs) <= 16:
-    ax.legend(fontsize=6)
-  written.append(_save(fig, out / "lr_schedules.png"))
-
-  if "optimizer.peak_lr" in swept:
-    others = [f for f in swept if f not in ("optimizer.peak_lr",) and f.split(".")[-1] != "seed"]
-    lines: dict[str, list] = {}
-    for a in agg:
-      label = ", ".join(f"{f.split('.')[-1]}={a[f]}" for f in others) or "all"
-      y = a["final_eval_mean"] if a["diverged"] < a["n"] else None
-      lines.setdefault(label, []).append((a["optimizer.peak_lr"], y, a["final_eval_std"]))
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label, pts in lines.items():
-      pts.sort()
-      xs = [p[0] for p in pts]
-      ys = [np.nan if p[1] is None else p[1] for p in pts]
-      es = [0 if p[2] is None else p[2] for p in pts]
-      ax.errorbar(xs, ys, yerr=es, marker="o", capsize=2, label=label)
-    ax.set(xscale="log", xlabel="peak learning rate", ylabel="final eval loss",
-           title="LR sensitivity (gaps: every seed diverged)")
-    ax.legend(fontsize=7)
-    written.append(_save(fig, out / "loss_vs_peak_lr.png"))
-  return written
 
 
 def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
@@ -267,66 +197,5 @@ def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
   if tensorboard:
     write_tensorboard(wd, loaded["metrics"])
   if plots:
-    plot_sweep(wd, loaded, swept, rows, agg)
+    plots.plot_sweep(wd, loaded, swept, rows, agg)
   return summary
-
-
-def plot_analysis(workdir: pathlib.Path, rows: list[dict]) -> pathlib.Path:
-  """Sharpness, preconditioned sharpness and its ratio to Adam's stability
-  threshold vs step, one line per run, log scale."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  titles = {"sharpness": "sharpness (top eigenvalue of H)",
-            "preconditioned_sharpness": "preconditioned sharpness (top eig. of P^-1 H)",
-            "stability_ratio": "P^-1 H sharpness x lr / (2 (1 + b1) / (1 - b1))"}
-  keys = [k for k in titles if any(k in r for r in rows)]
-  run_ids = list(dict.fromkeys(r["run_id"] for r in rows))
-  colors = plt.get_cmap("tab20" if len(run_ids) > 10 else "tab10")
-  fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 4.8), squeeze=False)
-  for ax, key in zip(axes[0], keys):
-    for i, run_id in enumerate(run_ids):
-      pts = [(r["step"], r[key]) for r in rows if r["run_id"] == run_id and key in r]
-      if pts:
-        ax.plot(*zip(*pts), marker="o", ms=3, color=colors(i % colors.N), label=run_id)
-    if all(r[key] > 0 for r in rows if key in r):
-      ax.set_yscale("log")
-    if key == "stability_ratio":
-      ax.axhline(1.0, color="black", lw=0.8, ls="--")
-    ax.set(title=titles[key], xlabel="step (updates done)")
-    ax.title.set_fontsize(9)
-  fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center",
-             ncol=min(3, len(run_ids)), fontsize=6, frameon=False)
-  (workdir / "plots").mkdir(exist_ok=True)
-  return _save(fig, workdir / "plots" / "sharpness_vs_step.png",
-               rect=(0, 0.04 * (1 + (len(run_ids) - 1) // 3), 1, 1))
-
-
-def plot_schedules(out_path, *, total_steps: int = 1000, warmup_steps: int = 200) -> None:
-  """Every warmup shape, decay shape and WSD cooldown shape, one panel each."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  steps = np.arange(total_steps + 1)
-  base = dict(peak_lr=1.0, total_steps=total_steps, warmup_steps=warmup_steps,
-              final_frac=0.1, cooldown_steps=total_steps // 5)
-  panels = [
-      ("warmup shapes (decay: constant)", "warmup_shape", schedules.WARMUP_SHAPES,
-       dict(decay_shape="constant")),
-      ("decay shapes (warmup: linear)", "decay_shape", schedules.DECAY_SHAPES, {}),
-      ("WSD cooldown shapes (last 20%)", "cooldown_shape", schedules.COOLDOWN_SHAPES,
-       dict(decay_shape="wsd")),
-  ]
-  fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-  for ax, (title, field, names, extra) in zip(axes, panels):
-    for name in names:
-      hp = schedules.make_hparams(**{**base, **extra, field: name})
-      ax.plot(steps, np.asarray(schedules.schedule(steps, hp)), label=name)
-    ax.axvline(warmup_steps, color="gray", lw=0.5, ls=":")
-    ax.set(title=title, xlabel="step (0 = first update)", ylabel="lr / peak_lr")
-    ax.legend(fontsize=8)
-  fig.suptitle(f"warmup_research.schedules: total_steps={total_steps}, "
-               f"warmup_steps={warmup_steps}, final_frac=0.1")
-  pathlib.Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-  _save(fig, pathlib.Path(out_path), dpi=110)

@@ -14,7 +14,8 @@ values would replace it), validates every variant before any compute, and
 names each run by its swept values
 (`run_id`, e.g. `peak_lr=0.003,warmup_steps=100,seed=0`). `group` splits the
 variants by their static signature (`config.static_signature`): each group is
-one compiled, vmapped program (`loop.run_group`).
+one compiled, vmapped program (`loop.run_group`); `locate` finds a run's
+files by its id.
 
 Workdir layout (`results.py` reads it; `report` rebuilds tables from it):
 
@@ -32,7 +33,12 @@ import pathlib
 import sys
 import time
 
+import jax
+
 from warmup_research import config as config_lib
+from warmup_research import data, loop
+from warmup_research import mesh as mesh_lib
+from warmup_research import workdir as workdir_lib
 from warmup_research.errors import ConfigError
 
 
@@ -115,6 +121,42 @@ def group(variants: list[Variant]) -> list[list[Variant]]:
   return list(groups.values())
 
 
+def group_id(index: int) -> str:
+  """The id of the `index`-th compile group (`group`'s order): its record and
+  checkpoint directory are named by it."""
+  return f"g{index:03d}"
+
+
+@dataclasses.dataclass
+class RunFiles:
+  """Where one run of a workdir lives."""
+  config: object                # ml_collections.ConfigDict, as saved
+  checkpoint_dir: pathlib.Path  # its group's orbax directory
+  index: int                    # its place on the group's stacked `variant` axis
+  metrics_path: pathlib.Path
+
+
+def locate(workdir, run_id: str | None = None) -> RunFiles:
+  """The files of `run_id` in a sweep workdir, or of the run of a `train`
+  workdir (run_id None). KeyError names the runs there."""
+  workdir = pathlib.Path(workdir)
+  if (workdir / "sweep.json").exists():
+    runs = json.loads((workdir / "sweep.json").read_text())["runs"]
+    variants = [Variant(r["run_id"], config_lib.from_saved(r["config"]), r["swept"])
+                for r in runs]
+    for gi, members in enumerate(group(variants)):
+      for index, v in enumerate(members):
+        if v.run_id == run_id:
+          return RunFiles(v.cfg, workdir / "checkpoints" / group_id(gi), index,
+                          workdir / "metrics" / f"{run_id}.jsonl")
+    raise KeyError(f"no run {run_id!r} in {workdir}; runs: "
+                   f"{', '.join(r['run_id'] for r in runs)}")
+  if (workdir / "config.json").exists():
+    cfg = config_lib.from_saved(json.loads((workdir / "config.json").read_text()))
+    return RunFiles(cfg, workdir / "checkpoints", 0, workdir / "metrics.jsonl")
+  raise FileNotFoundError(f"{workdir} holds neither a sweep (sweep.json) nor a run (config.json)")
+
+
 def sweep_record(spec: str, variants: list[Variant]) -> str:
   return json.dumps(dict(experiment=spec, runs=[
       dict(run_id=v.run_id, swept=v.swept, config=v.cfg.to_dict()) for v in variants]),
@@ -124,9 +166,6 @@ def sweep_record(spec: str, variants: list[Variant]) -> str:
 def run(variants: list[Variant], workdir: pathlib.Path, *, progress: bool = True,
         command: str = "") -> dict:
   """Runs every unfinished group (resuming from checkpoints); returns timings."""
-  import jax
-  from warmup_research import data, loop, mesh as mesh_lib, workdir as workdir_lib
-
   writer = jax.process_index() == 0
   code = workdir_lib.code_version()  # the code that made these results
   groups = group(variants)
@@ -134,14 +173,14 @@ def run(variants: list[Variant], workdir: pathlib.Path, *, progress: bool = True
     (workdir / sub).mkdir(exist_ok=True)
   summary = []
   for gi, members in enumerate(groups):
-    gid = f"g{gi:03d}"
+    gid = group_id(gi)
     marker = workdir / "groups" / f"{gid}.json"
     cfg0 = members[0].cfg
     if marker.exists():
       print(f"[sweep] group {gid}: {len(members)} runs already finished, skipped", file=sys.stderr)
       summary.append(json.loads(marker.read_text()))
       continue
-    mesh = mesh_lib.make(*loop.mesh_shape([v.cfg for v in members]))
+    mesh = mesh_lib.make(*mesh_lib.group_shape([v.cfg for v in members]))
     batches = data.Batches(cfg0)
     t0 = time.perf_counter()
     result = loop.run_group(

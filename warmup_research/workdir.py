@@ -14,8 +14,8 @@ import tempfile
 
 from warmup_research.errors import ConfigError
 
-
-CODE_PATHS = ("warmup_research", "experiments", "requirements.txt")
+CODE_PATHS = ("warmup_research", "experiments", "benchmarks", "requirements.txt",
+              "pyproject.toml")
 
 
 def code_version(root: str | os.PathLike | None = None) -> str:
@@ -27,8 +27,10 @@ def code_version(root: str | os.PathLike | None = None) -> str:
   git = lambda *a: subprocess.run(["git", "-C", str(root), *a], capture_output=True,
                                   text=True, timeout=30)
   try:
+    top = git("rev-parse", "--show-toplevel")
     head = git("rev-parse", "--short", "HEAD")
-    if head.returncode:
+    # an installed copy (site-packages) is no checkout, even inside one
+    if head.returncode or pathlib.Path(top.stdout.strip()).resolve() != root.resolve():
       return "unknown"
     dirty = git("status", "--porcelain", "--", *CODE_PATHS).stdout.strip()
   except (OSError, subprocess.SubprocessError):

@@ -1,12 +1,23 @@
 """Benchmark code paths on tiny sizes: the numbers are checked for internal
 consistency, never against a time."""
 import json
+import os
+import pathlib
 import subprocess
 import sys
+import tempfile
 
-import pytest
+# Set before jax is imported, for this module and its subprocesses: JAX on
+# CPU, datasets and compilation caches in a temporary directory.
+_TMP = pathlib.Path(tempfile.mkdtemp(prefix="wr-bench-tests-"))
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("WARMUP_RESEARCH_DATA_DIR", str(_TMP / "tfds"))
+os.environ.setdefault("WARMUP_RESEARCH_JAX_CACHE", str(_TMP / "jax_cache"))
 
-from warmup_research import bench, model
+import pytest  # noqa: E402
+
+from benchmarks import bench  # noqa: E402
+from warmup_research import model  # noqa: E402
 
 TINY = {"model.d_model": 32, "model.num_layers": 1, "model.num_heads": 2,
         "data.seq_len": 16, "data.batch_size": 4, "data.name": "synthetic"}
@@ -57,10 +68,11 @@ def test_grid_compiles_counts_one_group_and_few_compilations():
 
 
 def _cli(*args, env=None):
-  return subprocess.run([sys.executable, "-m", "warmup_research", "bench", *args],
-                        capture_output=True, text=True, env=env, timeout=600)
+  return subprocess.run([sys.executable, "-m", "benchmarks.bench", *args],
+                        capture_output=True, text=True, env=env, timeout=600, cwd=bench.REPO)
 
 
+@pytest.mark.slow
 def test_quick_prints_one_json_line_with_the_agreed_keys():
   out = _cli("--quick", "--steps", "2")
   assert out.returncode == 0, out.stderr
@@ -72,11 +84,12 @@ def test_quick_prints_one_json_line_with_the_agreed_keys():
 
 
 def test_one_call_runs_the_same_train_program_as_the_full_run():
-  from warmup_research import data, loop, mesh
+  from warmup_research import data, mesh
+  from warmup_research.program import GroupProgram
   texts = []
   for overrides in ({**TINY, "schedule.warmup_steps": 5}, {**TINY, **bench.one_call(5)}):
     cfg = bench._base(overrides)
-    prog = loop.Program([cfg], mesh.make(1, 1))
+    prog = GroupProgram([cfg], mesh.make(1, 1))
     batches = prog.put_batches(data.Batches(cfg).train_steps(0, 5))
     texts.append(prog.steps.lower(prog.abstract_state, batches, prog.hp).as_text())
   assert bench._base(TINY).train.total_steps != 5
@@ -125,6 +138,7 @@ def _first_step_cold_then_warm(tmp_path, *flags):
   return rows
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flags", [[], ["--single"]], ids=["grid", "single"])
 def test_second_process_hits_the_persistent_cache(tmp_path, flags):
   rows = _first_step_cold_then_warm(tmp_path, *flags)
@@ -134,6 +148,7 @@ def test_second_process_hits_the_persistent_cache(tmp_path, flags):
     assert 0 < r["compile_s"] < r["startup_s"] < r["to_first_step_s"]
 
 
+@pytest.mark.slow
 def test_first_step_parts_add_up_and_the_warm_process_only_loads(tmp_path):
   rows = _first_step_cold_then_warm(tmp_path, "--parts")
   cold, warm = rows
@@ -145,6 +160,7 @@ def test_first_step_parts_add_up_and_the_warm_process_only_loads(tmp_path):
     assert r["compile_s"] == r["parts"]["train_compile"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,field", [(["--steps", "0"], "--steps"),
                                         (["sweep", "--ks", "1,x"], "--ks"),
                                         (["gpu"], "bench gpu"),
@@ -157,6 +173,7 @@ def test_bad_bench_arguments_exit_2(args, field):
   assert out.stderr.strip().splitlines()[-1].startswith(f"error: {field}")
 
 
+@pytest.mark.slow
 def test_gpu_tables_on_cpu_with_tiny_sizes(tmp_path, capsys):
   # What `bench gpu` runs, shrunk: bf16 model and matmul, the cuDNN row
   # (which fails without a GPU and is left out), the sweep with its vs-K=1
@@ -187,6 +204,7 @@ def test_gpu_tables_on_cpu_with_tiny_sizes(tmp_path, capsys):
   assert "Where the warm start goes: tiny one run" not in text
 
 
+@pytest.mark.slow
 def test_first_step_takes_config_overrides(tmp_path):
   # The overrides reach the model: a tiny config's parameter count, not the quickstart's.
   out = _cli("first-step", "--single", *bench.config_flags(TINY))

@@ -1,19 +1,20 @@
-"""The PyTorch eager reference of issue 5, measured side by side with ours.
+"""A PyTorch eager reference of the quickstart model, measured side by side
+with ours.
 
 Not part of warmup_research (torch is not a dependency). It needs torch in
 its own environment (the Linux wheel brings its CUDA libraries, about 3 GB,
 even for CPU use; the tables name the torch version they ran):
 
     python -m venv /tmp/torch-venv && /tmp/torch-venv/bin/pip install torch numpy
-    /tmp/torch-venv/bin/python results/benchmarks/torch_reference.py \
+    /tmp/torch-venv/bin/python benchmarks/torch_reference.py \
         --jax-python .venv/bin/python --rounds 5 [--out results/benchmarks/OTHER.md]
 
 Each round runs, in fresh processes one after the other, (1) this file's
 PyTorch model (`--torch-only`: median step of `--steps` after 3 warm-up
 steps, the same batch each step, as `bench --quick` does) and (2)
-`python -m warmup_research bench --quick`, then writes
-results/benchmarks/torch_reference.md. Alternating matters: this VM's speed
-drifts 10-40% from minute to minute.
+`python -m benchmarks.bench --quick` (with --jax-python), then writes
+results/benchmarks/torch_reference.md. Alternating matters: a shared VM's
+speed drifts from minute to minute.
 
 The model is the quickstart model written the obvious way in PyTorch:
 d_model 128, 2 layers, 4 heads, seq 128, batch 32, vocab 256, pre-LN
@@ -38,7 +39,7 @@ import subprocess
 import sys
 import time
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+REPO = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "results" / "benchmarks" / "torch_reference.md"
 V, D, LAYERS, HEADS, L, B = 256, 128, 2, 4, 128, 32
 
@@ -128,13 +129,13 @@ def main() -> None:
   rows = []
   for r in range(a.rounds):
     t = last_json([sys.executable, __file__, "--torch-only", "--steps", str(a.steps)])
-    j = last_json([a.jax_python, "-m", "warmup_research", "bench", "--quick"])
+    j = last_json([a.jax_python, "-m", "benchmarks.bench", "--quick"])
     rows.append((t, j))
     print(f"[round {r + 1}] torch {t['tokens_per_s']:,.0f} tokens/s, "
           f"warmup_research {j['tokens_per_s']:,.0f} tokens/s", flush=True)
-  sys.path.insert(0, str(REPO))
-  from warmup_research import host, workdir   # neither imports jax at module level
-  code = workdir.code_version(REPO)
+  host = last_json([a.jax_python, "-c", "import json; from warmup_research import runtime, "
+                    f"workdir; print(json.dumps(dict(cpu=runtime.cpu_model(), "
+                    f"code=workdir.code_version({str(REPO)!r}))))"])
   out = pathlib.Path(a.out).resolve()
   shown = out.relative_to(REPO) if out.is_relative_to(REPO) else out
   out_flag = "" if out == DEFAULT_OUT else f" --out {shown}"
@@ -143,19 +144,20 @@ def main() -> None:
   lines = [
       "# PyTorch eager reference vs warmup_research, side by side (quickstart model)",
       "",
-      f"- command: `{pathlib.Path(sys.executable).name} results/benchmarks/torch_reference.py "
-      f"--rounds {a.rounds} --steps {a.steps}{out_flag}` at code {code}",
-      f"- machine: {host.cpu_model()}, {len(os.sched_getaffinity(0))} cores",
+      f"- command: `{pathlib.Path(sys.executable).name} benchmarks/torch_reference.py "
+      f"--rounds {a.rounds} --steps {a.steps}{out_flag}` at code {host['code']}",
+      f"- machine: {host['cpu']}, {len(os.sched_getaffinity(0))} cores",
       f"- software: Python {platform.python_version()}, torch {rows[0][0]['torch']} "
       f"({rows[0][0]['threads']} threads); ours: `bench --quick` on "
       f"{rows[0][1]['devices']}, mesh {rows[0][1]['mesh']}",
       f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
       "",
-      "Each round: the PyTorch model in a fresh process, then `python -m warmup_research "
-      "bench --quick` in another; tokens/s from the median step time (same batch each "
+      "Each round: the PyTorch model in a fresh process, then `python -m benchmarks.bench "
+      "--quick` in another; tokens/s from the median step time (same batch each "
       "step, after warm-up steps).",
       "",
-      "| round | PyTorch eager tokens/s | ms/step | warmup_research tokens/s | ms/step | ours / PyTorch |",
+      "| round | PyTorch eager tokens/s | ms/step | warmup_research tokens/s | ms/step "
+      "| ours / PyTorch |",
       "|---|---|---|---|---|---|",
   ]
   for i, (t, j) in enumerate(rows):

@@ -1,6 +1,8 @@
 """Benchmarks: tables under results/benchmarks/, never assertions in tests.
 
-    python -m warmup_research bench [all|throughput|sweep|compile|gpu] [--quick]
+    python -m benchmarks.bench [all|throughput|sweep|compile|gpu] [--quick]
+
+(from the repository root; the measurement history is in benchmarks/NOTES.md)
 
 - `throughput`: train-step tokens/s (median step after warm-up steps, each
   step timed to `block_until_ready`), model FLOP/s (`model.flops_per_token`:
@@ -39,11 +41,12 @@ import sys
 import tempfile
 import time
 
-from warmup_research.host import cpu_model
+from warmup_research.runtime import cpu_model
 
 # name -> (overrides of experiments/quickstart.py). The last is the largest
 # CPU config (the issue's >= 50%-of-matmul target is about it).
-QUICKSTART = str(pathlib.Path(__file__).resolve().parents[1] / "experiments" / "quickstart.py")
+REPO = pathlib.Path(__file__).resolve().parents[1]
+QUICKSTART = str(REPO / "experiments" / "quickstart.py")
 CPU_SIZES = {
     "quickstart d128 L2 seq128 b32": {},
     "ablation d64 L6 seq64 b16": {"model.d_model": 64, "model.num_layers": 6,
@@ -120,9 +123,10 @@ def time_steps(prog, state, batch_BxL1, steps: int, n: int, warmup: int = 3):
 
 
 def _program(cfgs):
-  from warmup_research import loop, mesh as mesh_lib
-  shape = loop.mesh_shape(cfgs)
-  return loop.Program(cfgs, mesh_lib.make(*shape)), shape
+  from warmup_research import mesh as mesh_lib
+  from warmup_research.program import GroupProgram
+  shape = mesh_lib.group_shape(cfgs)
+  return GroupProgram(cfgs, mesh_lib.make(*shape)), shape
 
 
 def _base(overrides=None):
@@ -189,7 +193,8 @@ def sweep_scaling(ks=(1, 2, 4, 8, 16), steps: int = 10, run_steps: int = 300,
                   overrides=None) -> list[dict]:
   """Per K: compile and step seconds of one K-variant program; 'K runs' is
   K x the K = 1 numbers (the compile paid K times)."""
-  from warmup_research import config as config_lib, data, loop
+  from warmup_research import config as config_lib
+  from warmup_research import data, loop
   base = _base(overrides)
   batch_np = data.Batches(base).train(0)
   n = loop.steps_per_call(base.train)
@@ -275,6 +280,7 @@ def grid_compiles(n_steps: int = 4, overrides=None) -> dict:
   """A 24-variant quickstart grid run through `sweep.run` (cache off): how
   many XLA compilations it triggers in total, and the train step's share."""
   import jax
+
   from warmup_research import sweep, workdir
   from warmup_research.sweep import axis, product
   events = []
@@ -313,7 +319,8 @@ def first_step(cache_dir: str, single: bool = False, overrides=None) -> dict:
   function's start (Python and the CLI module already loaded) to the end of
   that call, and its parts."""
   t_start = time.perf_counter()
-  from warmup_research import loop, mesh as mesh_lib
+  from warmup_research import loop
+  from warmup_research import mesh as mesh_lib
   hits, compiles = _start_counting(cache_dir)
   t_import = time.perf_counter()
   cfgs, n = _one_call_configs(single, overrides)
@@ -321,7 +328,7 @@ def first_step(cache_dir: str, single: bool = False, overrides=None) -> dict:
     t_run = time.perf_counter()
     r = loop.run_group(cfgs, metrics_paths=[f"{wd}/{i}.jsonl" for i in range(len(cfgs))],
                        checkpoint_dir=f"{wd}/checkpoints", progress=False,
-                       mesh=mesh_lib.make(*loop.mesh_shape(cfgs)))
+                       mesh=mesh_lib.make(*mesh_lib.group_shape(cfgs)))
   return dict(import_s=t_import - t_start, startup_s=r.first_step_seconds,
               compile_s=r.compile_seconds, steps_per_call=n,
               to_first_step_s=t_run - t_start + r.first_step_seconds,
@@ -332,6 +339,7 @@ def first_step(cache_dir: str, single: bool = False, overrides=None) -> dict:
 def _num_params(cfg) -> int:
   """Parameters of one variant of `cfg`'s model (abstract: no compute)."""
   from flax import nnx
+
   from warmup_research import model
   lm = nnx.eval_shape(lambda: model.TransformerLM(model.ModelConfig.from_config(cfg),
                                                   rngs=nnx.Rngs(0)))
@@ -355,8 +363,9 @@ def _start_counting(cache_dir: str):
   returns two lists that fill as the process runs: cache hits, and XLA
   compile events (a compile or a cache load: a hit)."""
   import jax
-  from warmup_research import cli
-  cli.setup_jax(cache_dir)
+
+  from warmup_research import runtime
+  runtime.enable_compilation_cache(cache_dir)
   hits, compiles = [], []
   jax.monitoring.register_event_listener(
       lambda e, **kw: hits.append(e) if e == "/jax/compilation_cache/cache_hits" else None)
@@ -381,7 +390,7 @@ BOUND_PARTS = ("imports", *(f"{prog}_{part}" for prog in ("init", "eval", "train
 def first_step_parts(cache_dir: str, overrides=None) -> dict:
   """In THIS (fresh) process: what `first_step(single=True)` runs, but its
   parts one after another (no background compile) and each timed: the
-  imports; 'build' (the dataset, `loop.Program`, the abstract state, the
+  imports; 'build' (the dataset, `GroupProgram`, the abstract state, the
   first call's batches); then for the init, eval and train programs their
   trace + lowering, their XLA compile (a cache load when the cache is warm)
   and their first run (the initial eval over all eval batches; the train
@@ -391,6 +400,7 @@ def first_step_parts(cache_dir: str, overrides=None) -> dict:
   t_start = last = time.perf_counter()
   import jax
   import numpy as np
+
   from warmup_research import data, loop  # noqa: F401 -- loop (orbax) counts as imports
   hits, compiles = _start_counting(cache_dir)
   parts = {}
@@ -460,10 +470,10 @@ def cold_vs_warm(rounds: int = 3, cases: dict | None = None, after_each=None) ->
     for case, flags in (cases or FIRST_STEP_CASES).items():
       with tempfile.TemporaryDirectory() as cache:
         for label in ("cold cache", "warm cache"):
-          cmd = [sys.executable, "-m", "warmup_research", "bench", "first-step",
+          cmd = [sys.executable, "-m", "benchmarks.bench", "first-step",
                  "--cache-dir", cache, *flags]
           t0 = time.perf_counter()
-          out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+          out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
           if out.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd[1:])} exited {out.returncode}:\n"
                                f"{out.stderr[-3000:]}")
@@ -532,7 +542,7 @@ def write_compile_table(grid, cw, out, command,
                  f"{r['backend_compiles']:g} | {r['cache_hits']:g} | {r['process_s']:.2f} |")
   lines.append("")
   for cold, warm in zip(summary[::2], summary[1::2]):
-    each = lambda k: " / ".join(f"{x:.1f}" for x in cold["cold_over_warm"][k])
+    each = lambda k, cold=cold: " / ".join(f"{x:.1f}" for x in cold["cold_over_warm"][k])
     lines.append(f"- {cold['case']}: warm cache cuts the train-step compile "
                  f"{cold['compile_s'] / warm['compile_s']:.1f}x (rounds: {each('compile_s')}) "
                  f"and the time from the start of the process to the end of the first step "
@@ -606,3 +616,81 @@ def quick(steps: int = 20) -> dict:
               step_ms=round(r["step_s"] * 1e3, 2), compile_s=round(r["compile_s"], 2),
               mesh=r["mesh"], devices=f"{jax.device_count()} x {jax.devices()[0].device_kind}",
               xla_flags=os.environ.get("XLA_FLAGS", ""))
+
+
+def parser():
+  import argparse
+  p = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("which", nargs="?", default="all",
+                 choices=["all", "throughput", "sweep", "compile", "gpu", "first-step"])
+  p.add_argument("--quick", action="store_true",
+                 help="quickstart model only; prints one JSON line")
+  p.add_argument("--steps", type=int, default=20, help="timed calls per row")
+  p.add_argument("--cache-dir", default="", help="(first-step) persistent cache dir")
+  p.add_argument("--single", action="store_true", help="(first-step) one run, not the grid")
+  p.add_argument("--parts", action="store_true",
+                 help="(first-step) one run, each part timed alone, in turn")
+  p.add_argument("--ks", default="1,2,4,8,16", help="(sweep) variant counts")
+  p.add_argument("--out-dir", default=str(REPO / "results" / "benchmarks"))
+  return p
+
+
+def main(argv=None) -> None:
+  from warmup_research import runtime
+  runtime.setup_process()
+  # jax is imported from here on, after setup_process set XLA's flags
+  from warmup_research.cli import USAGE_EXIT, split_overrides
+  from warmup_research.errors import ConfigError
+  args, rest = parser().parse_known_args(argv)
+  try:
+    _run(args, rest, split_overrides)
+  except ConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(USAGE_EXIT)
+
+
+def _run(args, rest, split_overrides) -> None:
+  from warmup_research import runtime
+  from warmup_research.errors import ConfigError
+  if args.which == "first-step":  # one process of `compile` (or `gpu`)
+    overrides = split_overrides(rest)  # --config.x.y=v: the model's size, say
+    if args.parts:
+      print(json.dumps(first_step_parts(args.cache_dir, overrides)))
+    else:
+      print(json.dumps(first_step(args.cache_dir, single=args.single, overrides=overrides)))
+    return
+  if rest:
+    raise ConfigError(rest[0], "unknown argument")
+  runtime.enable_compilation_cache("")  # cold compiles: the cache is off while benchmarking
+  if args.steps < 1:
+    raise ConfigError("--steps", f"must be an integer >= 1, got {args.steps}")
+  try:
+    ks = tuple(int(k) for k in args.ks.split(","))
+  except ValueError:
+    ks = ()
+  if not ks or min(ks) < 1:
+    raise ConfigError("--ks", f"must be comma-separated integers >= 1, got {args.ks!r}")
+  out = pathlib.Path(args.out_dir)
+  command = " ".join(["python -m benchmarks.bench", *sys.argv[1:]])
+  if args.quick:
+    print(json.dumps(quick(args.steps)))
+    return
+  if args.which in ("all", "throughput"):
+    rows = throughput(CPU_SIZES, args.steps)
+    write_throughput_table(rows, out / "throughput.md", command, args.steps)
+  if args.which in ("all", "sweep"):
+    rows = sweep_scaling(ks, steps=args.steps)
+    write_sweep_table(rows, out / "sweep.md", command, args.steps, 300)
+  if args.which in ("all", "compile"):
+    write_compile_table(grid_compiles(), cold_vs_warm(), out / "compile.md", command)
+  if args.which == "gpu":
+    import jax
+    if jax.devices()[0].platform != "gpu":
+      raise ConfigError("bench gpu", f"needs a GPU; JAX sees {jax.devices()[0].platform} only")
+    gpu(out, command, args.steps)
+  print(f"wrote tables under {out}/")
+
+
+if __name__ == "__main__":
+  main()

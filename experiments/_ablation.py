@@ -1,0 +1,24 @@
+"""What the ablations share: the model, data and train sizes at CPU and GPU
+scale. Experiment files import it relatively (`from ._ablation import
+ablation_scale`); the config loader makes that work wherever they live."""
+
+
+def ablation_scale(c, arg=None, *, steps: int, gpu_steps: int):
+  """The model/data/train sizes the ablations share: CPU scale (d_model 64,
+  6 layers, seq 64, batch 16) or, with arg 'gpu', d_model 512, 8 layers, seq
+  256, batch 64. Adam-style optimizer with no weight decay or clipping."""
+  if arg == "gpu":
+    c.model.d_model, c.model.num_layers, c.model.num_heads = 512, 8, 8
+    c.data.seq_len, c.data.batch_size = 256, 64
+    c.train.total_steps, c.train.eval_every, c.train.checkpoint_every = gpu_steps, 250, 500
+  else:
+    c.model.d_model, c.model.num_layers, c.model.num_heads = 64, 6, 4
+    c.data.seq_len, c.data.batch_size = 64, 16
+    c.train.total_steps, c.train.eval_every, c.train.checkpoint_every = steps, 50, 100
+  c.train.eval_batches = 4
+  c.train.log_every = 10
+  c.optimizer.clip_norm = 0.0
+  c.optimizer.weight_decay = 0.0
+  c.schedule.warmup_shape = "linear"
+  c.schedule.decay_shape = "cosine"
+  return c

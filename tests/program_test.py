@@ -1,0 +1,77 @@
+"""The stacked, sharded program of a compile group: map and vmap over
+variants agree, one variant per device skips the map, and the train program
+compiled from shapes alone runs the initialised state."""
+import jax
+import jax.extend.core
+import numpy as np
+from conftest import tiny_config
+
+from warmup_research import mesh, program
+
+MESH = mesh.make(1, 1)  # the in-process tests see one CPU device
+
+
+def test_map_and_vmap_over_variants_give_the_same_numbers():
+  from warmup_research import data
+  cfgs = [tiny_config(**{"optimizer.peak_lr": lr, "seed": i})
+          for i, lr in enumerate((1e-3, 3e-3, 1e-2))]
+  batch = data.Batches(cfgs[0])
+  out = {}
+  for how in ("map", "vmap"):
+    prog = program.GroupProgram(cfgs, MESH, how=how)
+    assert prog.how == how
+    state = prog.init(prog.keys, prog.hp)
+    for t in range(3):
+      state, metrics = prog.step(state, prog.put_batch(batch.train(t)), prog.hp)
+    out[how] = (metrics, prog.eval(state.params, prog.put_batch(batch.eval(0)), prog.hp))
+  for k in out["map"][0]:
+    np.testing.assert_allclose(out["map"][0][k], out["vmap"][0][k], rtol=1e-5, err_msg=k)
+  np.testing.assert_allclose(out["map"][1], out["vmap"][1], rtol=1e-5)
+  assert out["map"][1].shape == (3,)
+
+
+def _primitives(jaxpr) -> set:
+  names = set()
+  for eqn in jaxpr.eqns:
+    names.add(eqn.primitive.name)
+    for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+      names |= _primitives(sub)
+  return names
+
+
+def test_one_variant_per_device_skips_the_map_with_the_same_numbers():
+  from warmup_research import data
+  batches = data.Batches(tiny_config())
+  out = {}
+  for k in (1, 2):   # 2: mapped, the reference
+    cfgs = [tiny_config(**{"optimizer.peak_lr": lr}) for lr in (1e-2, 1e-3)[:k]]
+    prog = program.GroupProgram(cfgs, MESH, how="map")
+    state = prog.init(prog.keys, prog.hp)
+    batch = prog.put_batch(batches.train(0))
+    assert ("scan" in _primitives(prog.step.trace(state, batch, prog.hp).jaxpr.jaxpr)) == (k > 1)
+    for t in range(3):
+      state, metrics = prog.step(state, prog.put_batch(batches.train(t)), prog.hp)
+    out[k] = (metrics, prog.eval(state.params, prog.put_batch(batches.eval(0)), prog.hp))
+  for key in out[1][0]:
+    assert out[1][0][key].shape == (1,)
+    np.testing.assert_allclose(out[1][0][key], out[2][0][key][:1], rtol=1e-5, err_msg=key)
+  np.testing.assert_allclose(out[1][1], out[2][1][:1], rtol=1e-5)
+
+
+def test_train_program_compiled_from_shapes_runs_the_initialised_state():
+  # What run_group compiles in its thread, from the state's shapes alone, for
+  # optimizers whose states differ; the compiled program takes the real state.
+  from warmup_research import data
+  for name in ("adamw", "sgd", "radam", "lion"):
+    cfg = tiny_config(**{"optimizer.name": name})
+    prog = program.GroupProgram([cfg], MESH)
+    batches = prog.put_batches(data.Batches(cfg).train_steps(0, 2))
+    compiled, seconds = prog.compile_steps(batches)
+    assert seconds > 0
+    state = prog.init(prog.keys, prog.hp)
+    got = [(a.shape, a.dtype, a.weak_type) for a in jax.tree.leaves(state)]
+    want = [(a.shape, a.dtype, a.weak_type) for a in jax.tree.leaves(prog.abstract_state)]
+    assert got == want, name
+    new_state, metrics = compiled(state, batches, prog.hp)
+    assert metrics["loss"].shape == (2, 1) and np.all(np.isfinite(metrics["loss"])), name
+    assert int(new_state.step[0]) == 2

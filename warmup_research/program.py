@@ -1,0 +1,106 @@
+"""The compiled program of one compile group: K variants stacked on a
+leading `variant` axis, sharded over the mesh, one batch for all.
+
+`over_variants` turns a function of ONE variant (`train.Trainer`'s steps)
+into one over the stacked variants, by `vmap` (batched: accelerators) or
+`map` (one after another: CPU; see `mesh.variant_loop`). `GroupProgram`
+jits those functions with their shardings and holds the stacked inputs.
+"""
+from __future__ import annotations
+
+import functools
+import time
+
+import jax
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from warmup_research import mesh as mesh_lib
+from warmup_research import train
+
+
+def over_variants(fn, mesh, how: str):
+  """fn(x, batch, hp) of ONE variant -> the same over stacked x and hp.
+
+  'vmap': `jax.vmap`. 'map': a `shard_map` manual over the `variant` axis
+  only (the `data` axis stays automatic, so XLA still inserts the gradient
+  all-reduce), running each device's variants in turn with `lax.map`. Both
+  give the same numbers (tested). A device with one variant (every `train`
+  run) calls `fn` directly: the same step without a one-trip loop, which
+  lowers faster.
+  """
+  if how == "vmap":
+    return jax.vmap(fn, in_axes=(0, None, 0))
+
+  def local(x, batch, hp):
+    if jax.tree.leaves(hp)[0].shape[0] == 1:   # static: this device's variant count
+      first = lambda tree: jax.tree.map(lambda a: a[0], tree)
+      return jax.tree.map(lambda a: a[None], fn(first(x), batch, first(hp)))
+    return jax.lax.map(lambda x_hp: fn(x_hp[0], batch, x_hp[1]), (x, hp))
+
+  return jax.shard_map(local, mesh=mesh, in_specs=(P("variant"), P(), P("variant")),
+                       out_specs=P("variant"), axis_names={"variant"})
+
+
+class GroupProgram:
+  """The jitted, sharded functions and stacked inputs of one compile group.
+
+  The K variants are padded to a multiple of the mesh's `variant` axis (pads
+  repeat the last variant; their results are dropped) and sharded over it;
+  each batch is sharded over `data`. Metrics and eval losses come back
+  replicated, so every process can read them. `how` (see
+  `mesh.variant_loop`) picks vmap or map over a device's variants.
+
+  `step(state, batch_BxL1, hp)` runs one update; `steps(state,
+  batches_NxBxL1, hp)` runs N in order (a `lax.scan` of the same step) and
+  returns the metrics of each, stacked on a leading N axis.
+  """
+
+  def __init__(self, cfgs, mesh, how: str | None = None):
+    trainer = train.Trainer(cfgs[0])
+    self.per_variant, self.batch_sharding, replicated = mesh_lib.shardings(mesh)
+    self.how = how or mesh_lib.variant_loop(cfgs[0])
+    self.k = len(cfgs)
+    k_pad = -(-self.k // mesh.shape["variant"]) * mesh.shape["variant"]
+    padded = list(cfgs) + [cfgs[-1]] * (k_pad - self.k)
+    self.hp = mesh_lib.to_global(
+        jax.tree.map(lambda *x: np.stack(x), *[train.hparams(c) for c in padded]),
+        self.per_variant)
+    self.keys = mesh_lib.to_global(
+        np.stack([np.asarray(jax.random.key_data(jax.random.key(c.seed))) for c in padded]),
+        self.per_variant)
+
+    def init(key_data, hp):
+      return trainer.init(jax.random.wrap_key_data(key_data), hp)
+
+    self.init = jax.jit(jax.vmap(init), out_shardings=self.per_variant)
+    one = over_variants(trainer.train_step, mesh, self.how)
+    self.step = jax.jit(one, out_shardings=(self.per_variant, replicated), donate_argnums=0)
+    self.steps = jax.jit(
+        lambda x, batches, hp: jax.lax.scan(lambda x, batch: one(x, batch, hp), x, batches),
+        out_shardings=(self.per_variant, replicated), donate_argnums=0)
+    self.batches_sharding = NamedSharding(mesh, P(None, *self.batch_sharding.spec))
+    self.eval = jax.jit(over_variants(trainer.eval_step, mesh, self.how),
+                        out_shardings=replicated)
+
+  @functools.cached_property
+  def abstract_state(self):
+    """Shapes, dtypes and shardings of the stacked state (no compute)."""
+    return jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self.per_variant,
+                                       weak_type=a.weak_type),
+        jax.eval_shape(self.init, self.keys, self.hp))
+
+  def compile_steps(self, batches_NxBxL1):
+    """(`steps` compiled ahead of time for batches of this shape, seconds).
+    Needs no state, so the loop runs it in a background thread."""
+    t0 = time.perf_counter()
+    compiled = self.steps.lower(self.abstract_state, batches_NxBxL1, self.hp).compile()
+    return compiled, time.perf_counter() - t0
+
+  def put_batch(self, batch_BxL1):
+    return mesh_lib.to_global(batch_BxL1, self.batch_sharding)
+
+  def put_batches(self, batches_NxBxL1):
+    return mesh_lib.to_global(batches_NxBxL1, self.batches_sharding)
