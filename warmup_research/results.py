@@ -21,6 +21,7 @@ import time
 from tensorboardX import SummaryWriter
 
 from warmup_research import metrics_io, stats
+from warmup_research import plots as plots_lib
 from warmup_research.workdir import write_atomic
 
 RUN_COLUMNS = ("status", "diverged_step", "final_train_loss", "final_eval_loss",
@@ -197,5 +198,5 @@ def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
   if tensorboard:
     write_tensorboard(wd, loaded["metrics"])
   if plots:
-    plots.plot_sweep(wd, loaded, swept, rows, agg)
+    plots_lib.plot_sweep(wd, loaded, swept, rows, agg)
   return summary
