@@ -1,6 +1,10 @@
 """What the ablations share: the model, data and train sizes at CPU and GPU
-scale. Experiment files import it relatively (`from ._ablation import
+scale, and the seeds (paired replicates: seed i of every condition has the
+same init and data order). Experiment files import it relatively (`from ._ablation import
 ablation_scale`); the config loader makes that work wherever they live."""
+
+
+SEEDS = [0, 1, 2, 3, 4]
 
 
 def ablation_scale(c, arg=None, *, steps: int, gpu_steps: int):
@@ -15,7 +19,7 @@ def ablation_scale(c, arg=None, *, steps: int, gpu_steps: int):
     c.model.d_model, c.model.num_layers, c.model.num_heads = 64, 6, 4
     c.data.seq_len, c.data.batch_size = 64, 16
     c.train.total_steps, c.train.eval_every, c.train.checkpoint_every = steps, 50, 100
-  c.train.eval_batches = 4
+  c.train.eval_batches = 32       # fixed validation batches: resolves 0.01-nat differences
   c.train.log_every = 10
   c.optimizer.clip_norm = 0.0
   c.optimizer.weight_decay = 0.0

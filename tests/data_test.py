@@ -71,6 +71,29 @@ def test_batches_are_a_pure_function_of_seed_and_step(bytes_cfg):
   assert not np.array_equal(a.train(3), other.train(3))
 
 
+def test_the_run_seed_draws_the_data_order_and_eval_is_one_set(bytes_cfg):
+  zero, one = data.Batches(bytes_cfg(seed=0)), data.Batches(bytes_cfg(seed=1))
+  assert not np.array_equal(zero.train(3), one.train(3))
+  np.testing.assert_array_equal(one.train(3), zero.train(3, seed=1))
+  np.testing.assert_array_equal(zero.eval(2), one.eval(2))   # one validation set for all
+  apart = data.Batches(bytes_cfg(**{"seed": 1, "data.seed": 0}))   # a config may separate them
+  np.testing.assert_array_equal(apart.train(3), zero.train(3))
+
+
+def test_unigram_entropy_is_stored_with_the_prepared_corpus(bytes_cfg, corpus_dir):
+  files = data.corpus_files(corpus_dir)
+  stream = b"".join(pathlib.Path(f.path).read_bytes().replace(b"\0", b" ") + b"\0"
+                    for f in files if not data._is_validation(f.rel))
+  kept = np.frombuffer(stream[:len(stream) // data.RECORD_LEN * data.RECORD_LEN], np.uint8)
+  p = np.bincount(kept, minlength=256) / kept.size
+  p = p[p > 0]
+  want = -np.sum(p * np.log(p))
+  assert data.Batches(bytes_cfg()).unigram_entropy == pytest.approx(want, rel=1e-12)
+  assert 2.0 < want < 5.0
+  builder = data.build_byte_corpus(corpus_dir, None)   # read back from the prepared files
+  assert builder.info.metadata["unigram_entropy"] == pytest.approx(want, rel=1e-12)
+
+
 def test_synthetic_copy_task(tiny_cfg):
   b = data.Batches(tiny_cfg(**{"data.seq_len": 9}))
   x = b.train(0)

@@ -22,7 +22,7 @@ def test_map_and_vmap_over_variants_give_the_same_numbers():
     assert prog.how == how
     state = prog.init(prog.keys, prog.hp)
     for t in range(3):
-      state, metrics = prog.step(state, prog.put_batch(batch.train(t)), prog.hp)
+      state, metrics = prog.step(state, prog.train_batch(batch, t), prog.hp)
     out[how] = (metrics, prog.eval(state.params, prog.put_batch(batch.eval(0)), prog.hp))
   for k in out["map"][0]:
     np.testing.assert_allclose(out["map"][0][k], out["vmap"][0][k], rtol=1e-5, err_msg=k)
@@ -47,10 +47,10 @@ def test_one_variant_per_device_skips_the_map_with_the_same_numbers():
     cfgs = [tiny_config(**{"optimizer.peak_lr": lr}) for lr in (1e-2, 1e-3)[:k]]
     prog = program.GroupProgram(cfgs, MESH, how="map")
     state = prog.init(prog.keys, prog.hp)
-    batch = prog.put_batch(batches.train(0))
+    batch = prog.train_batch(batches, 0)
     assert ("scan" in _primitives(prog.step.trace(state, batch, prog.hp).jaxpr.jaxpr)) == (k > 1)
     for t in range(3):
-      state, metrics = prog.step(state, prog.put_batch(batches.train(t)), prog.hp)
+      state, metrics = prog.step(state, prog.train_batch(batches, t), prog.hp)
     out[k] = (metrics, prog.eval(state.params, prog.put_batch(batches.eval(0)), prog.hp))
   for key in out[1][0]:
     assert out[1][0][key].shape == (1,)

@@ -29,6 +29,8 @@ def test_aggregate_merges_seeds_and_counts_divergence():
   # the diverged seed counts as diverged and is left out of the mean
   assert agg[1e-1]["diverged"] == 1 and agg[1e-1]["final_eval_mean"] == 4.0
   assert agg[1e-1]["final_eval_std"] == 0.0
+  assert agg[1e-1]["final_eval_ci95"] is None   # one finite value: no interval
+  assert agg[1e-3]["stalled"] == 0
 
 
 def test_lr_sensitivity_counts_partly_diverged_lrs_by_their_finite_seeds():
@@ -56,8 +58,9 @@ def test_markdown_stars_the_best_and_names_command_code_and_hardware():
   assert ("- hardware: 2 x cpu (cpu) on Some CPU (AVX-512), 1 process(es), "
           "mesh {'variant': 1, 'data': 2}") in lines
   starred = [l for l in lines if l.endswith("★ |")]
-  assert starred == ["| 0.01 | 2 | 0 | 2.2000 ± 0.2828 | 2.1000 ± 0.2828 | ★ |"]
-  assert "| 0.1 | 2 | 1 | 4.0000 ± 0.0000 | 3.9000 ± 0.0000 |  |" in lines
+  # 2.0 and 2.4: mean 2.2, t interval 2.2 ± 12.7062 * 0.2 (t with 1 degree of freedom)
+  assert starred == ["| 0.01 | 2 | 0/2 | 0/2 | 2.2000 [-0.3412, 4.7412] | 2.1000 ± 0.2828 | ★ |"]
+  assert "| 0.1 | 2 | 0/2 | 1/2 | 4.0000 | 3.9000 ± 0.0000 |  |" in lines
   assert "| 3 | 0.9000 |" in lines   # LRs, sensitivity: (3.1 + 2.2 + 4.0) / 3 - 2.2
 
 

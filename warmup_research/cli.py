@@ -19,6 +19,7 @@ import sys
 import jax
 
 from warmup_research import analysis, data, loop, plots, results, runtime, sweep, workdir
+from warmup_research import claims as claims_lib
 from warmup_research import config as config_lib
 from warmup_research import mesh as mesh_lib
 from warmup_research.errors import ConfigError
@@ -80,9 +81,10 @@ def cmd_train(args, rest) -> None:
   summary = dict(**s, compile_seconds=result.compile_seconds, step_seconds=result.step_seconds,
                  tokens_per_second=tokens_per_step / result.step_seconds if timed else None,
                  first_step_seconds=result.first_step_seconds,
+                 unigram_entropy=result.unigram_entropy,
                  device=mesh_lib.describe(mesh), code=workdir.code_version())
   workdir.write_atomic(wd / "summary.json", json.dumps(summary, indent=1))
-  print(f"done: {s['status']} after {s['steps']} steps"
+  print(f"done: {s['outcome']} after {s['steps']} steps"
         + (f" (diverged at step {s['diverged_step']})" if s["diverged_step"] is not None else "")
         + f" | train loss {_fmt(s['final_train_loss'])} | eval loss "
         f"{_fmt(s['initial_eval_loss'])} -> {_fmt(s['final_eval_loss'])} "
@@ -96,6 +98,8 @@ def cmd_sweep(args, rest) -> None:
   overrides = split_overrides(rest)
   base = config_lib.apply_overrides(config_lib.load(args.experiment), overrides)
   variants = sweep.expand(base, config_lib.load_sweep(args.experiment), overridden=overrides)
+  claims = claims_lib.validate(config_lib.load_claims(args.experiment),
+                               sweep.swept_fields(variants))
   name = pathlib.Path(args.experiment.partition(":")[0]).stem
   wd = pathlib.Path(args.workdir or f"results/{name}")
   runtime.start_jax(args.jax_cache_dir)
@@ -104,7 +108,8 @@ def cmd_sweep(args, rest) -> None:
   _prepare_data(variants[0].cfg)
   for members in sweep.group(variants)[1:]:
     _prepare_data(members[0].cfg)
-  workdir.prepare(wd, sweep.sweep_record(args.experiment, variants), overwrite=args.overwrite,
+  workdir.prepare(wd, sweep.sweep_record(args.experiment, variants, claims),
+                  overwrite=args.overwrite,
                   record_name="sweep.json", write=jax.process_index() == 0,
                   upgrade=config_lib.upgrade_record)
   runtime.barrier("workdir")
@@ -138,6 +143,14 @@ def _sweep_dir(path: str) -> pathlib.Path:
 
 def cmd_report(args, rest) -> None:
   _no_extra(rest)
+  if args.claims:
+    d = pathlib.Path(args.workdir)
+    if not any(d.glob("*/summary.json")):
+      raise ConfigError("WORKDIR", f"{d} holds no experiment results (*/summary.json)")
+    verdicts = results.write_claims(d)
+    print(f"wrote the table of {len(verdicts)} claims into {d / 'README.md'} and "
+          f"{d / 'claims.png'}")
+    return
   wd = _sweep_dir(args.workdir)
   summary = results.write(wd)
   print(f"rebuilt {wd / 'runs.csv'}, summary.md, summary.json, plots/ "
@@ -187,7 +200,9 @@ def parser() -> argparse.ArgumentParser:
   w.add_argument("--jax-cache-dir", default=runtime.default_cache_dir())
   w.set_defaults(fn=cmd_sweep)
   r = sub.add_parser("report", help="rebuild a sweep's tables and plots from its files")
-  r.add_argument("workdir")
+  r.add_argument("workdir", help="a sweep's workdir (or, with --claims, the results directory)")
+  r.add_argument("--claims", action="store_true",
+                 help="gather every experiment's claims under WORKDIR into WORKDIR/README.md")
   r.set_defaults(fn=cmd_report)
   a = sub.add_parser("analyze", help="sharpness etc. over a sweep's saved checkpoints")
   a.add_argument("workdir")

@@ -36,14 +36,14 @@ BUILTIN_DATASETS = ("bytes", "synthetic")
 MAX_BYTES_SEQ_LEN = 1024
 
 DYNAMIC_FIELDS = (
-    "seed", "model.z_loss",
+    "seed", "data.seed", "model.z_loss",
     "schedule.warmup_shape", "schedule.warmup_steps", "schedule.warmup_ratio",
     "schedule.warmup_init_frac", "schedule.warmup_exp_start", "schedule.warmup_power",
     "schedule.decay_shape", "schedule.final_frac", "schedule.rsqrt_timescale",
     "schedule.cooldown_steps", "schedule.cooldown_ratio", "schedule.cooldown_shape",
     "optimizer.peak_lr", "optimizer.b1", "optimizer.b2", "optimizer.eps",
     "optimizer.weight_decay", "optimizer.momentum", "optimizer.clip_norm",
-    "train.divergence_bound",
+    "train.divergence_bound", "train.stall_margin",
 )
 
 
@@ -57,7 +57,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.data.corpus_dir = ""         # text directory for 'bytes' ('' = Python's standard library)
   c.data.data_dir = ""           # TFDS data dir ('' = $WARMUP_RESEARCH_DATA_DIR or
                                  # ~/.cache/warmup_research/tensorflow_datasets)
-  c.data.seed = 0                # batch stream seed: batch = f(data.seed, step)
+  c.data.seed = config_dict.placeholder(int)  # train batch stream: batch = f(data.seed, step);
+                                 # None = the run's `seed`, so a seed is a whole replicate
   c.data.seq_len = 128           # tokens per row (<= 1024 for 'bytes')
   c.data.batch_size = 32         # rows per step (split over the mesh's data axis)
   c.data.text_key = "text"       # text feature of a catalog dataset
@@ -112,6 +113,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.checkpoint_every = 200  # orbax cadence, in updates
   c.train.keep_checkpoints = 2    # how many checkpoints to keep
   c.train.divergence_bound = 100.0  # a loss above this (or non-finite) is divergence
+  c.train.stall_margin = 0.25     # stalled: final eval loss above the data's unigram
+                                  # entropy minus this (nats per token)
 
   c.mesh = ml_collections.ConfigDict()
   c.mesh.variant = 0              # device-mesh axis sizes (0 = pick; see mesh.py)
@@ -169,6 +172,14 @@ def load_sweep(spec: str) -> list[dict]:
   if not callable(getattr(module, "get_sweep", None)):
     return [{}]
   return module.get_sweep(arg) if arg else module.get_sweep()
+
+
+def load_claims(spec: str) -> list:
+  """What the paper predicts, from `get_claims(arg)` (see claims.py); [] if none."""
+  module, _, arg = _module(spec)
+  if not callable(getattr(module, "get_claims", None)):
+    return []
+  return module.get_claims(arg) if arg else module.get_claims()
 
 
 def parse_value(text: str):
@@ -305,6 +316,7 @@ def validate(cfg) -> None:
   _number(cfg, "train.log_every", lo=1, integer=True)
   _number(cfg, "train.checkpoint_every", lo=1, integer=True)
   _number(cfg, "train.keep_checkpoints", lo=1, integer=True)
+  _number(cfg, "train.stall_margin", lo=0)
   _check(isinstance(t.divergence_bound, (int, float)) and t.divergence_bound > 0,
          "train.divergence_bound",
          f"must be a number > 0 (inf allowed), got {t.divergence_bound!r}")
@@ -333,7 +345,8 @@ def validate(cfg) -> None:
   dc = cfg.data
   _check(isinstance(dc.name, str) and dc.name, "data.name",
          f"must be one of {', '.join(BUILTIN_DATASETS)} or a TFDS catalog name, got {dc.name!r}")
-  _number(cfg, "data.seed", lo=0, integer=True)
+  if dc.seed is not None:
+    _number(cfg, "data.seed", lo=0, integer=True)
   seq = _number(cfg, "data.seq_len", lo=2, integer=True)
   _number(cfg, "data.batch_size", lo=1, integer=True)
   if dc.name == "bytes":

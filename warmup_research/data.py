@@ -22,10 +22,20 @@ Three sources, chosen by `config.data.name`:
 Every batch is `[batch_size, seq_len + 1]` int32 (inputs are `[:, :-1]`,
 targets `[:, 1:]`), drawn by `numpy.random.default_rng((seed, stream, step))`,
 so resuming, re-running, or running one variant alone sees the same data.
+The train stream's seed is `data.seed`, or the run's `seed` when that is
+None (the default), so one seed draws a replicate's init AND data order; the
+eval batches are the same for every seed (EVAL_SEED), so replicates are
+compared on one validation set.
+
+`unigram_entropy` (nats per token) is the loss of a model that knows only
+token frequencies: a run whose loss stays near it learned nothing beyond
+them (a stalled run). The byte corpus computes it once, over its train
+split, and stores it in the prepared dataset's metadata.
 """
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import pathlib
 import stat
@@ -47,6 +57,20 @@ TEXT_SUFFIXES = (".py", ".txt", ".md", ".rst")
 SKIP_DIRS = ("site-packages", "dist-packages", "__pycache__")
 VALIDATION_EVERY = 20      # 1 file in 20 (by path hash) goes to validation
 TRAIN_STREAM, EVAL_STREAM = 0, 1
+EVAL_SEED = 0              # the validation batches do not depend on the run's seed
+CATALOG_ENTROPY_RECORDS = 2000  # records a catalog dataset's unigram entropy is estimated on
+
+
+def data_seed(cfg) -> int:
+  """The train stream's seed: `data.seed`, or the run's `seed` when None."""
+  return cfg.seed if cfg.data.get("seed") is None else cfg.data.seed
+
+
+def entropy_of_counts(counts) -> float:
+  """Shannon entropy (nats) of a histogram."""
+  p = np.asarray(counts, np.float64)
+  p = p[p > 0] / p.sum()
+  return float(-(p * np.log(p)).sum())
 
 
 def default_data_dir() -> pathlib.Path:
@@ -106,26 +130,32 @@ class ByteCorpusConfig(tfds.core.BuilderConfig):
 class ByteCorpus(tfds.core.GeneratorBasedBuilder):
   """Byte-level text corpus from a local directory, records of RECORD_LEN bytes."""
 
-  VERSION = tfds.core.Version("1.0.0")
+  VERSION = tfds.core.Version("1.1.0")   # 1.1.0: stores the unigram entropy
 
   def _info(self):
     return tfds.core.DatasetInfo(
         builder=self,
         description=f"Byte-level text of {self.builder_config.corpus_dir}",
         features=tfds.features.FeaturesDict(
-            {"bytes": tfds.features.Tensor(shape=(RECORD_LEN,), dtype=np.uint8)}))
+            {"bytes": tfds.features.Tensor(shape=(RECORD_LEN,), dtype=np.uint8)}),
+        metadata=tfds.core.MetadataDict())
 
   def _split_generators(self, dl_manager):
     del dl_manager
-    return {"train": self._generate_examples(False),
-            "validation": self._generate_examples(True)}
+    train = self._stream(False)
+    self.info.metadata["unigram_entropy"] = entropy_of_counts(
+        np.bincount(train[:len(train) // RECORD_LEN * RECORD_LEN], minlength=256))
+    return {"train": self._generate_examples(train),
+            "validation": self._generate_examples(self._stream(True))}
 
-  def _generate_examples(self, validation: bool):
+  def _stream(self, validation: bool) -> np.ndarray:
     chunks = []
     for f in corpus_files(self.builder_config.corpus_dir):
       if _is_validation(f.rel) == validation:
         chunks.append(pathlib.Path(f.path).read_bytes().replace(b"\0", b" ") + b"\0")
-    stream = np.frombuffer(b"".join(chunks), np.uint8)
+    return np.frombuffer(b"".join(chunks), np.uint8)
+
+  def _generate_examples(self, stream: np.ndarray):
     for i in range(len(stream) // RECORD_LEN):
       yield i, {"bytes": stream[i * RECORD_LEN:(i + 1) * RECORD_LEN]}
 
@@ -220,15 +250,19 @@ class Batches:
 
   def __init__(self, cfg):
     d = cfg.data
-    self.seed, self.batch_size, self.row_len = d.seed, d.batch_size, d.seq_len + 1
+    self.seed, self.batch_size, self.row_len = data_seed(cfg), d.batch_size, d.seq_len + 1
     self.vocab_size = cfg.model.vocab_size
     self.name, self.text_key = d.name, d.text_key
+    self._entropy = None
     if d.name == "synthetic":
       self.sources = None
+      # the prefix is uniform over 1 .. vocab - 1, then repeated: half the tokens
+      self._entropy = math.log(self.vocab_size - 1)
     elif d.name == "bytes":
       builder = build_byte_corpus(d.corpus_dir, d.data_dir)
       self.sources = {TRAIN_STREAM: builder.as_data_source(split="train"),
                       EVAL_STREAM: builder.as_data_source(split="validation")}
+      self._entropy = builder.info.metadata.get("unigram_entropy")
     else:
       data_dir = d.data_dir or str(default_data_dir())
       builder = _catalog_builder(d.name, data_dir)
@@ -236,17 +270,34 @@ class Batches:
           TRAIN_STREAM: _split_source(builder, d.name, d.train_split, "config.data.train_split"),
           EVAL_STREAM: _split_source(builder, d.name, d.eval_split, "config.data.eval_split")}
 
-  def train(self, step: int) -> np.ndarray:
-    return self._batch(TRAIN_STREAM, step)
+  def train(self, step: int, seed: int | None = None) -> np.ndarray:
+    """The train batch of update `step` (of the stream `seed`, default this
+    config's)."""
+    return self._batch(self.seed if seed is None else seed, TRAIN_STREAM, step)
 
-  def train_steps(self, first: int, n: int) -> np.ndarray:
-    return np.stack([self.train(first + i) for i in range(n)])
+  def train_steps(self, first: int, n: int, seed: int | None = None) -> np.ndarray:
+    """[n, B, L1]: the train batches of updates first .. first + n - 1."""
+    return np.stack([self.train(first + i, seed) for i in range(n)])
 
   def eval(self, index: int) -> np.ndarray:
-    return self._batch(EVAL_STREAM, index)
+    return self._batch(EVAL_SEED, EVAL_STREAM, index)
 
-  def _batch(self, stream: int, index: int) -> np.ndarray:
-    rng = np.random.default_rng((self.seed, stream, index))
+  @property
+  def unigram_entropy(self) -> float:
+    """Nats per token of the training text's token frequencies."""
+    if self._entropy is None:   # a catalog dataset: estimated once per process
+      counts = np.zeros(self.vocab_size, np.int64)
+      source = self.sources[TRAIN_STREAM]
+      for i in range(min(len(source), CATALOG_ENTROPY_RECORDS)):
+        text = source[i][self.text_key]
+        tokens = np.frombuffer(text if isinstance(text, bytes) else str(text).encode(), np.uint8)
+        counts += np.bincount(np.minimum(tokens, self.vocab_size - 1),
+                              minlength=self.vocab_size)
+      self._entropy = entropy_of_counts(counts)
+    return self._entropy
+
+  def _batch(self, seed: int, stream: int, index: int) -> np.ndarray:
+    rng = np.random.default_rng((seed, stream, index))
     if self.name == "synthetic":
       return self._copy_task(rng)
     source = self.sources[stream]

@@ -5,7 +5,7 @@ Each call of the compiled program runs n = `steps_per_call(config.train)`
 updates (a `lax.scan`); n divides every eval, checkpoint and the last step.
 Per call, from update t:
 
-    batches = data(seed, t), ..., data(seed, t + n - 1)    # the same for every variant
+    batches = data(seed, t), ..., data(seed, t + n - 1)    # per data seed (program.py)
     state, metrics_t..t+n-1 = steps(state, batches, hp)    # dispatched asynchronously
     the previous call's metrics are read only after this call is dispatched
     every SYNC_EVERY calls: wait for the call dispatched SYNC_EVERY before
@@ -70,6 +70,7 @@ class GroupResult:
   variant_loop: str = ""         # 'vmap' or 'map', as run
   first_step_seconds: float | None = None  # from entering run_group to the end of its first
                                            # call (build, init, compiles, eval 0); None if none ran
+  unigram_entropy: float | None = None     # of the training data: the stall level's base
 
 
 def in_background(fn, *args) -> concurrent.futures.Future:
@@ -95,6 +96,13 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   k = len(cfgs)
   writer = jax.process_index() == 0
   batches = batches or data.Batches(cfg0)
+  entropy = batches.unigram_entropy
+  plateaus = [entropy - c.train.stall_margin for c in cfgs]
+
+  def summaries():
+    return [metrics_io.summarize(metrics_io.read(p), plateau)
+            for p, plateau in zip(metrics_paths, plateaus)]
+
   prog = GroupProgram(cfgs, mesh)
   vinit, veval, hp, keys, put_batch = prog.init, prog.eval, prog.hp, prog.keys, prog.put_batch
 
@@ -125,10 +133,10 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   n = math.gcd(steps_per_call(t_cfg), start)
   if start >= total:  # nothing left to run: report from the metrics files
     ckpt.close()
-    return GroupResult(summaries=[metrics_io.summarize(metrics_io.read(p)) for p in metrics_paths],
-                       compile_seconds=0.0, step_seconds=None, steps_run=0)
+    return GroupResult(summaries=summaries(), compile_seconds=0.0, step_seconds=None,
+                       steps_run=0, unigram_entropy=entropy)
   def put_call(t):   # the batches of updates t .. t + n - 1
-    return prog.put_batches(batches.train_steps(t, n))
+    return prog.train_batches(batches, t, n)
 
   batches0 = put_call(start)
   compiling = in_background(prog.compile_steps, batches0)
@@ -209,8 +217,8 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   ckpt.close()
   steps_timed = (done - timed_from) if timed_from is not None else 0
   step_seconds = (end - t_steady) / steps_timed if steps_timed > 0 else None
-  summaries = [metrics_io.summarize(metrics_io.read(p)) for p in metrics_paths] if writer else []
   spec = str(jax.tree.leaves(state.params)[0].sharding.spec)
-  return GroupResult(summaries=summaries, compile_seconds=compile_seconds,
+  return GroupResult(summaries=summaries() if writer else [], compile_seconds=compile_seconds,
                      step_seconds=step_seconds, steps_run=done - start, state_sharding=spec,
-                     variant_loop=prog.how, first_step_seconds=first_step_seconds)
+                     variant_loop=prog.how, first_step_seconds=first_step_seconds,
+                     unigram_entropy=entropy)

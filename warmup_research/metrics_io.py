@@ -57,13 +57,28 @@ def check_covers(path, step: int, t_cfg) -> None:
                       "(or into a new workdir) to start again")
 
 
-def summarize(rows: list[dict]) -> dict:
-  """A run's outcome and losses from its rows."""
+OUTCOMES = ("trained", "stalled", "diverged")
+
+
+def outcome(summary: dict, plateau_loss: float | None) -> str:
+  """'diverged' (a step's loss was non-finite or above the bound), 'stalled'
+  (the final eval loss stayed above `plateau_loss`: the data's unigram
+  entropy minus `train.stall_margin`), or 'trained'."""
+  if summary["status"] == "diverged":
+    return "diverged"
+  final = summary["final_eval_loss"]
+  if plateau_loss is not None and final is not None and not final <= plateau_loss:
+    return "stalled"
+  return "trained"
+
+
+def summarize(rows: list[dict], plateau_loss: float | None = None) -> dict:
+  """A run's status, outcome and losses from its rows."""
   train_rows = [r for r in rows if "loss" in r]
   evals = [r for r in rows if "eval_loss" in r]
   diverged = [r["step"] for r in train_rows if r["diverged"]]
   finite_evals = [r["eval_loss"] for r in evals if math.isfinite(r["eval_loss"])]
-  return dict(
+  summary = dict(
       status="diverged" if diverged else "finished",
       diverged_step=diverged[0] if diverged else None,
       final_train_loss=train_rows[-1]["loss"] if train_rows else None,
@@ -71,3 +86,5 @@ def summarize(rows: list[dict]) -> dict:
       final_eval_loss=evals[-1]["eval_loss"] if evals else None,
       best_eval_loss=min(finite_evals) if finite_evals else None,
       steps=evals[-1]["step"] if evals else 0)
+  summary["outcome"] = outcome(summary, plateau_loss)
+  return summary

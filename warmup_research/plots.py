@@ -9,6 +9,7 @@ from __future__ import annotations
 import pathlib
 
 import matplotlib
+import matplotlib.ticker
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -28,57 +29,171 @@ def _save(fig, path: pathlib.Path, dpi: int = 100, rect=(0, 0, 1, 1)) -> pathlib
   return path
 
 
+LINESTYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*")
+
+
+def _conditions(swept, rows) -> tuple[list[str], dict]:
+  """The non-seed swept fields, and each run's condition (a tuple of values)."""
+  keys = [f for f in swept if f.split(".")[-1] != "seed"]
+  return keys, {r["run_id"]: tuple(r[f] for f in keys) for r in rows}
+
+
+def _style(conditions: list[tuple]) -> dict:
+  """Colour by the first swept axis, line style (and marker) by the others, so
+  any number of conditions stays readable."""
+  firsts = list(dict.fromkeys(c[:1] for c in conditions))
+  rests = list(dict.fromkeys(c[1:] for c in conditions))
+  cmap = matplotlib.colormaps["tab10" if len(firsts) <= 10 else "viridis"]
+  color = {f: cmap(i if len(firsts) <= 10 else i / max(len(firsts) - 1, 1))
+           for i, f in enumerate(firsts)}
+  return {c: dict(color=color[c[:1]], ls=LINESTYLES[rests.index(c[1:]) % len(LINESTYLES)],
+                  marker=MARKERS[rests.index(c[1:]) // len(LINESTYLES) % len(MARKERS)])
+          for c in conditions}
+
+
+def _label(keys, condition) -> str:
+  return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in zip(keys, condition)) or "all runs"
+
+
+def _legend(fig, ax, title: str = "") -> None:
+  """One legend, outside the axes, whatever the number of entries."""
+  handles, labels = ax.get_legend_handles_labels()
+  if handles:
+    fig.legend(handles, labels, loc="outside right upper", fontsize=7, title=title,
+               title_fontsize=7, ncol=1 + len(handles) // 30)
+
+
+def _ema(values, alpha: float = 0.1) -> np.ndarray:
+  out, acc = [], None
+  for v in values:
+    acc = v if acc is None else alpha * v + (1 - alpha) * acc
+    out.append(acc)
+  return np.asarray(out)
+
+
 def plot_sweep(workdir: pathlib.Path, loaded, swept, rows, agg) -> list[pathlib.Path]:
+  """loss_curves.png, lr_schedules.png and, when peak LR is swept,
+  loss_vs_peak_lr.png (each seed a point; the mean with its 95% CI)."""
   out = workdir / "plots"
   out.mkdir(exist_ok=True)
   written = []
-  runs = loaded["record"]["runs"]
-  fig, (a1, a2) = _subplots((13, 4.5), 1, 2)
-  for r in runs:
+  keys, cond = _conditions(swept, rows)
+  style = _style(list(dict.fromkeys(cond.values())))
+  seeds = any(f.split(".")[-1] == "seed" for f in swept)
+  seen: set = set()
+
+  def label(run_id):   # one legend entry per condition (its seeds share a style)
+    c = cond[run_id]
+    if c in seen:
+      return None
+    seen.add(c)
+    return _label(keys, c)
+
+  fig = Figure(figsize=(14, 4.8), layout="constrained")
+  a1, a2 = fig.subplots(1, 2)
+  for r in loaded["record"]["runs"]:
     m = loaded["metrics"][r["run_id"]]
+    st = style[cond[r["run_id"]]]
     tr = [(x["step"], x["loss"]) for x in m if "loss" in x]
     ev = [(x["step"], x["eval_loss"]) for x in m if "eval_loss" in x]
     if tr:
-      a1.plot(*zip(*tr), lw=0.8, label=r["run_id"])
+      steps, losses = map(np.asarray, zip(*tr))
+      a1.plot(steps, losses, color=st["color"], lw=0.5, alpha=0.25)
+      a1.plot(steps, _ema(losses), color=st["color"], ls=st["ls"], lw=1.0)
     if ev:
-      a2.plot(*zip(*ev), marker="o", ms=3, lw=0.8, label=r["run_id"])
-  a1.set(title="train loss", xlabel="step", ylabel="loss", yscale="log")
-  a2.set(title="eval loss", xlabel="updates", ylabel="loss", yscale="log")
-  if len(runs) <= 16:
-    a2.legend(fontsize=6)
-  written.append(_save(fig, out / "loss_curves.png"))
+      a2.plot(*zip(*ev), color=st["color"], ls=st["ls"], marker=st["marker"], ms=3, lw=1.0,
+              label=label(r["run_id"]))
+  a1.set(title="train loss (EMA 0.1; raw faint)", xlabel="updates", ylabel="loss",
+         yscale="log")
+  a2.set(title="eval loss" + (" (each seed a line)" if seeds else ""), xlabel="updates",
+         ylabel="loss", yscale="log")
+  for ax in (a1, a2):
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.2f"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.2f"))
+  _legend(fig, a2)
+  written.append(_save_constrained(fig, out / "loss_curves.png"))
 
-  fig, ax = _subplots((7, 4.5))
-  for r in runs:
+  fig = Figure(figsize=(9, 4.8), layout="constrained")
+  ax = fig.subplots()
+  seen.clear()
+  for r in loaded["record"]["runs"]:
     cfg = config_lib.from_saved(r["config"])
+    st = style[cond[r["run_id"]]]
     steps = np.arange(cfg.train.total_steps + 1)
     ax.plot(steps, np.asarray(schedules.schedule(steps, train.hparams(cfg).schedule)),
-            lw=0.8, label=r["run_id"])
-  ax.set(title="learning-rate schedules of the grid", xlabel="step (0 = first update)",
-         ylabel="lr")
-  if len(runs) <= 16:
-    ax.legend(fontsize=6)
-  written.append(_save(fig, out / "lr_schedules.png"))
+            color=st["color"], ls=st["ls"], lw=1.0, label=label(r["run_id"]))
+  ax.set(title="learning-rate schedules", xlabel="updates (0 = the first)", ylabel="lr")
+  _legend(fig, ax)
+  written.append(_save_constrained(fig, out / "lr_schedules.png"))
 
   if "optimizer.peak_lr" in swept:
-    others = [f for f in swept if f not in ("optimizer.peak_lr",) and f.split(".")[-1] != "seed"]
-    lines: dict[str, list] = {}
-    for a in agg:
-      label = ", ".join(f"{f.split('.')[-1]}={a[f]}" for f in others) or "all"
-      y = a["final_eval_mean"] if a["diverged"] < a["n"] else None
-      lines.setdefault(label, []).append((a["optimizer.peak_lr"], y, a["final_eval_std"]))
-    fig, ax = _subplots((7, 4.5))
-    for label, pts in lines.items():
-      pts.sort()
-      xs = [p[0] for p in pts]
-      ys = [np.nan if p[1] is None else p[1] for p in pts]
-      es = [0 if p[2] is None else p[2] for p in pts]
-      ax.errorbar(xs, ys, yerr=es, marker="o", capsize=2, label=label)
-    ax.set(xscale="log", xlabel="peak learning rate", ylabel="final eval loss",
-           title="LR sensitivity (gaps: every seed diverged)")
-    ax.legend(fontsize=7)
-    written.append(_save(fig, out / "loss_vs_peak_lr.png"))
+    written.append(_loss_vs_lr(out / "loss_vs_peak_lr.png", keys, rows, agg))
   return written
+
+
+def _loss_vs_lr(path, keys, rows, agg) -> pathlib.Path:
+  others = [k for k in keys if k != "optimizer.peak_lr"]
+  settings = list(dict.fromkeys(tuple(a[f] for f in others) for a in agg))
+  style = _style(settings)
+  fig = Figure(figsize=(9, 5), layout="constrained")
+  ax = fig.subplots()
+  for i, s in enumerate(settings):
+    st = style[s]
+    shift = 1.03 ** (i - (len(settings) - 1) / 2)   # spread the settings' points apart
+    pts = sorted((a["optimizer.peak_lr"], a) for a in agg
+                 if tuple(a[f] for f in others) == s)
+    xs = np.asarray([x for x, _ in pts]) * shift
+    ys = np.asarray([np.nan if a["final_eval_mean"] is None else a["final_eval_mean"]
+                     for _, a in pts])
+    ci = [a["final_eval_ci95"] for _, a in pts]
+    err = np.asarray([[0, 0] if c is None else [y - c[0], c[1] - y] for y, c in zip(ys, ci)]).T
+    n = max((a["n"] for _, a in pts), default=0)
+    ax.errorbar(xs, ys, yerr=err, color=st["color"], ls=st["ls"], marker=st["marker"], ms=4,
+                capsize=2, label=_label(others, s) + f" (n={n})")
+    seeds = [(r["optimizer.peak_lr"] * shift, r["final_eval_loss"]) for r in rows
+             if tuple(r[f] for f in others) == s and r.get("final_eval_loss") is not None
+             and r["status"] != "diverged"]
+    if seeds:
+      ax.scatter(*zip(*seeds), color=st["color"], s=9, alpha=0.45, lw=0)
+  ax.set(xscale="log", xlabel="peak learning rate",
+         ylabel="final eval loss: seeds (dots), mean and 95% CI")
+  _legend(fig, ax)
+  return _save_constrained(fig, path)
+
+
+def _save_constrained(fig, path: pathlib.Path, dpi: int = 100) -> pathlib.Path:
+  fig.savefig(path, dpi=dpi)
+  return path
+
+
+def plot_claims(verdicts: list[dict], path, title: str = "") -> pathlib.Path | None:
+  """A forest plot: each claim's paired difference b - a with its 95% CI,
+  coloured by its verdict (rate claims, which have no interval, are left to
+  the table)."""
+  rows = [v for v in verdicts if v.get("ci95")]
+  if not rows:
+    return None
+  colors = {"reproduced": "tab:green", "contradicted": "tab:red", "inconclusive": "tab:gray"}
+  fig = Figure(figsize=(10, 1.2 + 0.45 * len(rows)), layout="constrained")
+  ax = fig.subplots()
+  for i, v in enumerate(reversed(rows)):
+    lo, hi = v["ci95"]
+    ax.errorbar([v["effect"]], [i], xerr=[[v["effect"] - lo], [hi - v["effect"]]], fmt="o",
+                color=colors[v["verdict"]], capsize=3,
+                label=v["verdict"] if v["verdict"] not in ax.get_legend_handles_labels()[1]
+                else None)
+    ax.annotate(f"{v['n_pairs']} pairs", (hi, i), xytext=(4, 0), textcoords="offset points",
+                va="center", fontsize=6)
+  ax.axvline(0, color="black", lw=0.8)
+  ax.set_yticks(range(len(rows)), [f"{v.get('experiment', '')}{': ' if v.get('experiment') else ''}"
+                                   f"{v['claim']} [{v['metric']}]"[:90]
+                                   for v in reversed(rows)], fontsize=7)
+  ax.set(xlabel="paired difference b - a (95% CI); the paper predicts the sign in its claim",
+         title=title)
+  _legend(fig, ax)
+  fig.savefig(path, dpi=110)
+  return pathlib.Path(path)
 
 
 def plot_analysis(workdir: pathlib.Path, rows: list[dict]) -> pathlib.Path:

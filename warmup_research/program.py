@@ -5,6 +5,12 @@ leading `variant` axis, sharded over the mesh, one batch for all.
 into one over the stacked variants, by `vmap` (batched: accelerators) or
 `map` (one after another: CPU; see `mesh.variant_loop`). `GroupProgram`
 jits those functions with their shardings and holds the stacked inputs.
+
+Data: a group's variants may train on several data streams (one per data
+seed: seeds are whole replicates). Each train call then gets the batches of
+every stream, `[S, B, L1]` per step, and each variant picks its own by
+`hp.data_index` (traced, like every other per-variant number). With one
+stream the batch is shared and `[B, L1]`.
 """
 from __future__ import annotations
 
@@ -16,8 +22,8 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from warmup_research import data, train
 from warmup_research import mesh as mesh_lib
-from warmup_research import train
 
 
 def over_variants(fn, mesh, how: str):
@@ -64,9 +70,10 @@ class GroupProgram:
     self.k = len(cfgs)
     k_pad = -(-self.k // mesh.shape["variant"]) * mesh.shape["variant"]
     padded = list(cfgs) + [cfgs[-1]] * (k_pad - self.k)
-    self.hp = mesh_lib.to_global(
-        jax.tree.map(lambda *x: np.stack(x), *[train.hparams(c) for c in padded]),
-        self.per_variant)
+    self.data_seeds = list(dict.fromkeys(data.data_seed(c) for c in cfgs))
+    hps = [train.hparams(c).replace(
+        data_index=np.int32(self.data_seeds.index(data.data_seed(c)))) for c in padded]
+    self.hp = mesh_lib.to_global(jax.tree.map(lambda *x: np.stack(x), *hps), self.per_variant)
     self.keys = mesh_lib.to_global(
         np.stack([np.asarray(jax.random.key_data(jax.random.key(c.seed))) for c in padded]),
         self.per_variant)
@@ -74,13 +81,19 @@ class GroupProgram:
     def init(key_data, hp):
       return trainer.init(jax.random.wrap_key_data(key_data), hp)
 
+    def train_own_stream(state, batches_SxBxL1, hp):
+      return trainer.train_step(state, batches_SxBxL1[hp.data_index], hp)
+
     self.init = jax.jit(jax.vmap(init), out_shardings=self.per_variant)
-    one = over_variants(trainer.train_step, mesh, self.how)
+    streams = len(self.data_seeds)
+    one = over_variants(trainer.train_step if streams == 1 else train_own_stream, mesh, self.how)
     self.step = jax.jit(one, out_shardings=(self.per_variant, replicated), donate_argnums=0)
     self.steps = jax.jit(
         lambda x, batches, hp: jax.lax.scan(lambda x, batch: one(x, batch, hp), x, batches),
         out_shardings=(self.per_variant, replicated), donate_argnums=0)
-    self.batches_sharding = NamedSharding(mesh, P(None, *self.batch_sharding.spec))
+    # one step's batch(es), and a call's: the data axis is the batch's
+    self.step_sharding = NamedSharding(mesh, P(*[None] * (streams > 1), "data"))
+    self.batches_sharding = NamedSharding(mesh, P(None, *[None] * (streams > 1), "data"))
     self.eval = jax.jit(over_variants(trainer.eval_step, mesh, self.how),
                         out_shardings=replicated)
 
@@ -100,7 +113,20 @@ class GroupProgram:
     return compiled, time.perf_counter() - t0
 
   def put_batch(self, batch_BxL1):
+    """An eval batch (the same for every variant)."""
     return mesh_lib.to_global(batch_BxL1, self.batch_sharding)
 
   def put_batches(self, batches_NxBxL1):
+    """A call's train batches, [N, B, L1] (one stream) or [N, S, B, L1]."""
     return mesh_lib.to_global(batches_NxBxL1, self.batches_sharding)
+
+  def train_batches(self, batches: data.Batches, first: int, n: int):
+    """The train batches of updates first .. first + n - 1, on the devices."""
+    per_seed = [batches.train_steps(first, n, seed) for seed in self.data_seeds]
+    return self.put_batches(per_seed[0] if len(per_seed) == 1 else np.stack(per_seed, axis=1))
+
+  def train_batch(self, batches: data.Batches, t: int):
+    """The train batch(es) of update t, for `step`."""
+    per_seed = [batches.train(t, seed) for seed in self.data_seeds]
+    host = per_seed[0] if len(per_seed) == 1 else np.stack(per_seed)
+    return mesh_lib.to_global(host, self.step_sharding)

@@ -20,11 +20,12 @@ import time
 
 from tensorboardX import SummaryWriter
 
+from warmup_research import claims as claims_lib
 from warmup_research import metrics_io, stats
 from warmup_research import plots as plots_lib
 from warmup_research.workdir import write_atomic
 
-RUN_COLUMNS = ("status", "diverged_step", "final_train_loss", "final_eval_loss",
+RUN_COLUMNS = ("status", "outcome", "diverged_step", "final_train_loss", "final_eval_loss",
                "best_eval_loss", "initial_eval_loss", "tokens_seen", "step_seconds",
                "compile_seconds", "group")
 
@@ -53,10 +54,13 @@ def run_rows(loaded) -> tuple[list[str], list[dict]]:
   group_of = {rid: g for g in loaded["groups"] for rid in g["run_ids"]}
   rows = []
   for r in runs:
-    s = metrics_io.summarize(loaded["metrics"][r["run_id"]])
     cfg, g = r["config"], group_of.get(r["run_id"], {})
+    entropy = g.get("unigram_entropy")   # None in records made before stalls were told apart
+    plateau = None if entropy is None else entropy - cfg["train"].get("stall_margin", 0.25)
+    s = metrics_io.summarize(loaded["metrics"][r["run_id"]], plateau)
     row = dict(run_id=r["run_id"], **{f: _field(cfg, f) for f in swept})
-    row.update(status=s["status"] if g else "unfinished", diverged_step=s["diverged_step"],
+    row.update(status=s["status"] if g else "unfinished", outcome=s["outcome"] if g else None,
+               diverged_step=s["diverged_step"],
                final_train_loss=s["final_train_loss"], final_eval_loss=s["final_eval_loss"],
                best_eval_loss=s["best_eval_loss"], initial_eval_loss=s["initial_eval_loss"],
                tokens_seen=s["steps"] * cfg["data"]["batch_size"] * cfg["data"]["seq_len"],
@@ -76,14 +80,18 @@ def to_csv(columns, rows) -> str:
 
 
 def aggregate(swept, rows) -> list[dict]:
-  """Rows with equal non-seed settings merged: mean ± std over seeds."""
+  """Rows with equal non-seed settings merged: mean ± std and the 95% t
+  interval over seeds (of the runs that did not diverge), and the counts of
+  stalled and diverged runs."""
   keys = [f for f in swept if f.split(".")[-1] != "seed"]
   out: dict[tuple, dict] = {}
   for row in rows:
     k = tuple(json.dumps(row[f]) for f in keys)
-    agg = out.setdefault(k, dict(**{f: row[f] for f in keys}, n=0, diverged=0, final=[], best=[]))
+    agg = out.setdefault(k, dict(**{f: row[f] for f in keys}, n=0, stalled=0, diverged=0,
+                                 final=[], best=[]))
     agg["n"] += 1
     agg["diverged"] += row["status"] == "diverged"
+    agg["stalled"] += row.get("outcome") == "stalled"
     for name, col in (("final", "final_eval_loss"), ("best", "best_eval_loss")):
       if row[col] is not None and math.isfinite(row[col]):
         agg[name].append(row[col])
@@ -93,6 +101,8 @@ def aggregate(swept, rows) -> list[dict]:
       vals = agg.pop(name)
       agg[f"{name}_eval_mean"] = statistics.fmean(vals) if vals else None
       agg[f"{name}_eval_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0 if vals else None
+      ci = stats.mean_ci(vals)
+      agg[f"{name}_eval_ci95"] = None if ci.lo is None else [ci.lo, ci.hi]
     result.append(agg)
   return result
 
@@ -125,7 +135,13 @@ def _pm(mean, std):
   return "—" if mean is None else f"{mean:.4f} ± {std:.4f}"
 
 
-def markdown(loaded, swept, rows, agg, sens=()) -> str:
+def _ci(mean, ci95):
+  if mean is None:
+    return "—"
+  return f"{mean:.4f}" + ("" if ci95 is None else f" [{ci95[0]:.4f}, {ci95[1]:.4f}]")
+
+
+def markdown(loaded, swept, rows, agg, sens=(), verdicts=()) -> str:
   keys = [f for f in swept if f.split(".")[-1] != "seed"]
   groups = loaded["groups"]
   device = groups[-1]["device"] if groups else {}
@@ -142,14 +158,17 @@ def markdown(loaded, swept, rows, agg, sens=()) -> str:
            + f", {device.get('n_processes')} process(es), mesh {device.get('mesh')}",
            f"- {len(rows)} runs in {len(groups)} compile group(s); train-step compilations: "
            f"{sum(g['train_step_compiles'] for g in groups)}",
-           "- eval loss: mean ± std over seeds (n per row), nats per token; "
+           "- eval loss in nats per token, over the seeds (n per row) that did not diverge: "
+           "final as mean [95% t interval], best as mean ± std; stalled: final eval loss "
+           "above the data's unigram entropy minus `train.stall_margin`; "
            "★ = lowest mean final eval loss", "",
-           "| " + " | ".join([*(k.split(".")[-1] for k in keys), "n", "diverged",
+           "| " + " | ".join([*(k.split(".")[-1] for k in keys), "n", "stalled", "diverged",
                               "final eval loss", "best eval loss", ""]) + " |",
-           "|" + "---|" * (len(keys) + 5)]
+           "|" + "---|" * (len(keys) + 6)]
   for a in agg:
-    cells = [str(a[k]) for k in keys] + [str(a["n"]), str(a["diverged"]),
-                                         _pm(a["final_eval_mean"], a["final_eval_std"]),
+    cells = [str(a[k]) for k in keys] + [str(a["n"]), f"{a['stalled']}/{a['n']}",
+                                         f"{a['diverged']}/{a['n']}",
+                                         _ci(a["final_eval_mean"], a["final_eval_ci95"]),
                                          _pm(a["best_eval_mean"], a["best_eval_std"]),
                                          "★" if a is best else ""]
     lines.append("| " + " | ".join(cells) + " |")
@@ -163,6 +182,7 @@ def markdown(loaded, swept, rows, agg, sens=()) -> str:
     for r in sens:
       lines.append("| " + " | ".join([*(str(r[c]) for c in cols), str(r["n_lrs"]),
                                       f"{r['lr_sensitivity']:.4f}"]) + " |")
+  lines += claims_lib.markdown(list(verdicts))
   return "\n".join(lines) + "\n"
 
 
@@ -185,7 +205,10 @@ def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
   columns = ["run_id", *swept, *RUN_COLUMNS]
   write_atomic(wd / "runs.csv", to_csv(columns, rows))
   sens = lr_sensitivities(swept, rows, agg)
-  write_atomic(wd / "summary.md", markdown(loaded, swept, rows, agg, sens))
+  curves = {rid: [(m["step"], m["eval_loss"]) for m in ms if "eval_loss" in m]
+            for rid, ms in loaded["metrics"].items()}
+  verdicts = claims_lib.evaluate_all(loaded["record"].get("claims", []), swept, rows, curves)
+  write_atomic(wd / "summary.md", markdown(loaded, swept, rows, agg, sens, verdicts))
   groups = loaded["groups"]
   summary = dict(experiment=loaded["record"]["experiment"],
                  command=groups[-1]["command"] if groups else None,
@@ -193,10 +216,50 @@ def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
                  device=groups[-1]["device"] if groups else None,
                  n_runs=len(rows), n_groups=len(groups),
                  n_compiles=sum(g["train_step_compiles"] for g in groups),
-                 groups=groups, runs=rows, aggregated=agg, lr_sensitivity=sens)
+                 groups=groups, runs=rows, aggregated=agg, lr_sensitivity=sens,
+                 claims=verdicts)
   write_atomic(wd / "summary.json", json.dumps(summary, indent=1))
   if tensorboard:
     write_tensorboard(wd, loaded["metrics"])
   if plots:
     plots_lib.plot_sweep(wd, loaded, swept, rows, agg)
+    plots_lib.plot_claims(verdicts, wd / "plots" / "claims.png",
+                          title=loaded["record"]["experiment"])
   return summary
+
+
+CLAIMS_START, CLAIMS_END = "<!-- claims table: start -->", "<!-- claims table: end -->"
+
+
+def write_claims(results_dir) -> list[dict]:
+  """The claims of every `results_dir/*/summary.json`, as one table in
+  `results_dir/README.md` (between the CLAIMS_START / CLAIMS_END lines,
+  replaced; appended if missing) and one forest plot, `claims.png`."""
+  results_dir = pathlib.Path(results_dir)
+  verdicts = []
+  for path in sorted(results_dir.glob("*/summary.json")):
+    for v in json.loads(path.read_text()).get("claims") or []:
+      verdicts.append(dict(v, experiment=path.parent.name))
+  lines = [CLAIMS_START, "",
+           "| experiment | claim | paper | metric | b vs a | effect (b - a) | 95% CI | n | "
+           "method | verdict | comment |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+  for v in verdicts:
+    lines.append("| " + " | ".join([
+        f"[{v['experiment']}]({v['experiment']}/summary.md)", v["claim"], v["paper"],
+        v["metric"], claims_lib.conditions(v), claims_lib.fmt(v["effect"]),
+        claims_lib.interval(v), str(v["n_pairs"]), v["method"], f"**{v['verdict']}**",
+        v.get("comment", "")]) + " |")
+  lines += ["", f"Generated by `warmup-research report --claims {results_dir}` from each "
+            "experiment's summary.json; the forest plot is [claims.png](claims.png).", "",
+            CLAIMS_END]
+  readme = results_dir / "README.md"
+  text = readme.read_text() if readme.exists() else "# Results\n"
+  if CLAIMS_START in text and CLAIMS_END in text:
+    head, rest = text.split(CLAIMS_START, 1)
+    text = head + "\n".join(lines) + rest.split(CLAIMS_END, 1)[1]
+  else:
+    text = text.rstrip() + "\n\n## Claims\n\n" + "\n".join(lines) + "\n"
+  write_atomic(readme, text)
+  plots_lib.plot_claims(verdicts, results_dir / "claims.png",
+                        title="every claim: paired difference b - a, 95% CI")
+  return verdicts

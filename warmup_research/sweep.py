@@ -157,10 +157,17 @@ def locate(workdir, run_id: str | None = None) -> RunFiles:
   raise FileNotFoundError(f"{workdir} holds neither a sweep (sweep.json) nor a run (config.json)")
 
 
-def sweep_record(spec: str, variants: list[Variant]) -> str:
-  return json.dumps(dict(experiment=spec, runs=[
-      dict(run_id=v.run_id, swept=v.swept, config=v.cfg.to_dict()) for v in variants]),
-      sort_keys=True)
+def swept_fields(variants: list[Variant]) -> list[str]:
+  return list(dict.fromkeys(f for v in variants for f in v.swept))
+
+
+def sweep_record(spec: str, variants: list[Variant], claims=()) -> str:
+  """sweep.json: the expanded grid, and its claims (fixed before the run)."""
+  record = dict(experiment=spec, runs=[
+      dict(run_id=v.run_id, swept=v.swept, config=v.cfg.to_dict()) for v in variants])
+  if claims:
+    record["claims"] = list(claims)
+  return json.dumps(record, sort_keys=True)
 
 
 def run(variants: list[Variant], workdir: pathlib.Path, *, progress: bool = True,
@@ -195,17 +202,18 @@ def run(variants: list[Variant], workdir: pathlib.Path, *, progress: bool = True
                   first_step_seconds=result.first_step_seconds,
                   train_step_compiles=1 if result.steps_run else 0,
                   n_variants=len(members), state_sharding=result.state_sharding,
-                  variant_loop=result.variant_loop,
+                  variant_loop=result.variant_loop, unigram_entropy=result.unigram_entropy,
                   device=mesh_lib.describe(mesh), command=command,
                   code=code, finished_at=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
     if writer:
       workdir_lib.write_atomic(marker, json.dumps(record, indent=1))
-      n_div = sum(s["status"] == "diverged" for s in result.summaries)
+      n_div = sum(s["outcome"] == "diverged" for s in result.summaries)
+      n_stall = sum(s["outcome"] == "stalled" for s in result.summaries)
       best = min((s["final_eval_loss"] for s in result.summaries
                   if s["final_eval_loss"] is not None and math.isfinite(s["final_eval_loss"])),
                  default=float("nan"))
       print(f"[sweep] group {gid}: {len(members)} runs done in {record['wall_seconds']:.0f}s "
-            f"(compile {result.compile_seconds:.1f}s, {n_div} diverged, best final eval "
-            f"loss {best:.4f})", file=sys.stderr)
+            f"(compile {result.compile_seconds:.1f}s, {n_div} diverged, {n_stall} stalled, "
+            f"best final eval loss {best:.4f})", file=sys.stderr)
     summary.append(record)
   return dict(groups=summary)

@@ -34,6 +34,7 @@ class HParams:
   opt: optimizers.OptHParams
   z_loss: jax.Array
   divergence_bound: jax.Array
+  data_index: jax.Array      # int32: which of a group's data streams this variant trains on
 
 
 @flax.struct.dataclass
@@ -59,7 +60,8 @@ def hparams(cfg) -> HParams:
       opt=optimizers.make_hparams(b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=o.weight_decay,
                                   momentum=o.momentum, clip_norm=o.clip_norm),
       z_loss=jnp.asarray(cfg.model.z_loss, jnp.float32),
-      divergence_bound=jnp.asarray(cfg.train.divergence_bound, jnp.float32))
+      divergence_bound=jnp.asarray(cfg.train.divergence_bound, jnp.float32),
+      data_index=jnp.zeros((), jnp.int32))
 
 
 def cross_entropy(logits_BxLxV, targets_BxL, z_loss):

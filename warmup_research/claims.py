@@ -1,0 +1,215 @@
+"""Claims as data, and their verdicts computed from a grid's runs.
+
+An experiment file declares, beside its grid, what the paper predicts
+(`get_claims(arg=None)` returns a list of `claim(...)` dicts); the sweep
+records them with the grid before it runs, so the rule is fixed before any
+number exists. `evaluate` then pairs the runs of the two conditions and
+applies `stats`:
+
+    claim("post-LN needs warmup where pre-LN does not", paper="Xiong et al. 2020",
+          a={"schedule.warmup_steps": 0}, b={"schedule.warmup_steps": 100},
+          where={"model.norm": "post"}, metric="final_eval_loss", direction="lower")
+
+- `a`, `b`: the two conditions (swept values; a list means any of them);
+  `where`: the runs the claim is about. A run of `b` is paired with the run
+  of `a` that has the same value of every other swept field (seed included:
+  the same init and data).
+- `at_best`: a swept field (e.g. 'optimizer.peak_lr') at which each
+  condition is compared at its own best value: the one with the lowest mean
+  metric over seeds (chosen on the same runs, which favours neither side).
+- `metric`: 'final_eval_loss' or 'best_eval_loss' (per run); 'max_trained_lr'
+  (log10 of the largest peak LR whose run trained, per setting of the other
+  fields: a pair of settings where one side never trained is dropped);
+  'steps_to:X' (updates until the eval loss first reached X; never: dropped);
+  'lr_sensitivity' (Wortsman et al.'s, over the peak-LR axis, per setting of
+  the other fields, e.g. per seed);
+  or a rate, 'stalled', 'diverged' or 'failed' (either), compared over all
+  runs of each side with Fisher's exact test.
+- `direction`: what the paper predicts for b - a: 'lower' or 'higher'.
+- `method`: 'paired t' (default) or 'paired bootstrap'.
+- `comment`: prose shown beside the verdict; it may not overrule it.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+from warmup_research import stats
+from warmup_research.errors import ConfigError
+
+PER_RUN = ("final_eval_loss", "best_eval_loss")
+RATES = ("stalled", "diverged", "failed")
+LR = "optimizer.peak_lr"
+
+
+OVER_LR = ("max_trained_lr", "lr_sensitivity")
+
+
+def claim(text: str, *, paper: str, a: dict, b: dict, metric: str, direction: str,
+          where: dict | None = None, at_best: str | None = None, method: str = "paired t",
+          comment: str = "") -> dict:
+  return dict(claim=text, paper=paper, a=a, b=b, where=where or {}, metric=metric,
+              direction=direction, at_best=at_best, method=method, comment=comment)
+
+
+def validate(claims, swept) -> list[dict]:
+  """The claims of an experiment file, checked against its grid's fields."""
+  if not isinstance(claims, (list, tuple)):
+    raise ConfigError("get_claims", f"must return a list of claim(...) dicts, got "
+                      f"{type(claims).__name__}")
+  out = []
+  for i, c in enumerate(claims):
+    field = f"get_claims()[{i}]"
+    if not isinstance(c, dict) or not {"claim", "a", "b", "metric", "direction"} <= set(c):
+      raise ConfigError(field, "must be a dict made by claims.claim(...)")
+    c = claim(c["claim"], **{k: v for k, v in c.items() if k != "claim"})
+    for part in ("a", "b", "where"):
+      unknown = [f for f in c[part] if f not in swept]
+      if unknown:
+        raise ConfigError(field, f"{part} names {unknown}, which the grid does not sweep; "
+                          f"swept: {', '.join(swept)}")
+    if not (c["metric"] in PER_RUN + RATES + OVER_LR or c["metric"].startswith("steps_to:")):
+      raise ConfigError(field, f"unknown metric {c['metric']!r}; allowed: "
+                        f"{', '.join(PER_RUN + RATES + OVER_LR)}, steps_to:LOSS")
+    if c["metric"] in OVER_LR and LR not in swept:
+      raise ConfigError(field, f"{c['metric']} needs {LR} swept")
+    if c["at_best"] is not None and c["at_best"] not in swept:
+      raise ConfigError(field, f"at_best names {c['at_best']!r}, which the grid does not sweep")
+    if c["direction"] not in ("lower", "higher"):
+      raise ConfigError(field, f"direction must be 'lower' or 'higher', got {c['direction']!r}")
+    if c["method"] not in stats.METHODS:
+      raise ConfigError(field, f"method must be one of {', '.join(stats.METHODS)}")
+    out.append(c)
+  return out
+
+
+def _matches(row, values: dict) -> bool:
+  return all(any(_same(row.get(f), x) for x in v) if isinstance(v, list)
+             else _same(row.get(f), v) for f, v in values.items())
+
+
+def _same(x, y) -> bool:
+  if isinstance(x, (int, float)) and isinstance(y, (int, float)) and not isinstance(x, bool):
+    return math.isclose(x, y, rel_tol=1e-9, abs_tol=0.0)
+  return x == y
+
+
+def _steps_to(curve, target: float):
+  return next((s for s, loss in curve if loss <= target), None)
+
+
+def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = None) -> dict:
+  """One claim's effect, 95% CI, pairs, method and verdict.
+
+  `rows`: runs.csv's rows (swept values, outcome, losses); `curves`: run_id ->
+  [(step, eval_loss)] (for steps_to)."""
+  finished = [r for r in rows if r.get("outcome") is not None]
+  side = {k: [r for r in finished if _matches(r, c["where"]) and _matches(r, c[k])]
+          for k in ("a", "b")}
+  out = dict(claim=c["claim"], paper=c["paper"], metric=c["metric"], direction=c["direction"],
+             a=c["a"], b=c["b"], where=c["where"], at_best=c.get("at_best"),
+             comment=c["comment"])
+  metric = c["metric"]
+  if metric in RATES:
+    bad = (lambda r: r["outcome"] in ("stalled", "diverged")) if metric == "failed" else (
+        lambda r: r["outcome"] == metric)
+    t = stats.rate_test(sum(map(bad, side["a"])), len(side["a"]),
+                        sum(map(bad, side["b"])), len(side["b"]))
+    effect = (t.k_b / t.n_b - t.k_a / t.n_a) if t.n_a and t.n_b else None
+    return dict(out, effect=effect, ci95=None, n_pairs=min(t.n_a, t.n_b),
+                method="Fisher exact", p_value=t.p_value,
+                counts=dict(a=[t.k_a, t.n_a], b=[t.k_b, t.n_b]),
+                verdict=stats.rate_verdict(t, c["direction"]))
+  if c.get("at_best"):
+    side = {k: _at_best(runs, c["at_best"], metric, curves) for k, runs in side.items()}
+  fixed = set(c["a"]) | set(c["b"]) | ({LR} if metric in OVER_LR else set()) | (
+      {c["at_best"]} if c.get("at_best") else set())
+  key_fields = [f for f in swept if f not in fixed]
+  values = {}
+  for k, runs in side.items():
+    by_key: dict[str, list] = {}
+    for r in runs:
+      by_key.setdefault(json.dumps([r[f] for f in key_fields]), []).append(r)
+    values[k] = {key: _value(metric, group, curves) for key, group in by_key.items()
+                 if metric in OVER_LR or len(group) == 1}
+  keys = [k for k in values["a"] if k in values["b"]]
+  d = stats.paired_difference([values["a"][k] for k in keys], [values["b"][k] for k in keys],
+                              method=c["method"])
+  return dict(out, effect=None if math.isnan(d.effect) else d.effect,
+              ci95=None if d.ci95 is None else list(d.ci95), n_pairs=d.n_pairs,
+              method=d.method, sign=f"{d.n_negative if c['direction'] == 'lower' else d.n_positive}"
+              f" of {d.n_pairs} pairs {c['direction']}",
+              verdict=stats.verdict(d.ci95, c["direction"]))
+
+
+def _at_best(runs: list[dict], field: str, metric: str, curves) -> list[dict]:
+  """The runs at the value of `field` whose mean metric (over its runs) is lowest."""
+  by_value: dict[str, list] = {}
+  for r in runs:
+    by_value.setdefault(json.dumps(r[field]), []).append(r)
+  means = {}
+  for value, group in by_value.items():
+    vals = [_value(metric, [r], curves) for r in group]
+    vals = [v for v in vals if v is not None]
+    if vals:
+      means[value] = sum(vals) / len(vals)
+  return by_value[min(means, key=means.get)] if means else []
+
+
+def _value(metric: str, runs: list[dict], curves):
+  if metric in PER_RUN:
+    v = runs[0][metric] if runs[0]["outcome"] != "diverged" else None
+    return v
+  if metric == "max_trained_lr":
+    trained = [r[LR] for r in runs if r["outcome"] == "trained"]
+    return math.log10(max(trained)) if trained else None
+  if metric == "lr_sensitivity":
+    runs = sorted(runs, key=lambda r: r[LR])
+    inits = [r["initial_eval_loss"] for r in runs if r.get("initial_eval_loss") is not None]
+    if len(runs) < 2 or not inits:
+      return None
+    finals = [math.nan if r["outcome"] == "diverged" or r["final_eval_loss"] is None
+              else r["final_eval_loss"] for r in runs]
+    return stats.lr_sensitivity([r[LR] for r in runs], finals, sum(inits) / len(inits))
+  target = float(metric.split(":", 1)[1])
+  return _steps_to((curves or {}).get(runs[0]["run_id"], []), target)
+
+
+def evaluate_all(claims, swept, rows, curves=None) -> list[dict]:
+  return [evaluate(c, swept, rows, curves) for c in claims]
+
+
+def markdown(results: list[dict]) -> list[str]:
+  """The claims table of a summary.md."""
+  if not results:
+    return []
+  lines = ["", "Claims (fixed in the experiment file before the run; verdict: the 95% CI of "
+           "the paired difference b - a against the paper's direction, or Fisher's exact "
+           "test for rates):", "",
+           "| claim | paper | metric | b vs a | effect (b - a) | 95% CI | n | method | verdict |",
+           "|---|---|---|---|---|---|---|---|---|"]
+  for r in results:
+    lines.append("| " + " | ".join([
+        r["claim"], r["paper"], r["metric"], conditions(r), fmt(r["effect"]),
+        interval(r), str(r["n_pairs"]), r["method"], f"**{r['verdict']}**"]) + " |")
+  return lines
+
+
+def conditions(r: dict) -> str:
+  show = lambda d: ", ".join(f"{k.split('.')[-1]}={v}" for k, v in d.items())
+  where = f" ({show(r['where'])})" if r["where"] else ""
+  best = f", each at its best {r['at_best'].split('.')[-1]}" if r.get("at_best") else ""
+  return f"{show(r['b'])} vs {show(r['a'])}{where}{best}"
+
+
+def fmt(x) -> str:
+  return "n/a" if x is None else f"{x:+.4f}"
+
+
+def interval(r: dict) -> str:
+  if r.get("ci95"):
+    return f"[{r['ci95'][0]:+.4f}, {r['ci95'][1]:+.4f}]"
+  if "p_value" in r:
+    (ka, na), (kb, nb) = r["counts"]["a"], r["counts"]["b"]
+    return f"{kb}/{nb} vs {ka}/{na}, p = {r['p_value']:.3g}"
+  return "n/a"
