@@ -293,7 +293,7 @@ def grid_compiles(n_steps: int = 4, overrides=None) -> dict:
                 "train.checkpoint_every": n_steps, **(overrides or {})})
   variants = sweep.expand(base, points)
   with tempfile.TemporaryDirectory() as wd:
-    workdir.prepare(wd, sweep.sweep_record("bench", variants), record_name="sweep.json")
+    workdir.prepare(wd, sweep.sweep_record("bench", variants), kind="sweep")
     t0 = time.perf_counter()
     records = sweep.run(variants, pathlib.Path(wd), progress=False)["groups"]
     wall = time.perf_counter() - t0

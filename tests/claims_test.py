@@ -91,7 +91,7 @@ def test_a_sweep_records_its_claims_and_reports_their_verdicts(tmp_path):
                                     metric="final_eval_loss", direction="lower")],
                       sweep.swept_fields(variants))
   wd = tmp_path / "w"
-  workdir.prepare(wd, sweep.sweep_record("inline", variants, c), record_name="sweep.json")
+  workdir.prepare(wd, sweep.sweep_record("inline", variants, c), kind="sweep")
   sweep.run(variants, pathlib.Path(wd), progress=False)
   summary = results.write(wd, tensorboard=False)
   (v,) = summary["claims"]

@@ -126,6 +126,13 @@ BAD_INPUTS = [
      "config.data.corpus_dir: not a directory"),
     (["--config.optimizer.peak_rate=1"], "config.optimizer.peak_rate: no such field"),
     (["--config.optimizer.peak_lr=fast"], "config.optimizer.peak_lr: wrong type"),
+    (["--config.seed=18446744073709551616"], "config.seed: must be an integer >= 0 and <= "),
+    (["--config.train.total_steps=2147483648", "--config.schedule.warmup_steps=2"],
+     "config.train.total_steps: must be an integer >= 1 and <= 2147483646"),
+    (["--config.model.vocab_size=1e8"], "config.model: the model needs about"),
+    (["--config.data.name=bytes", "--config.data.data_dir=/proc/wr-test"],
+     "config.data.data_dir: cannot write the dataset under /proc/wr-test"),
+    (["--config.model.mlp_ratio=2.5", "--config.seed=-1"], "config.seed: must be"),  # 2.5 is fine
 ]
 
 
@@ -208,3 +215,111 @@ def test_every_cli_process_runs_with_the_gc_thresholds(tmp_path):
   out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
   assert out.stdout.split(None, 1) == ["2", f"{runtime.GC_THRESHOLDS}\n"], out.stderr
   assert runtime.GC_THRESHOLDS != (700, 10, 10)   # not Python's defaults
+
+
+@pytest.mark.slow
+def test_an_empty_workdir_in_a_checkout_is_refused_and_deletes_nothing(tmp_path):
+  # Issue 20, case 1: `--workdir ""` meant the current directory, and
+  # --overwrite with a changed config then deleted everything in it.
+  clone = tmp_path / "clone"
+  subprocess.run(["git", "init", "-q", str(clone)], check=True)
+  (clone / "notes.md").write_text("keep\n")
+  before = _digest(clone)
+  quickstart = str(REPO / "experiments" / "quickstart.py")
+  for extra in ([], ["--config.seed=1", "--overwrite"]):
+    r = subprocess.run([sys.executable, "-m", "warmup_research", "train", "--config", quickstart,
+                        "--workdir", "", *TINY, *extra], cwd=clone, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("error: --workdir: '' is not allowed")
+  assert _digest(clone) == before and (clone / ".git").is_dir()
+
+
+@pytest.mark.slow
+def test_rerunning_a_finished_run_changes_no_file(earlier_run):
+  before = {p: p.read_bytes() for p in earlier_run.rglob("*") if p.is_file()}
+  summary = json.loads((earlier_run / "summary.json").read_text())
+  r = _train(earlier_run, *TINY, "--config.train.total_steps=10", "--config.train.eval_every=5")
+  assert r.returncode == 0, r.stderr
+  assert "already finished" in r.stdout
+  after = {p: p.read_bytes() for p in earlier_run.rglob("*") if p.is_file()}
+  assert after == before
+  assert summary["compile_seconds"] > 0 and summary["step_seconds"] is not None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig,code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_an_interrupt_stops_with_the_resume_command_and_the_run_resumes(tmp_path, sig, code):
+  import signal
+  import time
+  args = [*TINY, "--config.train.total_steps=3000", "--config.train.checkpoint_every=100",
+          "--config.train.eval_every=500", "--config.train.log_every=100"]
+  proc = _train(tmp_path / "w", *args, wait=False)
+  deadline = time.time() + 240
+  while time.time() < deadline and not list((tmp_path / "w" / "checkpoints").glob("[0-9]*")):
+    time.sleep(0.05)
+  proc.send_signal(getattr(signal, sig))
+  t0 = time.time()
+  out, err = proc.communicate(timeout=60)
+  assert proc.returncode == code, err
+  assert time.time() - t0 < 10
+  last = err.decode().strip().splitlines()[-1]
+  assert last.startswith(f"interrupted ({sig}); re-run the same command to resume: "
+                         "warmup-research train"), err.decode()
+  assert "Traceback" not in err.decode()
+  again = _train(tmp_path / "w", *args)
+  assert again.returncode == 0 and "done: trained after 3000 steps" in again.stdout, again.stderr
+
+
+@pytest.mark.slow
+def test_two_processes_whose_configs_differ_both_stop_at_once(tmp_path):
+  import socket
+  import time
+  s = socket.socket()
+  s.bind(("127.0.0.1", 0))
+  port = s.getsockname()[1]
+  s.close()
+  procs = []
+  t0 = time.time()
+  for i, extra in enumerate([[], ["--config.optimizer.peak_lr=-1"]]):
+    env = {**__import__("os").environ, "WR_COORDINATOR": f"127.0.0.1:{port}",
+           "WR_NUM_PROCESSES": "2", "WR_PROCESS_ID": str(i)}
+    cmd = [sys.executable, "-m", "warmup_research", "train", "--config",
+           "experiments/quickstart.py", "--workdir", str(tmp_path / "w"), "--no-progress",
+           *TINY, *extra]
+    procs.append(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True))
+  outs = [p.communicate(timeout=120) for p in procs]
+  assert time.time() - t0 < 60
+  assert [p.returncode for p in procs] == [2, 2], outs
+  assert "error: --procs: process(es) 1 stopped on bad input" in outs[0][1]
+  assert "error: config.optimizer.peak_lr: must be a number > 0" in outs[1][1]
+  assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_one_error_line_and_the_run_resumes(tmp_path, monkeypatch, capsys):
+  import errno
+
+  from warmup_research import checkpoints
+  from warmup_research.__main__ import main
+  args = ["train", "--config", str(REPO / "experiments" / "quickstart.py"), "--workdir",
+          str(tmp_path / "w"), "--no-progress", *TINY, "--config.train.total_steps=20",
+          "--config.train.eval_every=10"]
+  real_save = checkpoints.Checkpointer.save
+
+  def full_disk(self, step, *a, **k):
+    if step >= 10:
+      raise OSError(errno.ENOSPC, "No space left on device", str(self.directory))
+    return real_save(self, step, *a, **k)
+
+  monkeypatch.setattr(checkpoints.Checkpointer, "save", full_disk)
+  with pytest.raises(SystemExit) as e:
+    main(args)
+  assert e.value.code == 1
+  err = capsys.readouterr().err.strip().splitlines()
+  assert err[-1].startswith("error: no space left on the device; free some space, then re-run")
+  monkeypatch.setattr(checkpoints.Checkpointer, "save", real_save)
+  main(args)   # space freed: the same command resumes and finishes
+  summary = json.loads((tmp_path / "w" / "summary.json").read_text())
+  assert summary["steps"] == 20 and summary["outcome"] in ("trained", "stalled")

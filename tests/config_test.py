@@ -79,3 +79,46 @@ def test_from_saved_fills_fields_a_saved_config_predates():
   assert config_lib.from_saved(saved).model.attention == "einsum"  # kept as saved
   del saved["model"]["attention"]
   assert config_lib.from_saved(saved).model.attention == "xla"  # the code that saved it
+
+
+def _experiment(tmp_path, body, name="exp.py"):
+  path = tmp_path / name
+  path.write_text("from warmup_research import config as config_lib\n" + body)
+  return str(path)
+
+
+@pytest.mark.parametrize("body,spec_arg,message", [
+    ("def get_config():\n  c = config_lib.default_config()\n  c.optimizer.peak_lrr = 5.0\n"
+     "  return c\n", "", "config.optimizer.peak_lrr: set by .* but no such field; fields here: "
+     "b1, b2, clip_norm"),
+    ("def get_config():\n  raise RuntimeError('boom')\n", "",
+     r"--config: .*get_config\(\) raised RuntimeError: boom"),
+    ("def get_config():\n  return config_lib.default_config()\n", ":gpu",
+     r"get_config\(\) takes no argument, so ':gpu' cannot be passed"),
+    ("def get_config():\n  return {}\n", "", r"must return a ConfigDict, got dict"),
+])
+def test_experiment_files_that_fail_are_one_clear_error(tmp_path, body, spec_arg, message):
+  with pytest.raises(ConfigError, match=message):
+    config_lib.load(_experiment(tmp_path, body) + spec_arg)
+
+
+def test_a_file_that_is_not_an_experiment_is_refused():
+  with pytest.raises(ConfigError, match="--config: /etc/hostname is not an experiment file"):
+    config_lib.load("/etc/hostname")
+
+
+def test_integral_floats_are_ints_and_ints_are_floats_where_the_schema_says():
+  c = config_lib.apply_overrides(tiny_config(), {"model.vocab_size": "1e3",
+                                                 "train.total_steps": "30.0",
+                                                 "model.mlp_ratio": "2.5"})
+  assert c.model.vocab_size == 1000 and isinstance(c.model.vocab_size, int)
+  assert c.train.total_steps == 30 and c.model.mlp_ratio == 2.5
+  with pytest.raises(ConfigError, match="config.model.vocab_size: wrong type"):
+    config_lib.apply_overrides(tiny_config(), {"model.vocab_size": "300.5"})
+
+
+@pytest.mark.parametrize("field,value", [("seed", 2**32), ("data.seed", 2**64),
+                                         ("train.total_steps", 2**31)])
+def test_values_beyond_the_dtypes_are_refused(field, value):
+  with pytest.raises(ConfigError, match=f"config.{field}: must be an integer >= "):
+    config_lib.validate(config_lib.apply_overrides(tiny_config(), {field: value}))

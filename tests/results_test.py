@@ -68,3 +68,42 @@ def test_csv_writes_missing_values_as_empty_cells():
   text = results.to_csv(["run_id", "diverged_step"], [{"run_id": "a", "diverged_step": None},
                                                       {"run_id": "b", "diverged_step": 7}])
   assert text == "run_id,diverged_step\na,\nb,7\n"
+
+
+def test_a_half_finished_sweep_never_stars_or_averages_an_unfinished_run():
+  rows = [_row(1e-3, 0, 3.0), _row(1e-3, 1, 3.2), _row(1e-2, 0, 1.5, "unfinished"),
+          _row(1e-2, 1, 1.6, "unfinished"), _row(1e-1, 0, 2.9), _row(1e-1, 1, 3.1)]
+  agg = results.aggregate(SWEPT, rows)
+  by_lr = {a["optimizer.peak_lr"]: a for a in agg}
+  assert by_lr[1e-2]["final_eval_mean"] is None and by_lr[1e-2]["unfinished"] == 2
+  group = dict(command="c", code="x", finished_at="2026-12-02 12:00:00 UTC",
+               train_step_compiles=1, device={})
+  loaded = dict(record=dict(experiment="e.py"), groups=[group])
+  sens = results.lr_sensitivities(SWEPT, rows, agg)
+  md = results.markdown(loaded, SWEPT, rows, agg, sens).splitlines()
+  assert [l for l in md if l.endswith("★ |")] == [
+      "| 0.1 | 2 | 0/2 | 0/2 | 3.0000 [1.7294, 4.2706] | 2.9000 ± 0.1414 | ★ |"]
+  assert any(l.startswith("- finished: not yet: 2 of 6 runs unfinished") for l in md)
+  assert sens[0]["lr_sensitivity"] is None and "| 3 | n/a |" in md   # no data at 1e-2
+
+
+def test_a_setting_where_every_lr_diverged_is_the_least_robust_not_the_most():
+  swept = ["model.norm", "optimizer.peak_lr", "seed"]
+  rows = [dict(_row(lr, 0, loss, status), **{"model.norm": norm})
+          for norm, cells in (("pre", ((1e-3, 3.0, "finished"), (1e-2, 2.0, "finished"))),
+                              ("post", ((1e-3, float("nan"), "diverged"),
+                                        (1e-2, float("nan"), "diverged"))))
+          for lr, loss, status in cells]
+  sens = {s["model.norm"]: s["lr_sensitivity"]
+          for s in results.lr_sensitivities(swept, rows, results.aggregate(swept, rows))}
+  assert sens["pre"] == pytest.approx((3.0 + 2.0) / 2 - 2.0)
+  assert sens["post"] == pytest.approx(5.0 - 2.0)   # initial loss minus the grid's best
+
+
+def test_summary_json_is_strict_json_and_tokens_count_applied_updates():
+  import json
+  text = results.strict_json({"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": 2}})
+  assert json.loads(text) == {"a": None, "b": [1.0, None], "c": {"d": 2}}
+  assert "NaN" not in text and "Infinity" not in text
+  assert results.applied_updates({"diverged_step": 7, "steps": 20}) == 7
+  assert results.applied_updates({"diverged_step": None, "steps": 20}) == 20

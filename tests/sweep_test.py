@@ -111,7 +111,7 @@ jax.monitoring.register_event_duration_secs_listener(
 
 def _run_in_process(points, wd, **cfg_overrides):
   variants = sweep.expand(tiny_config(**cfg_overrides), points)
-  workdir.prepare(wd, sweep.sweep_record("inline", variants), record_name="sweep.json")
+  workdir.prepare(wd, sweep.sweep_record("inline", variants), kind="sweep")
   sweep.run(variants, pathlib.Path(wd), progress=False)
   return results.write(wd, plots=False, tensorboard=False)
 
@@ -283,3 +283,36 @@ def test_report_rebuilds_the_same_tables(tmp_path):
   from warmup_research.workdir import code_version
   assert f"at code {code_version()}" in md  # the commit the runs were made at
   assert f" x cpu (cpu) on {cpu_model()}, 1 process(es)" in md   # and the CPU
+
+
+def test_run_ids_round_trip_values_and_never_collide():
+  import urllib.parse
+  values = [1e-3, 1.0000001e-3, 3e-3, 0.1 + 0.2]
+  ids = sweep.run_ids([{"optimizer.peak_lr": v} for v in values])
+  assert ids[0] == "peak_lr=0.001" and len(set(ids)) == 4
+  assert [float(i.split("=")[1]) for i in ids] == values   # the exact number, read back
+  names = ["a/b", "a_b", "a b", "a,b", "a=b", "ä"]
+  ids = sweep.run_ids([{"data.name": n} for n in names])
+  assert len(set(ids)) == len(names)
+  assert [urllib.parse.unquote(i.split("=", 1)[1]) for i in ids] == names
+  assert all("/" not in i and " " not in i and i.count(",") == 0 for i in ids)
+  long = sweep.run_ids([{"data.corpus_dir": "x" * 300}, {"data.corpus_dir": "x" * 301}])
+  assert long[0] != long[1] and all(len(i.encode()) <= sweep.MAX_ID_BYTES for i in long)
+
+
+@pytest.mark.parametrize("points,message", [
+    ("peak_lr", "get_sweep: must return a list of points .* got str"),
+    ({"optimizer.peak_lr": 1e-3}, "got dict"),
+    ([1e-3], "each point must be a dict .* got 0.001"),
+    ([{1: 1e-3}], "with string keys"),
+])
+def test_a_grid_of_the_wrong_type_is_named(points, message):
+  with pytest.raises(ConfigError, match=message):
+    sweep.expand(tiny_config(), points)
+
+
+def test_a_tuple_or_a_generator_is_a_grid():
+  as_list = sweep.expand(tiny_config(), [{"seed": 0}, {"seed": 1}])
+  for points in (({"seed": 0}, {"seed": 1}), ({"seed": s} for s in (0, 1))):
+    assert [v.run_id for v in sweep.expand(tiny_config(), points)] == \
+        [v.run_id for v in as_list]

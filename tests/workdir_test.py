@@ -1,4 +1,7 @@
-"""Workdir helpers: the code version recorded beside results."""
+"""Workdirs: the code version beside results, the guard (refused paths,
+foreign files, run vs sweep, committed results), --overwrite deleting only
+the project's files, and one writer at a time."""
+import json
 import shutil
 import subprocess
 
@@ -51,3 +54,89 @@ def test_differences_descend_into_lists_of_runs():
       == ["runs[1].config.lr"]
   assert workdir.differences(old, {"runs": old["runs"][:1]}) == ["runs"]
   assert workdir.differences(old, old) == []
+
+
+@pytest.mark.parametrize("raw", ["", ".", "..", "~", "/", "  "])
+def test_paths_that_must_never_be_a_workdir_are_refused(raw):
+  from warmup_research.errors import ConfigError
+  with pytest.raises(ConfigError, match="--workdir: .* is not allowed as a workdir"):
+    workdir.prepare(raw, "{}")
+
+
+def test_a_git_checkout_root_and_foreign_files_are_refused_and_untouched(tmp_path):
+  from warmup_research.errors import ConfigError
+  repo = tmp_path / "repo"
+  _git(tmp_path, "init", "-q", str(repo))
+  (repo / "code.py").write_text("keep\n")
+  with pytest.raises(ConfigError, match="root of a git checkout"):
+    workdir.prepare(repo, "{}", overwrite=True)
+  other = tmp_path / "other"
+  other.mkdir()
+  (other / "config.json").write_text("{}")   # another tool's files
+  (other / "notes.txt").write_text("mine\n")
+  with pytest.raises(ConfigError, match=r"holds files this project did not write \(notes.txt\)"):
+    workdir.prepare(other, '{"seed": 1}', overwrite=True)
+  assert (other / "notes.txt").read_text() == "mine\n" and (repo / "code.py").exists()
+  assert sorted(p.name for p in other.iterdir()) == ["config.json", "notes.txt"]
+
+
+def test_overwrite_deletes_only_what_the_project_wrote_never_through_a_link(tmp_path):
+  outside = tmp_path / "outside"
+  outside.mkdir()
+  (outside / "precious.txt").write_text("keep\n")
+  wd = tmp_path / "w"
+  workdir.prepare(wd, '{"seed": 0}')
+  (wd / "metrics.jsonl").write_text("old\n")
+  (wd / "checkpoints").mkdir()
+  (wd / "plots").symlink_to(outside, target_is_directory=True)
+  (wd / "notes.txt").write_text("the user's, added later\n")
+  workdir.prepare(wd, '{"seed": 1}', overwrite=True)
+  assert (outside / "precious.txt").read_text() == "keep\n"
+  assert sorted(p.name for p in wd.iterdir()) == [
+      ".lock", ".warmup_research.json", "config.json", "notes.txt"]
+  assert json.loads((wd / "config.json").read_text()) == {"seed": 1}
+
+
+def test_a_run_and_a_sweep_never_share_a_workdir(tmp_path):
+  from warmup_research.errors import ConfigError
+  workdir.prepare(tmp_path / "w", '{"seed": 0}', kind="run")
+  with pytest.raises(ConfigError, match="holds a run, not a sweep"):
+    workdir.prepare(tmp_path / "w", '{"runs": []}', kind="sweep", overwrite=True)
+
+
+def test_results_committed_without_their_record_refuse_a_changed_grid(tmp_path):
+  # results/<experiment>/ is committed with its marker but not sweep.json
+  from warmup_research.errors import ConfigError
+  wd = tmp_path / "results" / "exp"
+  grid = json.dumps({"experiment": "e.py", "runs": [{"run_id": "a"}]})
+  workdir.prepare(wd, grid, kind="sweep")
+  (wd / "sweep.json").unlink()
+  (wd / "runs.csv").write_text("committed\n")
+  with pytest.raises(ConfigError, match="differs in: the grid recorded in .warmup_research.json"):
+    workdir.prepare(wd, json.dumps({"experiment": "e.py", "runs": [{"run_id": "b"}]}),
+                    kind="sweep")
+  assert (wd / "runs.csv").read_text() == "committed\n"
+  workdir.prepare(wd, grid, kind="sweep")   # the same grid: re-made in place
+
+
+def test_one_writer_per_workdir_and_no_stale_lock_after_a_kill(tmp_path):
+  import signal
+  import sys
+  import time
+
+  from warmup_research.errors import ConfigError
+  wd = tmp_path / "w"
+  code = ("import sys, time\nfrom warmup_research import workdir\n"
+          f"workdir.prepare({str(wd)!r}, '{{}}')\nprint('locked', flush=True)\ntime.sleep(60)\n")
+  holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+  try:
+    assert holder.stdout.readline().strip() == "locked"
+    t0 = time.time()
+    with pytest.raises(ConfigError, match=f"in use by another warmup-research process \\(pid "
+                                          f"{holder.pid}\\)"):
+      workdir.prepare(wd, "{}")
+    assert time.time() - t0 < 5   # refused at once
+  finally:
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+  workdir.prepare(wd, "{}")   # the OS released the killed holder's lock

@@ -12,13 +12,15 @@ exit code 2, before any compute and without touching earlier files.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import pathlib
+import signal
 import sys
 
 import jax
 
-from warmup_research import analysis, data, loop, plots, results, runtime, sweep, workdir
+from warmup_research import analysis, data, loop, plots, results, runtime, sweep, train, workdir
 from warmup_research import claims as claims_lib
 from warmup_research import config as config_lib
 from warmup_research import mesh as mesh_lib
@@ -61,14 +63,33 @@ def _fmt(x):
   return "n/a" if x is None else f"{x:.4f}"
 
 
+def _together(fn, *args):
+  """fn(*args) in every process, then they meet: bad input in any one ends
+  all of them at once (each with one line), instead of leaving the others
+  waiting at a barrier."""
+  try:
+    out, error = fn(*args), None
+  except ConfigError as e:
+    out, error = None, e
+  runtime.agree(error)
+  return out
+
+
 def cmd_train(args, rest) -> None:
-  cfg = load_config(args.config, split_overrides(rest))
+  def check():
+    cfg = load_config(args.config, split_overrides(rest))
+    workdir.check_path(args.workdir)
+    shape = mesh_lib.group_shape([cfg])
+    mesh_lib.check_fits([cfg], train.memory_bytes(cfg, 1, batched=False))
+    return cfg, shape
+
   runtime.start_jax(args.jax_cache_dir)
-  batches = _prepare_data(cfg)  # bad dataset / corpus fail here, before the workdir
-  shape = mesh_lib.group_shape([cfg])
-  wd = workdir.prepare(args.workdir, config_lib.to_json(cfg), overwrite=args.overwrite,
-                       write=jax.process_index() == 0, upgrade=config_lib.upgrade_record)
-  runtime.barrier("workdir")
+  cfg, shape = _together(check)
+  runtime.agree(None, fingerprint=config_lib.to_json(cfg))
+  batches = _together(_prepare_data, cfg)  # bad dataset / corpus fail here, before the workdir
+  wd = _together(lambda: workdir.prepare(
+      args.workdir, config_lib.to_json(cfg), kind="run", overwrite=args.overwrite,
+      write=jax.process_index() == 0, upgrade=config_lib.upgrade_record))
   mesh = mesh_lib.make(*shape)
   result = loop.run_group([cfg], metrics_paths=[wd / "metrics.jsonl"], mesh=mesh,
                           checkpoint_dir=wd / "checkpoints", batches=batches,
@@ -76,6 +97,9 @@ def cmd_train(args, rest) -> None:
   if jax.process_index() != 0:
     return
   s = result.summaries[0]
+  if result.steps_run == 0 and (wd / "summary.json").exists():   # nothing ran: keep its record
+    print(f"done: already finished ({s['outcome']} after {s['steps']} steps); {wd} unchanged")
+    return
   tokens_per_step = cfg.data.batch_size * cfg.data.seq_len
   timed = result.step_seconds is not None   # None: no call ran after the first
   summary = dict(**s, compile_seconds=result.compile_seconds, step_seconds=result.step_seconds,
@@ -95,24 +119,31 @@ def cmd_train(args, rest) -> None:
 
 
 def cmd_sweep(args, rest) -> None:
-  overrides = split_overrides(rest)
-  base = config_lib.apply_overrides(config_lib.load(args.experiment), overrides)
-  variants = sweep.expand(base, config_lib.load_sweep(args.experiment), overridden=overrides)
-  claims = claims_lib.validate(config_lib.load_claims(args.experiment),
-                               sweep.swept_fields(variants))
-  name = pathlib.Path(args.experiment.partition(":")[0]).stem
-  wd = pathlib.Path(args.workdir or f"results/{name}")
+  def check():
+    overrides = split_overrides(rest)
+    base = config_lib.apply_overrides(config_lib.load(args.experiment), overrides)
+    variants = sweep.expand(base, config_lib.load_sweep(args.experiment),
+                            overridden=overrides)
+    claims = claims_lib.validate(config_lib.load_claims(args.experiment),
+                                 sweep.swept_fields(variants))
+    name = pathlib.Path(args.experiment.partition(":")[0]).stem
+    wd = workdir.check_path(f"results/{name}" if args.workdir is None else args.workdir)
+    for members in sweep.group(variants):  # every group's mesh and memory fit, before compute
+      cfgs = [v.cfg for v in members]
+      variant, _ = mesh_lib.group_shape(cfgs)
+      mesh_lib.check_fits(cfgs, train.memory_bytes(
+          cfgs[0], -(-len(cfgs) // variant), batched=mesh_lib.variant_loop(cfgs[0]) == "vmap"))
+    return variants, claims, wd
+
   runtime.start_jax(args.jax_cache_dir)
-  for members in sweep.group(variants):  # every group's mesh fits, before any compute
-    mesh_lib.group_shape([v.cfg for v in members])
-  _prepare_data(variants[0].cfg)
-  for members in sweep.group(variants)[1:]:
-    _prepare_data(members[0].cfg)
-  workdir.prepare(wd, sweep.sweep_record(args.experiment, variants, claims),
-                  overwrite=args.overwrite,
-                  record_name="sweep.json", write=jax.process_index() == 0,
-                  upgrade=config_lib.upgrade_record)
-  runtime.barrier("workdir")
+  variants, claims, wd = _together(check)
+  record = sweep.sweep_record(args.experiment, variants, claims)
+  runtime.agree(None, fingerprint=record)
+  for members in sweep.group(variants):
+    _together(_prepare_data, members[0].cfg)
+  _together(lambda: workdir.prepare(wd, record, kind="sweep", overwrite=args.overwrite,
+                                    write=jax.process_index() == 0,
+                                    upgrade=config_lib.upgrade_record))
   n_groups = len(sweep.group(variants))
   if jax.process_index() == 0:
     print(f"[sweep] {args.experiment}: {len(variants)} runs in {n_groups} compile group(s) "
@@ -135,9 +166,11 @@ def _no_extra(rest) -> None:
 
 
 def _sweep_dir(path: str) -> pathlib.Path:
+  """A sweep's workdir, locked for this process (report and analyze write there)."""
   wd = pathlib.Path(path)
   if not (wd / "sweep.json").is_file():
     raise ConfigError("WORKDIR", f"{wd} holds no sweep (no sweep.json)")
+  workdir.lock(wd, "WORKDIR")
   return wd
 
 
@@ -174,6 +207,11 @@ def cmd_analyze(args, rest) -> None:
 
 def cmd_schedules(args, rest) -> None:
   _no_extra(rest)
+  if args.total_steps < 1:
+    raise ConfigError("--total-steps", f"must be an integer >= 1, got {args.total_steps}")
+  if not 0 <= args.warmup_steps <= args.total_steps:
+    raise ConfigError("--warmup-steps", f"must be an integer in [0, --total-steps], got "
+                      f"{args.warmup_steps}")
   plots.plot_schedules(args.out, total_steps=args.total_steps, warmup_steps=args.warmup_steps)
   print(f"wrote {args.out}")
 
@@ -219,11 +257,44 @@ def parser() -> argparse.ArgumentParser:
   return p
 
 
+def _resume_hint(args) -> str:
+  again = " ".join(sys.argv[1:]) if len(sys.argv) > 1 else args.command
+  return f"re-run the same command to resume: warmup-research {again}"
+
+
+def _no_space(e: BaseException | None, depth: int = 0) -> bool:
+  if e is None or depth > 20:
+    return False
+  if (isinstance(e, OSError) and e.errno == errno.ENOSPC) or "No space left on device" in str(e):
+    return True
+  return _no_space(e.__cause__ or e.__context__, depth + 1)
+
+
+def _terminate(signum, frame) -> None:
+  raise KeyboardInterrupt(signum)   # SIGTERM ends like Ctrl-C: cleanly, resumable
+
+
 def main(argv=None) -> None:
-  """Runs a command; call `runtime.setup_process()` first (`__main__` does)."""
+  """Runs a command; call `runtime.setup_process()` first (`__main__` does).
+
+  Bad input: one `error:` line, exit 2. A full disk: one line, exit 1 (the
+  workdir resumes once space is freed). SIGINT / SIGTERM: one line with the
+  command that resumes, exit 130 / 143."""
   args, rest = parser().parse_known_args(argv)
+  signal.signal(signal.SIGTERM, _terminate)
   try:
     args.fn(args, rest)
   except ConfigError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(USAGE_EXIT)
+  except Exception as e:   # a full disk, however deep in orbax or tensorstore it was met
+    if not _no_space(e):
+      raise
+    print(f"error: no space left on the device; free some space, then {_resume_hint(args)}",
+          file=sys.stderr)
+    sys.exit(1)
+  except KeyboardInterrupt as e:
+    term = bool(e.args) and e.args[0] == signal.SIGTERM
+    print(f"\ninterrupted ({'SIGTERM' if term else 'SIGINT'}); {_resume_hint(args)}",
+          file=sys.stderr)
+    sys.exit(143 if term else 130)

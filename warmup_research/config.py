@@ -34,6 +34,8 @@ DTYPES = ("float32", "bfloat16")
 ATTENTIONS = ("einsum", "xla", "cudnn")
 BUILTIN_DATASETS = ("bytes", "synthetic")
 MAX_BYTES_SEQ_LEN = 1024
+MAX_SEED = 2**32 - 1     # a PRNG key holds 32 bits of seed: larger seeds would collide
+MAX_STEPS = 2**31 - 2    # step counters are int32
 
 DYNAMIC_FIELDS = (
     "seed", "data.seed", "model.z_loss",
@@ -70,7 +72,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.d_model = 128
   c.model.num_layers = 2
   c.model.num_heads = 4          # must divide d_model
-  c.model.mlp_ratio = 4          # MLP hidden = mlp_ratio * d_model
+  c.model.mlp_ratio = 4.0        # MLP hidden = int(mlp_ratio * d_model)
   c.model.norm = "pre"           # 'pre' (x + f(LN(x))) | 'post' (LN(x + f(x)))
   c.model.qk_norm = False        # LayerNorm of queries and keys, per head
   c.model.init_scale = 0.02      # std of the weights (residual outputs scaled down, GPT-2)
@@ -145,6 +147,9 @@ def _module(spec: str):
   p = pathlib.Path(path)
   if not p.is_file():
     raise ConfigError("--config", f"no such config file: {path}")
+  if p.suffix != ".py":
+    raise ConfigError("--config", f"{path} is not an experiment file (a .py file with "
+                      "get_config())")
   package = _experiments_package(p.parent)
   mod_spec = importlib.util.spec_from_file_location(f"{package}.{p.stem}", p)
   module = importlib.util.module_from_spec(mod_spec)
@@ -157,29 +162,55 @@ def _module(spec: str):
   return module, path, arg
 
 
+def _call(module, name: str, path: str, arg: str):
+  """module.name(arg) (or with no argument); what it raises is bad input."""
+  fn = getattr(module, name)
+  try:
+    return fn(arg) if arg else fn()
+  except ConfigError:
+    raise
+  except TypeError as e:
+    if arg and "argument" in str(e):
+      raise ConfigError("--config", f"{path}: {name}() takes no argument, so ':{arg}' cannot "
+                        f"be passed; run it as {path}") from e
+    raise ConfigError("--config", f"{path}: {name}() raised TypeError: {e}") from e
+  except Exception as e:  # an experiment file's own error is bad input too
+    raise ConfigError("--config", f"{path}: {name}() raised {type(e).__name__}: {e}") from e
+
+
 def load(spec: str) -> ml_collections.ConfigDict:
-  """Loads `path/to/experiment.py[:arg]` by calling its `get_config(arg)`."""
+  """Loads `path/to/experiment.py[:arg]` by calling its `get_config(arg)`;
+  a field the schema (`default_config`) does not have is refused."""
   module, path, arg = _module(spec)
-  cfg = module.get_config(arg) if arg else module.get_config()
+  cfg = _call(module, "get_config", path, arg)
   if not isinstance(cfg, ml_collections.ConfigDict):
-    raise ConfigError("--config", f"{path}: get_config() must return a ConfigDict")
+    raise ConfigError("--config", f"{path}: get_config() must return a ConfigDict, got "
+                      f"{type(cfg).__name__}")
+  schema = flatten(default_config().to_dict())
+  for dotted in flatten(cfg.to_dict()):
+    if dotted not in schema:
+      section = dotted.rpartition(".")[0]
+      near = sorted(k.rpartition(".")[2] for k in schema if k.rpartition(".")[0] == section)
+      sections = sorted({k.split(".")[0] for k in schema})
+      raise ConfigError(f"config.{dotted}", f"set by {path}, but no such field; fields here: "
+                        f"{', '.join(near or sections)}")
   return cfg
 
 
 def load_sweep(spec: str) -> list[dict]:
   """The grid of `path/to/experiment.py[:arg]`: `get_sweep(arg)`, or one point."""
-  module, _, arg = _module(spec)
+  module, path, arg = _module(spec)
   if not callable(getattr(module, "get_sweep", None)):
     return [{}]
-  return module.get_sweep(arg) if arg else module.get_sweep()
+  return _call(module, "get_sweep", path, arg)
 
 
 def load_claims(spec: str) -> list:
   """What the paper predicts, from `get_claims(arg)` (see claims.py); [] if none."""
-  module, _, arg = _module(spec)
+  module, path, arg = _module(spec)
   if not callable(getattr(module, "get_claims", None)):
     return []
-  return module.get_claims(arg) if arg else module.get_claims()
+  return _call(module, "get_claims", path, arg)
 
 
 def parse_value(text: str):
@@ -204,8 +235,11 @@ def set_field(cfg: ml_collections.ConfigDict, dotted: str, value) -> None:
                       f"{', '.join(sorted(node.keys()))}")
   if isinstance(node[leaf], ml_collections.ConfigDict):
     raise ConfigError(f"config.{dotted}", "is a section, not a value")
-  if isinstance(value, int) and not isinstance(value, bool) and isinstance(node[leaf], float):
+  kind = node.get_type(leaf)
+  if kind is float and isinstance(value, int) and not isinstance(value, bool):
     value = float(value)
+  elif kind is int and isinstance(value, float) and value.is_integer():
+    value = int(value)   # 1e8, 100.0: integral floats are ints
   try:
     node[leaf] = value
   except (TypeError, ValueError) as e:
@@ -308,9 +342,9 @@ def validate(cfg) -> None:
   """Raises ConfigError (naming the field and what is allowed) on bad values."""
   for section in ("data", "model", "schedule", "optimizer", "train", "mesh"):
     _check(section in cfg, section, "missing section")
-  _number(cfg, "seed", lo=0, integer=True)
+  _number(cfg, "seed", lo=0, hi=MAX_SEED, integer=True)
   t = cfg.train
-  total = _number(cfg, "train.total_steps", lo=1, integer=True)
+  total = _number(cfg, "train.total_steps", lo=1, hi=MAX_STEPS, integer=True)
   _number(cfg, "train.eval_every", lo=1, integer=True)
   _number(cfg, "train.eval_batches", lo=1, integer=True)
   _number(cfg, "train.log_every", lo=1, integer=True)
@@ -346,7 +380,7 @@ def validate(cfg) -> None:
   _check(isinstance(dc.name, str) and dc.name, "data.name",
          f"must be one of {', '.join(BUILTIN_DATASETS)} or a TFDS catalog name, got {dc.name!r}")
   if dc.seed is not None:
-    _number(cfg, "data.seed", lo=0, integer=True)
+    _number(cfg, "data.seed", lo=0, hi=MAX_SEED, integer=True)
   seq = _number(cfg, "data.seq_len", lo=2, integer=True)
   _number(cfg, "data.batch_size", lo=1, integer=True)
   if dc.name == "bytes":

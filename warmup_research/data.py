@@ -188,12 +188,18 @@ def build_byte_corpus(corpus_dir: str | os.PathLike | None,
                         f"{split} split ({n} bytes; needs at least {RECORD_LEN}; files go "
                         f"to validation by a hash of their path, 1 in {VALIDATION_EVERY})")
   data_dir = pathlib.Path(data_dir) if data_dir else default_data_dir()
-  builder = ByteCorpus(config=ByteCorpusConfig(name=_config_name(corpus, files), corpus_dir=corpus),
-                       data_dir=str(data_dir), file_format="array_record")
-  if not pathlib.Path(builder.data_dir).joinpath("dataset_info.json").exists():
-    print(f"[data] building the byte corpus of {corpus} into {builder.data_dir} "
-          "(once; later runs reuse it)", file=sys.stderr, flush=True)
-    builder.download_and_prepare()
+  try:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    builder = ByteCorpus(config=ByteCorpusConfig(name=_config_name(corpus, files),
+                                                 corpus_dir=corpus),
+                         data_dir=str(data_dir), file_format="array_record")
+    if not pathlib.Path(builder.data_dir).joinpath("dataset_info.json").exists():
+      print(f"[data] building the byte corpus of {corpus} into {builder.data_dir} "
+            "(once; later runs reuse it)", file=sys.stderr, flush=True)
+      builder.download_and_prepare()
+  except OSError as e:
+    raise ConfigError("config.data.data_dir", f"cannot write the dataset under {data_dir} "
+                      f"({e.strerror or e}); give a writable directory") from e
   return builder
 
 

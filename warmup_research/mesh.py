@@ -18,6 +18,7 @@ is a ConfigError.
 from __future__ import annotations
 
 import math
+import os
 
 import jax
 import numpy as np
@@ -38,6 +39,28 @@ def variant_loop(cfg) -> str:
   if how == "auto":
     how = "map" if jax.devices()[0].platform == "cpu" else "vmap"
   return how
+
+
+def memory_limit_bytes() -> int | None:
+  """Memory of one device: its allocator's limit, or (CPU) the host's RAM."""
+  stats = jax.devices()[0].memory_stats() or {}
+  if stats.get("bytes_limit"):
+    return int(stats["bytes_limit"])
+  try:
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+  except (ValueError, OSError, AttributeError):
+    return None
+
+
+def check_fits(cfgs, estimate_bytes: int, field: str = "config.model") -> None:
+  """Refuses a group whose memory estimate exceeds a device's memory."""
+  limit = memory_limit_bytes()
+  if limit and estimate_bytes > limit:
+    raise ConfigError(field, f"the model needs about {estimate_bytes / 2**30:.1f} GiB "
+                      f"({len(cfgs)} variant(s): params, optimizer state, activations), more "
+                      f"than the {limit / 2**30:.1f} GiB of a {jax.devices()[0].platform} "
+                      "device; shrink the model (vocab_size, d_model, num_layers), the batch, "
+                      "or the grid")
 
 
 def group_shape(cfgs) -> tuple[int, int]:

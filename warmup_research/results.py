@@ -63,11 +63,31 @@ def run_rows(loaded) -> tuple[list[str], list[dict]]:
                diverged_step=s["diverged_step"],
                final_train_loss=s["final_train_loss"], final_eval_loss=s["final_eval_loss"],
                best_eval_loss=s["best_eval_loss"], initial_eval_loss=s["initial_eval_loss"],
-               tokens_seen=s["steps"] * cfg["data"]["batch_size"] * cfg["data"]["seq_len"],
+               tokens_seen=applied_updates(s) * cfg["data"]["batch_size"] * cfg["data"]["seq_len"],
                step_seconds=g.get("step_seconds"), compile_seconds=g.get("compile_seconds"),
                group=g.get("group"))
     rows.append(row)
   return swept, rows
+
+
+def applied_updates(summary: dict) -> int:
+  """Updates that changed the params: a diverged run's stop at the one that diverged."""
+  if summary["diverged_step"] is not None:
+    return summary["diverged_step"]
+  return summary["steps"]
+
+
+def strict_json(obj, **kw) -> str:
+  """JSON with null for NaN and infinities (never the bare NaN Python writes)."""
+  def clean(x):
+    if isinstance(x, float) and not math.isfinite(x):
+      return None
+    if isinstance(x, dict):
+      return {k: clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+      return [clean(v) for v in x]
+    return x
+  return json.dumps(clean(obj), allow_nan=False, **kw)
 
 
 def to_csv(columns, rows) -> str:
@@ -92,6 +112,9 @@ def aggregate(swept, rows) -> list[dict]:
     agg["n"] += 1
     agg["diverged"] += row["status"] == "diverged"
     agg["stalled"] += row.get("outcome") == "stalled"
+    agg["unfinished"] = agg.get("unfinished", 0) + (row["status"] == "unfinished")
+    if row["status"] == "unfinished":   # partial curves: never in a mean, never starred
+      continue
     for name, col in (("final", "final_eval_loss"), ("best", "best_eval_loss")):
       if row[col] is not None and math.isfinite(row[col]):
         agg[name].append(row[col])
@@ -109,7 +132,9 @@ def aggregate(swept, rows) -> list[dict]:
 
 def lr_sensitivities(swept, rows, agg) -> list[dict]:
   """Wortsman et al.'s LR sensitivity per setting of the non-LR, non-seed axes
-  (needs optimizer.peak_lr swept over >= 2 values)."""
+  (needs optimizer.peak_lr swept over >= 2 values). A setting with an LR
+  that has no finished run gets None (n/a); one where every LR diverged has
+  no best loss of its own, so its best is the grid's: initial - grid best."""
   if "optimizer.peak_lr" not in swept:
     return []
   others = [f for f in swept if f != "optimizer.peak_lr" and f.split(".")[-1] != "seed"]
@@ -117,17 +142,27 @@ def lr_sensitivities(swept, rows, agg) -> list[dict]:
   if not inits:
     return []
   initial = statistics.fmean(inits)
+  grid_best = min((a["final_eval_mean"] for a in agg if a["final_eval_mean"] is not None),
+                  default=None)
   by_setting: dict[str, list] = {}
   for a in agg:
     key = json.dumps({f: a[f] for f in others})
+    missing = a.get("unfinished", 0) == a["n"]
     by_setting.setdefault(key, []).append(
-        (a["optimizer.peak_lr"], a["final_eval_mean"] if a["diverged"] < a["n"] else None))
+        (a["optimizer.peak_lr"], None if missing else (
+            a["final_eval_mean"] if a["final_eval_mean"] is not None else math.nan)))
   out = []
   for key, pts in by_setting.items():
-    if len(pts) >= 2:
-      losses = [float("nan") if y is None else y for _, y in pts]
-      out.append(dict(**json.loads(key), n_lrs=len(pts),
-                      lr_sensitivity=stats.lr_sensitivity([x for x, _ in pts], losses, initial)))
+    if len(pts) < 2:
+      continue
+    losses = [y for _, y in pts]
+    if any(y is None for y in losses):
+      sens = None
+    elif all(math.isnan(y) for y in losses):
+      sens = None if grid_best is None else initial - min(grid_best, initial)
+    else:
+      sens = stats.lr_sensitivity([x for x, _ in pts], losses, initial)
+    out.append(dict(**json.loads(key), n_lrs=len(pts), lr_sensitivity=sens))
   return out
 
 
@@ -145,12 +180,16 @@ def markdown(loaded, swept, rows, agg, sens=(), verdicts=()) -> str:
   keys = [f for f in swept if f.split(".")[-1] != "seed"]
   groups = loaded["groups"]
   device = groups[-1]["device"] if groups else {}
-  valid = [a for a in agg if a["final_eval_mean"] is not None and a["diverged"] < a["n"]]
+  unfinished = sum(r["status"] == "unfinished" for r in rows)
+  valid = [a for a in agg if a["final_eval_mean"] is not None and a["diverged"] < a["n"]
+           and not a.get("unfinished")]
   best = min(valid, key=lambda a: a["final_eval_mean"]) if valid else None
   lines = [f"# {loaded['record']['experiment']}", "",
            f"- command: `{groups[-1]['command'] if groups else ''}`"
            + (f" at code {groups[-1]['code']}" if groups and groups[-1].get("code") else ""),
-           f"- finished: {groups[-1]['finished_at'] if groups else 'not yet'}; "
+           ("- finished: not yet: " + f"{unfinished} of {len(rows)} runs unfinished (their "
+            "partial curves are left out of every mean); " if unfinished else
+            f"- finished: {groups[-1]['finished_at'] if groups else 'not yet'}; ") +
            f"table written {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
            f"- hardware: {device.get('n_devices')} x {device.get('device_kind')} "
            f"({device.get('platform')})"
@@ -181,7 +220,8 @@ def markdown(loaded, swept, rows, agg, sens=(), verdicts=()) -> str:
               + " |", "|" + "---|" * (len(cols) + 2)]
     for r in sens:
       lines.append("| " + " | ".join([*(str(r[c]) for c in cols), str(r["n_lrs"]),
-                                      f"{r['lr_sensitivity']:.4f}"]) + " |")
+                                      "n/a" if r["lr_sensitivity"] is None
+                                      else f"{r['lr_sensitivity']:.4f}"]) + " |")
   lines += claims_lib.markdown(list(verdicts))
   return "\n".join(lines) + "\n"
 
@@ -218,7 +258,7 @@ def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
                  n_compiles=sum(g["train_step_compiles"] for g in groups),
                  groups=groups, runs=rows, aggregated=agg, lr_sensitivity=sens,
                  claims=verdicts)
-  write_atomic(wd / "summary.json", json.dumps(summary, indent=1))
+  write_atomic(wd / "summary.json", strict_json(summary, indent=1))
   if tensorboard:
     write_tensorboard(wd, loaded["metrics"])
   if plots:

@@ -9,9 +9,12 @@ functions that run after the flags are set.
 from __future__ import annotations
 
 import gc
+import hashlib
 import os
 import pathlib
 import platform
+
+from warmup_research.errors import ConfigError
 
 # Python's cyclic GC at its default thresholds (700, 10, 10) re-scans the
 # long-lived objects of jax, flax, orbax and tfds hundreds of times while a
@@ -100,6 +103,33 @@ def barrier(name: str) -> None:
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # after setup_process, as jax above
     multihost_utils.sync_global_devices(name)
+
+
+def agree(error: Exception | None, fingerprint: str = "") -> None:
+  """All processes meet here with their outcome so far: if any failed, every
+  one stops at once (the one that failed with its own error), and processes
+  whose `fingerprint` (their config) differs from process 0's are refused.
+  One process: just raises `error`."""
+  import jax  # after setup_process: XLA reads its flags when jax is imported
+  if jax.process_count() == 1:
+    if error is not None:
+      raise error
+    return
+  import numpy as np  # only with several processes, as multihost_utils
+  from jax.experimental import multihost_utils  # after setup_process, as jax above
+  digest = int(hashlib.sha256(fingerprint.encode()).hexdigest()[:7], 16)
+  mine = np.array([error is not None, digest], np.int32)
+  everyone = np.asarray(multihost_utils.process_allgather(mine)).reshape(-1, 2)
+  if error is not None:
+    raise error
+  failed = [i for i, (bad, _) in enumerate(everyone) if bad]
+  if failed:
+    raise ConfigError("--procs", f"process(es) {', '.join(map(str, failed))} stopped on bad "
+                      "input (their error line says which); every process stops")
+  differ = [i for i, (_, d) in enumerate(everyone) if d != everyone[0][1]]
+  if differ:
+    raise ConfigError("--procs", f"process(es) {', '.join(map(str, differ))} got a different "
+                      "config than process 0; start every process with the same command")
 
 
 def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:

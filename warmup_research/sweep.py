@@ -26,12 +26,14 @@ Workdir layout (`results.py` reads it; `report` rebuilds tables from it):
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import json
 import math
 import pathlib
 import sys
 import time
+import urllib.parse
 
 import jax
 
@@ -64,20 +66,35 @@ def zip_(*axes: list[dict]) -> list[dict]:
   return [dict(itertools.chain.from_iterable(p.items() for p in combo)) for combo in zip(*axes)]
 
 
+SAFE = "._-+"          # besides letters and digits, kept as they are in ids
+MAX_ID_BYTES = 200     # run_id + '.jsonl' stays under the 255-byte file-name limit
+
+
 def _fmt(value) -> str:
-  if isinstance(value, float):
-    return f"{value:g}"
-  return str(value).replace("/", "_").replace(",", "_").replace(" ", "")
+  """A value as it appears in a run id: numbers in the shortest form that
+  reads back as the same number, anything else percent-escaped
+  (reversibly: `urllib.parse.unquote`) where unsafe in a file name."""
+  if isinstance(value, float) and not isinstance(value, bool):
+    text = f"{value:g}" if float(f"{value:g}") == value else repr(value)
+  elif isinstance(value, (str, int, bool)) or value is None:
+    text = str(value)
+  else:
+    text = json.dumps(value, sort_keys=True)
+  return urllib.parse.quote(text, safe=SAFE)
 
 
 def run_ids(points: list[dict]) -> list[str]:
-  """Readable ids from swept values; a field is named by its last part unless
-  two swept fields share it."""
+  """Readable, unique ids from swept values (`peak_lr=0.003,seed=0`); a field
+  is named by its last part unless two swept fields share it; an id over
+  MAX_ID_BYTES is cut and ends in a hash of the whole."""
   fields = list(dict.fromkeys(f for p in points for f in p))
   short = {f: f.split(".")[-1] for f in fields}
   clashes = {s for s in short.values() if list(short.values()).count(s) > 1}
   name = {f: (f if short[f] in clashes else short[f]) for f in fields}
-  return [",".join(f"{name[f]}={_fmt(v)}" for f, v in p.items()) or "base" for p in points]
+  ids = [",".join(f"{name[f]}={_fmt(v)}" for f, v in p.items()) or "base" for p in points]
+  return [i if len(i.encode()) <= MAX_ID_BYTES else
+          f"{i.encode()[:MAX_ID_BYTES - 13].decode(errors='ignore')}~"
+          f"{hashlib.sha1(i.encode()).hexdigest()[:12]}" for i in ids]
 
 
 def expand(base, points: list[dict], overridden=()) -> list[Variant]:
@@ -85,9 +102,17 @@ def expand(base, points: list[dict], overridden=()) -> list[Variant]:
 
   `overridden`: the fields the command line set in `base`; one the grid
   sweeps is an error (its override would silently have no effect)."""
-  if not isinstance(points, list) or not points:
+  if isinstance(points, (str, bytes, dict)) or not hasattr(points, "__iter__"):
+    raise ConfigError("get_sweep", f"must return a list of points (dicts of "
+                      f"{{'section.field': value}}), got {type(points).__name__}")
+  points = list(points)   # a tuple or a generator is a grid too
+  if not points:
     raise ConfigError("get_sweep", "the grid is empty; return a non-empty list of points "
                       "(dicts of {'section.field': value})")
+  for point in points:
+    if not isinstance(point, dict) or not all(isinstance(k, str) for k in point):
+      raise ConfigError("get_sweep", f"each point must be a dict of {{'section.field': "
+                        f"value}} with string keys, got {point!r}")
   for field in overridden:
     values = [p[field] for p in points if isinstance(p, dict) and field in p]
     if values:
@@ -95,10 +120,8 @@ def expand(base, points: list[dict], overridden=()) -> list[Variant]:
                         f"{', '.join(map(repr, dict.fromkeys(values)))}), so an override "
                         "would have no effect; allowed: fields the grid does not sweep "
                         "(change the grid, or run one variant with `train`)")
-  variants, seen = [], {}
+  variants, seen, ids = [], {}, {}
   for point, run_id in zip(points, run_ids(points)):
-    if not isinstance(point, dict):
-      raise ConfigError("get_sweep", f"each point must be a dict, got {point!r}")
     try:
       cfg = config_lib.apply_overrides(base, point)
       config_lib.validate(cfg)
@@ -109,6 +132,10 @@ def expand(base, points: list[dict], overridden=()) -> list[Variant]:
       raise ConfigError("get_sweep", f"duplicate variants: {seen[key]!r} and {run_id!r} "
                         "have the same config")
     seen[key] = run_id
+    if run_id in ids:   # different configs that would share a file
+      raise ConfigError("get_sweep", f"two points get the same run id {run_id!r}: "
+                        f"{ids[run_id]!r} and {point!r}")
+    ids[run_id] = point
     variants.append(Variant(run_id, cfg, dict(point)))
   return variants
 

@@ -126,3 +126,23 @@ class Trainer:
   def eval_step(self, params, batch_BxL1, hp: HParams):
     ce, _ = cross_entropy(self.apply(params, batch_BxL1[:, :-1]), batch_BxL1[:, 1:], hp.z_loss)
     return ce
+
+
+# Bytes per parameter while training: float32 params, grads, the update and
+# two optimizer moments (Adam-family; SGD and Lion keep fewer).
+STATE_BYTES_PER_PARAM = 5 * 4
+
+
+def memory_bytes(cfg, n_variants: int, batched: bool) -> int:
+  """A rough upper estimate of the memory `n_variants` stacked variants of
+  `cfg` need: their train state, plus the activations kept for the backward
+  pass (of every variant at once when `batched` (vmap), else of one)."""
+  m = ModelConfig.from_config(cfg)
+  d, f, v = m.d_model, int(m.mlp_ratio * m.d_model), m.vocab_size
+  params = (v * d * (1 if m.tie_embeddings else 2) + m.max_len * d
+            + m.num_layers * (4 * d * d + 2 * d * f + 4 * d))
+  tokens = cfg.data.batch_size * cfg.data.seq_len
+  heads_scores = m.num_heads * cfg.data.seq_len   # attention probabilities per token
+  activations = 4 * tokens * (m.num_layers * (16 * d + 2 * f + 2 * heads_scores) + 3 * v)
+  return n_variants * params * STATE_BYTES_PER_PARAM + activations * (
+      n_variants if batched else 1)

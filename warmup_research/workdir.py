@@ -1,10 +1,15 @@
-"""Run directories: checked before any compute, never clobbered silently.
+"""Run directories: a guarded resource, checked before any compute.
 
-A workdir holds `config.json` (the run's full config). Re-running the same
-config there resumes; a different config is refused unless `overwrite`.
+A workdir belongs to one run (`config.json`) or one sweep (`sweep.json`),
+is written by one process at a time (an OS lock), and holds a marker that
+names its kind, its record's hash and what the project may write there:
+only that is ever deleted. Re-running the same config resumes; a different
+one is refused unless `overwrite`.
 """
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import pathlib
@@ -38,18 +43,124 @@ def code_version(root: str | os.PathLike | None = None) -> str:
   return head.stdout.strip() + ("+dirty" if dirty else "")
 
 
-def prepare(path, config_json: str, *, overwrite: bool = False, field: str = "--workdir",
-            record_name: str = "config.json", write: bool = True,
-            upgrade=lambda record: record) -> pathlib.Path:
-  """Creates/validates `path` and records `config_json` in it as `record_name`.
+MARKER = ".warmup_research.json"   # kind, record hash, and what the project may write here
+LOCK = ".lock"
+# Everything the project writes into a workdir: --overwrite deletes these and nothing else.
+WRITTEN = ("config.json", "sweep.json", "metrics.jsonl", "metrics", "checkpoints",
+           "checkpoints.damaged", "groups", "tb", "plots", "runs.csv", "summary.md",
+           "summary.json", "analysis.csv", "wandb", MARKER, LOCK)
+KINDS = {"run": "config.json", "sweep": "sweep.json"}
 
+_held_locks: dict = {}   # resolved path -> its open lock file, held until the process exits
+
+
+def check_path(raw, field: str = "--workdir") -> pathlib.Path:
+  """Refuses paths that must never be a workdir: '', '.', '~', '/', the home
+  directory, a git checkout's root."""
+  text = str(raw)
+  if text.strip() in ("", ".", "..", "~", "/"):
+    raise ConfigError(field, f"{text!r} is not allowed as a workdir (it would hold, and "
+                      "--overwrite could delete, files that are not this run's); give a new "
+                      "or empty directory, e.g. workdirs/NAME")
+  path = pathlib.Path(text).expanduser()
+  resolved = path.resolve()
+  if resolved == pathlib.Path(resolved.anchor) or resolved == pathlib.Path.home().resolve():
+    raise ConfigError(field, f"{text!r} is the filesystem root or your home directory; give "
+                      "a new or empty directory, e.g. workdirs/NAME")
+  if (resolved / ".git").exists():
+    raise ConfigError(field, f"{text!r} is the root of a git checkout; give a new or empty "
+                      "directory, e.g. workdirs/NAME")
+  return path
+
+
+def record_hash(record_json: str) -> str:
+  return hashlib.sha256(json.dumps(json.loads(record_json), sort_keys=True).encode()).hexdigest()
+
+
+def read_marker(path: pathlib.Path) -> dict | None:
+  try:
+    marker = json.loads((path / MARKER).read_text())
+  except (OSError, json.JSONDecodeError):
+    return None
+  return marker if isinstance(marker, dict) and marker.get("kind") in KINDS else None
+
+
+def _ours(name: str) -> bool:
+  return (name in WRITTEN or name.startswith(".write-probe-")
+          or (name.startswith(".") and name.endswith(".tmp")))
+
+
+def _kind_of(path: pathlib.Path, field: str) -> str | None:
+  """The kind of an existing workdir (None: empty); foreign files are refused."""
+  marker = read_marker(path)
+  if marker:
+    return marker["kind"]
+  foreign = [e.name for e in path.iterdir() if not _ours(e.name)]
+  if foreign:
+    shown = ", ".join(sorted(foreign)[:3]) + (" ..." if len(foreign) > 3 else "")
+    raise ConfigError(field, f"{path} holds files this project did not write ({shown}); "
+                      "give a new or empty directory")
+  kinds = [k for k, name in KINDS.items() if (path / name).exists()]
+  if len(kinds) > 1:
+    raise ConfigError(field, f"{path} holds both a run (config.json) and a sweep (sweep.json)")
+  return kinds[0] if kinds else None   # made before markers existed: adopted
+
+
+def lock(path: pathlib.Path, field: str = "--workdir") -> None:
+  """An exclusive advisory lock on `path`, held by this process until it
+  exits (the OS releases it when the process dies, so a killed run leaves
+  no stale lock). A second writer is refused at once, with the holder's pid."""
+  key = str(path.resolve())
+  if key in _held_locks:   # this process holds it already
+    return
+  f = open(path / LOCK, "a")
+  try:
+    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except OSError:
+    holder = _lock_holder(path / LOCK)
+    f.close()
+    raise ConfigError(field, f"{path} is in use by another warmup-research process (pid "
+                      f"{holder}); wait for it to finish, or use another --workdir") from None
+  _held_locks[key] = f
+
+
+def _lock_holder(lock_file: pathlib.Path) -> str:
+  """The pid holding a flock on `lock_file`, from /proc/locks (Linux); the
+  lock file itself stays empty, so taking the lock changes no file."""
+  try:
+    inode = os.stat(lock_file).st_ino
+    for line in open("/proc/locks"):
+      parts = line.split()
+      if len(parts) > 5 and parts[1] == "FLOCK" and parts[5].rsplit(":", 1)[-1] == str(inode):
+        return parts[4]
+  except OSError:
+    pass
+  return "unknown"
+
+
+def prepare(path, record_json: str, *, kind: str = "run", overwrite: bool = False,
+            field: str = "--workdir", write: bool = True,
+            upgrade=lambda record: record) -> pathlib.Path:
+  """Checks, locks and claims a workdir for a run or a sweep, and records
+  `record_json` in it (config.json or sweep.json).
+
+  Refused, before anything is written: paths `check_path` refuses; a
+  directory with files the project did not write; one that holds the other
+  kind; one that holds a different record, unless `overwrite` (which then
+  deletes only what the project wrote: `WRITTEN`, never through a symlink).
   `write=False` (the non-zero processes of a multi-process run) only checks.
   `upgrade(recorded)` is compared instead of the recorded JSON (fills fields
   a record predates).
   """
-  path = pathlib.Path(path)
+  path = check_path(path, field)
+  record_name = KINDS[kind]
   if path.exists() and not path.is_dir():
     raise ConfigError(field, f"{path} is a file; give a directory")
+  existing = _kind_of(path, field) if path.is_dir() else None
+  if existing is not None and existing != kind:
+    raise ConfigError(field, f"{path} holds a {existing}, not a {kind}: a workdir is one or "
+                      "the other; use another --workdir")
+  _refuse_a_different_record(path, record_name, record_json, kind, overwrite, field, upgrade)
   if write:
     try:
       path.mkdir(parents=True, exist_ok=True)
@@ -57,24 +168,52 @@ def prepare(path, config_json: str, *, overwrite: bool = False, field: str = "--
         pass
     except OSError as e:
       raise ConfigError(field, f"{path} is not a writable directory ({e.strerror})") from e
+    lock(path, field)
+  diff = _refuse_a_different_record(path, record_name, record_json, kind, overwrite, field,
+                                    upgrade)   # again, now that this process holds the lock
+  if diff and write:
+    for name in WRITTEN:
+      child = path / name
+      if name == LOCK or not (child.exists() or child.is_symlink()):
+        continue
+      if child.is_dir() and not child.is_symlink():
+        shutil.rmtree(child)
+      else:
+        child.unlink()
+  if write:   # unchanged files are left as they are: re-running changes nothing
+    marker = json.dumps(dict(kind=kind, record_sha256=record_hash(record_json),
+                             written=list(WRITTEN)), indent=1)
+    for name, text in ((record_name, record_json), (MARKER, marker)):
+      if not (path / name).exists() or (path / name).read_text() != text:
+        write_atomic(path / name, text)
+  return path
+
+
+def _refuse_a_different_record(path, record_name, record_json, kind, overwrite, field,
+                               upgrade) -> list[str]:
+  diff = _differences(path, record_name, record_json, upgrade) if path.is_dir() else []
+  if diff and not overwrite:
+    shown = ", ".join(diff[:3]) + (f" and {len(diff) - 3} more" if len(diff) > 3 else "")
+    raise ConfigError(field, f"{path} holds a {'grid' if kind == 'sweep' else 'run'} with a "
+                      f"different config (differs in: {shown}); use another --workdir, or "
+                      "--overwrite to replace it")
+  return diff
+
+
+def _differences(path, record_name, record_json, upgrade) -> list[str]:
+  """How `record_json` differs from what `path` holds: its recorded file, or
+  (results committed without it) the record hash in its marker."""
   recorded = path / record_name
   if recorded.exists():
     try:
-      diff = differences(upgrade(json.loads(recorded.read_text())), json.loads(config_json))
-    except json.JSONDecodeError:
-      diff = [f"{record_name} (unreadable)"]
-    same = not diff
-    if not same and not overwrite:
-      shown = ", ".join(diff[:3]) + (f" and {len(diff) - 3} more" if len(diff) > 3 else "")
-      raise ConfigError(field, f"{path} holds a {'grid' if 'sweep' in record_name else 'run'} "
-                        f"with a different config (differs in: {shown}); use another "
-                        "--workdir, or --overwrite to replace it")
-    if not same and write:
-      for child in path.iterdir():
-        shutil.rmtree(child) if child.is_dir() else child.unlink()
-  if write:
-    write_atomic(recorded, config_json)
-  return path
+      old = json.loads(recorded.read_text())
+      return differences(upgrade(old), json.loads(record_json))
+    except (json.JSONDecodeError, TypeError, KeyError, AttributeError, ValueError):
+      return [f"{record_name} (unreadable, or not this project's)"]
+  marker = read_marker(path) if path.is_dir() else None
+  if marker and marker.get("record_sha256") not in (None, record_hash(record_json)):
+    return [f"the grid recorded in {MARKER} (its {record_name} is not here)"]
+  return []
 
 
 def differences(a, b, prefix: str = "") -> list[str]:
