@@ -43,7 +43,7 @@ def test_quickstart_config_learns_on_the_offline_corpus(tmp_path):
   from warmup_research import runtime, workdir
   assert summary["device"]["host"] == runtime.cpu_model() and summary["device"]["platform"] == "cpu"
   assert summary["code"] == workdir.code_version()
-  assert "done: finished after 40 steps" in r.stdout
+  assert "done: trained after 40 steps" in r.stdout
   assert (tmp_path / "q" / "metrics.jsonl").exists()
   assert sorted(p.name for p in (tmp_path / "q" / "checkpoints").iterdir()) == ["20", "40"]
 

@@ -43,7 +43,7 @@ def variant_loop(cfg) -> str:
 
 def memory_limit_bytes() -> int | None:
   """Memory of one device: its allocator's limit, or (CPU) the host's RAM."""
-  stats = jax.devices()[0].memory_stats() or {}
+  stats = jax.local_devices()[0].memory_stats() or {}
   if stats.get("bytes_limit"):
     return int(stats["bytes_limit"])
   try:
