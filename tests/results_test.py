@@ -17,7 +17,7 @@ def _row(lr, seed, final, status="finished", initial=5.0):
 
 
 ROWS = [_row(1e-3, 0, 3.0), _row(1e-3, 1, 3.2), _row(1e-2, 0, 2.0), _row(1e-2, 1, 2.4),
-        _row(1e-1, 0, float("nan"), "diverged"), _row(1e-1, 1, 4.0)]
+        _row(1e-1, 0, 150.0, "diverged"), _row(1e-1, 1, 4.0)]   # frozen before the bound
 
 
 def test_aggregate_merges_seeds_and_counts_divergence():

@@ -40,8 +40,11 @@ def _conditions(swept, rows) -> tuple[list[str], dict]:
 
 
 def _style(conditions: list[tuple]) -> dict:
-  """Colour by the first swept axis, line style (and marker) by the others, so
-  any number of conditions stays readable."""
+  """Up to 10 conditions: a colour each. More: colour by the first swept
+  axis, line style (and marker) by the others, so any number stays readable."""
+  if len(conditions) <= 10:
+    cmap = matplotlib.colormaps["tab10"]
+    return {c: dict(color=cmap(i), ls="-", marker="o") for i, c in enumerate(conditions)}
   firsts = list(dict.fromkeys(c[:1] for c in conditions))
   rests = list(dict.fromkeys(c[1:] for c in conditions))
   cmap = matplotlib.colormaps["tab10" if len(firsts) <= 10 else "viridis"]
@@ -64,7 +67,7 @@ def _legend(fig, ax, title: str = "") -> None:
                title_fontsize=7, ncol=1 + len(handles) // 30)
 
 
-def _ema(values, alpha: float = 0.1) -> np.ndarray:
+def _ema(values, alpha: float = 0.3) -> np.ndarray:
   out, acc = [], None
   for v in values:
     acc = v if acc is None else alpha * v + (1 - alpha) * acc
@@ -90,13 +93,16 @@ def plot_sweep(workdir: pathlib.Path, loaded, swept, rows, agg) -> list[pathlib.
     seen.add(c)
     return _label(keys, c)
 
+  # runs with different batch sizes are compared at equal examples seen
+  by_examples = "data.batch_size" in swept
   fig = Figure(figsize=(14, 4.8), layout="constrained")
   a1, a2 = fig.subplots(1, 2)
   for r in loaded["record"]["runs"]:
     m = loaded["metrics"][r["run_id"]]
     st = style[cond[r["run_id"]]]
-    tr = [(x["step"], x["loss"]) for x in m if "loss" in x]
-    ev = [(x["step"], x["eval_loss"]) for x in m if "eval_loss" in x]
+    per = r["config"]["data"]["batch_size"] if by_examples else 1
+    tr = [(x["step"] * per, x["loss"]) for x in m if "loss" in x]
+    ev = [(x["step"] * per, x["eval_loss"]) for x in m if "eval_loss" in x]
     if tr:
       steps, losses = map(np.asarray, zip(*tr))
       a1.plot(steps, losses, color=st["color"], lw=0.5, alpha=0.25)
@@ -104,9 +110,10 @@ def plot_sweep(workdir: pathlib.Path, loaded, swept, rows, agg) -> list[pathlib.
     if ev:
       a2.plot(*zip(*ev), color=st["color"], ls=st["ls"], marker=st["marker"], ms=3, lw=1.0,
               label=label(r["run_id"]))
-  a1.set(title="train loss (EMA 0.1; raw faint)", xlabel="updates", ylabel="loss",
-         yscale="log")
-  a2.set(title="eval loss" + (" (each seed a line)" if seeds else ""), xlabel="updates",
+  xlabel = "examples seen (sequences)" if by_examples else "updates"
+  a1.set(title="train loss (EMA 0.3 of the logged rows; raw faint)", xlabel=xlabel,
+         ylabel="loss", yscale="log")
+  a2.set(title="eval loss" + (" (each seed a line)" if seeds else ""), xlabel=xlabel,
          ylabel="loss", yscale="log")
   for ax in (a1, a2):
     ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.2f"))
@@ -136,7 +143,7 @@ def _loss_vs_lr(path, keys, rows, agg) -> pathlib.Path:
   others = [k for k in keys if k != "optimizer.peak_lr"]
   settings = list(dict.fromkeys(tuple(a[f] for f in others) for a in agg))
   style = _style(settings)
-  fig = Figure(figsize=(9, 5), layout="constrained")
+  fig = Figure(figsize=(11, 5.5), layout="constrained")
   ax = fig.subplots()
   for i, s in enumerate(settings):
     st = style[s]
@@ -156,8 +163,11 @@ def _loss_vs_lr(path, keys, rows, agg) -> pathlib.Path:
              and r["status"] != "diverged"]
     if seeds:
       ax.scatter(*zip(*seeds), color=st["color"], s=9, alpha=0.45, lw=0)
+  lrs = sorted({a["optimizer.peak_lr"] for a in agg})
   ax.set(xscale="log", xlabel="peak learning rate",
          ylabel="final eval loss: seeds (dots), mean and 95% CI")
+  ax.set_xticks(lrs, [f"{x:g}" for x in lrs])
+  ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
   _legend(fig, ax)
   return _save_constrained(fig, path)
 
@@ -187,7 +197,8 @@ def plot_claims(verdicts: list[dict], path, title: str = "") -> pathlib.Path | N
                 va="center", fontsize=6)
   ax.axvline(0, color="black", lw=0.8)
   ax.set_yticks(range(len(rows)), [f"{v.get('experiment', '')}{': ' if v.get('experiment') else ''}"
-                                   f"{v['claim']} [{v['metric']}]"[:90]
+                                   f"{v['claim']}"[:80] + f" [{v['metric']}; predicted b - a "
+                                   f"{'< 0' if v['direction'] == 'lower' else '> 0'}]"
                                    for v in reversed(rows)], fontsize=7)
   ax.set(xlabel="paired difference b - a (95% CI); the paper predicts the sign in its claim",
          title=title)

@@ -113,8 +113,8 @@ def aggregate(swept, rows) -> list[dict]:
     agg["diverged"] += row["status"] == "diverged"
     agg["stalled"] += row.get("outcome") == "stalled"
     agg["unfinished"] = agg.get("unfinished", 0) + (row["status"] == "unfinished")
-    if row["status"] == "unfinished":   # partial curves: never in a mean, never starred
-      continue
+    if row["status"] in ("unfinished", "diverged"):   # never in a mean (a diverged run
+      continue                                         # may still have a finite loss)
     for name, col in (("final", "final_eval_loss"), ("best", "best_eval_loss")):
       if row[col] is not None and math.isfinite(row[col]):
         agg[name].append(row[col])
