@@ -8,7 +8,7 @@ import sys
 import pytest
 from conftest import REPO, kill_after_checkpoint
 
-from warmup_research import runtime
+from warmup_research import cli, runtime
 
 TINY = ["--config.model.d_model=32", "--config.model.num_layers=1", "--config.model.num_heads=2",
         "--config.data.seq_len=32", "--config.data.batch_size=4", "--config.data.name=synthetic",
@@ -323,3 +323,11 @@ def test_a_full_disk_is_one_error_line_and_the_run_resumes(tmp_path, monkeypatch
   main(args)   # space freed: the same command resumes and finishes
   summary = json.loads((tmp_path / "w" / "summary.json").read_text())
   assert summary["steps"] == 20 and summary["outcome"] in ("trained", "stalled")
+
+
+def test_schedules_refuses_a_run_of_no_steps(tmp_path, capsys):
+  with pytest.raises(SystemExit) as e:
+    cli.main(["schedules", "--total-steps", "0", "--out", str(tmp_path / "s.png")])
+  assert e.value.code == 2
+  assert capsys.readouterr().err.strip() == "error: --total-steps: must be an integer >= 1, got 0"
+  assert not (tmp_path / "s.png").exists()

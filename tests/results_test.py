@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from warmup_research import results
+from warmup_research import results, workdir
 
 SWEPT = ["optimizer.peak_lr", "seed"]
 
@@ -102,7 +102,7 @@ def test_a_setting_where_every_lr_diverged_is_the_least_robust_not_the_most():
 
 def test_summary_json_is_strict_json_and_tokens_count_applied_updates():
   import json
-  text = results.strict_json({"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": 2}})
+  text = workdir.strict_json({"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": 2}})
   assert json.loads(text) == {"a": None, "b": [1.0, None], "c": {"d": 2}}
   assert "NaN" not in text and "Infinity" not in text
   assert results.applied_updates({"diverged_step": 7, "steps": 20}) == 7

@@ -140,3 +140,14 @@ def test_one_writer_per_workdir_and_no_stale_lock_after_a_kill(tmp_path):
     holder.send_signal(signal.SIGKILL)
     holder.wait()
   workdir.prepare(wd, "{}")   # the OS released the killed holder's lock
+
+
+def test_another_tools_config_json_is_refused_without_a_traceback(tmp_path):
+  from warmup_research import config as config_lib
+  from warmup_research.errors import ConfigError
+  other = tmp_path / "other"
+  other.mkdir()
+  (other / "config.json").write_text('["not", "ours"]')
+  with pytest.raises(ConfigError, match="differs in: config.json \\(unreadable, or not this "):
+    workdir.prepare(other, '{"seed": 0}', upgrade=config_lib.upgrade_record)
+  assert (other / "config.json").read_text() == '["not", "ours"]'

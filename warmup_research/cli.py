@@ -107,7 +107,7 @@ def cmd_train(args, rest) -> None:
                  first_step_seconds=result.first_step_seconds,
                  unigram_entropy=result.unigram_entropy,
                  device=mesh_lib.describe(mesh), code=workdir.code_version())
-  workdir.write_atomic(wd / "summary.json", json.dumps(summary, indent=1))
+  workdir.write_atomic(wd / "summary.json", workdir.strict_json(summary, indent=1))
   print(f"done: {s['outcome']} after {s['steps']} steps"
         + (f" (diverged at step {s['diverged_step']})" if s["diverged_step"] is not None else "")
         + f" | train loss {_fmt(s['final_train_loss'])} | eval loss "

@@ -77,19 +77,6 @@ def applied_updates(summary: dict) -> int:
   return summary["steps"]
 
 
-def strict_json(obj, **kw) -> str:
-  """JSON with null for NaN and infinities (never the bare NaN Python writes)."""
-  def clean(x):
-    if isinstance(x, float) and not math.isfinite(x):
-      return None
-    if isinstance(x, dict):
-      return {k: clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-      return [clean(v) for v in x]
-    return x
-  return json.dumps(clean(obj), allow_nan=False, **kw)
-
-
 def to_csv(columns, rows) -> str:
   buf = io.StringIO()
   w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
@@ -258,7 +245,7 @@ def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
                  n_compiles=sum(g["train_step_compiles"] for g in groups),
                  groups=groups, runs=rows, aggregated=agg, lr_sensitivity=sens,
                  claims=verdicts)
-  write_atomic(wd / "summary.json", strict_json(summary, indent=1))
+  write_atomic(wd / "summary.json", workdir.strict_json(summary, indent=1))
   if tensorboard:
     write_tensorboard(wd, loaded["metrics"])
   if plots:

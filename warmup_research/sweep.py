@@ -233,7 +233,7 @@ def run(variants: list[Variant], workdir: pathlib.Path, *, progress: bool = True
                   device=mesh_lib.describe(mesh), command=command,
                   code=code, finished_at=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
     if writer:
-      workdir_lib.write_atomic(marker, json.dumps(record, indent=1))
+      workdir_lib.write_atomic(marker, workdir_lib.strict_json(record, indent=1))
       n_div = sum(s["outcome"] == "diverged" for s in result.summaries)
       n_stall = sum(s["outcome"] == "stalled" for s in result.summaries)
       best = min((s["final_eval_loss"] for s in result.summaries

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import math
 import os
 import pathlib
 import shutil
@@ -227,6 +228,19 @@ def differences(a, b, prefix: str = "") -> list[str]:
     return [d for i, (x, y) in enumerate(zip(a, b))
             for d in differences(x, y, f"{prefix.rstrip('.')}[{i}].")]
   return [] if a == b else [prefix.rstrip(".") or "(the whole record)"]
+
+
+def strict_json(obj, **kw) -> str:
+  """JSON with null for NaN and infinities (never the bare NaN Python writes)."""
+  def clean(x):
+    if isinstance(x, float) and not math.isfinite(x):
+      return None
+    if isinstance(x, dict):
+      return {k: clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+      return [clean(v) for v in x]
+    return x
+  return json.dumps(clean(obj), allow_nan=False, **kw)
 
 
 def write_atomic(path, text: str) -> None:
