@@ -23,7 +23,7 @@ from tensorboardX import SummaryWriter
 from warmup_research import claims as claims_lib
 from warmup_research import metrics_io, stats
 from warmup_research import plots as plots_lib
-from warmup_research.workdir import write_atomic
+from warmup_research.workdir import strict_json, write_atomic
 
 RUN_COLUMNS = ("status", "outcome", "diverged_step", "final_train_loss", "final_eval_loss",
                "best_eval_loss", "initial_eval_loss", "tokens_seen", "step_seconds",
@@ -245,7 +245,7 @@ def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
                  n_compiles=sum(g["train_step_compiles"] for g in groups),
                  groups=groups, runs=rows, aggregated=agg, lr_sensitivity=sens,
                  claims=verdicts)
-  write_atomic(wd / "summary.json", workdir.strict_json(summary, indent=1))
+  write_atomic(wd / "summary.json", strict_json(summary, indent=1))
   if tensorboard:
     write_tensorboard(wd, loaded["metrics"])
   if plots:
