@@ -151,3 +151,13 @@ def test_another_tools_config_json_is_refused_without_a_traceback(tmp_path):
   with pytest.raises(ConfigError, match="differs in: config.json \\(unreadable, or not this "):
     workdir.prepare(other, '{"seed": 0}', upgrade=config_lib.upgrade_record)
   assert (other / "config.json").read_text() == '["not", "ours"]'
+
+
+def test_the_experiment_path_as_spelled_is_not_part_of_the_grid(tmp_path):
+  runs = [{"run_id": "a", "config": {"seed": 0}}]
+  workdir.prepare(tmp_path / "w", json.dumps({"experiment": "experiments/e.py", "runs": runs}),
+                  kind="sweep")
+  workdir.prepare(tmp_path / "w", json.dumps({"experiment": "./experiments/e.py", "runs": runs}),
+                  kind="sweep")
+  assert workdir.record_hash(json.dumps({"experiment": "x", "runs": runs})) == \
+      workdir.record_hash(json.dumps({"experiment": "y", "runs": runs}))

@@ -74,8 +74,19 @@ def check_path(raw, field: str = "--workdir") -> pathlib.Path:
   return path
 
 
+# How the experiment file was spelled on the command line names no setting.
+NOT_COMPARED = ("experiment",)
+
+
+def _comparable(record):
+  if isinstance(record, dict):
+    return {k: v for k, v in record.items() if k not in NOT_COMPARED}
+  return record
+
+
 def record_hash(record_json: str) -> str:
-  return hashlib.sha256(json.dumps(json.loads(record_json), sort_keys=True).encode()).hexdigest()
+  return hashlib.sha256(json.dumps(_comparable(json.loads(record_json)),
+                                   sort_keys=True).encode()).hexdigest()
 
 
 def read_marker(path: pathlib.Path) -> dict | None:
@@ -208,7 +219,7 @@ def _differences(path, record_name, record_json, upgrade) -> list[str]:
   if recorded.exists():
     try:
       old = json.loads(recorded.read_text())
-      return differences(upgrade(old), json.loads(record_json))
+      return differences(_comparable(upgrade(old)), _comparable(json.loads(record_json)))
     except (json.JSONDecodeError, TypeError, KeyError, AttributeError, ValueError):
       return [f"{record_name} (unreadable, or not this project's)"]
   marker = read_marker(path) if path.is_dir() else None
