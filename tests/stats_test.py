@@ -69,3 +69,13 @@ def test_rate_test_is_fishers_exact_test():
   assert stats.rate_verdict(t, "higher") == "reproduced"
   assert stats.rate_verdict(t, "lower") == "contradicted"
   assert stats.rate_verdict(stats.rate_test(1, 5, 2, 5), "higher") == "inconclusive"
+
+
+def test_differences_without_spread_need_the_sign_test():
+  # 4 equal positive pairs: the t interval would be a point, but a sign test
+  # gives p = 2 / 2**4 = 0.125: no verdict. 6 of them: p = 0.03125.
+  four = stats.paired_difference([0.0] * 4, [0.5] * 4)
+  assert four.ci95 is None and "sign test, p = 0.125" in four.method
+  assert stats.verdict(four.ci95, "higher") == "inconclusive"
+  six = stats.paired_difference([0.0] * 6, [0.5] * 6)
+  assert six.ci95 == (0.5, 0.5) and stats.verdict(six.ci95, "higher") == "reproduced"

@@ -115,9 +115,10 @@ def plot_sweep(workdir: pathlib.Path, loaded, swept, rows, agg) -> list[pathlib.
          ylabel="loss", yscale="log")
   a2.set(title="eval loss" + (" (each seed a line)" if seeds else ""), xlabel=xlabel,
          ylabel="loss", yscale="log")
-  for ax in (a1, a2):
-    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.2f"))
-    ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.2f"))
+  for ax in (a1, a2):   # a label at every integer and half on the log axis
+    ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=np.arange(2, 20) / 2))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.1f"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
   _legend(fig, a2)
   written.append(_save_constrained(fig, out / "loss_curves.png"))
 
@@ -185,7 +186,7 @@ def plot_claims(verdicts: list[dict], path, title: str = "") -> pathlib.Path | N
   if not rows:
     return None
   colors = {"reproduced": "tab:green", "contradicted": "tab:red", "inconclusive": "tab:gray"}
-  fig = Figure(figsize=(10, 1.2 + 0.45 * len(rows)), layout="constrained")
+  fig = Figure(figsize=(15, 1.4 + 0.45 * len(rows)), layout="constrained")
   ax = fig.subplots()
   for i, v in enumerate(reversed(rows)):
     lo, hi = v["ci95"]
@@ -200,8 +201,8 @@ def plot_claims(verdicts: list[dict], path, title: str = "") -> pathlib.Path | N
                                    f"{v['claim']}"[:80] + f" [{v['metric']}; predicted b - a "
                                    f"{'< 0' if v['direction'] == 'lower' else '> 0'}]"
                                    for v in reversed(rows)], fontsize=7)
-  ax.set(xlabel="paired difference b - a (95% CI); the paper predicts the sign in its claim",
-         title=title)
+  ax.set(xlabel="paired difference b - a (95% CI); the paper predicts the sign in its claim")
+  fig.suptitle(title, fontsize=10)
   _legend(fig, ax)
   fig.savefig(path, dpi=110)
   return pathlib.Path(path)

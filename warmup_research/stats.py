@@ -70,8 +70,12 @@ def paired_difference(a, b, method: str = "paired t", seed: int = 0) -> PairedDi
     return PairedDifference(math.nan, None, 0, method=method, **signs)
   if n < 2:
     return PairedDifference(float(d.mean()), None, n, method=method, **signs)
-  if np.all(d == d[0]):   # no spread: the interval is the point
-    return PairedDifference(float(d[0]), (float(d[0]), float(d[0])), n, method=method, **signs)
+  if np.all(d == d[0]):   # no spread (a discrete metric): no t interval exists
+    # the sign test decides: n equal signs are significant when 2 * 0.5**n < 0.05
+    p = sps.binomtest(n if d[0] != 0 else 0, n).pvalue
+    ci = (float(d[0]), float(d[0])) if d[0] != 0 and p < 1 - CONFIDENCE else None
+    return PairedDifference(float(d[0]), ci, n, method=f"{method} (no spread: sign test, "
+                            f"p = {p:.3g})", **signs)
   if method == "paired t":
     ci = sps.ttest_rel([y for _, y in pairs], [x for x, _ in pairs]).confidence_interval(
         CONFIDENCE)
