@@ -42,6 +42,7 @@ def test_throughput_rows_are_consistent():
   assert r["params"] == 256 * d + 16 * d + layers * (4 * d * d + 2 * d * f + 4 * d) + 2 * d
 
 
+@pytest.mark.slow   # compiles several programs: with the benchmark runs, not the quick suite
 def test_each_row_is_divided_by_the_faster_of_its_two_matmul_measurements(monkeypatch):
   rates = iter([100.0, 300.0, 250.0, 50.0])   # before / after row 1, before / after row 2
   monkeypatch.setattr(bench, "matmul_gflops", lambda *a, **k: next(rates))
@@ -50,6 +51,7 @@ def test_each_row_is_divided_by_the_faster_of_its_two_matmul_measurements(monkey
   assert b["matmul_ratio"] == pytest.approx(b["model_gflops_per_s"] / 250.0)
 
 
+@pytest.mark.slow   # compiles several programs: with the benchmark runs, not the quick suite
 def test_sweep_scaling_ratios():
   rows = bench.sweep_scaling(ks=(1, 2), steps=2, run_steps=10, overrides=TINY)
   one, two = rows

@@ -62,7 +62,7 @@ def test_train_program_compiled_from_shapes_runs_the_initialised_state():
   # What run_group compiles in its thread, from the state's shapes alone, for
   # optimizers whose states differ; the compiled program takes the real state.
   from warmup_research import data
-  for name in ("adamw", "sgd", "radam", "lion"):
+  for name in ("adamw", "sgd", "lion"):   # three state structures (radam: as adamw)
     cfg = tiny_config(**{"optimizer.name": name})
     prog = program.GroupProgram([cfg], MESH)
     batches = prog.put_batches(data.Batches(cfg).train_steps(0, 2))
