@@ -15,6 +15,7 @@ import argparse
 import errno
 import json
 import pathlib
+import shlex
 import signal
 import sys
 
@@ -257,9 +258,8 @@ def parser() -> argparse.ArgumentParser:
   return p
 
 
-def _resume_hint(args) -> str:
-  again = " ".join(sys.argv[1:]) if len(sys.argv) > 1 else args.command
-  return f"re-run the same command to resume: warmup-research {again}"
+def _resume_hint(argv) -> str:
+  return f"re-run the same command to resume: warmup-research {shlex.join(argv)}"
 
 
 def _no_space(e: BaseException | None, depth: int = 0) -> bool:
@@ -280,6 +280,7 @@ def main(argv=None) -> None:
   Bad input: one `error:` line, exit 2. A full disk: one line, exit 1 (the
   workdir resumes once space is freed). SIGINT / SIGTERM: one line with the
   command that resumes, exit 130 / 143."""
+  argv = sys.argv[1:] if argv is None else list(argv)
   args, rest = parser().parse_known_args(argv)
   signal.signal(signal.SIGTERM, _terminate)
   try:
@@ -290,11 +291,11 @@ def main(argv=None) -> None:
   except Exception as e:   # a full disk, however deep in orbax or tensorstore it was met
     if not _no_space(e):
       raise
-    print(f"error: no space left on the device; free some space, then {_resume_hint(args)}",
+    print(f"error: no space left on the device; free some space, then {_resume_hint(argv)}",
           file=sys.stderr)
     sys.exit(1)
   except KeyboardInterrupt as e:
     term = bool(e.args) and e.args[0] == signal.SIGTERM
-    print(f"\ninterrupted ({'SIGTERM' if term else 'SIGINT'}); {_resume_hint(args)}",
+    print(f"\ninterrupted ({'SIGTERM' if term else 'SIGINT'}); {_resume_hint(argv)}",
           file=sys.stderr)
     sys.exit(143 if term else 130)

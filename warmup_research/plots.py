@@ -23,8 +23,10 @@ def _subplots(figsize, nrows: int = 1, ncols: int = 1, **kw):
 
 
 def _save(fig, path: pathlib.Path, dpi: int = 100, rect=(0, 0, 1, 1)) -> pathlib.Path:
-  """Lays out (inside `rect`, leaving room for a figure legend), writes."""
-  fig.tight_layout(rect=rect)
+  """Lays out (tight, inside `rect`, unless the figure has constrained
+  layout: figures with a legend outside the axes) and writes."""
+  if fig.get_layout_engine() is None:
+    fig.tight_layout(rect=rect)
   fig.savefig(path, dpi=dpi)
   return path
 
@@ -120,7 +122,7 @@ def plot_sweep(workdir: pathlib.Path, loaded, swept, rows, agg) -> list[pathlib.
     ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.1f"))
     ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
   _legend(fig, a2)
-  written.append(_save_constrained(fig, out / "loss_curves.png"))
+  written.append(_save(fig, out / "loss_curves.png"))
 
   fig = Figure(figsize=(9, 4.8), layout="constrained")
   ax = fig.subplots()
@@ -133,7 +135,7 @@ def plot_sweep(workdir: pathlib.Path, loaded, swept, rows, agg) -> list[pathlib.
             color=st["color"], ls=st["ls"], lw=1.0, label=label(r["run_id"]))
   ax.set(title="learning-rate schedules", xlabel="updates (0 = the first)", ylabel="lr")
   _legend(fig, ax)
-  written.append(_save_constrained(fig, out / "lr_schedules.png"))
+  written.append(_save(fig, out / "lr_schedules.png"))
 
   if "optimizer.peak_lr" in swept:
     written.append(_loss_vs_lr(out / "loss_vs_peak_lr.png", keys, rows, agg))
@@ -170,12 +172,7 @@ def _loss_vs_lr(path, keys, rows, agg) -> pathlib.Path:
   ax.set_xticks(lrs, [f"{x:g}" for x in lrs])
   ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
   _legend(fig, ax)
-  return _save_constrained(fig, path)
-
-
-def _save_constrained(fig, path: pathlib.Path, dpi: int = 100) -> pathlib.Path:
-  fig.savefig(path, dpi=dpi)
-  return path
+  return _save(fig, path)
 
 
 def plot_claims(verdicts: list[dict], path, title: str = "") -> pathlib.Path | None:
@@ -204,8 +201,7 @@ def plot_claims(verdicts: list[dict], path, title: str = "") -> pathlib.Path | N
   ax.set(xlabel="paired difference b - a (95% CI); the paper predicts the sign in its claim")
   fig.suptitle(title, fontsize=10)
   _legend(fig, ax)
-  fig.savefig(path, dpi=110)
-  return pathlib.Path(path)
+  return _save(fig, pathlib.Path(path), dpi=110)
 
 
 def plot_analysis(workdir: pathlib.Path, rows: list[dict]) -> pathlib.Path:
