@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import os
 import pathlib
 import shlex
 import signal
@@ -298,4 +299,9 @@ def main(argv=None) -> None:
     term = bool(e.args) and e.args[0] == signal.SIGTERM
     print(f"\ninterrupted ({'SIGTERM' if term else 'SIGINT'}); {_resume_hint(argv)}",
           file=sys.stderr)
-    sys.exit(143 if term else 130)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Exit now, as a SIGKILL would: the metrics rows up to the last checkpoint
+    # are flushed and a half-written checkpoint is ignored on resume, while a
+    # normal exit could wait on orbax's save thread or a compile thread.
+    os._exit(143 if term else 130)
