@@ -65,15 +65,15 @@ def _fmt(x):
   return "n/a" if x is None else f"{x:.4f}"
 
 
-def _together(fn, *args):
+def _together(fn, *args, fingerprint=None):
   """fn(*args) in every process, then they meet: bad input in any one ends
   all of them at once (each with one line), instead of leaving the others
-  waiting at a barrier."""
+  waiting at a barrier. `fingerprint(out)`: what must be equal everywhere."""
   try:
     out, error = fn(*args), None
   except ConfigError as e:
     out, error = None, e
-  runtime.agree(error)
+  runtime.agree(error, "" if error or fingerprint is None else fingerprint(out))
   return out
 
 
@@ -86,8 +86,7 @@ def cmd_train(args, rest) -> None:
     return cfg, shape
 
   runtime.start_jax(args.jax_cache_dir)
-  cfg, shape = _together(check)
-  runtime.agree(None, fingerprint=config_lib.to_json(cfg))
+  cfg, shape = _together(check, fingerprint=lambda out: config_lib.to_json(out[0]))
   batches = _together(_prepare_data, cfg)  # bad dataset / corpus fail here, before the workdir
   wd = _together(lambda: workdir.prepare(
       args.workdir, config_lib.to_json(cfg), kind="run", overwrite=args.overwrite,
@@ -138,9 +137,9 @@ def cmd_sweep(args, rest) -> None:
     return variants, claims, wd
 
   runtime.start_jax(args.jax_cache_dir)
-  variants, claims, wd = _together(check)
+  variants, claims, wd = _together(
+      check, fingerprint=lambda out: sweep.sweep_record(args.experiment, *out[:2]))
   record = sweep.sweep_record(args.experiment, variants, claims)
-  runtime.agree(None, fingerprint=record)
   for members in sweep.group(variants):
     _together(_prepare_data, members[0].cfg)
   _together(lambda: workdir.prepare(wd, record, kind="sweep", overwrite=args.overwrite,
