@@ -32,6 +32,15 @@ def test_round_trip_keeps_n(tmp_path):
   np.testing.assert_array_equal(state["params"]["w"], np.full((3, 4), 3.0))
 
 
+def test_preserved_steps_outlive_the_newest_n(tmp_path):
+  ckpt = checkpoints.Checkpointer(tmp_path / "c", keep=2, preserve={1, 3})
+  for s in range(1, 7):
+    ckpt.save(s, _state(float(s)), {"step": s})
+  ckpt.wait()
+  assert ckpt.steps() == [1, 3, 5, 6]
+  ckpt.close()
+
+
 # A failed restore's pending tensorstore reads may finish after orbax closed
 # their event loop ("Event loop is closed", unraisable; see restore_latest).
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")

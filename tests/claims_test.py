@@ -66,6 +66,28 @@ def test_max_trained_lr_is_taken_per_seed_over_the_lr_axis():
   assert v["verdict"] == "reproduced"
 
 
+def test_peak_is_the_log10_of_an_analysis_column_max_over_the_early_window():
+  import math
+  rows = [_row(w, 1e-2, s, 3.0) for w in (0, 10) for s in range(4)]
+  # ratio rises to 10^(1 + s/10) by step 10 without warmup, 10^(0.5 + s/10) with; a huge
+  # value after the window (step 20) must not count
+  measured = {f"{w}-0.01-{s}": [
+      dict(step=5, stability_ratio=1.0), dict(step=10, stability_ratio=10 ** (
+          (1.0 if w == 0 else 0.5) + s / 10 + (0.01 * s if w else 0))),
+      dict(step=20, stability_ratio=1e6)] for w in (0, 10) for s in range(4)}
+  c = claims.validate([claims.claim("warmup lowers the early peak", paper="P",
+                                    a={"schedule.warmup_steps": 0},
+                                    b={"schedule.warmup_steps": 10},
+                                    metric="peak:stability_ratio:10", direction="lower")],
+                      SWEPT)[0]
+  v = claims.evaluate(c, SWEPT, rows, measured=measured)
+  assert v["n_pairs"] == 4 and v["effect"] == pytest.approx(-0.5 + 0.01 * 1.5)
+  assert v["verdict"] == "reproduced"
+  assert math.isclose(claims._value(c["metric"], [rows[0]], None, measured), 1.0)
+  pending = claims.evaluate(c, SWEPT, rows)
+  assert pending["n_pairs"] == 0 and pending["verdict"].startswith("not measured")
+
+
 @pytest.mark.parametrize("bad,message", [
     ("not a list", "get_claims: must return a list"),
     ([{"claim": "x"}], r"get_claims\(\)\[0\]: must be a dict"),
@@ -73,6 +95,8 @@ def test_max_trained_lr_is_taken_per_seed_over_the_lr_axis():
                    direction="lower")], "which the grid does not sweep"),
     ([claims.claim("x", paper="P", a={}, b={}, metric="accuracy", direction="lower")],
      "unknown metric 'accuracy'"),
+    ([claims.claim("x", paper="P", a={}, b={}, metric="peak:sharpness", direction="lower")],
+     "unknown metric 'peak:sharpness'.*peak:COLUMN:UPDATES"),
     ([claims.claim("x", paper="P", a={}, b={}, metric="stalled", direction="down")],
      "direction must be"),
 ])

@@ -29,6 +29,8 @@ BAD = [
     ({"model.attention": "flash"},
      "config.model.attention: unknown value 'flash'; allowed: einsum, xla, cudnn"),
     ({"model.attention": "cudnn"}, "config.model.attention: 'cudnn' .* needs model.dtype='bfloat16'"),
+    ({"train.checkpoint_steps": [5, 21]},
+     r"config.train.checkpoint_steps: must be a list of integers in \[1, train.total_steps=20\]"),
 ]
 
 

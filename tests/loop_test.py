@@ -56,6 +56,18 @@ def test_steps_per_call_divides_every_eval_checkpoint_and_the_end():
                              (299, 299, 299): 1, (64, 8, 12): 4}.items():
     t_cfg = ConfigDict(dict(total_steps=total, eval_every=ev, checkpoint_every=ck))
     assert loop.steps_per_call(t_cfg) == n, (total, ev, ck)
+  t_cfg = ConfigDict(dict(total_steps=16, eval_every=16, checkpoint_every=16,
+                          checkpoint_steps=[2, 6]))
+  assert loop.steps_per_call(t_cfg) == 2
+
+
+def test_checkpoint_steps_are_saved_and_kept(tmp_path):
+  from warmup_research import checkpoints
+  cfg = tiny_config(**{"train.checkpoint_every": 10, "train.keep_checkpoints": 1,
+                       "train.checkpoint_steps": [2, 4, 14]})
+  loop.run_group([cfg], metrics_paths=[tmp_path / "m.jsonl"], checkpoint_dir=tmp_path / "ck",
+                 mesh=MESH, progress=False)
+  assert checkpoints.Checkpointer(tmp_path / "ck", keep=1).steps() == [2, 4, 14, 20]
 
 
 def test_several_updates_per_call_equal_one_per_call(tmp_path, monkeypatch):

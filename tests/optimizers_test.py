@@ -63,10 +63,11 @@ def test_sgd_nesterov_equals_optax():
   np.testing.assert_allclose(ours["w"], theirs["w"], rtol=1e-5)
 
 
-def test_gi_adam_follows_its_definition():
+@pytest.mark.parametrize("name", ["gi_adam", "gi_adam_bc"])
+def test_gi_adam_follows_its_definition(name):
   b1, b2, eps = 0.9, 0.99, 1e-8
   lr = lambda c: 1e-2
-  tx = optimizers.make("gi_adam", nesterov=False, learning_rate=lr,
+  tx = optimizers.make(name, nesterov=False, learning_rate=lr,
                        hp=optimizers.make_hparams(b1=b1, b2=b2, eps=eps))
   params, state = PARAMS, tx.init(PARAMS)
   mu = {k: np.zeros_like(v) for k, v in PARAMS.items()}
@@ -76,7 +77,8 @@ def test_gi_adam_follows_its_definition():
     nu = {k: g[k] ** 2 for k in g} if nu is None else nu   # nu_0 = g_0^2
     mu = {k: b1 * mu[k] + (1 - b1) * g[k] for k in g}
     nu = {k: b2 * nu[k] + (1 - b2) * g[k] ** 2 for k in g}
-    ref = {k: ref[k] - 1e-2 * (mu[k] / (1 - b1 ** t)) / (np.sqrt(nu[k]) + eps) for k in g}
+    nu_hat = {k: nu[k] / (1 - b2 ** t) if name == "gi_adam_bc" else nu[k] for k in g}
+    ref = {k: ref[k] - 1e-2 * (mu[k] / (1 - b1 ** t)) / (np.sqrt(nu_hat[k]) + eps) for k in g}
     updates, state = tx.update(_grads(t), state, params)
     params = optax.apply_updates(params, updates)
   for k in PARAMS:   # weight decay 0 here: pure GI-Adam

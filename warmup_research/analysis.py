@@ -136,17 +136,15 @@ _JITTED: dict = {}
 def _jitted(cfg) -> dict:
   """Jitted measures of one model/optimizer (static signature), compiled once
   and reused across checkpoints and runs: params, batch and hp are arguments
-  (`iters`, the Lanczos length, is static)."""
+  (`iters`, the Lanczos length, is static). 'measure' is every measure of
+  one variant; 'measure_many' the same vmapped over a leading variant axis."""
   key = config_lib.static_signature(cfg)
   if key not in _JITTED:
     trainer = train.Trainer(cfg)
+    name = cfg.optimizer.name
 
     def f_of(batch, hp):
       return lambda params: trainer.loss_fn(params, batch, hp)[0]
-
-    def loss_and_grad_norm(params, batch, hp):
-      loss, grads = jax.value_and_grad(f_of(batch, hp))(params)
-      return loss, optax.tree.norm(grads)
 
     def sharp(params, batch, hp, iters):
       return top_eigenvalue(hvp(f_of(batch, hp), params), params, iters=iters)
@@ -159,10 +157,29 @@ def _jitted(cfg) -> dict:
       updates, _ = trainer.optimizer(hp).update(grads, opt_state, params)
       return _per_layer(updates, params)
 
-    _JITTED[key] = dict(loss_and_grad_norm=jax.jit(loss_and_grad_norm),
-                        sharpness=jax.jit(sharp, static_argnames="iters"),
+    def measure_one(params, opt_state, batch, hp, iters):
+      loss, grads = jax.value_and_grad(f_of(batch, hp))(params)
+      out = dict(loss=loss, grad_norm=optax.tree.norm(grads),
+                 sharpness=sharp(params, batch, hp, iters))
+      if _second_moment(opt_state) is not None:
+        precond = _preconditioner(opt_state, name, hp.opt.b2, hp.opt.eps)
+        out["preconditioned_sharpness"] = psharp(params, precond, batch, hp, iters)
+        nu_hat = jnp.concatenate([jnp.ravel((p - hp.opt.eps) ** 2)
+                                  for p in jax.tree.leaves(precond)])
+        out.update(nu_mean=nu_hat.mean(), nu_median=jnp.median(nu_hat), nu_max=nu_hat.max())
+      out.update({f"update_ratio/{k}": v
+                  for k, v in update_norms(params, opt_state, batch, hp).items()})
+      return out
+
+    def many(params, opt_state, batch, hp, iters):
+      one = lambda p, o, h: measure_one(p, o, batch, h, iters)
+      return jax.vmap(one)(params, opt_state, hp)
+
+    _JITTED[key] = dict(sharpness=jax.jit(sharp, static_argnames="iters"),
                         preconditioned=jax.jit(psharp, static_argnames="iters"),
-                        update_norms=jax.jit(update_norms))
+                        update_norms=jax.jit(update_norms),
+                        measure=jax.jit(measure_one, static_argnames="iters"),
+                        measure_many=jax.jit(many, static_argnames="iters"))
   return _JITTED[key]
 
 
@@ -180,13 +197,23 @@ def _per_layer(updates, params) -> dict:
 
 
 def adam_preconditioner(opt_state, config) -> Any:
-  """P = sqrt(nu_hat) + eps, Adam's diagonal preconditioner (bias-corrected)."""
-  adam = _find(opt_state, lambda s: hasattr(s, "nu") and hasattr(s, "count"))
-  if adam is None:
+  """P = sqrt(nu_hat) + eps, Adam's diagonal preconditioner, with nu_hat the
+  second moment as the optimizer divides by it: bias-corrected for Adam and
+  gi_adam_bc, as kept for gi_adam (nu starts at g0^2, no correction)."""
+  if _second_moment(opt_state) is None:
     raise ValueError("the run's optimizer keeps no second moment (not an Adam-family run)")
-  b2, eps = config.optimizer.b2, config.optimizer.eps
+  o = config.optimizer
+  return _preconditioner(opt_state, o.name, o.b2, o.eps)
+
+
+def _second_moment(opt_state):
+  return _find(opt_state, lambda s: hasattr(s, "nu") and hasattr(s, "count"))
+
+
+def _preconditioner(opt_state, name: str, b2, eps):
+  adam = _second_moment(opt_state)
   correction = 1 - b2 ** jnp.maximum(adam.count, 1).astype(jnp.float32)
-  if config.optimizer.name == "gi_adam":  # nu starts at g0^2: no bias to correct
+  if name == "gi_adam":
     correction = jnp.ones([])
   return jax.tree.map(lambda nu: jnp.sqrt(nu / correction) + eps, adam.nu)
 
@@ -230,7 +257,7 @@ def _layer_order(name: str):
 
 
 def second_moment_stats(run: Run) -> dict[str, float]:
-  """Mean, median and max of Adam's bias-corrected second moment (Adam runs)."""
+  """Mean, median and max of Adam's second moment nu_hat (Adam-family runs)."""
   try:
     p = adam_preconditioner(run.opt_state, run.config)
   except ValueError:
@@ -241,18 +268,21 @@ def second_moment_stats(run: Run) -> dict[str, float]:
 
 
 def measure(run: Run, batch_BxL1, *, iters: int = 20) -> dict:
-  """Every measure of one loaded checkpoint, on one fixed batch."""
-  loss, grad_norm = _jitted(run.config)["loss_and_grad_norm"](
-      run.params, jnp.asarray(batch_BxL1), train.hparams(run.config))
-  row = dict(step=run.step, loss=float(loss), grad_norm=float(grad_norm),
-             sharpness=sharpness(run, batch_BxL1, iters=iters))
-  try:
-    row["preconditioned_sharpness"] = preconditioned_sharpness(run, batch_BxL1, iters=iters)
-  except ValueError:
-    pass
-  row.update(second_moment_stats(run))
-  row.update({f"update_ratio/{k}": v for k, v in update_ratios(run, batch_BxL1).items()})
-  row.update(stability(run, row.get("preconditioned_sharpness")))
+  """Every measure of one loaded checkpoint, on one fixed batch: loss,
+  gradient norm, sharpness, and for Adam-family runs preconditioned
+  sharpness, nu_hat's mean/median/max and the stability ratio; update ratios
+  per layer group."""
+  out = _jitted(run.config)["measure"](run.params, run.opt_state, jnp.asarray(batch_BxL1),
+                                       train.hparams(run.config), iters=iters)
+  return _row(run.step, {k: float(v) for k, v in out.items()}, run.config)
+
+
+def _row(step: int, measured: dict, cfg) -> dict:
+  ratios = sorted((k for k in measured if k.startswith("update_ratio/")),
+                  key=lambda k: _layer_order(k.split("/", 1)[1]))
+  row = dict(step=step, **{k: v for k, v in measured.items() if k not in ratios})
+  row.update({k: measured[k] for k in ratios})
+  row.update(_stability(step, cfg, row.get("preconditioned_sharpness")))
   return row
 
 
@@ -261,30 +291,63 @@ def stability(run: Run, preconditioned: float | None) -> dict:
   and, for Adam-family runs, preconditioned sharpness / Adam's stability
   threshold 2 (1 + b1) / ((1 - b1) lr) (Cohen et al. 2022; 38 / lr at
   b1 = 0.9). A ratio above 1: the next step is locally unstable."""
-  lr = float(schedules.schedule(jnp.asarray(run.step), train.hparams(run.config).schedule))
+  return _stability(run.step, run.config, preconditioned)
+
+
+def _stability(step: int, cfg, preconditioned: float | None) -> dict:
+  lr = float(schedules.schedule(jnp.asarray(step), train.hparams(cfg).schedule))
   out = dict(lr=lr)
   if preconditioned is not None and lr > 0:
-    b1 = run.config.optimizer.b1
+    b1 = cfg.optimizer.b1
     out["stability_ratio"] = preconditioned * lr * (1 - b1) / (2 * (1 + b1))
   return out
 
 
 def analyze(workdir, run_ids=None, *, every: int = 1, iters: int = 20) -> list[dict]:
   """`measure` over the saved checkpoints (steps divisible by `every`) of runs
-  of a sweep workdir; writes analysis.csv and plots/sharpness_vs_step.png."""
+  of a sweep workdir; writes analysis.csv and plots/sharpness_vs_step.png.
+
+  Each group's checkpoint is restored once per step and its chosen variants
+  measured together (vmapped; the variant axis split over the local devices,
+  so 2 CPU devices measure two variants at a time). Every variant is
+  measured on the same fixed batch (eval batch 0)."""
   workdir = pathlib.Path(workdir)
   record = json.loads((workdir / "sweep.json").read_text())
-  run_ids = run_ids or [r["run_id"] for r in record["runs"]]
+  wanted = set(run_ids or [r["run_id"] for r in record["runs"]])
+  variants = [sweep.Variant(r["run_id"], config_lib.from_saved(r["config"]), r["swept"])
+              for r in record["runs"]]
+  devices = jax.local_devices()
+  mesh = jax.sharding.Mesh(np.array(devices), ("variant",))
+  split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("variant"))
+  whole = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
   rows = []
-  for run_id in run_ids:
-    where = sweep.locate(workdir, run_id)
-    batch = data.Batches(where.config).eval(0)
-    for step in checkpoints.Checkpointer(where.checkpoint_dir, keep=10**9).steps():
-      if step % every == 0:
-        rows.append(dict(run_id=run_id, **measure(load_run(workdir, run_id, step), batch,
-                                                  iters=iters)))
-        print(f"[analyze] {run_id} step {step}: sharpness {rows[-1]['sharpness']:.3f}",
-              flush=True)
+  for gi, members in enumerate(sweep.group(variants)):
+    chosen = [i for i, v in enumerate(members) if v.run_id in wanted]
+    if not chosen:
+      continue
+    cfg = members[0].cfg
+    padded = chosen + chosen[-1:] * (-len(chosen) % len(devices))  # even split
+    hp = jax.device_put(jax.tree.map(lambda *x: jnp.stack(x), *[
+        train.hparams(members[i].cfg) for i in padded]), split)
+    batch = jax.device_put(jnp.asarray(data.Batches(cfg).eval(0)), whole)
+    ckpt_dir = workdir / "checkpoints" / sweep.group_id(gi)
+    take = jnp.asarray(padded)
+    for step in [s for s in checkpoints.Checkpointer(ckpt_dir, keep=10**9).steps()
+                 if s % every == 0]:
+      _, state, _ = checkpoints.load(ckpt_dir, step, target=_abstract_state(cfg, ckpt_dir))
+      params, opt_state = jax.device_put(
+          jax.tree.map(lambda x, t=take: x[t], (state.params, state.opt_state)), split)
+      out = jax.device_get(_jitted(cfg)["measure_many"](params, opt_state, batch, hp,
+                                                        iters=iters))
+      new = [dict(run_id=members[i].run_id,
+                  **_row(step, {k: float(x[j]) for k, x in out.items()}, members[i].cfg))
+             for j, i in enumerate(chosen)]
+      rows += new
+      print(f"[analyze] group {gi} step {step}: {len(new)} runs, sharpness "
+            f"{min(r['sharpness'] for r in new):.3g} .. {max(r['sharpness'] for r in new):.3g}",
+            flush=True)
+  order = {r["run_id"]: i for i, r in enumerate(record["runs"])}
+  rows.sort(key=lambda r: (order[r["run_id"]], r["step"]))
   columns = list(dict.fromkeys(k for r in rows for k in r))
   write_atomic(workdir / "analysis.csv", results.to_csv(columns, rows))
   plots.plot_analysis(workdir, rows)

@@ -31,10 +31,16 @@ from jax.experimental import multihost_utils
 
 class Checkpointer:
 
-  def __init__(self, directory, *, keep: int):
+  def __init__(self, directory, *, keep: int, preserve=()):
+    """Keeps the newest `keep` steps, and every step in `preserve` for good."""
     self.directory = pathlib.Path(directory).absolute()
+    policy = ocp.checkpoint_managers.LatestN(n=keep)
+    if preserve:
+      policy = ocp.checkpoint_managers.AnyPreservationPolicy(
+          [policy, ocp.checkpoint_managers.CustomSteps(sorted(preserve))])
     self.manager = ocp.CheckpointManager(
-        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
+        self.directory, options=ocp.CheckpointManagerOptions(preservation_policy=policy,
+                                                             create=True),
         item_handlers={"state": ocp.StandardCheckpointHandler(),
                        "meta": ocp.JsonCheckpointHandler()})
 

@@ -21,6 +21,10 @@ applies `stats`:
   (log10 of the largest peak LR whose run trained, per setting of the other
   fields: a pair of settings where one side never trained is dropped);
   'steps_to:X' (updates until the eval loss first reached X; never: dropped);
+  'peak:COLUMN:T' (log10 of the largest value of an `analyze` column, e.g.
+  stability_ratio, over the checkpoints at updates 1..T; log because
+  sharpness spans decades; before `analyze` has run the verdict is 'not
+  measured');
   'lr_sensitivity' (Wortsman et al.'s, over the peak-LR axis, per setting of
   the other fields, e.g. per seed);
   or a rate, 'stalled', 'diverged' or 'failed' (either), compared over all
@@ -68,9 +72,11 @@ def validate(claims, swept) -> list[dict]:
       if unknown:
         raise ConfigError(field, f"{part} names {unknown}, which the grid does not sweep; "
                           f"swept: {', '.join(swept)}")
-    if not (c["metric"] in PER_RUN + RATES + OVER_LR or c["metric"].startswith("steps_to:")):
+    if not (c["metric"] in PER_RUN + RATES + OVER_LR or c["metric"].startswith("steps_to:")
+            or _peak(c["metric"])):
       raise ConfigError(field, f"unknown metric {c['metric']!r}; allowed: "
-                        f"{', '.join(PER_RUN + RATES + OVER_LR)}, steps_to:LOSS")
+                        f"{', '.join(PER_RUN + RATES + OVER_LR)}, steps_to:LOSS, "
+                        "peak:COLUMN:UPDATES")
     if c["metric"] in OVER_LR and LR not in swept:
       raise ConfigError(field, f"{c['metric']} needs {LR} swept")
     if c["at_best"] is not None and c["at_best"] not in swept:
@@ -94,15 +100,25 @@ def _same(x, y) -> bool:
   return x == y
 
 
+def _peak(metric: str):
+  """(column, last update) of a 'peak:COLUMN:T' metric, else None."""
+  parts = metric.split(":")
+  if len(parts) == 3 and parts[0] == "peak" and parts[1] and parts[2].isdigit():
+    return parts[1], int(parts[2])
+  return None
+
+
 def _steps_to(curve, target: float):
   return next((s for s, loss in curve if loss <= target), None)
 
 
-def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = None) -> dict:
+def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = None,
+             measured: dict | None = None) -> dict:
   """One claim's effect, 95% CI, pairs, method and verdict.
 
   `rows`: runs.csv's rows (swept values, outcome, losses); `curves`: run_id ->
-  [(step, eval_loss)] (for steps_to)."""
+  [(step, eval_loss)] (for steps_to); `measured`: run_id -> analysis.csv's
+  rows of that run (for peak)."""
   finished = [r for r in rows if r.get("outcome") is not None]
   side = {k: [r for r in finished if _matches(r, c["where"]) and _matches(r, c[k])]
           for k in ("a", "b")}
@@ -121,7 +137,8 @@ def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = 
                 counts=dict(a=[t.k_a, t.n_a], b=[t.k_b, t.n_b]),
                 verdict=stats.rate_verdict(t, c["direction"]))
   if c.get("at_best"):
-    side = {k: _at_best(runs, c["at_best"], metric, curves) for k, runs in side.items()}
+    side = {k: _at_best(runs, c["at_best"], metric, curves, measured)
+            for k, runs in side.items()}
   fixed = set(c["a"]) | set(c["b"]) | ({LR} if metric in OVER_LR else set()) | (
       {c["at_best"]} if c.get("at_best") else set())
   key_fields = [f for f in swept if f not in fixed]
@@ -130,8 +147,11 @@ def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = 
     by_key: dict[str, list] = {}
     for r in runs:
       by_key.setdefault(json.dumps([r[f] for f in key_fields]), []).append(r)
-    values[k] = {key: _value(metric, group, curves) for key, group in by_key.items()
+    values[k] = {key: _value(metric, group, curves, measured) for key, group in by_key.items()
                  if metric in OVER_LR or len(group) == 1}
+  if _peak(metric) and not measured:
+    return dict(out, effect=None, ci95=None, n_pairs=0, method=c["method"], sign="",
+                verdict="not measured (run `analyze`)")
   keys = [k for k in values["a"] if k in values["b"]]
   d = stats.paired_difference([values["a"][k] for k in keys], [values["b"][k] for k in keys],
                               method=c["method"])
@@ -142,21 +162,21 @@ def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = 
               verdict=stats.verdict(d.ci95, c["direction"]))
 
 
-def _at_best(runs: list[dict], field: str, metric: str, curves) -> list[dict]:
+def _at_best(runs: list[dict], field: str, metric: str, curves, measured=None) -> list[dict]:
   """The runs at the value of `field` whose mean metric (over its runs) is lowest."""
   by_value: dict[str, list] = {}
   for r in runs:
     by_value.setdefault(json.dumps(r[field]), []).append(r)
   means = {}
   for value, group in by_value.items():
-    vals = [_value(metric, [r], curves) for r in group]
+    vals = [_value(metric, [r], curves, measured) for r in group]
     vals = [v for v in vals if v is not None]
     if vals:
       means[value] = sum(vals) / len(vals)
   return by_value[min(means, key=means.get)] if means else []
 
 
-def _value(metric: str, runs: list[dict], curves):
+def _value(metric: str, runs: list[dict], curves, measured=None):
   if metric in PER_RUN:
     v = runs[0][metric] if runs[0]["outcome"] != "diverged" else None
     return v
@@ -171,12 +191,17 @@ def _value(metric: str, runs: list[dict], curves):
     finals = [math.nan if r["outcome"] == "diverged" or r["final_eval_loss"] is None
               else r["final_eval_loss"] for r in runs]
     return stats.lr_sensitivity([r[LR] for r in runs], finals, sum(inits) / len(inits))
+  if _peak(metric):
+    column, last = _peak(metric)
+    vals = [m[column] for m in (measured or {}).get(runs[0]["run_id"], [])
+            if 0 < m["step"] <= last and m.get(column) is not None and math.isfinite(m[column])]
+    return math.log10(max(vals)) if vals and max(vals) > 0 else None
   target = float(metric.split(":", 1)[1])
   return _steps_to((curves or {}).get(runs[0]["run_id"], []), target)
 
 
-def evaluate_all(claims, swept, rows, curves=None) -> list[dict]:
-  return [evaluate(c, swept, rows, curves) for c in claims]
+def evaluate_all(claims, swept, rows, curves=None, measured=None) -> list[dict]:
+  return [evaluate(c, swept, rows, curves, measured) for c in claims]
 
 
 def markdown(results: list[dict]) -> list[str]:

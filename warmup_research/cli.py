@@ -201,9 +201,12 @@ def cmd_analyze(args, rest) -> None:
   for r in run_ids or []:
     if r not in known:
       raise ConfigError("--runs", f"no run {r!r} in {wd}; runs: {', '.join(known)}")
+  if args.iters < 1:
+    raise ConfigError("--iters", f"must be an integer >= 1, got {args.iters}")
   rows = analysis.analyze(wd, run_ids, every=args.every, iters=args.iters)
-  print(f"wrote {wd / 'analysis.csv'} ({len(rows)} checkpoints) and "
-        f"{wd / 'plots' / 'sharpness_vs_step.png'}")
+  results.write(wd)   # claims on analysis columns (peak:...) get their verdicts
+  print(f"wrote {wd / 'analysis.csv'} ({len(rows)} checkpoints), "
+        f"{wd / 'plots' / 'sharpness_vs_step.png'}, and re-made the tables")
 
 
 def cmd_schedules(args, rest) -> None:
@@ -248,7 +251,7 @@ def parser() -> argparse.ArgumentParser:
   a.add_argument("--runs", action="append", default=[], metavar="RUN_ID",
                  help="a run id (ids hold commas); repeat for several (default: all)")
   a.add_argument("--every", type=int, default=1, help="checkpoint steps divisible by this")
-  a.add_argument("--iters", type=int, default=20, help="power-iteration steps")
+  a.add_argument("--iters", type=int, default=20, help="Lanczos steps per eigenvalue")
   a.set_defaults(fn=cmd_analyze)
   s = sub.add_parser("schedules", help="plot every schedule shape")
   s.add_argument("--out", default="results/schedules.png")

@@ -28,7 +28,7 @@ from ml_collections import config_dict
 from warmup_research import schedules
 from warmup_research.errors import ConfigError
 
-OPTIMIZERS = ("adamw", "adam", "sgd", "radam", "lion", "gi_adam")
+OPTIMIZERS = ("adamw", "adam", "sgd", "radam", "lion", "gi_adam", "gi_adam_bc")
 NORMS = ("pre", "post")
 DTYPES = ("float32", "bfloat16")
 ATTENTIONS = ("einsum", "xla", "cudnn")
@@ -97,7 +97,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.schedule.cooldown_shape = "linear"  # wsd cooldown: linear | cosine | 1-sqrt
 
   c.optimizer = ml_collections.ConfigDict()
-  c.optimizer.name = "adamw"      # adamw | adam | sgd | radam | lion | gi_adam (static)
+  c.optimizer.name = "adamw"      # adamw | adam | sgd | radam | lion | gi_adam | gi_adam_bc
   c.optimizer.peak_lr = 1e-3
   c.optimizer.b1 = 0.9
   c.optimizer.b2 = 0.95
@@ -114,6 +114,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.log_every = 10          # a metrics row every k updates (and the last)
   c.train.checkpoint_every = 200  # orbax cadence, in updates
   c.train.keep_checkpoints = 2    # how many checkpoints to keep
+  c.train.checkpoint_steps = []   # extra checkpoints (updates done), kept for `analyze`
   c.train.divergence_bound = 100.0  # a loss above this (or non-finite) is divergence
   c.train.stall_margin = 0.25     # stalled: final eval loss above the data's unigram
                                   # entropy minus this (nats per token)
@@ -263,7 +264,7 @@ def to_json(cfg) -> str:
 
 # Fields added after runs were first saved, with the value that reproduces
 # the code before them (attention was `jax.nn.dot_product_attention`).
-ADDED_FIELDS = {"model.attention": "xla"}
+ADDED_FIELDS = {"model.attention": "xla", "train.checkpoint_steps": []}
 
 
 def from_saved(saved: dict) -> ml_collections.ConfigDict:
@@ -273,7 +274,7 @@ def from_saved(saved: dict) -> ml_collections.ConfigDict:
   for dotted, legacy in ADDED_FIELDS.items():
     section, key = dotted.split(".")
     if key not in cfg[section]:
-      cfg[section][key] = legacy
+      cfg[section][key] = copy.deepcopy(legacy)
   return cfg
 
 
@@ -350,6 +351,11 @@ def validate(cfg) -> None:
   _number(cfg, "train.log_every", lo=1, integer=True)
   _number(cfg, "train.checkpoint_every", lo=1, integer=True)
   _number(cfg, "train.keep_checkpoints", lo=1, integer=True)
+  steps = t.checkpoint_steps
+  _check(isinstance(steps, (list, tuple)) and all(
+      isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= total for x in steps),
+         "train.checkpoint_steps",
+         f"must be a list of integers in [1, train.total_steps={total}], got {steps!r}")
   _number(cfg, "train.stall_margin", lo=0)
   _check(isinstance(t.divergence_bound, (int, float)) and t.divergence_bound > 0,
          "train.divergence_bound",

@@ -15,7 +15,8 @@ apart from step time (and hits the persistent cache when it is on). It needs
 only the state's shapes, so it compiles in a background thread while the
 main thread initialises the state and runs the initial eval. Every
 `eval_every` updates: eval loss on `eval_batches` fixed validation batches;
-every `checkpoint_every`: an orbax checkpoint of the stacked state. A re-run
+every `checkpoint_every` (and at each of `checkpoint_steps`, kept for
+analysis): an orbax checkpoint of the stacked state. A re-run
 resumes from the newest valid checkpoint, cuts each metrics file back to
 that step, and ends with the same numbers as an uninterrupted run.
 """
@@ -52,10 +53,12 @@ STEPS_PER_CALL = 8
 
 def steps_per_call(t_cfg) -> int:
   """The largest n <= STEPS_PER_CALL that divides `total_steps`,
-  `eval_every` and `checkpoint_every`, so every call ends on or before each
-  eval, checkpoint and the last update, and a resumed run (from a
-  checkpoint step) is cut into the same calls as an uninterrupted one."""
-  g = math.gcd(t_cfg.total_steps, t_cfg.eval_every, t_cfg.checkpoint_every)
+  `eval_every`, `checkpoint_every` and every `checkpoint_steps`, so every
+  call ends on or before each eval, checkpoint and the last update, and a
+  resumed run (from a checkpoint step) is cut into the same calls as an
+  uninterrupted one."""
+  g = math.gcd(t_cfg.total_steps, t_cfg.eval_every, t_cfg.checkpoint_every,
+               *t_cfg.get("checkpoint_steps", ()))
   return max(n for n in range(1, STEPS_PER_CALL + 1) if g % n == 0)
 
 
@@ -106,7 +109,8 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   prog = GroupProgram(cfgs, mesh)
   vinit, veval, hp, keys, put_batch = prog.init, prog.eval, prog.hp, prog.keys, prog.put_batch
 
-  ckpt = checkpoints.Checkpointer(checkpoint_dir, keep=t_cfg.keep_checkpoints)
+  extra = set(t_cfg.get("checkpoint_steps", ()))
+  ckpt = checkpoints.Checkpointer(checkpoint_dir, keep=t_cfg.keep_checkpoints, preserve=extra)
   restored = ckpt.restore_latest(prog.abstract_state)
   if restored is None:
     start, state = 0, None   # initialised below, while the train program compiles
@@ -196,7 +200,7 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
       flush(pending)
       pending = None
       evaluate(done)
-    if done % t_cfg.checkpoint_every == 0 or finished:
+    if done % t_cfg.checkpoint_every == 0 or done in extra or finished:
       flush(pending)
       pending = None
       for f in files:

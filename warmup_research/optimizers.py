@@ -18,9 +18,13 @@ sgd, radam and lion, and absent for adam. Only parameters with ndim >= 2
 
 Families: adamw/adam (`scale_by_adam`), radam (`scale_by_radam`, Liu et al.
 2019), lion (`scale_by_lion`, b1/b2 as in Chen et al. 2023), sgd (`trace` with
-`momentum`, optionally Nesterov; momentum 0 is plain SGD), gi_adam
-(`scale_by_gi_adam`: Adam whose second moment starts from the first gradient's
-square, Kalra & Barkeshli 2024; decoupled weight decay like adamw).
+`momentum`, optionally Nesterov; momentum 0 is plain SGD), gi_adam and
+gi_adam_bc (`scale_by_gi_adam`: Adam whose second moment starts from the
+first gradient's square, Kalra & Barkeshli 2024; decoupled weight decay like
+adamw). The two GI forms differ only in Adam's bias correction on nu:
+gi_adam drops it (nu needs none once it starts from g^2), gi_adam_bc keeps
+Adam's update unchanged, so its first updates are scaled down by
+sqrt(1 - b2^t), a built-in warmup of about 1 / (1 - b2) steps.
 """
 from __future__ import annotations
 
@@ -54,10 +58,12 @@ def _decay_mask(params):
   return jax.tree.map(lambda p: p.ndim >= 2, params)
 
 
-def scale_by_gi_adam(b1, b2, eps) -> optax.GradientTransformation:
+def scale_by_gi_adam(b1, b2, eps, *, nu_bias_correction: bool = False
+                     ) -> optax.GradientTransformation:
   """Adam with nu_0 = g_0^2 (GI-Adam): at the first update nu is set to the
-  gradient's square before the usual EMA, so it needs no bias correction (mu
-  keeps Adam's). State is optax's ScaleByAdamState."""
+  gradient's square before the usual EMA. mu keeps Adam's bias correction;
+  nu keeps it only with `nu_bias_correction` (Adam's update unchanged).
+  State is optax's ScaleByAdamState."""
 
   def init(params):
     zeros = lambda: jax.tree.map(jnp.zeros_like, params)
@@ -71,15 +77,17 @@ def scale_by_gi_adam(b1, b2, eps) -> optax.GradientTransformation:
     nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, nu, grads)
     count = state.count + 1
     correction = 1 - b1 ** count.astype(jnp.float32)
-    updates = jax.tree.map(lambda m, v: (m / correction) / (jnp.sqrt(v) + eps), mu, nu)
+    nu_correction = 1 - b2 ** count.astype(jnp.float32) if nu_bias_correction else 1.0
+    updates = jax.tree.map(
+        lambda m, v: (m / correction) / (jnp.sqrt(v / nu_correction) + eps), mu, nu)
     return updates, optax.ScaleByAdamState(count=count, mu=mu, nu=nu)
 
   return optax.GradientTransformation(init, update)
 
 
 def _scale_by(name: str, nesterov: bool, hp: OptHParams) -> optax.GradientTransformation:
-  if name == "gi_adam":
-    return scale_by_gi_adam(hp.b1, hp.b2, hp.eps)
+  if name in ("gi_adam", "gi_adam_bc"):
+    return scale_by_gi_adam(hp.b1, hp.b2, hp.eps, nu_bias_correction=name == "gi_adam_bc")
   if name in ("adamw", "adam"):
     return optax.scale_by_adam(b1=hp.b1, b2=hp.b2, eps=hp.eps)
   if name == "radam":

@@ -213,6 +213,20 @@ def markdown(loaded, swept, rows, agg, sens=(), verdicts=()) -> str:
   return "\n".join(lines) + "\n"
 
 
+def read_analysis(workdir) -> dict[str, list[dict]]:
+  """analysis.csv (written by `analyze`) as run_id -> its rows, numbers as
+  floats (empty cells None); {} when there is none."""
+  path = pathlib.Path(workdir) / "analysis.csv"
+  if not path.exists():
+    return {}
+  out: dict[str, list[dict]] = {}
+  with open(path, newline="") as f:
+    for row in csv.DictReader(f):
+      out.setdefault(row["run_id"], []).append(
+          {k: (v if k == "run_id" else None if v == "" else float(v)) for k, v in row.items()})
+  return out
+
+
 def write_tensorboard(workdir: pathlib.Path, metrics: dict) -> None:
   for run_id, rows in metrics.items():
     out = workdir / "tb" / run_id
@@ -234,7 +248,8 @@ def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
   sens = lr_sensitivities(swept, rows, agg)
   curves = {rid: [(m["step"], m["eval_loss"]) for m in ms if "eval_loss" in m]
             for rid, ms in loaded["metrics"].items()}
-  verdicts = claims_lib.evaluate_all(loaded["record"].get("claims", []), swept, rows, curves)
+  verdicts = claims_lib.evaluate_all(loaded["record"].get("claims", []), swept, rows, curves,
+                                     read_analysis(wd))
   write_atomic(wd / "summary.md", markdown(loaded, swept, rows, agg, sens, verdicts))
   groups = loaded["groups"]
   summary = dict(experiment=loaded["record"]["experiment"],
