@@ -11,9 +11,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, tiny_config
 
-from warmup_research import analysis, data, stats, train
+from warmup_research import analysis, data, results, stats, sweep, train, workdir
+from warmup_research.sweep import axis, product
 
 EXPERIMENT = '''
 from warmup_research import config as config_lib
@@ -104,7 +105,8 @@ def test_load_run_written_on_8_devices_in_a_1_device_process(eight_device_sweep)
   run = analysis.load_run(wd, "peak_lr=0.003")
   assert run.step == 20 and run.diverged_step is None
   assert run.config.optimizer.peak_lr == 3e-3
-  assert {"loss", "eval_loss", "lr"} <= set(run.metrics.columns)
+  assert {"loss", "lr"} <= set(run.train.columns) and list(run.eval.columns) == [
+      "step", "eval_loss"]
   # the loaded params reproduce the run's final eval loss
   batches = data.Batches(run.config)
   trainer, hp = train.Trainer(run.config), train.hparams(run.config)
@@ -194,3 +196,45 @@ def test_analyze_command_writes_csv_and_plot(eight_device_sweep):
   bad = subprocess.run([sys.executable, "-m", "warmup_research", "analyze", str(wd), "--runs",
                         "nope"], cwd=REPO, capture_output=True, text=True, timeout=120)
   assert bad.returncode == 2 and "error: --runs: no run 'nope'" in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def small_sweep(tmp_path_factory):
+  """2 warmups x 2 LRs of the tiny model, 10 updates, in this process."""
+  variants = sweep.expand(tiny_config(**{"train.total_steps": 10, "train.eval_every": 5,
+                                         "train.checkpoint_every": 5}),
+                          product(axis("schedule.warmup_steps", [0, 5]),
+                                  axis("optimizer.peak_lr", [1e-3, 1e-2])))
+  wd = tmp_path_factory.mktemp("small") / "w"
+  workdir.prepare(wd, sweep.sweep_record("inline", variants), kind="sweep")
+  sweep.run(variants, wd, progress=False)
+  results.write(wd, plots=False, tensorboard=False)
+  return wd
+
+
+def test_load_metrics_is_one_tidy_frame_of_every_run(small_sweep):
+  df = analysis.load_metrics(small_sweep)
+  assert list(df.columns[:5]) == ["run_id", "peak_lr", "warmup_steps", "split", "step"]
+  assert df["run_id"].nunique() == 4 and set(df["split"]) == {"train", "eval"}
+  ev = df[(df.split == "eval") & (df.step == 10)].set_index("run_id")["loss"]
+  runs = analysis.list_runs(small_sweep).set_index("run_id")["final_eval_loss"]
+  np.testing.assert_allclose(ev.sort_index(), runs.sort_index(), rtol=1e-6)
+  assert df[df.split == "eval"]["lr"].isna().all()   # eval rows carry no train columns
+
+
+def test_load_run_by_values_and_its_short_repr(small_sweep):
+  run = analysis.load_run(small_sweep, peak_lr=0.01, warmup_steps=5)
+  assert run.run_id == analysis.find_run(small_sweep, **{"optimizer.peak_lr": 1e-2,
+                                                          "schedule.warmup_steps": 5})
+  assert run.swept == {"schedule.warmup_steps": 5, "optimizer.peak_lr": 0.01}
+  assert run.step == 10 and len(run.eval) == 3 and "eval_loss" not in run.train
+  assert analysis.load_run(small_sweep, run.run_id).step == 10   # the id still works
+  assert analysis.find_run(small_sweep, peak_lr=1e-2, warmup_steps=5.0, seed=0) == run.run_id
+  text = repr(run)
+  assert text.startswith(f"Run({run.run_id!r}, step=10") and len(text) < 200, text
+  with pytest.raises(KeyError, match="several runs with peak_lr=0.01 .*matching: "):
+    analysis.load_run(small_sweep, peak_lr=0.01)
+  with pytest.raises(KeyError, match="no run with peak_lr=0.5 .*runs: warmup_steps=0"):
+    analysis.load_run(small_sweep, peak_lr=0.5)
+  with pytest.raises(KeyError, match="'lr_peak' names no config field"):
+    analysis.load_run(small_sweep, lr_peak=0.01)

@@ -1,5 +1,6 @@
 """The train command as a user runs it: a fresh run, SIGKILL + resume equal to
 an uninterrupted run, and bad input: exit 2, one clear line, files untouched."""
+import argparse
 import hashlib
 import json
 import subprocess
@@ -245,6 +246,47 @@ def test_rerunning_a_finished_run_changes_no_file(earlier_run):
   after = {p: p.read_bytes() for p in earlier_run.rglob("*") if p.is_file()}
   assert after == before
   assert summary["compile_seconds"] > 0 and summary["step_seconds"] is not None
+
+
+@pytest.mark.slow
+def test_report_on_a_train_workdir_and_its_rerun_changes_nothing(earlier_run, tmp_path):
+  import shutil
+  wd = tmp_path / "run"
+  shutil.copytree(earlier_run, wd)
+  report = [sys.executable, "-m", "warmup_research", "report", str(wd)]
+  r = subprocess.run(report, cwd=REPO, capture_output=True, text=True)
+  assert r.returncode == 0, r.stderr
+  md = (wd / "summary.md").read_text()
+  assert "| 1 | 0/1 | 0/1 |" in md or "| 1 | 1/1 | 0/1 |" in md
+  assert "command: `python -m warmup_research train --config experiments/quickstart.py" in md
+  assert (wd / "plots" / "loss_curves.png").stat().st_size > 10_000
+  assert json.loads((wd / "summary.json").read_text()) == json.loads(
+      (earlier_run / "summary.json").read_text())   # the run's own summary is kept
+  before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in wd.rglob("*") if p.is_file()}
+  assert subprocess.run(report, cwd=REPO, capture_output=True).returncode == 0
+  assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in wd.rglob("*") if p.is_file()
+          } == before
+
+
+def test_every_subcommand_help_shows_defaults_and_config_overrides():
+  from warmup_research import cli
+  p = cli.parser()
+  sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+  for name, parser in sub.choices.items():
+    text = parser.format_help()
+    assert "--config.SECTION.FIELD=VALUE" in text, name
+    for action in parser._actions:
+      if action.option_strings and action.dest != "help":
+        shown = parser._get_formatter()._get_help_string(action)
+        assert action.help and ("(default: " in shown or action.default is None), (
+            name, action.dest)
+  assert "(default: 20)" in sub.choices["analyze"].format_help()
+  args, rest = p.parse_known_args(["sweep", "--config", "experiments/quickstart.py",
+                                   "--config.train.total_steps=5"])
+  assert cli._experiment(args) == "experiments/quickstart.py"
+  assert cli.split_overrides(rest) == {"train.total_steps": "5"}
+  with pytest.raises(cli.ConfigError, match="give the experiment once"):
+    cli._experiment(p.parse_args(["sweep", "a.py", "--config", "b.py"]))
 
 
 @pytest.mark.slow

@@ -107,3 +107,27 @@ def test_summary_json_is_strict_json_and_tokens_count_applied_updates():
   assert "NaN" not in text and "Infinity" not in text
   assert results.applied_updates({"diverged_step": 7, "steps": 20}) == 7
   assert results.applied_updates({"diverged_step": None, "steps": 20}) == 20
+
+
+def test_every_committed_result_matches_its_experiments_grid():
+  # A fresh clone has results/NAME/.warmup_research.json but no sweep.json; re-running
+  # the experiment is refused unless the marker's record hash equals today's grid.
+  # A config field added with a default that changes the hash breaks every result.
+  import json
+  import pathlib
+
+  from warmup_research import claims, sweep
+  from warmup_research import config as config_lib
+  repo = pathlib.Path(__file__).resolve().parents[1]
+  checked = 0
+  for marker in sorted((repo / "results").glob("*/.warmup_research.json")):
+    name = marker.parent.name
+    spec = repo / "experiments" / f"{name}.py"
+    if not spec.exists():
+      continue
+    variants = sweep.expand(config_lib.load(str(spec)), config_lib.load_sweep(str(spec)))
+    found = claims.validate(config_lib.load_claims(str(spec)), sweep.swept_fields(variants))
+    record = sweep.sweep_record(f"experiments/{name}.py", variants, found)
+    assert json.loads(marker.read_text())["record_sha256"] == workdir.record_hash(record), name
+    checked += 1
+  assert checked >= 6

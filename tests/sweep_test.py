@@ -316,3 +316,48 @@ def test_a_tuple_or_a_generator_is_a_grid():
   for points in (({"seed": 0}, {"seed": 1}), ({"seed": s} for s in (0, 1))):
     assert [v.run_id for v in sweep.expand(tiny_config(), points)] == \
         [v.run_id for v in as_list]
+
+
+@pytest.mark.slow
+def test_a_grid_grows_in_place_and_only_its_new_runs_run(tmp_path):
+  two = 'product(axis("optimizer.peak_lr", [1e-3, 1e-2]), axis("seed", [0, 1]))'
+  exp = _experiment(tmp_path, total=10, eval_every=5, grid=two)
+  wd = tmp_path / "w"
+  assert _sweep_cmd(exp, wd).returncode == 0
+  old = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (wd / "metrics").iterdir()}
+  old |= {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (wd / "checkpoints").rglob("*")
+          if p.is_file()}
+  _experiment(tmp_path, total=10, eval_every=5, grid=two.replace("1e-2]", "1e-2, 3e-2]"))
+  files = sorted(p for p in wd.rglob("*"))
+  dry = _sweep_cmd(exp, wd, "--dry-run")
+  assert dry.returncode == 0, dry.stderr
+  assert "group g000: 4 runs x 10 updates, finished" in dry.stdout
+  assert "group g001: 2 runs x 10 updates, new" in dry.stdout
+  assert "train-step compilations: 1; cost: 20 run-steps to run (60 in the whole grid)" in dry.stdout
+  assert sorted(p for p in wd.rglob("*")) == files   # a dry run writes nothing
+  r = _sweep_cmd(exp, wd)
+  assert r.returncode == 0, r.stderr
+  assert "group g000: 4 runs already finished, skipped" in r.stderr
+  assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in old} == old   # untouched
+  assert json.loads((wd / "groups" / "g001.json").read_text())["run_ids"] == [
+      "peak_lr=0.03,seed=0", "peak_lr=0.03,seed=1"]
+  assert len(_runs(wd)) == 6 and json.loads((wd / "sweep.json").read_text())["groups"][0] == [
+      "peak_lr=0.001,seed=0", "peak_lr=0.001,seed=1", "peak_lr=0.01,seed=0",
+      "peak_lr=0.01,seed=1"]
+  # a finished, grown grid re-run changes no file but its log
+  before = {p: p.read_bytes() for p in wd.rglob("*") if p.is_file() and p.name != ".lock"}
+  assert _sweep_cmd(exp, wd).returncode == 0
+  assert {p: p.read_bytes() for p in wd.rglob("*") if p.is_file() and p.name != ".lock"} == before
+  # a changed base config is still refused, and keeps every run
+  bad = _sweep_cmd(exp, wd, "--config.model.d_model=64", "--config.model.num_heads=2")
+  assert bad.returncode == 2 and "different config" in bad.stderr
+  assert len(_runs(wd)) == 6
+  # report --compare: the 2-LR and 3-LR grids side by side, matched by peak_lr
+  exp_small = _experiment(tmp_path, name="small", total=10, eval_every=5, grid=two)
+  assert _sweep_cmd(exp_small, tmp_path / "w2").returncode == 0
+  cmp = subprocess.run([sys.executable, "-m", "warmup_research", "report", str(tmp_path / "w2"),
+                        "--compare", str(wd)], cwd=REPO, capture_output=True, text=True)
+  assert cmp.returncode == 0, cmp.stderr
+  lines = [l for l in cmp.stdout.splitlines() if l.startswith("| 0.0")]
+  assert len(lines) == 3 and lines[2].startswith("| 0.03 | — |")
+  assert lines[0].endswith("| +0.0000 |")   # the same runs on both sides

@@ -1,8 +1,9 @@
-"""Analysis of finished (or running) runs: load one run out of its group's
-stacked checkpoint, and measure it.
+"""Analysis of finished (or running) runs: every run's curves as one table,
+one run's state out of its group's stacked checkpoint, and measures of it.
 
-    run = load_run("results/quickstart", "warmup_steps=75,peak_lr=0.01")
-    run.params, run.opt_state, run.config, run.step, run.metrics  # DataFrame
+    df = load_metrics("results/quickstart")      # one row per (run, step, split)
+    run = load_run("results/quickstart", peak_lr=1e-2, warmup_steps=75)
+    run.params, run.opt_state, run.config, run.step, run.train, run.eval
     sharpness(run, batch)                   # top Hessian eigenvalue
     preconditioned_sharpness(run, batch)    # top eigenvalue of P^-1 H (Adam)
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import pathlib
 from typing import Any, Callable
 
@@ -30,15 +32,26 @@ from warmup_research import config as config_lib
 from warmup_research.workdir import write_atomic
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(repr=False)
 class Run:
   run_id: str
   config: ml_collections.ConfigDict
-  step: int
+  step: int                     # updates done at the loaded checkpoint
   params: Any
   opt_state: Any
-  metrics: Any                  # pandas.DataFrame of the per-step rows
+  train: pd.DataFrame           # the logged train rows: step, loss, lr, grad_norm, ...
+  eval: pd.DataFrame            # the eval rows: step, eval_loss
   diverged_step: int | None
+  swept: dict                   # the run's swept values (empty for a `train` run)
+
+  def __repr__(self) -> str:
+    n = sum(x.size for x in jax.tree.leaves(self.params))
+    last = self.eval["eval_loss"].iloc[-1] if len(self.eval) else float("nan")
+    return (f"Run({self.run_id!r}, step={self.step}, params={n:,}, "
+            f"train={len(self.train)} rows, eval={len(self.eval)} rows, "
+            f"last eval loss={last:.4f}"
+            + (f", diverged at {self.diverged_step}" if self.diverged_step is not None else "")
+            + ")")
 
 
 def list_runs(workdir):
@@ -46,8 +59,88 @@ def list_runs(workdir):
   return pd.read_csv(pathlib.Path(workdir) / "runs.csv")
 
 
-def load_run(workdir, run_id: str | None = None, step: int | None = None) -> Run:
-  """One run's params, optimizer state, config and metrics; step=None: newest valid."""
+def _runs(workdir) -> list[dict]:
+  """[{run_id, swept, config, metrics_path}] of a sweep or `train` workdir."""
+  wd = pathlib.Path(workdir)
+  if (wd / "sweep.json").exists():
+    return [dict(run_id=r["run_id"], swept=r["swept"], config=r["config"],
+                 metrics_path=wd / "metrics" / f"{r['run_id']}.jsonl")
+            for r in json.loads((wd / "sweep.json").read_text())["runs"]]
+  if (wd / "config.json").exists():
+    return [dict(run_id="run", swept={}, config=json.loads((wd / "config.json").read_text()),
+                 metrics_path=wd / "metrics.jsonl")]
+  raise FileNotFoundError(f"{wd} holds neither a sweep (sweep.json) nor a run (config.json)")
+
+
+def load_metrics(workdir) -> pd.DataFrame:
+  """Every run's logged rows as one tidy DataFrame: one row per (run, step,
+  split), split 'train' (loss, lr, grad_norm, ...) or 'eval' (eval_loss in
+  `loss`), with the swept values as columns (a `train` workdir: run_id 'run')."""
+  frames = []
+  for r in _runs(workdir):
+    rows = metrics_io.read(r["metrics_path"]) if r["metrics_path"].exists() else []
+    tidy = [dict(split="eval", step=m["step"], loss=m["eval_loss"]) if "eval_loss" in m
+            else dict(split="train", **m) for m in rows]
+    df = pd.DataFrame(tidy)
+    for field, value in reversed(r["swept"].items()):
+      df.insert(0, field.split(".")[-1] if _short_unique(field, r["swept"]) else field, value)
+    df.insert(0, "run_id", r["run_id"])
+    frames.append(df)
+  return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _short_unique(field: str, swept: dict) -> bool:
+  short = field.split(".")[-1]
+  return sum(f.split(".")[-1] == short for f in swept) == 1
+
+
+def find_run(workdir, run_id: str | None = None, **values) -> str | None:
+  """The id of the one run whose swept values (or config fields) equal
+  `values` (short names like peak_lr or dotted ones; numbers compared as
+  numbers). KeyError lists the candidates when none or several match."""
+  runs = _runs(workdir)
+  is_sweep = (pathlib.Path(workdir) / "sweep.json").exists()
+  if run_id is not None or not values:
+    if is_sweep and run_id not in [r["run_id"] for r in runs]:
+      raise KeyError(f"no run {run_id!r} in {workdir}; runs: "
+                     f"{', '.join(r['run_id'] for r in runs)}")
+    return run_id
+  matches = [r for r in runs if all(_equal(_value_of(r, k), v) for k, v in values.items())]
+  if len(matches) == 1:
+    return matches[0]["run_id"] if is_sweep else None
+  wanted = ", ".join(f"{k}={v!r}" for k, v in values.items())
+  listed = [r["run_id"] for r in (matches or runs)]
+  raise KeyError(f"{'several runs' if matches else 'no run'} with {wanted} in {workdir}; "
+                 f"{'matching' if matches else 'runs'}: {', '.join(listed)}")
+
+
+def _value_of(run: dict, key: str):
+  """A run's value of a field named in full or by its last part (swept
+  fields first, then the config); KeyError when no field has that name."""
+  for field, value in run["swept"].items():
+    if key in (field, field.split(".")[-1]):
+      return value
+  flat = config_lib.flatten(run["config"])
+  named = [key] if key in flat else [f for f in flat if f.split(".")[-1] == key]
+  if len(named) != 1:
+    raise KeyError(f"{key!r} names {'no' if not named else 'several'} config field(s)"
+                   + (f": {', '.join(named)}" if named else "")
+                   + f"; swept: {', '.join(run['swept']) or 'none'}")
+  return flat[named[0]]
+
+
+def _equal(x, y) -> bool:
+  if isinstance(x, (int, float)) and isinstance(y, (int, float)) and not isinstance(
+      x, bool) and not isinstance(y, bool):
+    return math.isclose(x, y, rel_tol=1e-9)
+  return x == y
+
+
+def load_run(workdir, run_id: str | None = None, step: int | None = None, **values) -> Run:
+  """One run's params, optimizer state, config and metrics; step=None: the
+  newest valid checkpoint. Pick the run by id or by values, e.g.
+  `load_run(wd, peak_lr=1e-2, warmup_steps=75, seed=0)`."""
+  run_id = find_run(workdir, run_id, **values)
   where = sweep.locate(workdir, run_id)
   cfg = where.config
   step, state, _ = checkpoints.load(where.checkpoint_dir, step,
@@ -55,9 +148,12 @@ def load_run(workdir, run_id: str | None = None, step: int | None = None) -> Run
   one = jax.tree.map(lambda x: x[where.index], state)
   rows = metrics_io.read(where.metrics_path)
   diverged = int(one.diverged_step)
+  swept = next((r["swept"] for r in _runs(workdir) if r["run_id"] == run_id), {})
   return Run(run_id=run_id or "run", config=cfg, step=step, params=one.params,
-             opt_state=one.opt_state, metrics=pd.DataFrame(rows),
-             diverged_step=None if diverged < 0 else diverged)
+             opt_state=one.opt_state,
+             train=pd.DataFrame([m for m in rows if "eval_loss" not in m]),
+             eval=pd.DataFrame([m for m in rows if "eval_loss" in m]),
+             diverged_step=None if diverged < 0 else diverged, swept=swept)
 
 
 def _abstract_state(cfg, ckpt_dir):
@@ -321,7 +417,7 @@ def analyze(workdir, run_ids=None, *, every: int = 1, iters: int = 20) -> list[d
   split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("variant"))
   whole = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
   rows = []
-  for gi, members in enumerate(sweep.group(variants)):
+  for gid, members in sweep.groups_of(variants, record.get("groups")):
     chosen = [i for i, v in enumerate(members) if v.run_id in wanted]
     if not chosen:
       continue
@@ -330,7 +426,7 @@ def analyze(workdir, run_ids=None, *, every: int = 1, iters: int = 20) -> list[d
     hp = jax.device_put(jax.tree.map(lambda *x: jnp.stack(x), *[
         train.hparams(members[i].cfg) for i in padded]), split)
     batch = jax.device_put(jnp.asarray(data.Batches(cfg).eval(0)), whole)
-    ckpt_dir = workdir / "checkpoints" / sweep.group_id(gi)
+    ckpt_dir = workdir / "checkpoints" / gid
     take = jnp.asarray(padded)
     for step in [s for s in checkpoints.Checkpointer(ckpt_dir, keep=10**9).steps()
                  if s % every == 0]:
@@ -343,12 +439,12 @@ def analyze(workdir, run_ids=None, *, every: int = 1, iters: int = 20) -> list[d
                   **_row(step, {k: float(x[j]) for k, x in out.items()}, members[i].cfg))
              for j, i in enumerate(chosen)]
       rows += new
-      print(f"[analyze] group {gi} step {step}: {len(new)} runs, sharpness "
+      print(f"[analyze] group {gid} step {step}: {len(new)} runs, sharpness "
             f"{min(r['sharpness'] for r in new):.3g} .. {max(r['sharpness'] for r in new):.3g}",
             flush=True)
   order = {r["run_id"]: i for i, r in enumerate(record["runs"])}
   rows.sort(key=lambda r: (order[r["run_id"]], r["step"]))
   columns = list(dict.fromkeys(k for r in rows for k in r))
   write_atomic(workdir / "analysis.csv", results.to_csv(columns, rows))
-  plots.plot_analysis(workdir, rows)
+  plots.plot_analysis(workdir, rows, {r["run_id"]: r["swept"] for r in record["runs"]})
   return rows

@@ -1,8 +1,9 @@
 """warmup-research {sweep,train,report,analyze,schedules} ...  (= python -m warmup_research)
 
     sweep experiments/NAME.py[:arg] [--workdir DIR] [--config.x.y=v ...] [--overwrite]
+          [--dry-run]
     train --config experiments/NAME.py[:arg] --workdir DIR [--config.x.y=v ...] [--overwrite]
-    report WORKDIR
+    report WORKDIR [--compare OTHER] | report --claims RESULTS_DIR
     analyze WORKDIR [--runs ID [--runs ID ...]] [--every K] [--iters N]
     schedules [--out results/schedules.png]
 
@@ -19,10 +20,22 @@ import pathlib
 import shlex
 import signal
 import sys
+import time
 
 import jax
 
-from warmup_research import analysis, data, loop, plots, results, runtime, sweep, train, workdir
+from warmup_research import (
+  analysis,
+  data,
+  loggers,
+  loop,
+  plots,
+  results,
+  runtime,
+  sweep,
+  train,
+  workdir,
+)
 from warmup_research import claims as claims_lib
 from warmup_research import config as config_lib
 from warmup_research import mesh as mesh_lib
@@ -79,6 +92,7 @@ def _together(fn, *args, fingerprint=None):
 
 def cmd_train(args, rest) -> None:
   def check():
+    loggers.parse(args.logger)
     cfg = load_config(args.config, split_overrides(rest))
     workdir.check_path(args.workdir)
     shape = mesh_lib.group_shape([cfg])
@@ -94,7 +108,9 @@ def cmd_train(args, rest) -> None:
   mesh = mesh_lib.make(*shape)
   result = loop.run_group([cfg], metrics_paths=[wd / "metrics.jsonl"], mesh=mesh,
                           checkpoint_dir=wd / "checkpoints", batches=batches,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress,
+                          log=dict(run_ids=["run"], swepts=[{}], tb_dirs=[wd / "tb"],
+                                   backends=loggers.parse(args.logger), workdir=wd))
   if jax.process_index() != 0:
     return
   s = result.summaries[0]
@@ -107,7 +123,10 @@ def cmd_train(args, rest) -> None:
                  tokens_per_second=tokens_per_step / result.step_seconds if timed else None,
                  first_step_seconds=result.first_step_seconds,
                  unigram_entropy=result.unigram_entropy,
-                 device=mesh_lib.describe(mesh), code=workdir.code_version())
+                 device=mesh_lib.describe(mesh), code=workdir.code_version(),
+                 command=" ".join(["python -m warmup_research train --config", args.config,
+                                   "--workdir", args.workdir, *rest]),
+                 finished_at=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
   workdir.write_atomic(wd / "summary.json", workdir.strict_json(summary, indent=1))
   print(f"done: {s['outcome']} after {s['steps']} steps"
         + (f" (diverged at step {s['diverged_step']})" if s["diverged_step"] is not None else "")
@@ -119,40 +138,68 @@ def cmd_train(args, rest) -> None:
         + f" | {wd}")
 
 
+def _experiment(args) -> str:
+  """The experiment file: positional, or `--config F` (its synonym)."""
+  if args.experiment and args.config_file:
+    raise ConfigError("--config", f"give the experiment once: positional "
+                      f"{args.experiment!r} or --config {args.config_file!r}")
+  if not (args.experiment or args.config_file):
+    raise ConfigError("EXPERIMENT", "missing: warmup-research sweep experiments/NAME.py[:arg]")
+  return args.experiment or args.config_file
+
+
+def _grid(args, rest):
+  """(variants, claims, workdir path, sweep.json text, layout) of a sweep
+  command, every input checked; a grid that grew keeps its recorded runs."""
+  spec = _experiment(args)
+  loggers.parse(args.logger)
+  overrides = split_overrides(rest)
+  base = config_lib.apply_overrides(config_lib.load(spec), overrides)
+  variants = sweep.expand(base, config_lib.load_sweep(spec), overridden=overrides)
+  claims = claims_lib.validate(config_lib.load_claims(spec), sweep.swept_fields(variants))
+  name = pathlib.Path(spec.partition(":")[0]).stem
+  wd = workdir.check_path(f"results/{name}" if args.workdir is None else args.workdir)
+  record = sweep.sweep_record(spec, variants, claims)
+  recorded = wd / "sweep.json"
+  if recorded.is_file() and not args.overwrite:
+    try:
+      old = config_lib.upgrade_record(json.loads(recorded.read_text()))
+      record = sweep.grow(old, spec, variants, claims) or record
+    except (json.JSONDecodeError, KeyError, TypeError):
+      pass   # unreadable: `workdir.prepare` refuses it by name
+  return variants, claims, wd, record, json.loads(record).get("groups")
+
+
 def cmd_sweep(args, rest) -> None:
+  if args.dry_run:
+    return _dry_run(*_grid(args, rest))
+
   def check():
-    overrides = split_overrides(rest)
-    base = config_lib.apply_overrides(config_lib.load(args.experiment), overrides)
-    variants = sweep.expand(base, config_lib.load_sweep(args.experiment),
-                            overridden=overrides)
-    claims = claims_lib.validate(config_lib.load_claims(args.experiment),
-                                 sweep.swept_fields(variants))
-    name = pathlib.Path(args.experiment.partition(":")[0]).stem
-    wd = workdir.check_path(f"results/{name}" if args.workdir is None else args.workdir)
-    for members in sweep.group(variants):  # every group's mesh and memory fit, before compute
+    variants, claims, wd, record, layout = _grid(args, rest)
+    for _, members in sweep.groups_of(variants, layout):   # every group fits, before compute
       cfgs = [v.cfg for v in members]
       variant, _ = mesh_lib.group_shape(cfgs)
       mesh_lib.check_fits(cfgs, train.memory_bytes(
           cfgs[0], -(-len(cfgs) // variant), batched=mesh_lib.variant_loop(cfgs[0]) == "vmap"))
-    return variants, claims, wd
+    return variants, claims, wd, record, layout
 
   runtime.start_jax(args.jax_cache_dir)
-  variants, claims, wd = _together(
-      check, fingerprint=lambda out: sweep.sweep_record(args.experiment, *out[:2]))
-  record = sweep.sweep_record(args.experiment, variants, claims)
-  for members in sweep.group(variants):
+  variants, claims, wd, record, layout = _together(check, fingerprint=lambda out: out[3])
+  groups = sweep.groups_of(variants, layout)
+  for _, members in groups:
     _together(_prepare_data, members[0].cfg)
-  _together(lambda: workdir.prepare(wd, record, kind="sweep", overwrite=args.overwrite,
-                                    write=jax.process_index() == 0,
-                                    upgrade=config_lib.upgrade_record))
-  n_groups = len(sweep.group(variants))
+  _together(lambda: workdir.prepare(
+      wd, record, kind="sweep", overwrite=args.overwrite, write=jax.process_index() == 0,
+      upgrade=config_lib.upgrade_record, grows=lambda old, new: new == json.loads(
+          sweep.grow(old, _experiment(args), variants, claims) or "null")))
   if jax.process_index() == 0:
-    print(f"[sweep] {args.experiment}: {len(variants)} runs in {n_groups} compile group(s) "
-          f"on {jax.device_count()} {jax.devices()[0].platform} device(s), "
+    print(f"[sweep] {_experiment(args)}: {len(variants)} runs in {len(groups)} compile "
+          f"group(s) on {jax.device_count()} {jax.devices()[0].platform} device(s), "
           f"{jax.process_count()} process(es) -> {wd}", file=sys.stderr)
-  command = " ".join(["python -m warmup_research sweep", args.experiment,
+  command = " ".join(["python -m warmup_research sweep", _experiment(args),
                       *(["--workdir", args.workdir] if args.workdir else []), *rest])
-  sweep.run(variants, wd, progress=not args.no_progress, command=command)
+  sweep.run(variants, wd, progress=not args.no_progress, command=command, layout=layout,
+            backends=loggers.parse(args.logger))
   runtime.barrier("done")
   if jax.process_index() == 0:
     summary = results.write(wd)
@@ -161,17 +208,48 @@ def cmd_sweep(args, rest) -> None:
     print((wd / "summary.md").read_text())
 
 
+def _dry_run(variants, claims, wd, record, layout) -> None:
+  """What `sweep` would run, from the files alone: no device, nothing written."""
+  def done_steps(gid, total):
+    if (wd / "groups" / f"{gid}.json").is_file():
+      return total
+    ckpt = wd / "checkpoints" / gid
+    saved = [int(c.name) for c in ckpt.iterdir() if c.name.isdigit()] if ckpt.is_dir() else []
+    return max(saved, default=0)
+
+  swept = sweep.swept_fields(variants)
+  print(f"{len(variants)} variants; swept: {', '.join(swept) or 'nothing'}; workdir {wd}"
+        + (" (grown in place: recorded runs kept)" if layout else ""))
+  to_run, cost = 0, 0
+  for gid, members in sweep.groups_of(variants, layout):
+    total = members[0].cfg.train.total_steps
+    done = done_steps(gid, total)
+    left = (total - done) * len(members)
+    to_run += left > 0
+    cost += left
+    state = "finished" if left == 0 else f"from update {done}" if done else "new"
+    print(f"  group {gid}: {len(members)} runs x {total} updates, {state}")
+    for v in members:
+      print(f"    {v.run_id}")
+  print(f"train-step compilations: {to_run}; cost: {cost:,} run-steps to run "
+        f"({sum(v.cfg.train.total_steps for v in variants):,} in the whole grid); "
+        f"{len(claims)} claim(s). Dry run: nothing written.")
+
+
 def _no_extra(rest) -> None:
   if rest:
     raise ConfigError(rest[0], "unknown argument")
 
 
-def _sweep_dir(path: str) -> pathlib.Path:
-  """A sweep's workdir, locked for this process (report and analyze write there)."""
+def _sweep_dir(path: str, runs: bool = False, lock: bool = True) -> pathlib.Path:
+  """A sweep's workdir (or, `runs`, a train run's), locked for this process
+  (report and analyze write there)."""
   wd = pathlib.Path(path)
-  if not (wd / "sweep.json").is_file():
-    raise ConfigError("WORKDIR", f"{wd} holds no sweep (no sweep.json)")
-  workdir.lock(wd, "WORKDIR")
+  if not ((wd / "sweep.json").is_file() or (runs and (wd / "config.json").is_file())):
+    raise ConfigError("WORKDIR", f"{wd} holds no sweep (no sweep.json)"
+                      + (" and no train run (no config.json)" if runs else ""))
+  if lock:
+    workdir.lock(wd, "WORKDIR")
   return wd
 
 
@@ -185,10 +263,15 @@ def cmd_report(args, rest) -> None:
     print(f"wrote the table of {len(verdicts)} claims into {d / 'README.md'} and "
           f"{d / 'claims.png'}")
     return
-  wd = _sweep_dir(args.workdir)
-  summary = results.write(wd)
-  print(f"rebuilt {wd / 'runs.csv'}, summary.md, summary.json, plots/ "
-        f"({summary['n_runs']} runs)")
+  if args.compare:
+    a = _sweep_dir(args.workdir, runs=True, lock=False)
+    b = _sweep_dir(args.compare, runs=True, lock=False)
+    print(results.compare(a, b), end="")
+    return
+  wd = _sweep_dir(args.workdir, runs=True)
+  results.write(wd)
+  print(f"rebuilt {wd / 'runs.csv'}, summary.md"
+        + (", summary.json" if (wd / "sweep.json").is_file() else "") + ", plots/")
 
 
 def cmd_analyze(args, rest) -> None:
@@ -220,44 +303,86 @@ def cmd_schedules(args, rest) -> None:
   print(f"wrote {args.out}")
 
 
+class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+  """Keeps the epilog's line breaks and shows every option's default (flags:
+  off; an option without one says in its help what happens)."""
+
+  def _get_help_string(self, action):
+    if isinstance(action, argparse._StoreTrueAction):
+      return f"{action.help} (default: off)"
+    if action.default is None or action.default == []:
+      return action.help
+    return super()._get_help_string(action)
+
+
+OVERRIDES = """config overrides (train, sweep):
+  --config.SECTION.FIELD=VALUE   set any field of the experiment's config, e.g.
+                                 --config.optimizer.peak_lr=3e-3 --config.train.total_steps=500
+                                 (sections: data model schedule optimizer train mesh; every
+                                 field and its meaning: warmup_research/config.py)"""
+
+
+NO_OVERRIDES = """config overrides (--config.SECTION.FIELD=VALUE) are for train and sweep;
+this command reads the configs recorded in its workdir."""
+
+
 def parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(prog="warmup-research", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = argparse.ArgumentParser(prog="warmup-research", description=__doc__, formatter_class=_Help)
   sub = p.add_subparsers(dest="command", required=True)
-  t = sub.add_parser("train", help="train one run of an experiment config")
-  t.add_argument("--config", required=True, help="experiments/NAME.py[:arg]")
+  add = lambda name, help: sub.add_parser(name, help=help, description=help,
+                                          formatter_class=_Help, epilog=OVERRIDES)
+  logger = dict(default=loggers.DEFAULT,
+                help="live loggers besides the JSONL files: a comma list of tensorboard "
+                     "(WORKDIR/tb), wandb (WANDB_MODE=offline keeps it on disk), or none")
+  cache = dict(default=runtime.default_cache_dir(),
+               help="persistent compilation cache directory ('' = off)")
+  t = add("train", "train one run of an experiment config")
+  t.add_argument("--config", required=True, help="the experiment file: experiments/NAME.py[:arg]")
   t.add_argument("--workdir", required=True, help="run directory (re-running resumes)")
   t.add_argument("--overwrite", action="store_true",
                  help="replace a workdir that holds a different config")
   t.add_argument("--no-progress", action="store_true", help="no progress bar")
-  t.add_argument("--jax-cache-dir", default=runtime.default_cache_dir(),
-                 help="persistent compilation cache ('' = off)")
+  t.add_argument("--logger", **logger)
+  t.add_argument("--jax-cache-dir", **cache)
   t.set_defaults(fn=cmd_train)
-  w = sub.add_parser("sweep", help="run an experiment's grid (default workdir results/NAME)")
-  w.add_argument("experiment", help="experiments/NAME.py[:arg]")
-  w.add_argument("--workdir", default=None)
+  w = add("sweep", "run an experiment's grid; a grid that gained points runs only the new ones")
+  w.add_argument("experiment", nargs="?", help="the experiment file: experiments/NAME.py[:arg]")
+  w.add_argument("--config", dest="config_file", metavar="EXPERIMENT",
+                 help="the same as the positional EXPERIMENT")
+  w.add_argument("--workdir", default=None, help="where results go (default: results/NAME)")
   w.add_argument("--overwrite", action="store_true",
-                 help="replace a workdir that holds a different grid")
-  w.add_argument("--no-progress", action="store_true")
-  w.add_argument("--jax-cache-dir", default=runtime.default_cache_dir())
+                 help="replace a workdir that holds a different grid (deletes its runs)")
+  w.add_argument("--dry-run", action="store_true",
+                 help="print the variants, compile groups, compilations and cost (run-steps); "
+                      "write nothing, touch no device")
+  w.add_argument("--no-progress", action="store_true", help="no progress bar")
+  w.add_argument("--logger", **logger)
+  w.add_argument("--jax-cache-dir", **cache)
   w.set_defaults(fn=cmd_sweep)
-  r = sub.add_parser("report", help="rebuild a sweep's tables and plots from its files")
-  r.add_argument("workdir", help="a sweep's workdir (or, with --claims, the results directory)")
+  r = add("report", "rebuild a sweep's (or a train run's) tables and plots from its files")
+  r.epilog = NO_OVERRIDES
+  r.add_argument("workdir", help="a sweep's or a train run's workdir (with --claims: the "
+                 "results directory)")
   r.add_argument("--claims", action="store_true",
                  help="gather every experiment's claims under WORKDIR into WORKDIR/README.md")
+  r.add_argument("--compare", metavar="OTHER", default=None,
+                 help="print WORKDIR's and OTHER's tables side by side, rows matched by their "
+                      "swept values (writes nothing)")
   r.set_defaults(fn=cmd_report)
-  a = sub.add_parser("analyze", help="sharpness etc. over a sweep's saved checkpoints")
-  a.add_argument("workdir")
+  a = add("analyze", "sharpness etc. over a sweep's saved checkpoints, then re-make its tables")
+  a.epilog = NO_OVERRIDES
+  a.add_argument("workdir", help="a sweep's workdir")
   a.add_argument("--runs", action="append", default=[], metavar="RUN_ID",
                  help="a run id (ids hold commas); repeat for several (default: all)")
   a.add_argument("--every", type=int, default=1, help="checkpoint steps divisible by this")
   a.add_argument("--iters", type=int, default=20, help="Lanczos steps per eigenvalue")
   a.set_defaults(fn=cmd_analyze)
-  s = sub.add_parser("schedules", help="plot every schedule shape")
-  s.add_argument("--out", default="results/schedules.png")
-  s.add_argument("--total-steps", type=int, default=1000)
-  s.add_argument("--warmup-steps", type=int, default=200)
-  s.set_defaults(fn=cmd_schedules)
+  sc = add("schedules", "plot every schedule shape")
+  sc.epilog = NO_OVERRIDES
+  sc.add_argument("--out", default="results/schedules.png", help="the PNG to write")
+  sc.add_argument("--total-steps", type=int, default=1000, help="updates on the x axis")
+  sc.add_argument("--warmup-steps", type=int, default=200, help="warmup length shown")
+  sc.set_defaults(fn=cmd_schedules)
   return p
 
 
@@ -273,8 +398,21 @@ def _no_space(e: BaseException | None, depth: int = 0) -> bool:
   return _no_space(e.__cause__ or e.__context__, depth + 1)
 
 
-def _terminate(signum, frame) -> None:
-  raise KeyboardInterrupt(signum)   # SIGTERM ends like Ctrl-C: cleanly, resumable
+def _stop_on(argv):
+  """A SIGINT / SIGTERM handler that ends the process at once with one line.
+
+  It exits from the handler itself, as a SIGKILL would: the metrics rows up
+  to the last checkpoint are on disk and a half-written checkpoint is
+  ignored on resume. A KeyboardInterrupt could instead be caught on its way
+  up (by a library's cleanup) and let the run go on, and a normal exit could
+  wait on orbax's save thread or a compile thread."""
+  def stop(signum, frame):
+    name = signal.Signals(signum).name
+    sys.stdout.flush()
+    sys.stderr.write(f"\ninterrupted ({name}); {_resume_hint(argv)}\n")
+    sys.stderr.flush()
+    os._exit(128 + signum)
+  return stop
 
 
 def main(argv=None) -> None:
@@ -285,7 +423,7 @@ def main(argv=None) -> None:
   command that resumes, exit 130 / 143."""
   argv = sys.argv[1:] if argv is None else list(argv)
   args, rest = parser().parse_known_args(argv)
-  signal.signal(signal.SIGTERM, _terminate)
+  previous = {sig: signal.signal(sig, _stop_on(argv)) for sig in (signal.SIGINT, signal.SIGTERM)}
   try:
     args.fn(args, rest)
   except ConfigError as e:
@@ -297,13 +435,6 @@ def main(argv=None) -> None:
     print(f"error: no space left on the device; free some space, then {_resume_hint(argv)}",
           file=sys.stderr)
     sys.exit(1)
-  except KeyboardInterrupt as e:
-    term = bool(e.args) and e.args[0] == signal.SIGTERM
-    print(f"\ninterrupted ({'SIGTERM' if term else 'SIGINT'}); {_resume_hint(argv)}",
-          file=sys.stderr)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Exit now, as a SIGKILL would: the metrics rows up to the last checkpoint
-    # are flushed and a half-written checkpoint is ignored on resume, while a
-    # normal exit could wait on orbax's save thread or a compile thread.
-    os._exit(143 if term else 130)
+  finally:   # main() called in-process (tests, notebooks) leaves the handlers as it found them
+    for sig, handler in previous.items():
+      signal.signal(sig, handler)

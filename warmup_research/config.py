@@ -278,6 +278,26 @@ def from_saved(saved: dict) -> ml_collections.ConfigDict:
   return cfg
 
 
+def canonical(record: dict) -> dict:
+  """A recorded config (config.json) or grid (sweep.json) without the added
+  fields that hold their legacy value: adding a field whose default
+  reproduces the older code changes no record's hash, so the committed
+  results made before it still match their grids."""
+  def strip(cfg):
+    if not isinstance(cfg, dict):
+      return cfg
+    cfg = copy.deepcopy(cfg)
+    for dotted, legacy in ADDED_FIELDS.items():
+      section, key = dotted.split(".")
+      if isinstance(cfg.get(section), dict) and cfg[section].get(key, object()) == legacy:
+        del cfg[section][key]
+    return cfg
+  if "runs" in record:
+    return dict(record, runs=[dict(r, config=strip(r["config"])) if "config" in r else r
+                              for r in record["runs"]])
+  return strip(record)
+
+
 def upgrade_record(record: dict) -> dict:
   """A workdir's recorded `config.json` or `sweep.json` with `from_saved`
   applied to its config(s), to compare with a new one."""

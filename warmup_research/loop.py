@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import json
 import math
 import sys
 import time
@@ -33,7 +32,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from warmup_research import checkpoints, data, metrics_io
+from warmup_research import checkpoints, data, loggers, metrics_io
 from warmup_research.errors import ConfigError
 from warmup_research.program import GroupProgram
 
@@ -86,11 +85,13 @@ def in_background(fn, *args) -> concurrent.futures.Future:
 
 
 def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
-              progress=True, batches: data.Batches | None = None) -> GroupResult:
+              progress=True, batches: data.Batches | None = None,
+              log: dict | None = None) -> GroupResult:
   """Trains the variants `cfgs` (validated, one static signature) together.
 
   Every process of a multi-process run calls this; only process 0 writes
-  metrics files.
+  metrics (the JSONL files, and the live loggers `log` names: a dict of
+  `loggers.Logger` arguments, run_ids, swepts, tb_dirs, backends, group).
   """
   t_entry = time.perf_counter()
   cfg0 = cfgs[0]
@@ -148,12 +149,14 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
     state = vinit(keys, hp)
   eval_batches = [put_batch(batches.eval(i)) for i in range(t_cfg.eval_batches)]
 
-  files = [open(p, "a") if writer else None for p in metrics_paths]
+  logger = None
+  if writer:
+    log = dict(run_ids=[str(i) for i in range(k)], swepts=[{}] * k, backends=()) | (log or {})
+    logger = loggers.Logger(metrics_paths, cfgs=cfgs, start=start, **log)
 
   def write(rows_per_variant):
-    for f, row in zip(files, rows_per_variant):
-      if f is not None:
-        f.write(json.dumps(row) + "\n")
+    if logger is not None:
+      logger.write(rows_per_variant)
 
   def evaluate(after):   # eval rows after `after` updates
     losses = np.mean([np.asarray(veval(state.params, b, hp)) for b in eval_batches], axis=0)
@@ -203,9 +206,8 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
     if done % t_cfg.checkpoint_every == 0 or done in extra or finished:
       flush(pending)
       pending = None
-      for f in files:
-        if f is not None:
-          f.flush()
+      if logger is not None:
+        logger.flush()
       ckpt.save(done, state, dict(step=done, finished=finished,
                                   configs=[c.to_dict() for c in cfgs]))
     bar.update(n)
@@ -215,9 +217,8 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   jax.block_until_ready(state)
   end = time.perf_counter()
   bar.close()
-  for f in files:
-    if f is not None:
-      f.close()
+  if logger is not None:
+    logger.close()
   ckpt.close()
   steps_timed = (done - timed_from) if timed_from is not None else 0
   step_seconds = (end - t_steady) / steps_timed if steps_timed > 0 else None

@@ -6,7 +6,9 @@ importing this module never changes a notebook's backend.
 """
 from __future__ import annotations
 
+import io
 import pathlib
+import textwrap
 
 import matplotlib
 import matplotlib.ticker
@@ -27,7 +29,11 @@ def _save(fig, path: pathlib.Path, dpi: int = 100, rect=(0, 0, 1, 1)) -> pathlib
   layout: figures with a legend outside the axes) and writes."""
   if fig.get_layout_engine() is None:
     fig.tight_layout(rect=rect)
-  fig.savefig(path, dpi=dpi)
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png", dpi=dpi)
+  path = pathlib.Path(path)
+  if not (path.is_file() and path.read_bytes() == buf.getvalue()):   # unchanged: untouched
+    path.write_bytes(buf.getvalue())
   return path
 
 
@@ -57,16 +63,50 @@ def _style(conditions: list[tuple]) -> dict:
           for c in conditions}
 
 
+def _facets(keys: list[str], conditions: list[tuple]):
+  """(colour axis, panel axes, the panels' values): colour by peak LR where
+  swept, else by the field with the most values; a panel per setting of
+  the rest."""
+  if not keys:
+    return None, [], [()]
+  distinct = {f: len({c[i] for c in conditions}) for i, f in enumerate(keys)}
+  colour_by = "optimizer.peak_lr" if "optimizer.peak_lr" in keys else max(keys, key=distinct.get)
+  facet_by = [f for f in keys if f != colour_by]
+  facets = list(dict.fromkeys(tuple(c[keys.index(f)] for f in facet_by) for c in conditions))
+  return colour_by, facet_by, facets
+
+
+def _colours(values: list) -> dict:
+  """A colour per value: tab10 up to 10, else viridis in order."""
+  cmap = matplotlib.colormaps["tab10" if len(values) <= 10 else "viridis"]
+  return {v: cmap(i if len(values) <= 10 else i / (len(values) - 1)) for i, v in enumerate(values)}
+
+
 def _label(keys, condition) -> str:
   return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in zip(keys, condition)) or "all runs"
 
 
 def _legend(fig, ax, title: str = "") -> None:
-  """One legend, outside the axes, whatever the number of entries."""
-  handles, labels = ax.get_legend_handles_labels()
+  """One legend, outside the axes, whatever the number of entries: the
+  labelled lines of every panel of `fig` (`ax`'s first), each label once."""
+  entries: dict = {}
+  for a in [ax, *(a for a in fig.axes if a is not ax)]:
+    for h, label in zip(*a.get_legend_handles_labels()):
+      entries.setdefault(label, h)
+  handles, labels = list(entries.values()), list(entries)
   if handles:
     fig.legend(handles, labels, loc="outside right upper", fontsize=7, title=title,
                title_fontsize=7, ncol=1 + len(handles) // 30)
+
+
+def _log_ticks(ax) -> None:
+  """Readable labels on a log y axis: every half (2.5, 3.0, ...) over a
+  narrow range, 1-2-5 steps over a wide one."""
+  lo, hi = ax.get_ylim()
+  subs = np.arange(2, 20) / 2 if hi / max(lo, 1e-12) <= 4 else (1.0, 2.0, 5.0)
+  ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=subs))
+  ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+  ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
 def _ema(values, alpha: float = 0.3) -> np.ndarray:
@@ -84,57 +124,86 @@ def plot_sweep(workdir: pathlib.Path, loaded, swept, rows, agg) -> list[pathlib.
   out.mkdir(exist_ok=True)
   written = []
   keys, cond = _conditions(swept, rows)
-  style = _style(list(dict.fromkeys(cond.values())))
   seeds = any(f.split(".")[-1] == "seed" for f in swept)
-  seen: set = set()
-
-  def label(run_id):   # one legend entry per condition (its seeds share a style)
-    c = cond[run_id]
-    if c in seen:
-      return None
-    seen.add(c)
-    return _label(keys, c)
-
+  # Panels: a row per setting of the non-seed fields other than the colour
+  # axis (peak LR where swept), so every line in a panel differs in one value.
+  runs = loaded["record"]["runs"]
+  colour_by, facet_by, facets = _facets(keys, list(cond.values()))
+  at = lambda c, fields: tuple(c[keys.index(f)] for f in fields)
+  colours = _colours([c[0] for c in dict.fromkeys(at(c, [colour_by]) for c in cond.values())]
+                     if colour_by else [None])
+  name = colour_by.split(".")[-1] if colour_by else ""
   # runs with different batch sizes are compared at equal examples seen
   by_examples = "data.batch_size" in swept
-  fig = Figure(figsize=(14, 4.8), layout="constrained")
-  a1, a2 = fig.subplots(1, 2)
-  for r in loaded["record"]["runs"]:
-    m = loaded["metrics"][r["run_id"]]
-    st = style[cond[r["run_id"]]]
-    per = r["config"]["data"]["batch_size"] if by_examples else 1
-    tr = [(x["step"] * per, x["loss"]) for x in m if "loss" in x]
-    ev = [(x["step"] * per, x["eval_loss"]) for x in m if "eval_loss" in x]
-    if tr:
-      steps, losses = map(np.asarray, zip(*tr))
-      a1.plot(steps, losses, color=st["color"], lw=0.5, alpha=0.25)
-      a1.plot(steps, _ema(losses), color=st["color"], ls=st["ls"], lw=1.0)
-    if ev:
-      a2.plot(*zip(*ev), color=st["color"], ls=st["ls"], marker=st["marker"], ms=3, lw=1.0,
-              label=label(r["run_id"]))
   xlabel = "examples seen (sequences)" if by_examples else "updates"
-  a1.set(title="train loss (EMA 0.3 of the logged rows; raw faint)", xlabel=xlabel,
-         ylabel="loss", yscale="log")
-  a2.set(title="eval loss" + (" (each seed a line)" if seeds else ""), xlabel=xlabel,
-         ylabel="loss", yscale="log")
-  for ax in (a1, a2):   # a label at every integer and half on the log axis
-    ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=np.arange(2, 20) / 2))
-    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.1f"))
-    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-  _legend(fig, a2)
+  fig = Figure(figsize=(13, 2.8 * len(facets) + 0.8), layout="constrained")
+  axes = fig.subplots(len(facets), 2, squeeze=False, sharex=True, sharey=True)
+  labelled: set = set()   # one legend entry per colour, from whichever panel has it first
+  for fi, facet in enumerate(facets):
+    a1, a2 = axes[fi]
+    for value, colour in colours.items():
+      members = [r for r in runs if at(cond[r["run_id"]], facet_by) == facet
+                 and (colour_by is None or at(cond[r["run_id"]], [colour_by]) == (value,))]
+      evals = []
+      for r in members:
+        m = loaded["metrics"][r["run_id"]]
+        per = r["config"]["data"]["batch_size"] if by_examples else 1
+        tr = [(x["step"] * per, x["loss"]) for x in m if "loss" in x]
+        ev = [(x["step"] * per, x["eval_loss"]) for x in m if "eval_loss" in x]
+        if tr:
+          steps, losses = map(np.asarray, zip(*tr))
+          a1.plot(steps, losses, color=colour, lw=0.4, alpha=0.15)
+          a1.plot(steps, _ema(losses), color=colour, lw=1.0, alpha=0.8)
+        if ev:
+          a2.plot(*zip(*ev), color=colour, lw=0.6, alpha=0.3)
+          evals.append(dict(ev))
+      if evals:
+        steps = sorted({s for e in evals for s in e})
+        mean = [np.mean([e[s] for e in evals if s in e]) for s in steps]
+        a2.plot(steps, mean, color=colour, lw=1.8, marker="o", ms=3,
+                label=None if value in labelled else (
+                    f"{name}={value} (n={len(evals)})" if colour_by else
+                    f"all runs (n={len(evals)})"))
+        labelled.add(value)
+    a1.set_ylabel("loss")
+    if facet_by:
+      a1.set_title(textwrap.fill(_label(facet_by, facet), 90), fontsize=7, loc="left")
+  fig.suptitle("left: train loss (EMA 0.3 of the logged rows; raw faint); right: eval loss"
+               + (" (bold: mean over seeds; faint: each seed)" if seeds else ""), fontsize=10)
+  for ax in axes.flat:
+    ax.set_yscale("log")
+  _log_ticks(axes[0][0])   # the axes share y
+  for ax in axes[-1]:
+    ax.set_xlabel(xlabel)
+  _legend(fig, axes[0][1])
   written.append(_save(fig, out / "loss_curves.png"))
 
-  fig = Figure(figsize=(9, 4.8), layout="constrained")
-  ax = fig.subplots()
-  seen.clear()
-  for r in loaded["record"]["runs"]:
-    cfg = config_lib.from_saved(r["config"])
-    st = style[cond[r["run_id"]]]
-    steps = np.arange(cfg.train.total_steps + 1)
-    ax.plot(steps, np.asarray(schedules.schedule(steps, train.hparams(cfg).schedule)),
-            color=st["color"], ls=st["ls"], lw=1.0, label=label(r["run_id"]))
-  ax.set(title="learning-rate schedules", xlabel="updates (0 = the first)", ylabel="lr")
-  _legend(fig, ax)
+  ncols = min(3, len(facets))
+  nrows = -(-len(facets) // ncols)
+  fig = Figure(figsize=(4.6 * ncols + 1.8, 3.0 * nrows + 0.6), layout="constrained")
+  axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True)
+  drawn: set = set()
+  for fi, facet in enumerate(facets):
+    ax = axes.flat[fi]
+    for r in runs:
+      c = cond[r["run_id"]]
+      if at(c, facet_by) != facet or c in drawn:   # a condition's seeds share a schedule
+        continue
+      drawn.add(c)
+      cfg = config_lib.from_saved(r["config"])
+      steps = np.arange(cfg.train.total_steps + 1)
+      value = at(c, [colour_by])[0] if colour_by else None
+      ax.plot(steps, np.asarray(schedules.schedule(steps, train.hparams(cfg).schedule)),
+              color=colours[value], lw=1.2,
+              label=f"{name}={value}" if colour_by and fi == 0 else None)
+    ax.set_title(_label(facet_by, facet) if facet_by else "learning-rate schedules", fontsize=8)
+  for ax in axes.flat[len(facets):]:
+    ax.set_visible(False)
+  for ax in axes[-1]:
+    ax.set_xlabel("updates (0 = the first)")
+  for ax in axes[:, 0]:
+    ax.set_ylabel("lr")
+  _legend(fig, axes.flat[0])
   written.append(_save(fig, out / "lr_schedules.png"))
 
   if "optimizer.peak_lr" in swept:
@@ -204,32 +273,63 @@ def plot_claims(verdicts: list[dict], path, title: str = "") -> pathlib.Path | N
   return _save(fig, pathlib.Path(path), dpi=110)
 
 
-def plot_analysis(workdir: pathlib.Path, rows: list[dict]) -> pathlib.Path:
-  """Sharpness, preconditioned sharpness and its ratio to Adam's stability
-  threshold vs step, one line per run, log scale."""
+def plot_analysis(workdir: pathlib.Path, rows: list[dict],
+                  swept_of: dict[str, dict] | None = None) -> pathlib.Path:
+  """sharpness_vs_step.png: sharpness, preconditioned sharpness and its ratio
+  to Adam's stability threshold vs updates, on log axes. `swept_of` (run_id
+  -> its swept values) arranges the runs: a row of panels per setting of the
+  non-seed fields other than peak LR, colour by peak LR, each seed a faint
+  line and the geometric mean over seeds a bold one. Without it, one line
+  per run."""
   titles = {"sharpness": "sharpness (top eigenvalue of H)",
             "preconditioned_sharpness": "preconditioned sharpness (top eig. of P^-1 H)",
-            "stability_ratio": "P^-1 H sharpness x lr / (2 (1 + b1) / (1 - b1))"}
-  keys = [k for k in titles if any(k in r for r in rows)]
+            "stability_ratio": "P^-1 H sharpness x lr / Adam's threshold 2(1+b1)/(1-b1)"}
+  keys = [k for k in titles if any(r.get(k) is not None for r in rows)]
   run_ids = list(dict.fromkeys(r["run_id"] for r in rows))
-  colors = matplotlib.colormaps["tab20" if len(run_ids) > 10 else "tab10"]
-  fig, axes = _subplots((5.5 * len(keys), 4.8), 1, len(keys), squeeze=False)
-  for ax, key in zip(axes[0], keys):
-    for i, run_id in enumerate(run_ids):
-      pts = [(r["step"], r[key]) for r in rows if r["run_id"] == run_id and key in r]
-      if pts:
-        ax.plot(*zip(*pts), marker="o", ms=3, color=colors(i % colors.N), label=run_id)
-    if all(r[key] > 0 for r in rows if key in r):
+  swept_of = swept_of or {rid: {"run": rid} for rid in run_ids}
+  fields = list(dict.fromkeys(f for rid in run_ids for f in swept_of[rid]))
+  colour_by = "optimizer.peak_lr" if "optimizer.peak_lr" in fields else (
+      [f for f in fields if f.split(".")[-1] != "seed"] or [None])[0]
+  facet_by = [f for f in fields if f != colour_by and f.split(".")[-1] != "seed"]
+  facets = list(dict.fromkeys(tuple(swept_of[r].get(f) for f in facet_by) for r in run_ids))
+  colours = list(dict.fromkeys(swept_of[r].get(colour_by) for r in run_ids))
+  cmap = matplotlib.colormaps["viridis" if len(colours) > 10 else "tab10"]
+  colour = {c: cmap(i / max(len(colours) - 1, 1) if len(colours) > 10 else i)
+            for i, c in enumerate(colours)}
+  fig = Figure(figsize=(4.6 * len(keys) + 1.6, 2.9 * len(facets)), layout="constrained")
+  axes = fig.subplots(len(facets), len(keys), squeeze=False, sharex=True, sharey="col")
+  for fi, facet in enumerate(facets):
+    for ki, key in enumerate(keys):
+      ax = axes[fi][ki]
+      for c in colours:
+        members = [r for r in run_ids if swept_of[r].get(colour_by) == c
+                   and tuple(swept_of[r].get(f) for f in facet_by) == facet]
+        curves = {}
+        for rid in members:
+          pts = [(r["step"], r[key]) for r in rows if r["run_id"] == rid
+                 and r.get(key) is not None and r[key] > 0]
+          if pts:
+            curves[rid] = dict(pts)
+            ax.plot(*zip(*pts), color=colour[c], lw=0.6, alpha=0.3)
+        steps = sorted(set.intersection(*(set(v) for v in curves.values()))) if curves else []
+        if steps:
+          mean = [np.exp(np.mean([np.log(v[s]) for v in curves.values()])) for s in steps]
+          label = (f"{colour_by.split('.')[-1]}={c} (n={len(curves)})" if colour_by
+                   else None)
+          ax.plot(steps, mean, color=colour[c], lw=1.6, marker="o", ms=2.5,
+                  label=label if fi == 0 and ki == 0 else None)
       ax.set_yscale("log")
-    if key == "stability_ratio":
-      ax.axhline(1.0, color="black", lw=0.8, ls="--")
-    ax.set(title=titles[key], xlabel="step (updates done)")
-    ax.title.set_fontsize(9)
-  fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center",
-             ncol=min(3, len(run_ids)), fontsize=6, frameon=False)
+      if key == "stability_ratio":
+        ax.axhline(1.0, color="black", lw=0.8, ls="--")
+      if fi == 0:
+        ax.set_title(titles[key], fontsize=9)
+      if fi == len(facets) - 1:
+        ax.set_xlabel("updates")
+      if ki == 0 and facet_by:
+        ax.set_ylabel(_label(facet_by, facet), fontsize=8)
+  _legend(fig, axes[0][0], title="bold: geometric mean over seeds; faint: each seed")
   (workdir / "plots").mkdir(exist_ok=True)
-  return _save(fig, workdir / "plots" / "sharpness_vs_step.png",
-               rect=(0, 0.04 * (1 + (len(run_ids) - 1) // 3), 1, 1))
+  return _save(fig, workdir / "plots" / "sharpness_vs_step.png")
 
 
 def plot_schedules(out_path, *, total_steps: int = 1000, warmup_steps: int = 200) -> None:

@@ -14,14 +14,11 @@ import io
 import json
 import math
 import pathlib
-import shutil
 import statistics
-import time
-
-from tensorboardX import SummaryWriter
 
 from warmup_research import claims as claims_lib
-from warmup_research import metrics_io, stats
+from warmup_research import config as config_lib
+from warmup_research import loggers, metrics_io, stats
 from warmup_research import plots as plots_lib
 from warmup_research.workdir import strict_json, write_atomic
 
@@ -31,13 +28,30 @@ RUN_COLUMNS = ("status", "outcome", "diverged_step", "final_train_loss", "final_
 
 
 def load(workdir) -> dict:
-  """The sweep record, group records and per-run metrics rows of a workdir."""
+  """The sweep record, group records and per-run metrics rows of a workdir
+  (a `train` workdir reads as a grid of one run, 'run', swept over nothing)."""
   wd = pathlib.Path(workdir)
+  if not (wd / "sweep.json").exists() and (wd / "config.json").exists():
+    return _load_train(wd)
   record = json.loads((wd / "sweep.json").read_text())
   groups = [json.loads(p.read_text()) for p in sorted((wd / "groups").glob("*.json"))]
   metrics = {r["run_id"]: metrics_io.read(wd / "metrics" / f"{r['run_id']}.jsonl")
              for r in record["runs"]}
   return dict(record=record, groups=groups, metrics=metrics)
+
+
+def _load_train(wd: pathlib.Path) -> dict:
+  cfg = json.loads((wd / "config.json").read_text())
+  s = json.loads((wd / "summary.json").read_text()) if (wd / "summary.json").exists() else None
+  group = None if s is None else dict(
+      group="run", run_ids=["run"], compile_seconds=s.get("compile_seconds"),
+      step_seconds=s.get("step_seconds"), unigram_entropy=s.get("unigram_entropy"),
+      device=s.get("device") or {}, command=s.get("command", "warmup-research train"),
+      code=s.get("code"), finished_at=s.get("finished_at", "see summary.json"),
+      train_step_compiles=int(s.get("compile_seconds") is not None))
+  return dict(record=dict(experiment=f"train run {wd}", runs=[
+      dict(run_id="run", swept={}, config=cfg)]), groups=[group] if group else [],
+              metrics={"run": metrics_io.read(wd / "metrics.jsonl")}, kind="run")
 
 
 def _field(cfg: dict, dotted: str):
@@ -47,10 +61,11 @@ def _field(cfg: dict, dotted: str):
   return cfg
 
 
-def run_rows(loaded) -> tuple[list[str], list[dict]]:
-  """(swept field names, one row per run)."""
+def run_rows(loaded, also=()) -> tuple[list[str], list[dict]]:
+  """(swept field names, one row per run); `also`: more fields to add as
+  columns (each run's value, swept or not)."""
   runs = loaded["record"]["runs"]
-  swept = list(dict.fromkeys(f for r in runs for f in r["swept"]))
+  swept = list(dict.fromkeys([*(f for r in runs for f in r["swept"]), *also]))
   group_of = {rid: g for g in loaded["groups"] for rid in g["run_ids"]}
   rows = []
   for r in runs:
@@ -175,9 +190,8 @@ def markdown(loaded, swept, rows, agg, sens=(), verdicts=()) -> str:
            f"- command: `{groups[-1]['command'] if groups else ''}`"
            + (f" at code {groups[-1]['code']}" if groups and groups[-1].get("code") else ""),
            ("- finished: not yet: " + f"{unfinished} of {len(rows)} runs unfinished (their "
-            "partial curves are left out of every mean); " if unfinished else
-            f"- finished: {groups[-1]['finished_at'] if groups else 'not yet'}; ") +
-           f"table written {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
+            "partial curves are left out of every mean)" if unfinished else
+            f"- finished: {groups[-1]['finished_at'] if groups else 'not yet'}"),
            f"- hardware: {device.get('n_devices')} x {device.get('device_kind')} "
            f"({device.get('platform')})"
            + (f" on {device['host']}" if device.get("host") else "")
@@ -227,18 +241,22 @@ def read_analysis(workdir) -> dict[str, list[dict]]:
   return out
 
 
-def write_tensorboard(workdir: pathlib.Path, metrics: dict) -> None:
-  for run_id, rows in metrics.items():
-    out = workdir / "tb" / run_id
-    shutil.rmtree(out, ignore_errors=True)
-    with SummaryWriter(str(out)) as w:
-      for r in rows:
-        for k, v in r.items():
-          if k != "step" and v is not None:
-            w.add_scalar(k if k == "eval_loss" else f"train/{k}", v, r["step"])
+def write_tensorboard(workdir: pathlib.Path, loaded: dict) -> None:
+  """tb/RUN_ID/ from the metrics files, for runs that have none (trained
+  with `--logger none`, or before the live logger existed)."""
+  for r in loaded["record"]["runs"]:
+    out = workdir / "tb" / r["run_id"]
+    if out.is_dir():
+      continue
+    with loggers.tensorboard_writer(out, config_lib.from_saved(r["config"]), r["swept"]) as w:
+      for row in loaded["metrics"][r["run_id"]]:
+        for k, v in loggers.scalars(row).items():
+          w.add_scalar(k, v, row["step"])
 
 
 def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
+  """Re-makes the workdir's tables and plots from its files; a `train`
+  workdir gets summary.md, runs.csv and plots (its summary.json is the run's)."""
   wd = pathlib.Path(workdir)
   loaded = load(wd)
   swept, rows = run_rows(loaded)
@@ -248,13 +266,17 @@ def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
   sens = lr_sensitivities(swept, rows, agg)
   curves = {rid: [(m["step"], m["eval_loss"]) for m in ms if "eval_loss" in m]
             for rid, ms in loaded["metrics"].items()}
+  measured = read_analysis(wd)
   verdicts = claims_lib.evaluate_all(loaded["record"].get("claims", []), swept, rows, curves,
-                                     read_analysis(wd))
+                                     measured)
   write_atomic(wd / "summary.md", markdown(loaded, swept, rows, agg, sens, verdicts))
+  if loaded.get("kind") == "run":
+    if plots:
+      plots_lib.plot_sweep(wd, loaded, swept, rows, agg)
+    return json.loads((wd / "summary.json").read_text()) if (wd / "summary.json").exists() else {}
   groups = loaded["groups"]
   summary = dict(experiment=loaded["record"]["experiment"],
                  command=groups[-1]["command"] if groups else None,
-                 written_at=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
                  device=groups[-1]["device"] if groups else None,
                  n_runs=len(rows), n_groups=len(groups),
                  n_compiles=sum(g["train_step_compiles"] for g in groups),
@@ -262,12 +284,42 @@ def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
                  claims=verdicts)
   write_atomic(wd / "summary.json", strict_json(summary, indent=1))
   if tensorboard:
-    write_tensorboard(wd, loaded["metrics"])
+    write_tensorboard(wd, loaded)
   if plots:
     plots_lib.plot_sweep(wd, loaded, swept, rows, agg)
     plots_lib.plot_claims(verdicts, wd / "plots" / "claims.png",
                           title=loaded["record"]["experiment"])
+    if measured:
+      plots_lib.plot_analysis(wd, [r for rs in measured.values() for r in rs],
+                              {r["run_id"]: r["swept"] for r in loaded["record"]["runs"]})
   return summary
+
+
+def compare(a, b) -> str:
+  """Two workdirs' tables side by side (markdown): rows matched by the
+  values of every non-seed field either one sweeps; final eval loss as
+  mean [95% CI] over seeds, and b - a of the means."""
+  la, lb = load(a), load(b)
+  fields = list(dict.fromkeys(f for loaded in (la, lb) for r in loaded["record"]["runs"]
+                              for f in r["swept"] if f.split(".")[-1] != "seed"))
+  aggs = [aggregate(*run_rows(loaded, also=fields)) for loaded in (la, lb)]
+  key = lambda row: json.dumps([row[f] for f in fields])
+  index = [{key(r): r for r in agg} for agg in aggs]
+  names = [pathlib.Path(a).name or str(a), pathlib.Path(b).name or str(b)]
+  lines = [f"A = {a}, B = {b}: final eval loss, mean [95% CI] over seeds (n)", "",
+           "| " + " | ".join([*(f.split(".")[-1] for f in fields), f"A: {names[0]}",
+                              f"B: {names[1]}", "B - A"]) + " |",
+           "|" + "---|" * (len(fields) + 3)]
+  for k in dict.fromkeys([*index[0], *index[1]]):
+    ra, rb = index[0].get(k), index[1].get(k)
+    row = ra or rb
+    cell = lambda r: "—" if r is None else f"{_ci(r['final_eval_mean'], r['final_eval_ci95'])} " \
+        f"({r['n']})"
+    diff = (f"{rb['final_eval_mean'] - ra['final_eval_mean']:+.4f}"
+            if ra and rb and None not in (ra["final_eval_mean"], rb["final_eval_mean"]) else "—")
+    lines.append("| " + " | ".join([*(str(row[f]) for f in fields), cell(ra), cell(rb), diff])
+                 + " |")
+  return "\n".join(lines) + "\n"
 
 
 CLAIMS_START, CLAIMS_END = "<!-- claims table: start -->", "<!-- claims table: end -->"

@@ -17,9 +17,15 @@ variants by their static signature (`config.static_signature`): each group is
 one compiled, vmapped program (`loop.run_group`); `locate` finds a run's
 files by its id.
 
+A grid grows in place (`grow`): re-running a sweep whose grid gained points
+keeps every recorded run and its group, and puts the new runs in new groups
+after them (recorded in sweep.json's `groups`; a grid that never grew has
+none, and its groups are `group`'s, in grid order).
+
 Workdir layout (`results.py` reads it; `report` rebuilds tables from it):
 
-    sweep.json            the expanded grid (run ids, swept values, configs)
+    sweep.json            the expanded grid (run ids, swept values, configs, claims;
+                          `groups`: run ids per group, once the grid has grown)
     groups/GID.json       a finished group: its runs, compile / step seconds
     metrics/RUN_ID.jsonl  per-step curves;  checkpoints/GID/  orbax, per group
 """
@@ -38,7 +44,7 @@ import urllib.parse
 import jax
 
 from warmup_research import config as config_lib
-from warmup_research import data, loop
+from warmup_research import data, loggers, loop
 from warmup_research import mesh as mesh_lib
 from warmup_research import workdir as workdir_lib
 from warmup_research.errors import ConfigError
@@ -148,6 +154,44 @@ def group(variants: list[Variant]) -> list[list[Variant]]:
   return list(groups.values())
 
 
+def groups_of(variants: list[Variant], layout: list[list[str]] | None = None
+              ) -> list[tuple[str, list[Variant]]]:
+  """(group id, members) of every group: `layout` (sweep.json's `groups`,
+  run ids per group) when the grid has grown, else `group`'s."""
+  if layout is None:
+    return [(group_id(i), members) for i, members in enumerate(group(variants))]
+  by_id = {v.run_id: v for v in variants}
+  return [(group_id(i), [by_id[r] for r in ids]) for i, ids in enumerate(layout)]
+
+
+def _plain(x):
+  return json.loads(json.dumps(x, sort_keys=True))
+
+
+def grow(old: dict, spec: str, variants: list[Variant], claims=()) -> str | None:
+  """sweep.json for `variants` grown from the recorded grid `old` (upgraded
+  by `config.upgrade_record`): every recorded run kept in its group, the new
+  runs grouped after them (a grid that grew before and gained nothing keeps
+  its layout). None when it is no growth: a recorded run left the grid or
+  changed, the claims changed, or a grid that never grew gained nothing."""
+  recorded = {r["run_id"]: r for r in old["runs"]}
+  now = {v.run_id: v for v in variants}
+  if (not set(recorded) <= set(now) or (set(recorded) == set(now) and "groups" not in old)
+      or _plain(old.get("claims", [])) != _plain(list(claims))):
+    return None
+  for run_id, r in recorded.items():
+    v = now[run_id]
+    if _plain(r["swept"]) != _plain(v.swept) or _plain(r["config"]) != _plain(v.cfg.to_dict()):
+      return None
+  old_variants = [Variant(r["run_id"], config_lib.from_saved(r["config"]), r["swept"])
+                  for r in old["runs"]]
+  layout = [[v.run_id for v in members] for _, members in
+            groups_of(old_variants, old.get("groups"))]
+  layout += [[v.run_id for v in members]
+             for members in group([v for v in variants if v.run_id not in recorded])]
+  return sweep_record(spec, variants, claims, layout)
+
+
 def group_id(index: int) -> str:
   """The id of the `index`-th compile group (`group`'s order): its record and
   checkpoint directory are named by it."""
@@ -168,13 +212,14 @@ def locate(workdir, run_id: str | None = None) -> RunFiles:
   workdir (run_id None). KeyError names the runs there."""
   workdir = pathlib.Path(workdir)
   if (workdir / "sweep.json").exists():
-    runs = json.loads((workdir / "sweep.json").read_text())["runs"]
+    record = json.loads((workdir / "sweep.json").read_text())
+    runs = record["runs"]
     variants = [Variant(r["run_id"], config_lib.from_saved(r["config"]), r["swept"])
                 for r in runs]
-    for gi, members in enumerate(group(variants)):
+    for gid, members in groups_of(variants, record.get("groups")):
       for index, v in enumerate(members):
         if v.run_id == run_id:
-          return RunFiles(v.cfg, workdir / "checkpoints" / group_id(gi), index,
+          return RunFiles(v.cfg, workdir / "checkpoints" / gid, index,
                           workdir / "metrics" / f"{run_id}.jsonl")
     raise KeyError(f"no run {run_id!r} in {workdir}; runs: "
                    f"{', '.join(r['run_id'] for r in runs)}")
@@ -188,26 +233,28 @@ def swept_fields(variants: list[Variant]) -> list[str]:
   return list(dict.fromkeys(f for v in variants for f in v.swept))
 
 
-def sweep_record(spec: str, variants: list[Variant], claims=()) -> str:
-  """sweep.json: the expanded grid, and its claims (fixed before the run)."""
+def sweep_record(spec: str, variants: list[Variant], claims=(), layout=None) -> str:
+  """sweep.json: the expanded grid, its claims (fixed before the run) and,
+  once it has grown, its group layout."""
   record = dict(experiment=spec, runs=[
       dict(run_id=v.run_id, swept=v.swept, config=v.cfg.to_dict()) for v in variants])
   if claims:
     record["claims"] = list(claims)
+  if layout is not None:
+    record["groups"] = layout
   return json.dumps(record, sort_keys=True)
 
 
 def run(variants: list[Variant], workdir: pathlib.Path, *, progress: bool = True,
-        command: str = "") -> dict:
-  """Runs every unfinished group (resuming from checkpoints); returns timings."""
+        command: str = "", layout=None, backends=(loggers.DEFAULT,)) -> dict:
+  """Runs every unfinished group (resuming from checkpoints), logging to
+  `backends` (`loggers`) as it goes; returns timings."""
   writer = jax.process_index() == 0
   code = workdir_lib.code_version()  # the code that made these results
-  groups = group(variants)
   for sub in ("groups", "metrics", "checkpoints"):
     (workdir / sub).mkdir(exist_ok=True)
   summary = []
-  for gi, members in enumerate(groups):
-    gid = group_id(gi)
+  for gid, members in groups_of(variants, layout):
     marker = workdir / "groups" / f"{gid}.json"
     cfg0 = members[0].cfg
     if marker.exists():
@@ -221,7 +268,10 @@ def run(variants: list[Variant], workdir: pathlib.Path, *, progress: bool = True
         [v.cfg for v in members], mesh=mesh, batches=batches, progress=progress,
         metrics_paths=[workdir / "metrics" / f"{v.run_id}.jsonl" for v in members],
         checkpoint_dir=workdir / "checkpoints" / gid,
-        desc=f"{gid} ({len(members)} runs)")
+        desc=f"{gid} ({len(members)} runs)",
+        log=dict(run_ids=[v.run_id for v in members], swepts=[v.swept for v in members],
+                 tb_dirs=[workdir / "tb" / v.run_id for v in members], backends=backends,
+                 workdir=workdir))
     record = dict(group=gid, run_ids=[v.run_id for v in members],
                   compile_seconds=result.compile_seconds,
                   step_seconds=result.step_seconds,

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import tempfile
 
+from warmup_research import config as config_lib
 from warmup_research.errors import ConfigError
 
 CODE_PATHS = ("warmup_research", "experiments", "benchmarks", "requirements.txt",
@@ -85,7 +86,9 @@ def _comparable(record):
 
 
 def record_hash(record_json: str) -> str:
-  return hashlib.sha256(json.dumps(_comparable(json.loads(record_json)),
+  """The hash a marker keeps of a record (fields added later at their legacy
+  value left out: `config.canonical`)."""
+  return hashlib.sha256(json.dumps(_comparable(config_lib.canonical(json.loads(record_json))),
                                    sort_keys=True).encode()).hexdigest()
 
 
@@ -152,7 +155,7 @@ def _lock_holder(lock_file: pathlib.Path) -> str:
 
 def prepare(path, record_json: str, *, kind: str = "run", overwrite: bool = False,
             field: str = "--workdir", write: bool = True,
-            upgrade=lambda record: record) -> pathlib.Path:
+            upgrade=lambda record: record, grows=lambda old, new: False) -> pathlib.Path:
   """Checks, locks and claims a workdir for a run or a sweep, and records
   `record_json` in it (config.json or sweep.json).
 
@@ -162,7 +165,8 @@ def prepare(path, record_json: str, *, kind: str = "run", overwrite: bool = Fals
   deletes only what the project wrote: `WRITTEN`, never through a symlink).
   `write=False` (the non-zero processes of a multi-process run) only checks.
   `upgrade(recorded)` is compared instead of the recorded JSON (fills fields
-  a record predates).
+  a record predates). `grows(old, new)`: the new record extends the old
+  (a grid grown in place), so nothing is deleted and the record is replaced.
   """
   path = check_path(path, field)
   record_name = KINDS[kind]
@@ -172,7 +176,9 @@ def prepare(path, record_json: str, *, kind: str = "run", overwrite: bool = Fals
   if existing is not None and existing != kind:
     raise ConfigError(field, f"{path} holds a {existing}, not a {kind}: a workdir is one or "
                       "the other; use another --workdir")
-  _refuse_a_different_record(path, record_name, record_json, kind, overwrite, field, upgrade)
+  check = lambda: _refuse_a_different_record(path, record_name, record_json, kind, overwrite,
+                                             field, upgrade, grows)
+  check()
   if write:
     try:
       path.mkdir(parents=True, exist_ok=True)
@@ -181,8 +187,7 @@ def prepare(path, record_json: str, *, kind: str = "run", overwrite: bool = Fals
     except OSError as e:
       raise ConfigError(field, f"{path} is not a writable directory ({e.strerror})") from e
     lock(path, field)
-  diff = _refuse_a_different_record(path, record_name, record_json, kind, overwrite, field,
-                                    upgrade)   # again, now that this process holds the lock
+  diff = check()   # again, now that this process holds the lock
   if diff and write:
     for name in WRITTEN:
       child = path / name
@@ -202,8 +207,8 @@ def prepare(path, record_json: str, *, kind: str = "run", overwrite: bool = Fals
 
 
 def _refuse_a_different_record(path, record_name, record_json, kind, overwrite, field,
-                               upgrade) -> list[str]:
-  diff = _differences(path, record_name, record_json, upgrade) if path.is_dir() else []
+                               upgrade, grows) -> list[str]:
+  diff = _differences(path, record_name, record_json, upgrade, grows) if path.is_dir() else []
   if diff and not overwrite:
     shown = ", ".join(diff[:3]) + (f" and {len(diff) - 3} more" if len(diff) > 3 else "")
     raise ConfigError(field, f"{path} holds a {'grid' if kind == 'sweep' else 'run'} with a "
@@ -212,14 +217,14 @@ def _refuse_a_different_record(path, record_name, record_json, kind, overwrite, 
   return diff
 
 
-def _differences(path, record_name, record_json, upgrade) -> list[str]:
+def _differences(path, record_name, record_json, upgrade, grows) -> list[str]:
   """How `record_json` differs from what `path` holds: its recorded file, or
   (results committed without it) the record hash in its marker."""
   recorded = path / record_name
   if recorded.exists():
     try:
-      old = json.loads(recorded.read_text())
-      return differences(_comparable(upgrade(old)), _comparable(json.loads(record_json)))
+      old, new = upgrade(json.loads(recorded.read_text())), json.loads(record_json)
+      return [] if grows(old, new) else differences(_comparable(old), _comparable(new))
     except (json.JSONDecodeError, TypeError, KeyError, AttributeError, ValueError):
       return [f"{record_name} (unreadable, or not this project's)"]
   marker = read_marker(path) if path.is_dir() else None
@@ -255,7 +260,11 @@ def strict_json(obj, **kw) -> str:
 
 
 def write_atomic(path, text: str) -> None:
+  """Writes `text` to `path` by a rename (never a torn file); an unchanged
+  file is left untouched, so re-making a finished run's files changes none."""
   path = pathlib.Path(path)
+  if path.is_file() and path.read_text() == text:
+    return
   tmp = path.with_name(f".{path.name}.tmp")
   tmp.write_text(text)
   os.replace(tmp, path)
