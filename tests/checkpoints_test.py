@@ -76,3 +76,42 @@ def test_load_for_analysis_needs_no_target(tmp_path):
   with pytest.raises(FileNotFoundError, match="no checkpoint directory"):
     checkpoints.load(tmp_path / "typo")
   assert not (tmp_path / "typo").exists()   # a wrong path is not created
+
+
+def _stacked(x, k=6):
+  return {"params": {"w": jnp.arange(k * 12.0).reshape(k, 3, 4) + x, "b": jnp.arange(k * 1.0)},
+          "step": jnp.full((k,), int(x), jnp.int32)}
+
+
+def test_one_row_of_a_stacked_checkpoint_reads_alone_and_equals_the_whole(tmp_path):
+  ckpt = checkpoints.Checkpointer(tmp_path / "c", keep=5)
+  for s in (1, 2):
+    ckpt.save(s, _stacked(float(s)), {"step": s})
+  ckpt.close()
+  target = lambda n: jax.eval_shape(lambda: _stacked(0.0, n))
+  step, row = checkpoints.load_row(tmp_path / "c", 4, target=target)
+  _, whole, _ = checkpoints.load(tmp_path / "c")
+  assert step == 2
+  for a, b in zip(jax.tree.leaves(row), jax.tree.leaves(whole)):
+    np.testing.assert_array_equal(a, np.asarray(b)[4])
+  # one chunk per row: the row's chunk files are all a read touches
+  import tensorstore as ts
+  kv = ts.KvStore.open({"driver": "ocdbt", "base": f"file://{tmp_path}/c/2/state"}).result()
+  assert {k for k in kv.list().result() if k.startswith(b"params.w/")} == {
+      b"params.w/.zarray", *(f"params.w/{i}.0.0".encode() for i in range(6))}
+  assert checkpoints.load_row(tmp_path / "c", 1, step=1, target=target)[1]["step"] == 1
+
+
+def test_an_unreadable_row_falls_back_to_the_whole_checkpoint(tmp_path, monkeypatch):
+  ckpt = checkpoints.Checkpointer(tmp_path / "c", keep=5)
+  ckpt.save(1, _stacked(1.0), {"step": 1})
+  ckpt.close()
+  target = lambda n: jax.eval_shape(lambda: _stacked(0.0, n))
+
+  def broken(*args):
+    raise OSError("a chunk is missing")
+  monkeypatch.setattr(checkpoints, "load_slice", broken)
+  with pytest.warns(UserWarning, match="could not be read alone .*a chunk is missing"):
+    step, row = checkpoints.load_row(tmp_path / "c", 2, target=target)
+  assert step == 1
+  np.testing.assert_array_equal(row["params"]["w"], np.asarray(_stacked(1.0)["params"]["w"])[2])

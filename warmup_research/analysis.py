@@ -8,8 +8,9 @@ one run's state out of its group's stacked checkpoint, and measures of it.
     preconditioned_sharpness(run, batch)    # top eigenvalue of P^-1 H (Adam)
 
 `load_run` needs neither the original train state nor the devices that wrote
-the checkpoint: the target is rebuilt from the run's config on one local
-device, so a checkpoint written on 8 devices loads in a 1-device process.
+the checkpoint: the target is rebuilt from the run's config, and only the
+run's rows of its group's checkpoint are read (`checkpoints.load_row`), so
+a checkpoint written on 8 devices loads in a 1-device process.
 """
 from __future__ import annotations
 
@@ -143,9 +144,8 @@ def load_run(workdir, run_id: str | None = None, step: int | None = None, **valu
   run_id = find_run(workdir, run_id, **values)
   where = sweep.locate(workdir, run_id)
   cfg = where.config
-  step, state, _ = checkpoints.load(where.checkpoint_dir, step,
-                                    target=_abstract_state(cfg, where.checkpoint_dir))
-  one = jax.tree.map(lambda x: x[where.index], state)
+  step, one = checkpoints.load_row(where.checkpoint_dir, where.index, step,
+                                   target=_abstract_state(cfg, where.checkpoint_dir))
   rows = metrics_io.read(where.metrics_path)
   diverged = int(one.diverged_step)
   swept = next((r["swept"] for r in _runs(workdir) if r["run_id"] == run_id), {})

@@ -4,8 +4,12 @@ step, and load anywhere for analysis.
 Each checkpoint step directory holds two items (current orbax API,
 `CheckpointManager` + `args.Composite`):
 
-    <dir>/<step>/state   the train state pytree (StandardSave)
+    <dir>/<step>/state   the train state pytree (StandardSave; each array in
+                         chunks of one row of its leading, `variant`, axis)
     <dir>/<step>/meta    JSON: the run config(s), step, latest metrics
+
+`load_row` reads one variant's rows of a group checkpoint through
+tensorstore (the analysis path); `load` restores a whole checkpoint.
 
 Saves are asynchronous and atomic (orbax writes a tmp dir and renames it); a
 save killed part-way leaves a `*.orbax-checkpoint-tmp` dir that orbax ignores.
@@ -20,12 +24,14 @@ It is harmless; the fallback has already happened.
 """
 from __future__ import annotations
 
+import json
 import pathlib
 import sys
 import warnings
 
 import jax
 import orbax.checkpoint as ocp
+import tensorstore as ts
 from jax.experimental import multihost_utils
 
 
@@ -45,8 +51,12 @@ class Checkpointer:
                        "meta": ocp.JsonCheckpointHandler()})
 
   def save(self, step: int, state, meta: dict) -> None:
+    """Saves asynchronously; each array is stored in chunks of one row of
+    its leading axis (a group's `variant` axis), so `load_slice` reads one
+    variant without touching the others."""
     self.manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
+        state=ocp.args.StandardSave(state, save_args=jax.tree.map(_row_chunks, state)),
+        meta=ocp.args.JsonSave(meta)), force=True)
 
   def wait(self) -> None:
     self.manager.wait_until_finished()
@@ -104,6 +114,70 @@ class Checkpointer:
   def close(self) -> None:
     self.manager.wait_until_finished()
     self.manager.close()
+
+
+def _row_chunks(x) -> ocp.SaveArgs:
+  if getattr(x, "ndim", 0) == 0 or x.shape[0] == 0:
+    return ocp.SaveArgs()
+  return ocp.SaveArgs(chunk_byte_size=max(x.dtype.itemsize, x.nbytes // x.shape[0]),
+                      shard_axes=(0,))
+
+
+def _name(path) -> str:
+  """Orbax's name of a leaf: its path's keys joined by '.'."""
+  return ".".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k))))
+                  for k in path)
+
+
+def load_slice(directory, step: int, index: int, target):
+  """Row `index` of every array of the checkpoint at `step` (one variant of a
+  stacked group state), as numpy arrays in `target`'s structure (an
+  abstract stacked state). Reads only that row's chunks through
+  tensorstore, so memory and time do not grow with the group's size."""
+  state_dir = pathlib.Path(directory).absolute() / str(step) / "state"
+  zarr3 = json.loads((state_dir / "_METADATA").read_text()).get("use_zarr3", False)
+  context = ts.Context({"cache_pool": {"total_bytes_limit": 0}})
+  kvstore = {"driver": "ocdbt", "base": f"file://{state_dir}"}
+
+  def open_row(name):   # reads start at once; .result() below waits for each
+    spec = {"driver": "zarr3" if zarr3 else "zarr", "kvstore": kvstore, "path": name}
+    return ts.open(spec, open=True, read=True, context=context).result()[index].read()
+
+  pending = jax.tree_util.tree_map_with_path(lambda path, _: open_row(_name(path)), target)
+  return jax.tree.map(lambda f: f.result(), pending,
+                      is_leaf=lambda x: isinstance(x, ts.Future))
+
+
+def load_row(directory, index: int, step: int | None = None, target=None):
+  """(step, state) of row `index` of a stacked checkpoint (one variant of a
+  group), reading only that row (`load_slice`); `target(n_stacked)` gives
+  the abstract stacked state. step=None: the newest. If the row cannot be
+  read that way, the whole checkpoint is restored (`load`, which also falls
+  back to earlier steps) and the row taken from it, with a warning."""
+  if not pathlib.Path(directory).is_dir():   # checked first: the manager would create it
+    raise FileNotFoundError(f"no checkpoint directory {pathlib.Path(directory).absolute()}")
+  ckpt = Checkpointer(directory, keep=10**9)
+  steps = ckpt.steps()
+  ckpt.close()
+  if step is not None and step not in steps:
+    raise FileNotFoundError(f"no checkpoint at step {step} in {ckpt.directory}; saved "
+                            f"steps: {', '.join(map(str, steps)) or 'none'}")
+  if not steps:
+    raise FileNotFoundError(f"no checkpoints in {ckpt.directory}")
+  chosen = steps[-1] if step is None else step
+  try:
+    one = jax.tree_util.tree_leaves_with_path(target(1))[0][0]
+    state_dir = ckpt.directory / str(chosen) / "state"
+    zarr3 = json.loads((state_dir / "_METADATA").read_text()).get("use_zarr3", False)
+    n = ts.open({"driver": "zarr3" if zarr3 else "zarr", "path": _name(one), "kvstore": {
+        "driver": "ocdbt", "base": f"file://{state_dir}"}}, open=True).result().shape[0]
+    return chosen, load_slice(directory, chosen, index, target(n))
+  except Exception as e:  # an unreadable row: restore the whole step, or an earlier one
+    warnings.warn(f"row {index} of checkpoint step {chosen} in {ckpt.directory} could not be "
+                  f"read alone ({type(e).__name__}: {str(e)[:200]}); restoring it whole",
+                  stacklevel=2)
+    s, state, _ = load(directory, step, target=target)
+    return s, jax.tree.map(lambda x: x[index], state)
 
 
 def load(directory, step: int | None = None, sharding=None, target=None):
