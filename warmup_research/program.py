@@ -18,12 +18,37 @@ import functools
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from warmup_research import data, train
+from warmup_research import data, schedules, train
 from warmup_research import mesh as mesh_lib
+
+# Under `map`, skip a diverged variant's update (`skipping_frozen`); off, it
+# is computed and masked as under vmap (the benchmarks compare the two).
+SKIP_FROZEN = True
+
+
+def skipping_frozen(step_fn):
+  """A train step that skips a frozen (diverged) variant's update instead of
+  computing and masking it: under `lax.map` only the taken branch runs, so
+  a dead variant costs next to nothing. Its state just counts the update;
+  its metrics row has NaN for every computed number and `diverged` 1. The
+  predicate is per variant and the same on every `data` shard, so a
+  branch's gradient all-reduce runs on all of them or none."""
+  def frozen(state, batch, hp):
+    del batch
+    # derived from the state, so they vary over `variant` like the step's own outputs
+    nan = state.step.astype(jnp.float32) * jnp.nan
+    return state.replace(step=state.step + 1), dict(
+        loss=nan, z_loss=nan, lr=schedules.schedule(state.step, hp.schedule).astype(jnp.float32),
+        grad_norm=nan, update_norm=nan, param_norm=nan, diverged=jnp.ones_like(state.step))
+
+  def step(state, batch, hp):
+    return jax.lax.cond(state.diverged_step >= 0, frozen, step_fn, state, batch, hp)
+  return step
 
 
 def over_variants(fn, mesh, how: str):
@@ -86,7 +111,10 @@ class GroupProgram:
 
     self.init = jax.jit(jax.vmap(init), out_shardings=self.per_variant)
     streams = len(self.data_seeds)
-    one = over_variants(trainer.train_step if streams == 1 else train_own_stream, mesh, self.how)
+    step_fn = trainer.train_step if streams == 1 else train_own_stream
+    if self.how == "map" and SKIP_FROZEN:   # vmap computes every lane whatever a cond says
+      step_fn = skipping_frozen(step_fn)
+    one = over_variants(step_fn, mesh, self.how)
     self.step = jax.jit(one, out_shardings=(self.per_variant, replicated), donate_argnums=0)
     self.steps = jax.jit(
         lambda x, batches, hp: jax.lax.scan(lambda x, batch: one(x, batch, hp), x, batches),
