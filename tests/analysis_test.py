@@ -193,6 +193,16 @@ def test_analyze_command_writes_csv_and_plot(eight_device_sweep):
     for lr in lrs:
       assert float(x["lr"]) == pytest.approx(lr, rel=1e-6)
   assert (wd / "plots" / "sharpness_vs_step.png").stat().st_size > 10_000
+  # measuring one more run keeps the rows of the two measured before, as they were
+  before = (wd / "analysis.csv").read_text().splitlines()
+  r = subprocess.run([sys.executable, "-m", "warmup_research", "analyze", str(wd), "--runs",
+                      "peak_lr=0.003", "--every", "10", "--iters", "5"],
+                     cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert r.returncode == 0, r.stderr
+  after = (wd / "analysis.csv").read_text().splitlines()
+  assert [line.split(",")[0] for line in after[1:]] == [
+      "peak_lr=0.001"] * 2 + ["peak_lr=0.003"] * 2 + ["peak_lr=0.01"] * 2
+  assert set(before[1:]) <= set(after[1:])
   bad = subprocess.run([sys.executable, "-m", "warmup_research", "analyze", str(wd), "--runs",
                         "nope"], cwd=REPO, capture_output=True, text=True, timeout=120)
   assert bad.returncode == 2 and "error: --runs: no run 'nope'" in bad.stderr

@@ -401,7 +401,8 @@ def _stability(step: int, cfg, preconditioned: float | None) -> dict:
 
 def analyze(workdir, run_ids=None, *, every: int = 1, iters: int = 20) -> list[dict]:
   """`measure` over the saved checkpoints (steps divisible by `every`) of runs
-  of a sweep workdir; writes analysis.csv and plots/sharpness_vs_step.png.
+  of a sweep workdir; writes analysis.csv (the other runs' rows of an earlier
+  one kept) and plots/sharpness_vs_step.png; returns the rows it measured.
 
   Each group's checkpoint is restored once per step and its chosen variants
   measured together (vmapped; the variant axis split over the local devices,
@@ -443,8 +444,12 @@ def analyze(workdir, run_ids=None, *, every: int = 1, iters: int = 20) -> list[d
             f"{min(r['sharpness'] for r in new):.3g} .. {max(r['sharpness'] for r in new):.3g}",
             flush=True)
   order = {r["run_id"]: i for i, r in enumerate(record["runs"])}
-  rows.sort(key=lambda r: (order[r["run_id"]], r["step"]))
-  columns = list(dict.fromkeys(k for r in rows for k in r))
-  write_atomic(workdir / "analysis.csv", results.to_csv(columns, rows))
-  plots.plot_analysis(workdir, rows, {r["run_id"]: r["swept"] for r in record["runs"]})
+  # The other runs' rows of an earlier analysis.csv stay (re-measuring some runs,
+  # or the runs a grown grid added, keeps the rest).
+  kept = [r for run_id, rs in results.read_analysis(workdir).items()
+          if run_id not in wanted and run_id in order for r in rs]
+  table = sorted(kept + rows, key=lambda r: (order[r["run_id"]], r["step"]))
+  columns = list(dict.fromkeys(k for r in table for k in r))
+  write_atomic(workdir / "analysis.csv", results.to_csv(columns, table))
+  plots.plot_analysis(workdir, table, {r["run_id"]: r["swept"] for r in record["runs"]})
   return rows

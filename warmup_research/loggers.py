@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pathlib
+import time
 
-from tensorboardX import SummaryWriter
-from tensorboardX.summary import hparams
+from tensorboardX.event_file_writer import EventsWriter
+from tensorboardX.proto.event_pb2 import Event, SessionLog
+from tensorboardX.summary import hparams, scalar
 
 from warmup_research import config as config_lib
 from warmup_research.errors import ConfigError
@@ -53,13 +56,44 @@ def hparams_of(cfg, swept: dict) -> dict:
           for k, v in out.items() if v is not None}
 
 
-def tensorboard_writer(directory, cfg, swept: dict, start: int = 0) -> SummaryWriter:
-  """An event-file writer for one run; a new run (start 0) gets its
+class EventFile:
+  """One run's TensorBoard event file, written synchronously: tensorboardX's
+  SummaryWriter queues events for a thread, so its flush is no barrier and a
+  run killed after a checkpoint could lose rows logged before it."""
+
+  def __init__(self, directory, purge_step: int | None = None):
+    pathlib.Path(directory).mkdir(parents=True, exist_ok=True)
+    self.writer = EventsWriter(os.path.join(str(directory), "events"), f".{os.getpid()}")
+    if purge_step:   # TensorBoard drops what earlier files logged from this step on
+      self.writer.write_event(Event(wall_time=time.time(), step=purge_step,
+                                    session_log=SessionLog(status=SessionLog.START)))
+
+  def add_summary(self, summary, step: int = 0) -> None:
+    self.writer.write_event(Event(wall_time=time.time(), step=step, summary=summary))
+
+  def add_scalar(self, tag: str, value: float, step: int) -> None:
+    self.add_summary(scalar(tag, value), step)
+
+  def flush(self) -> None:
+    self.writer.flush()
+
+  def close(self) -> None:
+    self.writer.close()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()
+
+
+def tensorboard_writer(directory, cfg, swept: dict, start: int = 0) -> EventFile:
+  """An event file for one run; a new run (start 0) gets its
   hyperparameters, a resumed one purges what was logged after `start`."""
-  w = SummaryWriter(str(directory), purge_step=start or None, flush_secs=10)
+  w = EventFile(directory, purge_step=start or None)
   if start == 0:
     for summary in hparams(hparams_of(cfg, swept), {"eval_loss": 0.0}):
-      w.file_writer.add_summary(summary)
+      w.add_summary(summary)
   return w
 
 

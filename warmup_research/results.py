@@ -237,7 +237,8 @@ def read_analysis(workdir) -> dict[str, list[dict]]:
   with open(path, newline="") as f:
     for row in csv.DictReader(f):
       out.setdefault(row["run_id"], []).append(
-          {k: (v if k == "run_id" else None if v == "" else float(v)) for k, v in row.items()})
+          {k: (v if k == "run_id" else None if v == "" else int(v) if k == "step" else float(v))
+           for k, v in row.items()})
   return out
 
 
