@@ -14,7 +14,8 @@ correction on nu included (the first updates shrink by sqrt(1 - b2^t)), and
 nu_0 and keeps the rest of Adam, i.e. `gi_adam_bc`; only the abstract was at
 hand offline to check it, so both forms carry the claim.
 
-Run (CPU scale, about 25 minutes on 2 cores in all; writes results/sharpness/):
+Run (CPU scale, about 30 minutes on 2 cores in all: 7.5 for the sweep, 22 for
+`analyze`, measured with tests running alongside; writes results/sharpness/):
 
     ./launch.sh experiments/sharpness.py
     # sharpness, preconditioned sharpness, nu_hat and update ratios at every
