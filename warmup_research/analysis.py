@@ -28,7 +28,7 @@ import optax
 import pandas as pd
 from jax.flatten_util import ravel_pytree
 
-from warmup_research import checkpoints, data, metrics_io, plots, results, schedules, sweep, train
+from warmup_research import checkpoints, data, metrics_io, results, schedules, sweep, train
 from warmup_research import config as config_lib
 from warmup_research.workdir import write_atomic
 
@@ -60,26 +60,14 @@ def list_runs(workdir):
   return pd.read_csv(pathlib.Path(workdir) / "runs.csv")
 
 
-def _runs(workdir) -> list[dict]:
-  """[{run_id, swept, config, metrics_path}] of a sweep or `train` workdir."""
-  wd = pathlib.Path(workdir)
-  if (wd / "sweep.json").exists():
-    return [dict(run_id=r["run_id"], swept=r["swept"], config=r["config"],
-                 metrics_path=wd / "metrics" / f"{r['run_id']}.jsonl")
-            for r in json.loads((wd / "sweep.json").read_text())["runs"]]
-  if (wd / "config.json").exists():
-    return [dict(run_id="run", swept={}, config=json.loads((wd / "config.json").read_text()),
-                 metrics_path=wd / "metrics.jsonl")]
-  raise FileNotFoundError(f"{wd} holds neither a sweep (sweep.json) nor a run (config.json)")
-
-
 def load_metrics(workdir) -> pd.DataFrame:
   """Every run's logged rows as one tidy DataFrame: one row per (run, step,
   split), split 'train' (loss, lr, grad_norm, ...) or 'eval' (eval_loss in
   `loss`), with the swept values as columns (a `train` workdir: run_id 'run')."""
   frames = []
-  for r in _runs(workdir):
-    rows = metrics_io.read(r["metrics_path"]) if r["metrics_path"].exists() else []
+  for r in results.record(workdir)["runs"]:
+    path = results.metrics_path(workdir, r["run_id"])
+    rows = metrics_io.read(path) if path.exists() else []
     tidy = [dict(split="eval", step=m["step"], loss=m["eval_loss"]) if "eval_loss" in m
             else dict(split="train", **m) for m in rows]
     df = pd.DataFrame(tidy)
@@ -99,16 +87,23 @@ def find_run(workdir, run_id: str | None = None, **values) -> str | None:
   """The id of the one run whose swept values (or config fields) equal
   `values` (short names like peak_lr or dotted ones; numbers compared as
   numbers). KeyError lists the candidates when none or several match."""
-  runs = _runs(workdir)
+  run = _run_entry(workdir, run_id, values)
+  return run["run_id"] if (pathlib.Path(workdir) / "sweep.json").exists() else None
+
+
+def _run_entry(workdir, run_id: str | None, values: dict) -> dict:
+  """`find_run`'s run, as its record entry (a `train` workdir: its one run)."""
+  runs = results.record(workdir)["runs"]
   is_sweep = (pathlib.Path(workdir) / "sweep.json").exists()
   if run_id is not None or not values:
-    if is_sweep and run_id not in [r["run_id"] for r in runs]:
+    match = [r for r in runs if r["run_id"] == run_id or not is_sweep]
+    if not match:
       raise KeyError(f"no run {run_id!r} in {workdir}; runs: "
                      f"{', '.join(r['run_id'] for r in runs)}")
-    return run_id
+    return match[0]
   matches = [r for r in runs if all(_equal(_value_of(r, k), v) for k, v in values.items())]
   if len(matches) == 1:
-    return matches[0]["run_id"] if is_sweep else None
+    return matches[0]
   wanted = ", ".join(f"{k}={v!r}" for k, v in values.items())
   listed = [r["run_id"] for r in (matches or runs)]
   raise KeyError(f"{'several runs' if matches else 'no run'} with {wanted} in {workdir}; "
@@ -141,23 +136,23 @@ def load_run(workdir, run_id: str | None = None, step: int | None = None, **valu
   """One run's params, optimizer state, config and metrics; step=None: the
   newest valid checkpoint. Pick the run by id or by values, e.g.
   `load_run(wd, peak_lr=1e-2, warmup_steps=75, seed=0)`."""
-  run_id = find_run(workdir, run_id, **values)
-  where = sweep.locate(workdir, run_id)
-  cfg = where.config
+  run = _run_entry(workdir, run_id, values)
+  is_sweep = (pathlib.Path(workdir) / "sweep.json").exists()
+  where = sweep.locate(workdir, run["run_id"] if is_sweep else None)
   step, one = checkpoints.load_row(where.checkpoint_dir, where.index, step,
-                                   target=_abstract_state(cfg, where.checkpoint_dir))
+                                   target=_abstract_state(where.config))
   rows = metrics_io.read(where.metrics_path)
   diverged = int(one.diverged_step)
-  swept = next((r["swept"] for r in _runs(workdir) if r["run_id"] == run_id), {})
-  return Run(run_id=run_id or "run", config=cfg, step=step, params=one.params,
+  return Run(run_id=run["run_id"], config=where.config, step=step, params=one.params,
              opt_state=one.opt_state,
              train=pd.DataFrame([m for m in rows if "eval_loss" not in m]),
              eval=pd.DataFrame([m for m in rows if "eval_loss" in m]),
-             diverged_step=None if diverged < 0 else diverged, swept=swept)
+             diverged_step=None if diverged < 0 else diverged, swept=run["swept"])
 
 
-def _abstract_state(cfg, ckpt_dir):
-  """The stacked TrainState's structure for `cfg`, its leading size read from disk."""
+def _abstract_state(cfg):
+  """target(n): the structure of `cfg`'s TrainState stacked n times (n is
+  read from the checkpoint)."""
   def target(n_stacked: int):
     trainer = train.Trainer(cfg)
     hp = jax.tree.map(lambda x: jnp.stack([x] * n_stacked), train.hparams(cfg))
@@ -402,7 +397,9 @@ def _stability(step: int, cfg, preconditioned: float | None) -> dict:
 def analyze(workdir, run_ids=None, *, every: int = 1, iters: int = 20) -> list[dict]:
   """`measure` over the saved checkpoints (steps divisible by `every`) of runs
   of a sweep workdir; writes analysis.csv (the other runs' rows of an earlier
-  one kept) and plots/sharpness_vs_step.png; returns the rows it measured.
+  one kept), then re-makes the tables and plots (`results.write`: with
+  plots/sharpness_vs_step.png and the claims on analysis columns); returns
+  the rows it measured.
 
   Each group's checkpoint is restored once per step and its chosen variants
   measured together (vmapped; the variant axis split over the local devices,
@@ -429,9 +426,10 @@ def analyze(workdir, run_ids=None, *, every: int = 1, iters: int = 20) -> list[d
     batch = jax.device_put(jnp.asarray(data.Batches(cfg).eval(0)), whole)
     ckpt_dir = workdir / "checkpoints" / gid
     take = jnp.asarray(padded)
+    stacked = _abstract_state(cfg)(len(members))   # built once, not per checkpoint
     for step in [s for s in checkpoints.Checkpointer(ckpt_dir, keep=10**9).steps()
                  if s % every == 0]:
-      _, state, _ = checkpoints.load(ckpt_dir, step, target=_abstract_state(cfg, ckpt_dir))
+      _, state, _ = checkpoints.load(ckpt_dir, step, target=lambda n, t=stacked: t)
       params, opt_state = jax.device_put(
           jax.tree.map(lambda x, t=take: x[t], (state.params, state.opt_state)), split)
       out = jax.device_get(_jitted(cfg)["measure_many"](params, opt_state, batch, hp,
@@ -451,5 +449,5 @@ def analyze(workdir, run_ids=None, *, every: int = 1, iters: int = 20) -> list[d
   table = sorted(kept + rows, key=lambda r: (order[r["run_id"]], r["step"]))
   columns = list(dict.fromkeys(k for r in table for k in r))
   write_atomic(workdir / "analysis.csv", results.to_csv(columns, table))
-  plots.plot_analysis(workdir, table, {r["run_id"]: r["swept"] for r in record["runs"]})
+  results.write(workdir)   # the sharpness plot, and claims on analysis columns (peak:...)
   return rows

@@ -129,21 +129,26 @@ def _name(path) -> str:
                   for k in path)
 
 
+def _arrays(state_dir: pathlib.Path, context=None):
+  """name -> the tensorstore of that array in a checkpoint step's `state`
+  item (orbax's OCDBT layout, zarr or zarr3 as its metadata says)."""
+  zarr3 = json.loads((state_dir / "_METADATA").read_text()).get("use_zarr3", False)
+  kvstore = {"driver": "ocdbt", "base": f"file://{state_dir}"}
+  return lambda name: ts.open({"driver": "zarr3" if zarr3 else "zarr", "path": name,
+                               "kvstore": kvstore}, open=True, read=True,
+                              context=context).result()
+
+
 def load_slice(directory, step: int, index: int, target):
   """Row `index` of every array of the checkpoint at `step` (one variant of a
   stacked group state), as numpy arrays in `target`'s structure (an
   abstract stacked state). Reads only that row's chunks through
   tensorstore, so memory and time do not grow with the group's size."""
   state_dir = pathlib.Path(directory).absolute() / str(step) / "state"
-  zarr3 = json.loads((state_dir / "_METADATA").read_text()).get("use_zarr3", False)
-  context = ts.Context({"cache_pool": {"total_bytes_limit": 0}})
-  kvstore = {"driver": "ocdbt", "base": f"file://{state_dir}"}
-
-  def open_row(name):   # reads start at once; .result() below waits for each
-    spec = {"driver": "zarr3" if zarr3 else "zarr", "kvstore": kvstore, "path": name}
-    return ts.open(spec, open=True, read=True, context=context).result()[index].read()
-
-  pending = jax.tree_util.tree_map_with_path(lambda path, _: open_row(_name(path)), target)
+  array = _arrays(state_dir, ts.Context({"cache_pool": {"total_bytes_limit": 0}}))
+  # every read starts before the first is waited for
+  pending = jax.tree_util.tree_map_with_path(
+      lambda path, _: array(_name(path))[index].read(), target)
   return jax.tree.map(lambda f: f.result(), pending,
                       is_leaf=lambda x: isinstance(x, ts.Future))
 
@@ -154,30 +159,37 @@ def load_row(directory, index: int, step: int | None = None, target=None):
   the abstract stacked state. step=None: the newest. If the row cannot be
   read that way, the whole checkpoint is restored (`load`, which also falls
   back to earlier steps) and the row taken from it, with a warning."""
-  if not pathlib.Path(directory).is_dir():   # checked first: the manager would create it
-    raise FileNotFoundError(f"no checkpoint directory {pathlib.Path(directory).absolute()}")
-  ckpt = Checkpointer(directory, keep=10**9)
-  steps = ckpt.steps()
-  ckpt.close()
-  if step is not None and step not in steps:
-    raise FileNotFoundError(f"no checkpoint at step {step} in {ckpt.directory}; saved "
-                            f"steps: {', '.join(map(str, steps)) or 'none'}")
+  steps = _saved_steps(directory, step)
+  where = pathlib.Path(directory).absolute()
   if not steps:
-    raise FileNotFoundError(f"no checkpoints in {ckpt.directory}")
-  chosen = steps[-1] if step is None else step
+    raise FileNotFoundError(f"no checkpoints in {where}")
+  chosen = steps[-1]
   try:
-    one = jax.tree_util.tree_leaves_with_path(target(1))[0][0]
-    state_dir = ckpt.directory / str(chosen) / "state"
-    zarr3 = json.loads((state_dir / "_METADATA").read_text()).get("use_zarr3", False)
-    n = ts.open({"driver": "zarr3" if zarr3 else "zarr", "path": _name(one), "kvstore": {
-        "driver": "ocdbt", "base": f"file://{state_dir}"}}, open=True).result().shape[0]
+    first = jax.tree_util.tree_leaves_with_path(target(1))[0][0]
+    n = _arrays(where / str(chosen) / "state")(_name(first)).shape[0]
     return chosen, load_slice(directory, chosen, index, target(n))
   except Exception as e:  # an unreadable row: restore the whole step, or an earlier one
-    warnings.warn(f"row {index} of checkpoint step {chosen} in {ckpt.directory} could not be "
+    warnings.warn(f"row {index} of checkpoint step {chosen} in {where} could not be "
                   f"read alone ({type(e).__name__}: {str(e)[:200]}); restoring it whole",
                   stacklevel=2)
     s, state, _ = load(directory, step, target=target)
     return s, jax.tree.map(lambda x: x[index], state)
+
+
+def _saved_steps(directory, step: int | None) -> list[int]:
+  """The saved steps of `directory` (just `step` when given), oldest first;
+  FileNotFoundError for a missing directory or step."""
+  if not pathlib.Path(directory).is_dir():   # checked first: the manager would create it
+    raise FileNotFoundError(f"no checkpoint directory {pathlib.Path(directory).absolute()}")
+  ckpt = Checkpointer(directory, keep=10**9)
+  try:
+    steps = ckpt.steps()
+  finally:
+    ckpt.close()
+  if step is not None and step not in steps:
+    raise FileNotFoundError(f"no checkpoint at step {step} in {ckpt.directory}; saved "
+                            f"steps: {', '.join(map(str, steps)) or 'none'}")
+  return steps if step is None else [step]
 
 
 def load(directory, step: int | None = None, sharding=None, target=None):
@@ -190,14 +202,10 @@ def load(directory, step: int | None = None, sharding=None, target=None):
   a checkpoint written on 8 devices loads in a 1-device process. `step=None`
   is the newest step that restores.
   """
-  if not pathlib.Path(directory).is_dir():   # checked first: the manager would create it
-    raise FileNotFoundError(f"no checkpoint directory {pathlib.Path(directory).absolute()}")
+  steps = _saved_steps(directory, step)
   ckpt = Checkpointer(directory, keep=10**9)
   try:
-    if step is not None and step not in ckpt.steps():
-      raise FileNotFoundError(f"no checkpoint at step {step} in {ckpt.directory}; saved "
-                              f"steps: {', '.join(map(str, ckpt.steps())) or 'none'}")
-    return _load_newest(ckpt, ckpt.steps() if step is None else [step],
+    return _load_newest(ckpt, steps,
                         sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0]),
                         target)
   finally:

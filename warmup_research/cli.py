@@ -287,7 +287,6 @@ def cmd_analyze(args, rest) -> None:
   if args.iters < 1:
     raise ConfigError("--iters", f"must be an integer >= 1, got {args.iters}")
   rows = analysis.analyze(wd, run_ids, every=args.every, iters=args.iters)
-  results.write(wd)   # claims on analysis columns (peak:...) get their verdicts
   print(f"wrote {wd / 'analysis.csv'} ({len(rows)} checkpoints), "
         f"{wd / 'plots' / 'sharpness_vs_step.png'}, and re-made the tables")
 

@@ -91,7 +91,7 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
 
   Every process of a multi-process run calls this; only process 0 writes
   metrics (the JSONL files, and the live loggers `log` names: a dict of
-  `loggers.Logger` arguments, run_ids, swepts, tb_dirs, backends, group).
+  `loggers.Logger` arguments: run_ids, swepts, tb_dirs, backends, workdir).
   """
   t_entry = time.perf_counter()
   cfg0 = cfgs[0]

@@ -287,15 +287,12 @@ def plot_analysis(workdir: pathlib.Path, rows: list[dict],
   keys = [k for k in titles if any(r.get(k) is not None for r in rows)]
   run_ids = list(dict.fromkeys(r["run_id"] for r in rows))
   swept_of = swept_of or {rid: {"run": rid} for rid in run_ids}
-  fields = list(dict.fromkeys(f for rid in run_ids for f in swept_of[rid]))
-  colour_by = "optimizer.peak_lr" if "optimizer.peak_lr" in fields else (
-      [f for f in fields if f.split(".")[-1] != "seed"] or [None])[0]
-  facet_by = [f for f in fields if f != colour_by and f.split(".")[-1] != "seed"]
-  facets = list(dict.fromkeys(tuple(swept_of[r].get(f) for f in facet_by) for r in run_ids))
+  fields = [f for f in dict.fromkeys(f for rid in run_ids for f in swept_of[rid])
+            if f.split(".")[-1] != "seed"]
+  colour_by, facet_by, facets = _facets(
+      fields, [tuple(swept_of[r].get(f) for f in fields) for r in run_ids])
   colours = list(dict.fromkeys(swept_of[r].get(colour_by) for r in run_ids))
-  cmap = matplotlib.colormaps["viridis" if len(colours) > 10 else "tab10"]
-  colour = {c: cmap(i / max(len(colours) - 1, 1) if len(colours) > 10 else i)
-            for i, c in enumerate(colours)}
+  colour = _colours(colours)
   fig = Figure(figsize=(4.6 * len(keys) + 1.6, 2.9 * len(facets)), layout="constrained")
   axes = fig.subplots(len(facets), len(keys), squeeze=False, sharex=True, sharey="col")
   for fi, facet in enumerate(facets):

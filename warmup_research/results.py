@@ -27,31 +27,47 @@ RUN_COLUMNS = ("status", "outcome", "diverged_step", "final_train_loss", "final_
                "compile_seconds", "group")
 
 
-def load(workdir) -> dict:
-  """The sweep record, group records and per-run metrics rows of a workdir
-  (a `train` workdir reads as a grid of one run, 'run', swept over nothing)."""
+def record(workdir) -> dict:
+  """A workdir's record: its sweep.json, or for a `train` workdir a grid of
+  one run, 'run', swept over nothing, with its config.json."""
   wd = pathlib.Path(workdir)
-  if not (wd / "sweep.json").exists() and (wd / "config.json").exists():
-    return _load_train(wd)
-  record = json.loads((wd / "sweep.json").read_text())
+  if (wd / "sweep.json").exists():
+    return json.loads((wd / "sweep.json").read_text())
+  if (wd / "config.json").exists():
+    return dict(experiment=f"train run {wd}", runs=[
+        dict(run_id="run", swept={}, config=json.loads((wd / "config.json").read_text()))])
+  raise FileNotFoundError(f"{wd} holds neither a sweep (sweep.json) nor a run (config.json)")
+
+
+def metrics_path(workdir, run_id: str) -> pathlib.Path:
+  """Where a run of a workdir logs its rows (`train` workdir: metrics.jsonl)."""
+  wd = pathlib.Path(workdir)
+  return wd / "metrics" / f"{run_id}.jsonl" if (wd / "sweep.json").exists() else (
+      wd / "metrics.jsonl")
+
+
+def load(workdir) -> dict:
+  """The record, group records and per-run metrics rows of a workdir (a
+  `train` workdir reads as a grid of one run: `record`)."""
+  wd = pathlib.Path(workdir)
+  rec = record(wd)
+  metrics = {r["run_id"]: metrics_io.read(metrics_path(wd, r["run_id"])) for r in rec["runs"]}
+  if not (wd / "sweep.json").exists():
+    return dict(record=rec, groups=_train_group(wd), metrics=metrics, kind="run")
   groups = [json.loads(p.read_text()) for p in sorted((wd / "groups").glob("*.json"))]
-  metrics = {r["run_id"]: metrics_io.read(wd / "metrics" / f"{r['run_id']}.jsonl")
-             for r in record["runs"]}
-  return dict(record=record, groups=groups, metrics=metrics)
+  return dict(record=rec, groups=groups, metrics=metrics)
 
 
-def _load_train(wd: pathlib.Path) -> dict:
-  cfg = json.loads((wd / "config.json").read_text())
-  s = json.loads((wd / "summary.json").read_text()) if (wd / "summary.json").exists() else None
-  group = None if s is None else dict(
-      group="run", run_ids=["run"], compile_seconds=s.get("compile_seconds"),
-      step_seconds=s.get("step_seconds"), unigram_entropy=s.get("unigram_entropy"),
-      device=s.get("device") or {}, command=s.get("command", "warmup-research train"),
-      code=s.get("code"), finished_at=s.get("finished_at", "see summary.json"),
-      train_step_compiles=int(s.get("compile_seconds") is not None))
-  return dict(record=dict(experiment=f"train run {wd}", runs=[
-      dict(run_id="run", swept={}, config=cfg)]), groups=[group] if group else [],
-              metrics={"run": metrics_io.read(wd / "metrics.jsonl")}, kind="run")
+def _train_group(wd: pathlib.Path) -> list[dict]:
+  """A finished `train` run's summary.json as the group record of a sweep."""
+  if not (wd / "summary.json").exists():
+    return []
+  s = json.loads((wd / "summary.json").read_text())
+  return [dict(group="run", run_ids=["run"], compile_seconds=s.get("compile_seconds"),
+               step_seconds=s.get("step_seconds"), unigram_entropy=s.get("unigram_entropy"),
+               device=s.get("device") or {}, command=s.get("command", "warmup-research train"),
+               code=s.get("code"), finished_at=s.get("finished_at", "see summary.json"),
+               train_step_compiles=int(s.get("compile_seconds") is not None))]
 
 
 def _field(cfg: dict, dotted: str):
