@@ -3,7 +3,7 @@
     sweep experiments/NAME.py[:arg] [--workdir DIR] [--config.x.y=v ...] [--overwrite]
           [--dry-run]
     train --config experiments/NAME.py[:arg] --workdir DIR [--config.x.y=v ...] [--overwrite]
-    report WORKDIR [--compare OTHER] | report --claims RESULTS_DIR
+    report WORKDIR [--compare OTHER | --heatmap x=FIELD,y=FIELD] | report --claims DIR
     analyze WORKDIR [--runs ID [--runs ID ...]] [--every K] [--iters N]
     schedules [--out results/schedules.png]
 
@@ -149,25 +149,28 @@ def _experiment(args) -> str:
 
 
 def _grid(args, rest):
-  """(variants, claims, workdir path, sweep.json text, layout) of a sweep
-  command, every input checked; a grid that grew keeps its recorded runs."""
+  """(variants, claims, workdir path, sweep.json text, layout, heatmaps) of a
+  sweep command, every input checked; a grid that grew keeps its recorded runs."""
   spec = _experiment(args)
   loggers.parse(args.logger)
   overrides = split_overrides(rest)
   base = config_lib.apply_overrides(config_lib.load(spec), overrides)
   variants = sweep.expand(base, config_lib.load_sweep(spec), overridden=overrides)
   claims = claims_lib.validate(config_lib.load_claims(spec), sweep.swept_fields(variants))
+  heatmaps = results.validate_heatmaps(config_lib.load_heatmaps(spec), {
+      f: [config_lib.flatten(v.cfg.to_dict())[f] for v in variants]
+      for f in sweep.swept_fields(variants)})
   name = pathlib.Path(spec.partition(":")[0]).stem
   wd = workdir.check_path(f"results/{name}" if args.workdir is None else args.workdir)
-  record = sweep.sweep_record(spec, variants, claims)
+  record = sweep.sweep_record(spec, variants, claims, heatmaps=heatmaps)
   recorded = wd / "sweep.json"
   if recorded.is_file() and not args.overwrite:
     try:
       old = config_lib.upgrade_record(json.loads(recorded.read_text()))
-      record = sweep.grow(old, spec, variants, claims) or record
+      record = sweep.grow(old, spec, variants, claims, heatmaps) or record
     except (json.JSONDecodeError, KeyError, TypeError):
       pass   # unreadable: `workdir.prepare` refuses it by name
-  return variants, claims, wd, record, json.loads(record).get("groups")
+  return variants, claims, wd, record, json.loads(record).get("groups"), heatmaps
 
 
 def cmd_sweep(args, rest) -> None:
@@ -175,23 +178,23 @@ def cmd_sweep(args, rest) -> None:
     return _dry_run(*_grid(args, rest))
 
   def check():
-    variants, claims, wd, record, layout = _grid(args, rest)
+    variants, claims, wd, record, layout, heatmaps = _grid(args, rest)
     for _, members in sweep.groups_of(variants, layout):   # every group fits, before compute
       cfgs = [v.cfg for v in members]
       variant, _ = mesh_lib.group_shape(cfgs)
       mesh_lib.check_fits(cfgs, train.memory_bytes(
           cfgs[0], -(-len(cfgs) // variant), batched=mesh_lib.variant_loop(cfgs[0]) == "vmap"))
-    return variants, claims, wd, record, layout
+    return variants, claims, wd, record, layout, heatmaps
 
   runtime.start_jax(args.jax_cache_dir)
-  variants, claims, wd, record, layout = _together(check, fingerprint=lambda out: out[3])
+  variants, claims, wd, record, layout, heatmaps = _together(check, fingerprint=lambda out: out[3])
   groups = sweep.groups_of(variants, layout)
   for _, members in groups:
     _together(_prepare_data, members[0].cfg)
   _together(lambda: workdir.prepare(
       wd, record, kind="sweep", overwrite=args.overwrite, write=jax.process_index() == 0,
       upgrade=config_lib.upgrade_record, grows=lambda old, new: new == json.loads(
-          sweep.grow(old, _experiment(args), variants, claims) or "null")))
+          sweep.grow(old, _experiment(args), variants, claims, heatmaps) or "null")))
   if jax.process_index() == 0:
     print(f"[sweep] {_experiment(args)}: {len(variants)} runs in {len(groups)} compile "
           f"group(s) on {jax.device_count()} {jax.devices()[0].platform} device(s), "
@@ -208,8 +211,9 @@ def cmd_sweep(args, rest) -> None:
     print((wd / "summary.md").read_text())
 
 
-def _dry_run(variants, claims, wd, record, layout) -> None:
+def _dry_run(variants, claims, wd, record, layout, heatmaps) -> None:
   """What `sweep` would run, from the files alone: no device, nothing written."""
+  del record, heatmaps
   def done_steps(gid, total):
     if (wd / "groups" / f"{gid}.json").is_file():
       return total
@@ -269,9 +273,27 @@ def cmd_report(args, rest) -> None:
     print(results.compare(a, b), end="")
     return
   wd = _sweep_dir(args.workdir, runs=True)
+  if args.heatmap:
+    return _heatmap(wd, args.heatmap)
   results.write(wd)
   print(f"rebuilt {wd / 'runs.csv'}, summary.md"
         + (", summary.json" if (wd / "sweep.json").is_file() else "") + ", plots/")
+
+
+def _heatmap(wd: pathlib.Path, spec: str) -> None:
+  """`report WORKDIR --heatmap x=FIELD,y=FIELD`: the heatmap of any two swept
+  numeric fields, and its best-y-per-x table."""
+  parts = dict(p.partition("=")[::2] for p in spec.split(","))
+  if set(parts) != {"x", "y"} or not all(parts.values()):
+    raise ConfigError("--heatmap", f"must be x=FIELD,y=FIELD (e.g. x=schedule.warmup_steps,"
+                      f"y=optimizer.peak_lr), got {spec!r}")
+  swept, rows = results.run_rows(results.load(wd))
+  (h,) = results.validate_heatmaps([(parts["x"], parts["y"])],
+                                   {f: [r[f] for r in rows] for f in swept}, "--heatmap")
+  maps = results.heatmap(swept, rows, h["x"], h["y"])
+  path = plots.plot_heatmap(wd / "plots", maps)
+  print("\n".join(results.heatmap_markdown(maps)).lstrip("\n"))
+  print(f"wrote {path}")
 
 
 def cmd_analyze(args, rest) -> None:
@@ -364,6 +386,9 @@ def parser() -> argparse.ArgumentParser:
                  "results directory)")
   r.add_argument("--claims", action="store_true",
                  help="gather every experiment's claims under WORKDIR into WORKDIR/README.md")
+  r.add_argument("--heatmap", metavar="x=FIELD,y=FIELD", default=None,
+                 help="draw plots/heatmap_X_Y.png over two swept numeric fields (final loss, "
+                 "stalled and diverged fractions, best y per x) and print its table")
   r.add_argument("--compare", metavar="OTHER", default=None,
                  help="print WORKDIR's and OTHER's tables side by side, rows matched by their "
                       "swept values (writes nothing)")

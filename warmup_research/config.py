@@ -214,6 +214,14 @@ def load_claims(spec: str) -> list:
   return _call(module, "get_claims", path, arg)
 
 
+def load_heatmaps(spec: str) -> list:
+  """The (x, y) field pairs drawn as heatmaps, from `get_heatmaps(arg)`; [] if none."""
+  module, path, arg = _module(spec)
+  if not callable(getattr(module, "get_heatmaps", None)):
+    return []
+  return _call(module, "get_heatmaps", path, arg)
+
+
 def parse_value(text: str):
   """'3e-3' -> 0.003, 'True' -> True, '[1, 2]' -> [1, 2], 'post' -> 'post'."""
   try:

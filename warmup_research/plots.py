@@ -244,6 +244,67 @@ def _loss_vs_lr(path, keys, rows, agg) -> pathlib.Path:
   return _save(fig, path)
 
 
+def plot_heatmap(out_dir, maps: list[dict]) -> pathlib.Path | None:
+  """heatmap_X_Y.png from `results.heatmap`'s numbers: a row of panels per
+  setting of the other swept fields: mean final eval loss (the best y per x
+  marked, with its 95% seed-bootstrap interval), stalled and diverged
+  fractions over seeds, and final eval loss vs y, a line per x value."""
+  if not maps:
+    return None
+  x, y = maps[0]["x"], maps[0]["y"]
+  xn, yn = x.split(".")[-1], y.split(".")[-1]
+  losses = [v for m in maps for row in m["loss_YxX"] for v in row if v is not None]
+  lo, hi = (min(losses), max(losses)) if losses else (0.0, 1.0)
+  fig = Figure(figsize=(19, 3.9 * len(maps) + 0.5), layout="constrained")
+  axes = fig.subplots(len(maps), 4, squeeze=False)
+  panels = (("loss_YxX", "mean final eval loss (not diverged)", "viridis", (lo, hi)),
+            ("stalled_YxX", "stalled fraction", "Oranges", (0, 1)),
+            ("diverged_YxX", "diverged fraction", "Reds", (0, 1)))
+  for mi, m in enumerate(maps):
+    facet = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in m["facet"].items())
+    for pi, (key, title, cmap, (vmin, vmax)) in enumerate(panels):
+      ax = axes[mi][pi]
+      z_YxX = np.asarray([[np.nan if v is None else v for v in row] for row in m[key]], float)
+      im = ax.imshow(z_YxX, origin="lower", aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax)
+      for (i, j), v in np.ndenumerate(z_YxX):
+        if np.isfinite(v):
+          bright = (v - vmin) / max(vmax - vmin, 1e-12)
+          light = bright < 0.55 if cmap == "viridis" else bright > 0.55
+          ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6,
+                  color="white" if light else "black")
+      if key == "loss_YxX" and m["best"]:
+        bx = [m["xs"].index(b["x"]) for b in m["best"]]
+        by = [m["ys"].index(b["best"]) for b in m["best"]]
+        err = [[m["ys"].index(b["best"]) - m["ys"].index(b["lo"]) if b["lo"] is not None else 0
+                for b in m["best"]],
+               [m["ys"].index(b["hi"]) - m["ys"].index(b["best"]) if b["hi"] is not None else 0
+                for b in m["best"]]]
+        ax.errorbar(bx, by, yerr=err, fmt="none", ecolor="red", elinewidth=1.5, capsize=3)
+        ax.plot(bx, by, "r*", ms=9, label=f"best {yn} per {xn} (95% seed-bootstrap interval)")
+      ax.set_xticks(range(len(m["xs"])), [f"{v:g}" for v in m["xs"]], fontsize=7)
+      ax.set_yticks(range(len(m["ys"])), [f"{v:g}" for v in m["ys"]], fontsize=7)
+      ax.set(xlabel=xn, ylabel=yn)
+      ax.set_title(f"{title}{chr(10) + facet if facet else ''}", fontsize=8, loc="left")
+      fig.colorbar(im, ax=ax, shrink=0.8)
+    ax = axes[mi][3]
+    colours = {v: matplotlib.colormaps["viridis"](i / max(len(m["xs"]) - 1, 1))
+               for i, v in enumerate(m["xs"])}   # ordered: x is numeric
+    for j, xv in enumerate(m["xs"]):
+      ys = [m["loss_YxX"][i][j] for i in range(len(m["ys"]))]
+      ax.plot(m["ys"], [np.nan if v is None else v for v in ys], marker="o", ms=3,
+              color=colours[xv], label=f"{xn}={xv:g}")
+    numeric_log = min(m["ys"]) > 0 and max(m["ys"]) / min(m["ys"]) >= 20
+    ax.set(xscale="log" if numeric_log else "linear", xlabel=yn,
+           ylabel="mean final eval loss (not diverged)")
+    ax.set_title(f"final eval loss vs {yn}, a line per {xn}"
+                 f"{chr(10) + facet if facet else ''}", fontsize=8, loc="left")
+    ax.legend(fontsize=6)
+  axes[0][0].legend(fontsize=6, loc="upper right")
+  out = pathlib.Path(out_dir)
+  out.mkdir(exist_ok=True)
+  return _save(fig, out / f"heatmap_{xn}_{yn}.png")
+
+
 def plot_claims(verdicts: list[dict], path, title: str = "") -> pathlib.Path | None:
   """A forest plot: each claim's paired difference b - a with its 95% CI,
   coloured by its verdict (rate claims, which have no interval, are left to

@@ -20,6 +20,7 @@ from warmup_research import claims as claims_lib
 from warmup_research import config as config_lib
 from warmup_research import loggers, metrics_io, stats
 from warmup_research import plots as plots_lib
+from warmup_research.errors import ConfigError
 from warmup_research.workdir import strict_json, write_atomic
 
 RUN_COLUMNS = ("status", "outcome", "diverged_step", "final_train_loss", "final_eval_loss",
@@ -184,6 +185,90 @@ def lr_sensitivities(swept, rows, agg) -> list[dict]:
   return out
 
 
+def validate_heatmaps(pairs, values: dict, field: str = "get_heatmaps") -> list[dict]:
+  """Heatmap axes, each an (x, y) pair of swept fields with numeric values
+  (`values`: swept field -> its values), as [{'x': X, 'y': Y}]."""
+  out = []
+  for i, pair in enumerate(pairs or []):
+    if isinstance(pair, dict):
+      pair = (pair.get("x"), pair.get("y"))
+    if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
+      raise ConfigError(field, f"item {i} must be an (x, y) pair of swept fields, got {pair!r}")
+    for f in pair:
+      numeric = [v for v in values.get(f, []) if isinstance(v, (int, float))
+                 and not isinstance(v, bool)]
+      if f not in values or len(set(numeric)) < 2 or len(numeric) < len(values[f]):
+        allowed = [k for k, vs in values.items() if len(set(map(json.dumps, vs))) > 1
+                   and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vs)]
+        raise ConfigError(field, f"{f!r} is not a swept numeric field with 2 or more values; "
+                          f"allowed: {', '.join(allowed) or 'none in this grid'}")
+    if pair[0] == pair[1]:
+      raise ConfigError(field, f"x and y are both {pair[0]!r}; give two different fields")
+    out.append(dict(x=pair[0], y=pair[1]))
+  return out
+
+
+def heatmap(swept, rows, x: str, y: str) -> list[dict]:
+  """A heatmap's numbers, one dict per setting ('facet') of the other
+  non-seed swept fields: the sorted x and y values, per cell (arrays YxX)
+  the runs, mean final eval loss over those that did not diverge, stalled
+  and diverged fractions, and per x the best y (lowest mean over seeds of
+  min(final eval loss, initial); a diverged run counts as the initial loss)
+  with its 95% seed-bootstrap interval (`stats.best_value_ci`)."""
+  seeds = [f for f in swept if f.split(".")[-1] == "seed"]
+  others = [f for f in swept if f not in (x, y) and f not in seeds]
+  done = [r for r in rows if r["status"] != "unfinished"]
+  inits = [r["initial_eval_loss"] for r in done if r.get("initial_eval_loss") is not None]
+  initial = statistics.fmean(inits) if inits else math.inf
+  out = []
+  for facet in dict.fromkeys(tuple(json.dumps(r[f]) for f in others) for r in done):
+    runs = [r for r in done if tuple(json.dumps(r[f]) for f in others) == facet]
+    xs, ys = sorted({r[x] for r in runs}), sorted({r[y] for r in runs})
+    cell = lambda xv, yv: [r for r in runs if r[x] == xv and r[y] == yv]
+    grid = lambda fn: [[fn(cell(xv, yv)) for xv in xs] for yv in ys]
+    finals = lambda c: [r["final_eval_loss"] for r in c if r["status"] != "diverged"
+                        and r["final_eval_loss"] is not None and math.isfinite(r["final_eval_loss"])]
+    best = []
+    for xv in xs:
+      by_seed: dict[str, dict] = {}
+      for r in runs:
+        if r[x] == xv:
+          ok = r["status"] != "diverged" and r["final_eval_loss"] is not None and math.isfinite(
+              r["final_eval_loss"])
+          by_seed.setdefault(json.dumps([r[f] for f in seeds]), {})[r[y]] = min(
+              r["final_eval_loss"], initial) if ok else initial
+      full = [[s[yv] for yv in ys] for s in by_seed.values() if len(s) == len(ys)]
+      if full and math.isfinite(initial):
+        b, lo, hi, n = stats.best_value_ci(ys, full)
+        best.append(dict(x=xv, best=b, lo=lo, hi=hi, n=n,
+                         loss=statistics.fmean(row[ys.index(b)] for row in full)))
+    out.append(dict(x=x, y=y, facet={f: json.loads(v) for f, v in zip(others, facet)},
+                    xs=xs, ys=ys, n_YxX=grid(len),
+                    loss_YxX=grid(lambda c: statistics.fmean(finals(c)) if finals(c) else None),
+                    stalled_YxX=grid(lambda c: sum(r.get("outcome") == "stalled" for r in c)
+                                     / len(c) if c else None),
+                    diverged_YxX=grid(lambda c: sum(r["status"] == "diverged" for r in c)
+                                      / len(c) if c else None),
+                    best=best))
+  return out
+
+
+def heatmap_markdown(maps: list[dict]) -> list[str]:
+  """Per heatmap, the best y per x with its interval (summary.md)."""
+  lines = []
+  for m in maps:
+    x, y = m["x"].split(".")[-1], m["y"].split(".")[-1]
+    facet = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in m["facet"].items())
+    lines += ["", f"Best {y} per {x}{' (' + facet + ')' if facet else ''}: lowest mean over seeds "
+              "of min(final eval loss, initial eval loss), a diverged run counted as the "
+              "initial loss; 95% interval from a bootstrap over seeds:", "",
+              f"| {x} | best {y} | 95% interval | seeds | mean loss there |", "|---|---|---|---|---|"]
+    lines += [f"| {b['x']} | {b['best']} | " + (
+        f"[{b['lo']}, {b['hi']}]" if b["lo"] is not None else "n/a (one seed)")
+        + f" | {b['n']} | {b['loss']:.4f} |" for b in m["best"]]
+  return lines
+
+
 def _pm(mean, std):
   return "—" if mean is None else f"{mean:.4f} ± {std:.4f}"
 
@@ -194,7 +279,7 @@ def _ci(mean, ci95):
   return f"{mean:.4f}" + ("" if ci95 is None else f" [{ci95[0]:.4f}, {ci95[1]:.4f}]")
 
 
-def markdown(loaded, swept, rows, agg, sens=(), verdicts=()) -> str:
+def markdown(loaded, swept, rows, agg, sens=(), verdicts=(), maps=()) -> str:
   keys = [f for f in swept if f.split(".")[-1] != "seed"]
   groups = loaded["groups"]
   device = groups[-1]["device"] if groups else {}
@@ -239,6 +324,7 @@ def markdown(loaded, swept, rows, agg, sens=(), verdicts=()) -> str:
       lines.append("| " + " | ".join([*(str(r[c]) for c in cols), str(r["n_lrs"]),
                                       "n/a" if r["lr_sensitivity"] is None
                                       else f"{r['lr_sensitivity']:.4f}"]) + " |")
+  lines += heatmap_markdown(list(maps))
   lines += claims_lib.markdown(list(verdicts))
   return "\n".join(lines) + "\n"
 
@@ -286,7 +372,9 @@ def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
   measured = read_analysis(wd)
   verdicts = claims_lib.evaluate_all(loaded["record"].get("claims", []), swept, rows, curves,
                                      measured)
-  write_atomic(wd / "summary.md", markdown(loaded, swept, rows, agg, sens, verdicts))
+  maps = [m for h in loaded["record"].get("heatmaps", [])
+          for m in heatmap(swept, rows, h["x"], h["y"])]
+  write_atomic(wd / "summary.md", markdown(loaded, swept, rows, agg, sens, verdicts, maps))
   if loaded.get("kind") == "run":
     if plots:
       plots_lib.plot_sweep(wd, loaded, swept, rows, agg)
@@ -298,12 +386,14 @@ def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
                  n_runs=len(rows), n_groups=len(groups),
                  n_compiles=sum(g["train_step_compiles"] for g in groups),
                  groups=groups, runs=rows, aggregated=agg, lr_sensitivity=sens,
-                 claims=verdicts)
+                 claims=verdicts, **({"heatmaps": maps} if maps else {}))
   write_atomic(wd / "summary.json", strict_json(summary, indent=1))
   if tensorboard:
     write_tensorboard(wd, loaded)
   if plots:
     plots_lib.plot_sweep(wd, loaded, swept, rows, agg)
+    for h in loaded["record"].get("heatmaps", []):
+      plots_lib.plot_heatmap(wd / "plots", heatmap(swept, rows, h["x"], h["y"]))
     plots_lib.plot_claims(verdicts, wd / "plots" / "claims.png",
                           title=loaded["record"]["experiment"])
     if measured:

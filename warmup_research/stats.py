@@ -133,3 +133,25 @@ def lr_sensitivity(lrs, final_losses, initial_loss: float) -> float:
   del lrs
   capped = np.minimum(losses, initial_loss)
   return float(np.mean(capped) - np.min(capped))
+
+
+def best_value_ci(values, losses_SxV, resamples: int = 2000, seed: int = 0):
+  """The value with the lowest mean loss over seeds, and a 95% interval of
+  it from a bootstrap over seeds (rows resampled whole, so a seed's runs
+  stay paired), as (best, lo, hi, n_seeds); lo = hi = None with one seed.
+
+  `losses_SxV[s, v]`: seed s's loss at `values[v]` (`values` sorted), every
+  one finite: the caller decides what a diverged run counts as. The interval
+  is the 2.5 and 97.5 percentiles of the resampled best values, by rank in
+  `values`, so its ends are grid values."""
+  x = np.asarray(losses_SxV, np.float64)
+  if not np.all(np.isfinite(x)):
+    raise ValueError("losses_SxV must be finite")
+  best = values[int(np.argmin(x.mean(0)))]
+  if x.shape[0] < 2:
+    return best, None, None, x.shape[0]
+  rng = np.random.default_rng(seed)
+  picks_RxS = rng.integers(0, x.shape[0], size=(resamples, x.shape[0]))
+  ranks = np.argmin(x[picks_RxS].mean(1), axis=1)
+  lo, hi = np.percentile(ranks, [2.5, 97.5], method="inverted_cdf")
+  return best, values[int(lo)], values[int(hi)], x.shape[0]

@@ -168,7 +168,7 @@ def _plain(x):
   return json.loads(json.dumps(x, sort_keys=True))
 
 
-def grow(old: dict, spec: str, variants: list[Variant], claims=()) -> str | None:
+def grow(old: dict, spec: str, variants: list[Variant], claims=(), heatmaps=()) -> str | None:
   """sweep.json for `variants` grown from the recorded grid `old` (upgraded
   by `config.upgrade_record`): every recorded run kept in its group, the new
   runs grouped after them (a grid that grew before and gained nothing keeps
@@ -189,7 +189,7 @@ def grow(old: dict, spec: str, variants: list[Variant], claims=()) -> str | None
             groups_of(old_variants, old.get("groups"))]
   layout += [[v.run_id for v in members]
              for members in group([v for v in variants if v.run_id not in recorded])]
-  return sweep_record(spec, variants, claims, layout)
+  return sweep_record(spec, variants, claims, layout, heatmaps)
 
 
 def group_id(index: int) -> str:
@@ -233,13 +233,16 @@ def swept_fields(variants: list[Variant]) -> list[str]:
   return list(dict.fromkeys(f for v in variants for f in v.swept))
 
 
-def sweep_record(spec: str, variants: list[Variant], claims=(), layout=None) -> str:
-  """sweep.json: the expanded grid, its claims (fixed before the run) and,
-  once it has grown, its group layout."""
+def sweep_record(spec: str, variants: list[Variant], claims=(), layout=None,
+                 heatmaps=()) -> str:
+  """sweep.json: the expanded grid, its claims (fixed before the run), the
+  heatmaps its tables draw and, once it has grown, its group layout."""
   record = dict(experiment=spec, runs=[
       dict(run_id=v.run_id, swept=v.swept, config=v.cfg.to_dict()) for v in variants])
   if claims:
     record["claims"] = list(claims)
+  if heatmaps:
+    record["heatmaps"] = list(heatmaps)
   if layout is not None:
     record["groups"] = layout
   return json.dumps(record, sort_keys=True)
