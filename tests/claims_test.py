@@ -164,3 +164,29 @@ def test_lr_sensitivity_is_paired_per_seed():
   # seed s: a = mean(3, 2.5, 5 (capped at the initial loss)) - 2.5 - s / 300 = 1 - s / 300
   # (the capped LR keeps 5.0 while the others move by 0.01 s); b = 0.3
   assert v["n_pairs"] == 3 and v["effect"] == pytest.approx(-0.7 + 0.01 / 3)
+
+
+def test_argmin_is_the_best_value_of_a_field_per_seed_over_it_and_the_lr():
+  # batch 8: best warmup 0 at every seed (at lr 1e-2); batch 32: best warmup
+  # 10, 20, 20, 10 by seed (seed 1's at lr 1e-3)
+  swept = ["data.batch_size", *SWEPT]
+  best32 = {0: (10, 1e-2), 1: (20, 1e-3), 2: (20, 1e-2), 3: (10, 1e-2)}
+  rows = []
+  for s in range(4):
+    for w in (0, 10, 20):
+      for lr in (1e-3, 1e-2):
+        for b, best in ((8, (0, 1e-2)), (32, best32[s])):
+          rows.append(dict(_row(w, lr, s, 2.0 if (w, lr) == best else 3.0),
+                           **{"data.batch_size": b, "initial_eval_loss": 5.0}))
+  c = claims.validate([claims.claim(
+      "larger batches want longer warmup", paper="P", a={"data.batch_size": 8},
+      b={"data.batch_size": 32}, metric="argmin:schedule.warmup_steps",
+      direction="higher")], swept)[0]
+  v = claims.evaluate(c, swept, rows)
+  assert v["n_pairs"] == 4 and v["effect"] == 15 and v["verdict"] == "reproduced"
+  # a diverged run counts as the initial loss, so it is never the best
+  rows = [dict(r, outcome="diverged", final_eval_loss=1.0) if r["data.batch_size"] == 32
+          and r["schedule.warmup_steps"] == 0 else r for r in rows]
+  assert claims.evaluate(c, swept, rows)["effect"] == 15
+  with pytest.raises(ConfigError, match="argmin:model.d_model names a field the grid does"):
+    claims.validate([dict(c, metric="argmin:model.d_model")], swept)

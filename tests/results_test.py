@@ -127,7 +127,41 @@ def test_every_committed_result_matches_its_experiments_grid():
       continue
     variants = sweep.expand(config_lib.load(str(spec)), config_lib.load_sweep(str(spec)))
     found = claims.validate(config_lib.load_claims(str(spec)), sweep.swept_fields(variants))
-    record = sweep.sweep_record(f"experiments/{name}.py", variants, found)
+    maps = results.validate_heatmaps(config_lib.load_heatmaps(str(spec)),
+                                     sweep.swept_values(variants))
+    record = sweep.sweep_record(f"experiments/{name}.py", variants, found, heatmaps=maps)
     assert json.loads(marker.read_text())["record_sha256"] == workdir.record_hash(record), name
     checked += 1
   assert checked >= 6
+
+
+def test_heatmap_cells_fractions_and_the_best_lr_per_warmup():
+  rows = []
+  for w in (0, 10):
+    for s in (0, 1, 2):
+      rows += [dict(_row(1e-3, s, 3.0), **{"schedule.warmup_steps": w}, outcome="trained"),
+               dict(_row(1e-2, s, 2.0 if w else 3.5 - 0.1 * s), outcome="stalled" if not w
+                    else "trained", **{"schedule.warmup_steps": w}),
+               dict(_row(1e-1, s, 2.5 if w else 150.0, "finished" if w else "diverged"),
+                    outcome="trained" if w else "diverged", **{"schedule.warmup_steps": w})]
+  swept = ["schedule.warmup_steps", *SWEPT]
+  (m,) = results.heatmap(swept, rows, "schedule.warmup_steps", "optimizer.peak_lr")
+  assert m["xs"] == [0, 10] and m["ys"] == [1e-3, 1e-2, 1e-1] and m["facet"] == {}
+  assert m["loss_YxX"][1] == [pytest.approx(3.4), 2.0] and m["loss_YxX"][2] == [None, 2.5]
+  assert m["stalled_YxX"][1] == [1.0, 0.0] and m["diverged_YxX"][2] == [1.0, 0.0]
+  assert m["n_YxX"] == [[3, 3]] * 3
+  best = {b["x"]: b for b in m["best"]}
+  assert (best[0]["best"], best[0]["lo"], best[0]["hi"]) == (1e-3, 1e-3, 1e-3)
+  assert (best[10]["best"], best[10]["n"], best[10]["loss"]) == (1e-2, 3, 2.0)
+  md = "\n".join(results.heatmap_markdown([m]))
+  assert "| 10 | 0.01 | [0.01, 0.01] | 3 | 2.0000 |" in md
+
+
+def test_heatmap_axes_must_be_swept_numbers():
+  values = {"optimizer.peak_lr": [1e-3, 1e-2], "model.norm": ["pre", "post"], "seed": [0, 0]}
+  assert results.validate_heatmaps([], values) == []
+  for pair, message in [(("model.norm", "optimizer.peak_lr"), "'model.norm' is not a swept"),
+                        (("seed", "optimizer.peak_lr"), "allowed: optimizer.peak_lr"),
+                        (("optimizer.peak_lr",), "must be an (x, y) pair")]:
+    with pytest.raises(results.ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+      results.validate_heatmaps([pair], values)

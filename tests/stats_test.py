@@ -79,3 +79,17 @@ def test_differences_without_spread_need_the_sign_test():
   assert stats.verdict(four.ci95, "higher") == "inconclusive"
   six = stats.paired_difference([0.0] * 6, [0.5] * 6)
   assert six.ci95 == (0.5, 0.5) and stats.verdict(six.ci95, "higher") == "reproduced"
+
+
+def test_best_value_ci_is_the_argmin_of_the_seed_mean_with_a_seed_bootstrap():
+  values = [1e-3, 1e-2, 1e-1]
+  # every seed agrees on 1e-2: the interval is that one value
+  agree_SxV = [[3.0, 2.0, 4.0], [3.1, 2.1, 4.2], [2.9, 1.9, 3.9]]
+  assert stats.best_value_ci(values, agree_SxV) == (1e-2, 1e-2, 1e-2, 3)
+  # seeds split between 1e-3 and 1e-2: the mean picks 1e-2, the interval spans both
+  split_SxV = [[2.0, 2.5, 4.0], [3.0, 2.0, 4.0], [3.0, 2.0, 4.0]]
+  best, lo, hi, n = stats.best_value_ci(values, split_SxV)
+  assert (best, lo, hi, n) == (1e-2, 1e-3, 1e-2, 3)
+  assert stats.best_value_ci(values, agree_SxV[:1]) == (1e-2, None, None, 1)
+  with pytest.raises(ValueError):
+    stats.best_value_ci(values, [[1.0, float("nan"), 2.0]])

@@ -361,3 +361,37 @@ def test_a_grid_grows_in_place_and_only_its_new_runs_run(tmp_path):
   lines = [l for l in cmp.stdout.splitlines() if l.startswith("| 0.0")]
   assert len(lines) == 3 and lines[2].startswith("| 0.03 | — |")
   assert lines[0].endswith("| +0.0000 |")   # the same runs on both sides
+
+
+def test_heatmaps_of_an_experiment_and_of_report_any_two_numeric_fields(tmp_path):
+  grid = ('product(axis("schedule.warmup_steps", [0, 5]), axis("optimizer.peak_lr", '
+          '[1e-3, 1e-2, 1e-1]), axis("seed", [0, 1]))')
+  exp = _experiment(tmp_path, total=10, eval_every=5, grid=grid)
+  exp.write_text(exp.read_text() + "def get_heatmaps():\n"
+                 "  return [('schedule.warmup_steps', 'optimizer.peak_lr')]\n")
+  wd = tmp_path / "w"
+  r = _sweep_cmd(exp, wd)
+  assert r.returncode == 0, r.stderr
+  assert json.loads((wd / "sweep.json").read_text())["heatmaps"] == [
+      {"x": "schedule.warmup_steps", "y": "optimizer.peak_lr"}]
+  assert (wd / "plots" / "heatmap_warmup_steps_peak_lr.png").stat().st_size > 10_000
+  md = (wd / "summary.md").read_text()
+  assert "Best peak_lr per warmup_steps" in md and "| 5 | " in md
+  report = lambda spec: subprocess.run(
+      [sys.executable, "-m", "warmup_research", "report", str(wd), "--heatmap", spec],
+      cwd=REPO, capture_output=True, text=True)
+  r = report("x=optimizer.peak_lr,y=schedule.warmup_steps")
+  assert r.returncode == 0, r.stderr
+  assert "| peak_lr | best warmup_steps | 95% interval | seeds |" in r.stdout
+  assert (wd / "plots" / "heatmap_peak_lr_warmup_steps.png").is_file()
+  before = (wd / "runs.csv").read_text()
+  for spec, message in [
+      ("x=model.d_model,y=optimizer.peak_lr", "--heatmap: 'model.d_model' is not a swept "
+       "numeric field with 2 or more values; allowed: optimizer.peak_lr, "
+       "schedule.warmup_steps, seed"),
+      ("warmup", "--heatmap: must be x=FIELD,y=FIELD"),
+      ("x=seed,y=seed", "--heatmap: x and y are both 'seed'")]:
+    r = report(spec)
+    errors = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+    assert r.returncode == 2 and len(errors) == 1 and message in errors[0], r.stderr
+  assert (wd / "runs.csv").read_text() == before

@@ -21,6 +21,10 @@ applies `stats`:
   (log10 of the largest peak LR whose run trained, per setting of the other
   fields: a pair of settings where one side never trained is dropped);
   'steps_to:X' (updates until the eval loss first reached X; never: dropped);
+  'argmin:FIELD' (the value of a swept FIELD, e.g. the warmup length, whose
+  run has the lowest min(final eval loss, initial eval loss), a diverged run
+  counting as the initial loss; chosen over FIELD and, where swept, the peak
+  LR, per setting of the other fields, e.g. per seed);
   'peak:COLUMN:T' (log10 of the largest value of an `analyze` column, e.g.
   stability_ratio, over the checkpoints at updates 1..T; log because
   sharpness spans decades; before `analyze` has run the verdict is 'not
@@ -49,6 +53,12 @@ LR = "optimizer.peak_lr"
 OVER_LR = ("max_trained_lr", "lr_sensitivity")
 
 
+def _argmin(metric: str):
+  """FIELD of an 'argmin:FIELD' metric, else None."""
+  kind, _, field = metric.partition(":")
+  return field if kind == "argmin" and field else None
+
+
 def claim(text: str, *, paper: str, a: dict, b: dict, metric: str, direction: str,
           where: dict | None = None, at_best: str | None = None, method: str = "paired t",
           comment: str = "") -> dict:
@@ -73,10 +83,13 @@ def validate(claims, swept) -> list[dict]:
         raise ConfigError(field, f"{part} names {unknown}, which the grid does not sweep; "
                           f"swept: {', '.join(swept)}")
     if not (c["metric"] in PER_RUN + RATES + OVER_LR or c["metric"].startswith("steps_to:")
-            or _peak(c["metric"])):
+            or _peak(c["metric"]) or _argmin(c["metric"])):
       raise ConfigError(field, f"unknown metric {c['metric']!r}; allowed: "
                         f"{', '.join(PER_RUN + RATES + OVER_LR)}, steps_to:LOSS, "
-                        "peak:COLUMN:UPDATES")
+                        "peak:COLUMN:UPDATES, argmin:FIELD")
+    if _argmin(c["metric"]) and _argmin(c["metric"]) not in swept:
+      raise ConfigError(field, f"{c['metric']} names a field the grid does not sweep; "
+                        f"swept: {', '.join(swept)}")
     if c["metric"] in OVER_LR and LR not in swept:
       raise ConfigError(field, f"{c['metric']} needs {LR} swept")
     if c["at_best"] is not None and c["at_best"] not in swept:
@@ -139,8 +152,8 @@ def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = 
   if c.get("at_best"):
     side = {k: _at_best(runs, c["at_best"], metric, curves, measured)
             for k, runs in side.items()}
-  fixed = set(c["a"]) | set(c["b"]) | ({LR} if metric in OVER_LR else set()) | (
-      {c["at_best"]} if c.get("at_best") else set())
+  over = {LR} if metric in OVER_LR else {LR, _argmin(metric)} if _argmin(metric) else set()
+  fixed = set(c["a"]) | set(c["b"]) | over | ({c["at_best"]} if c.get("at_best") else set())
   key_fields = [f for f in swept if f not in fixed]
   values = {}
   for k, runs in side.items():
@@ -148,7 +161,7 @@ def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = 
     for r in runs:
       by_key.setdefault(json.dumps([r[f] for f in key_fields]), []).append(r)
     values[k] = {key: _value(metric, group, curves, measured) for key, group in by_key.items()
-                 if metric in OVER_LR or len(group) == 1}
+                 if over or len(group) == 1}
   if _peak(metric) and not measured:
     return dict(out, effect=None, ci95=None, n_pairs=0, method=c["method"], sign="",
                 verdict="not measured (run `analyze`)")
@@ -191,6 +204,14 @@ def _value(metric: str, runs: list[dict], curves, measured=None):
     finals = [math.nan if r["outcome"] == "diverged" or r["final_eval_loss"] is None
               else r["final_eval_loss"] for r in runs]
     return stats.lr_sensitivity([r[LR] for r in runs], finals, sum(inits) / len(inits))
+  if _argmin(metric):
+    inits = [r["initial_eval_loss"] for r in runs if r.get("initial_eval_loss") is not None]
+    if not inits:
+      return None
+    initial = sum(inits) / len(inits)
+    loss = lambda r: initial if r["outcome"] == "diverged" or r["final_eval_loss"] is None \
+        else min(r["final_eval_loss"], initial)
+    return min(runs, key=loss)[_argmin(metric)]
   if _peak(metric):
     column, last = _peak(metric)
     vals = [m[column] for m in (measured or {}).get(runs[0]["run_id"], [])

@@ -157,9 +157,8 @@ def _grid(args, rest):
   base = config_lib.apply_overrides(config_lib.load(spec), overrides)
   variants = sweep.expand(base, config_lib.load_sweep(spec), overridden=overrides)
   claims = claims_lib.validate(config_lib.load_claims(spec), sweep.swept_fields(variants))
-  heatmaps = results.validate_heatmaps(config_lib.load_heatmaps(spec), {
-      f: [config_lib.flatten(v.cfg.to_dict())[f] for v in variants]
-      for f in sweep.swept_fields(variants)})
+  heatmaps = results.validate_heatmaps(config_lib.load_heatmaps(spec),
+                                       sweep.swept_values(variants))
   name = pathlib.Path(spec.partition(":")[0]).stem
   wd = workdir.check_path(f"results/{name}" if args.workdir is None else args.workdir)
   record = sweep.sweep_record(spec, variants, claims, heatmaps=heatmaps)

@@ -115,6 +115,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.checkpoint_every = 200  # orbax cadence, in updates
   c.train.keep_checkpoints = 2    # how many checkpoints to keep
   c.train.checkpoint_steps = []   # extra checkpoints (updates done), kept for `analyze`
+  c.train.compact_frozen = 0.0    # vmap only: at a checkpoint, once this share of the running
+                                  # variants is frozen (diverged), run only the rest
+                                  # (a smaller program; 0 = never; see loop.py)
   c.train.divergence_bound = 100.0  # a loss above this (or non-finite) is divergence
   c.train.stall_margin = 0.25     # stalled: final eval loss above the data's unigram
                                   # entropy minus this (nats per token)
@@ -272,7 +275,8 @@ def to_json(cfg) -> str:
 
 # Fields added after runs were first saved, with the value that reproduces
 # the code before them (attention was `jax.nn.dot_product_attention`).
-ADDED_FIELDS = {"model.attention": "xla", "train.checkpoint_steps": []}
+ADDED_FIELDS = {"model.attention": "xla", "train.checkpoint_steps": [],
+                "train.compact_frozen": 0.0}
 
 
 def from_saved(saved: dict) -> ml_collections.ConfigDict:
@@ -379,6 +383,7 @@ def validate(cfg) -> None:
   _number(cfg, "train.log_every", lo=1, integer=True)
   _number(cfg, "train.checkpoint_every", lo=1, integer=True)
   _number(cfg, "train.keep_checkpoints", lo=1, integer=True)
+  _number(cfg, "train.compact_frozen", lo=0.0, hi=1.0)
   steps = t.checkpoint_steps
   _check(isinstance(steps, (list, tuple)) and all(
       isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= total for x in steps),

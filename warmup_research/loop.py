@@ -32,7 +32,8 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from warmup_research import checkpoints, data, loggers, metrics_io
+from warmup_research import checkpoints, data, loggers, metrics_io, schedules, train
+from warmup_research import program as program_lib
 from warmup_research.errors import ConfigError
 from warmup_research.program import GroupProgram
 
@@ -73,6 +74,7 @@ class GroupResult:
   first_step_seconds: float | None = None  # from entering run_group to the end of its first
                                            # call (build, init, compiles, eval 0); None if none ran
   unigram_entropy: float | None = None     # of the training data: the stall level's base
+  train_step_compiles: int = 1             # 1, plus one per compacted size
 
 
 def in_background(fn, *args) -> concurrent.futures.Future:
@@ -107,12 +109,19 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
     return [metrics_io.summarize(metrics_io.read(p), plateau)
             for p, plateau in zip(metrics_paths, plateaus)]
 
-  prog = GroupProgram(cfgs, mesh)
-  vinit, veval, hp, keys, put_batch = prog.init, prog.eval, prog.hp, prog.keys, prog.put_batch
+  base = GroupProgram(cfgs, mesh)   # all K variants: init, checkpoints, eval of the frozen
+  prog = base                       # the program that runs: base, or a compacted one
+  active = list(range(k))           # the variants `prog` runs, as indices into cfgs
+  full = None                       # while compacted: the whole K state (frozen rows kept)
+  frozen_eval: dict[int, float] = {}   # a compacted-out variant's (constant) eval loss
+  frozen_lr: dict[int, np.ndarray] = {}  # ... and its schedule, for its frozen rows
+  compact_at = t_cfg.get("compact_frozen", 0.0) if base.how == "vmap" else 0.0
+  executables: dict[tuple, object] = {}   # compiled `steps`, by `GroupProgram.shape_key`
+  compile_seconds = 0.0
 
   extra = set(t_cfg.get("checkpoint_steps", ()))
   ckpt = checkpoints.Checkpointer(checkpoint_dir, keep=t_cfg.keep_checkpoints, preserve=extra)
-  restored = ckpt.restore_latest(prog.abstract_state)
+  restored = ckpt.restore_latest(base.abstract_state)
   if restored is None:
     start, state = 0, None   # initialised below, while the train program compiles
     if writer:
@@ -139,15 +148,63 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   if start >= total:  # nothing left to run: report from the metrics files
     ckpt.close()
     return GroupResult(summaries=summaries(), compile_seconds=0.0, step_seconds=None,
-                       steps_run=0, unigram_entropy=entropy)
+                       steps_run=0, unigram_entropy=entropy, train_step_compiles=0)
+  eval_batches = [base.put_batch(batches.eval(i)) for i in range(t_cfg.eval_batches)]
+
+  def whole_state():
+    """The whole K state (compacted: the running variants written back into it)."""
+    nonlocal full
+    if full is not None:
+      full = program_lib.put_rows(full, state, active)
+      return full
+    return state
+
+  def compact(keep: list[int]):
+    """Runs only the variants `keep` from here on: their states gathered into
+    a program for len(keep) variants (compiled once per size)."""
+    nonlocal prog, state, full, active
+    whole = whole_state()
+    losses = np.mean([np.asarray(base.eval(whole.params, b, base.hp)) for b in eval_batches],
+                     axis=0)
+    for i in set(active) - set(keep):
+      frozen_eval[i] = float(losses[i])
+      frozen_lr[i] = np.asarray(schedules.schedule(np.arange(total),
+                                                   train.hparams(cfgs[i]).schedule), np.float32)
+    full, active = whole, keep
+    prog = GroupProgram([cfgs[i] for i in keep], mesh, base.how)
+    state = prog.take(full, keep)
+    print(f"[loop] {desc}: {k - len(keep)} of {k} variants frozen; compacted to "
+          f"{len(keep)} (vmap over {prog.k_pad})", file=sys.stderr)
+
+  def maybe_compact():
+    """At a checkpoint: compact once the frozen share of the running
+    variants reaches `train.compact_frozen` (vmap only; see loop docs)."""
+    if compact_at <= 0:
+      return
+    frozen = np.asarray(jax.device_get(prog.frozen(state)))[:len(active)]
+    if frozen.mean() >= compact_at and not frozen.all():
+      compact([i for i, f in zip(active, frozen) if not f])
+
+  def steps_for(batches_NxBxL1):
+    """`prog.steps` compiled ahead of time, once per shape (`shape_key`)."""
+    nonlocal compile_seconds
+    key = prog.shape_key()
+    if key not in executables:
+      executables[key], seconds = prog.compile_steps(batches_NxBxL1)
+      compile_seconds += seconds
+    return executables[key]
+
+  if restored is not None and meta.get("active", active) != active:
+    compact(meta["active"])   # the variants that ran when this checkpoint was saved
+  if restored is not None:
+    maybe_compact()
   def put_call(t):   # the batches of updates t .. t + n - 1
     return prog.train_batches(batches, t, n)
 
   batches0 = put_call(start)
-  compiling = in_background(prog.compile_steps, batches0)
+  compiling = in_background(steps_for, batches0)
   if state is None:
-    state = vinit(keys, hp)
-  eval_batches = [put_batch(batches.eval(i)) for i in range(t_cfg.eval_batches)]
+    state = base.init(base.keys, base.hp)
 
   logger = None
   if writer:
@@ -159,41 +216,48 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
       logger.write(rows_per_variant)
 
   def evaluate(after):   # eval rows after `after` updates
-    losses = np.mean([np.asarray(veval(state.params, b, hp)) for b in eval_batches], axis=0)
-    write([dict(step=after, eval_loss=float(x)) for x in losses[:k]])
+    losses = np.mean([np.asarray(prog.eval(state.params, b, prog.hp)) for b in eval_batches],
+                     axis=0)
+    by_variant = dict(zip(active, map(float, losses))) | frozen_eval
+    write([dict(step=after, eval_loss=by_variant[i]) for i in range(k)])
 
   def flush(pending):
     """Writes the logged rows of a call; returns its last logged step's metrics."""
     if pending is None:
       return None
-    t, logged, m = pending
+    t, logged, m, ran = pending
     m = jax.device_get(m)
     for s in logged:
-      write([{"step": s, **{key: float(m[key][s - t][v]) for key in metrics_io.TRAIN_KEYS}}
-             for v in range(k)])
-    return {key: m[key][logged[-1] - t] for key in ("loss", "diverged")}
+      rows = {i: {"step": s, **{key: float(m[key][s - t][j]) for key in metrics_io.TRAIN_KEYS}}
+              for j, i in enumerate(ran)}
+      write([rows.get(i) or frozen_row(i, s) for i in range(k)])
+    return {key: m[key][logged[-1] - t][:len(ran)] for key in ("loss", "diverged")}
+
+  def frozen_row(i, s):   # as `program.skipping_frozen` writes a skipped variant's row
+    return {"step": s, **{key: math.nan for key in metrics_io.TRAIN_KEYS},
+            "lr": float(frozen_lr[i][s]), "diverged": 1.0}
 
   if start == 0:
     evaluate(0)
-  steps_fn, compile_seconds = compiling.result()
+  steps_fn = compiling.result()
   bar = tqdm(total=total, initial=start, desc=desc, unit="step", file=sys.stderr,
              disable=not (progress and writer), dynamic_ncols=True)
   pending, timed_from, t_steady = None, None, None
   fence = None   # metrics of the last call the loop will wait for
   done = start
   for call, t in enumerate(range(start, total, n)):
-    state, metrics = steps_fn(state, batches0 if call == 0 else put_call(t), hp)
+    state, metrics = steps_fn(state, batches0 if call == 0 else put_call(t), prog.hp)
     if call % SYNC_EVERY == 0:
       if fence is not None:
         jax.block_until_ready(fence)
       fence = metrics
     m = flush(pending)   # read the previous call's metrics only after this one is dispatched
     logged = [s for s in range(t, t + n) if s % t_cfg.log_every == 0 or s == total - 1]
-    pending = (t, logged, metrics) if logged else None
+    pending = (t, logged, metrics, list(active)) if logged else None
     done = t + n
-    all_diverged = m is not None and bool(np.all(m["diverged"][:k]))
+    all_diverged = m is not None and bool(np.all(m["diverged"]))
     if m is not None:
-      bar.set_postfix(loss=f"{float(np.nanmean(m['loss'][:k])):.4f}", refresh=False)
+      bar.set_postfix(loss=f"{float(np.nanmean(m['loss'])):.4f}", refresh=False)
     if call == 0:   # steady-state timing starts after the first call (its first run is slower)
       jax.block_until_ready(state)
       timed_from, t_steady = done, time.perf_counter()
@@ -208,8 +272,13 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
       pending = None
       if logger is not None:
         logger.flush()
-      ckpt.save(done, state, dict(step=done, finished=finished,
-                                  configs=[c.to_dict() for c in cfgs]))
+      ckpt.save(done, whole_state(), dict(step=done, finished=finished, active=active,
+                                          configs=[c.to_dict() for c in cfgs]))
+      if not finished:
+        before = len(active)
+        maybe_compact()
+        if len(active) < before:
+          steps_fn = steps_for(put_call(done))
     bar.update(n)
     if all_diverged:
       break
@@ -226,4 +295,4 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   return GroupResult(summaries=summaries() if writer else [], compile_seconds=compile_seconds,
                      step_seconds=step_seconds, steps_run=done - start, state_sharding=spec,
                      variant_loop=prog.how, first_step_seconds=first_step_seconds,
-                     unigram_entropy=entropy)
+                     unigram_entropy=entropy, train_step_compiles=len(executables))

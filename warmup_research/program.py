@@ -93,7 +93,7 @@ class GroupProgram:
     self.per_variant, self.batch_sharding, replicated = mesh_lib.shardings(mesh)
     self.how = how or mesh_lib.variant_loop(cfgs[0])
     self.k = len(cfgs)
-    k_pad = -(-self.k // mesh.shape["variant"]) * mesh.shape["variant"]
+    self.k_pad = k_pad = -(-self.k // mesh.shape["variant"]) * mesh.shape["variant"]
     padded = list(cfgs) + [cfgs[-1]] * (k_pad - self.k)
     self.data_seeds = list(dict.fromkeys(data.data_seed(c) for c in cfgs))
     hps = [train.hparams(c).replace(
@@ -124,6 +124,20 @@ class GroupProgram:
     self.batches_sharding = NamedSharding(mesh, P(None, *[None] * (streams > 1), "data"))
     self.eval = jax.jit(over_variants(trainer.eval_step, mesh, self.how),
                         out_shardings=replicated)
+    # per variant: frozen (diverged) or not, readable by every process
+    self.frozen = jax.jit(lambda state: state.diverged_step >= 0, out_shardings=replicated)
+
+  def shape_key(self) -> tuple:
+    """What the compiled `steps` depends on besides the config's statics:
+    programs of equal keys share one executable (hp and keys are inputs)."""
+    return self.k_pad, len(self.data_seeds)
+
+  def take(self, state, rows: list[int]):
+    """The variants `rows` of a stacked state (of any program of this
+    group), padded and sharded as this program's state."""
+    idx = np.asarray(list(rows) + [rows[-1]] * (self.k_pad - len(rows)), np.int32)
+    return jax.jit(_take, out_shardings=self.per_variant)(state, idx)
+
 
   @functools.cached_property
   def abstract_state(self):
@@ -158,3 +172,19 @@ class GroupProgram:
     per_seed = [batches.train(t, seed) for seed in self.data_seeds]
     host = per_seed[0] if len(per_seed) == 1 else np.stack(per_seed)
     return mesh_lib.to_global(host, self.step_sharding)
+
+
+def _take(state, idx):
+  return jax.tree.map(lambda a: a[idx], state)
+
+
+def _put(full, part, idx):
+  return jax.tree.map(lambda a, b: a.at[idx].set(b[:idx.shape[0]]), full, part)
+
+
+def put_rows(full, part, rows: list[int]):
+  """`full` (a group's whole stacked state) with its variants `rows` replaced
+  by the first len(rows) variants of `part` (a compacted program's state)."""
+  sharding = jax.tree.map(lambda a: a.sharding, full)
+  return jax.jit(_put, out_shardings=sharding, donate_argnums=0)(
+      full, part, np.asarray(rows, np.int32))

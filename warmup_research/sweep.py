@@ -233,6 +233,13 @@ def swept_fields(variants: list[Variant]) -> list[str]:
   return list(dict.fromkeys(f for v in variants for f in v.swept))
 
 
+def swept_values(variants: list[Variant]) -> dict[str, list]:
+  """Each swept field's value in every variant (its effective value where a
+  point of the grid leaves it out)."""
+  flat = [config_lib.flatten(v.cfg.to_dict()) for v in variants]
+  return {f: [x[f] for x in flat] for f in swept_fields(variants)}
+
+
 def sweep_record(spec: str, variants: list[Variant], claims=(), layout=None,
                  heatmaps=()) -> str:
   """sweep.json: the expanded grid, its claims (fixed before the run), the
@@ -280,7 +287,7 @@ def run(variants: list[Variant], workdir: pathlib.Path, *, progress: bool = True
                   step_seconds=result.step_seconds,
                   steps_run=result.steps_run, wall_seconds=time.perf_counter() - t0,
                   first_step_seconds=result.first_step_seconds,
-                  train_step_compiles=1 if result.steps_run else 0,
+                  train_step_compiles=result.train_step_compiles if result.steps_run else 0,
                   n_variants=len(members), state_sharding=result.state_sharding,
                   variant_loop=result.variant_loop, unigram_entropy=result.unigram_entropy,
                   device=mesh_lib.describe(mesh), command=command,
