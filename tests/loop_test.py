@@ -168,3 +168,53 @@ def test_compaction_drops_frozen_variants_and_resumes_exactly(tmp_path):
                            checkpoint_dir=tmp_path / "cut", mesh=MESH, progress=False)
   assert resumed.steps_run == 10
   assert [_rows(tmp_path / f"cut{i}.jsonl") for i in range(5)] == compact
+
+
+def test_successive_halving_prunes_per_comparison_set_and_resumes_exactly(tmp_path):
+  # two comparison sets (warmup 0 and 5) of three peak LRs; at the rung (update
+  # 10) each keeps its best third: one variant, by eval loss at the rung.
+  def cfgs(prune, **extra):
+    return [tiny_config(**{"optimizer.peak_lr": lr, "schedule.warmup_steps": w,
+                           "train.eval_every": 5, "train.keep_checkpoints": 5,
+                           "train.prune_steps": [10] if prune else [], **extra})
+            for w in (0, 5) for lr in (1e-3, 3e-2, 1e-2)]
+  def run(name, prune, **extra):
+    paths = [tmp_path / f"{name}{i}.jsonl" for i in range(6)]
+    result = loop.run_group(cfgs(prune, **extra), metrics_paths=paths, mesh=MESH,
+                            checkpoint_dir=tmp_path / name, progress=False)
+    return result, [_rows(p) for p in paths]
+  full, full_rows = run("full", False)
+  pruned, rows = run("pruned", True)
+  at_rung = [next(r["eval_loss"] for r in v if r["step"] == 10 and "eval_loss" in r)
+             for v in full_rows]
+  kept = [min(range(3), key=at_rung.__getitem__), min(range(3, 6), key=at_rung.__getitem__)]
+  for i, s in enumerate(pruned.summaries):
+    if i in kept:   # a survivor: its run unchanged (the dropped ones were skipped)
+      assert rows[i] == full_rows[i] and s["outcome"] != "pruned"
+    else:
+      assert s["outcome"] == "pruned" and s["status"] == "pruned" and s["pruned_step"] == 10
+      assert s["final_eval_loss"] == at_rung[i] and s["diverged_step"] is None
+      assert {"step": 10, "pruned": 1.0} in rows[i]
+      assert all(np.isnan(r["loss"]) and r["diverged"] == 0 for r in rows[i]
+                 if "loss" in r and r["step"] >= 10)   # frozen, skipped, never diverged
+  # killed after the checkpoint at the rung, or before it: the same rows
+  for cut in (10, 5):
+    shutil.copytree(tmp_path / "pruned", tmp_path / f"cut{cut}")
+    for step in range(cut + 5, 25, 5):
+      shutil.rmtree(tmp_path / f"cut{cut}" / str(step))
+    paths = [tmp_path / f"cut{cut}_{i}.jsonl" for i in range(6)]
+    for i, p in enumerate(paths):
+      p.write_text((tmp_path / f"pruned{i}.jsonl").read_text())
+    resumed = loop.run_group(cfgs(True), metrics_paths=paths, mesh=MESH,
+                             checkpoint_dir=tmp_path / f"cut{cut}", progress=False)
+    assert resumed.steps_run == 20 - cut and [_rows(p) for p in paths] == rows
+  # under vmap, compaction then drops the four pruned variants
+  vmapped, vrows = run("vmap", True, **{"mesh.variant_loop": "vmap",
+                                        "train.compact_frozen": 0.5})
+  assert vmapped.train_step_compiles == 2
+  assert [s["outcome"] == "pruned" for s in vmapped.summaries] == [
+      s["outcome"] == "pruned" for s in pruned.summaries]
+  for i in kept:
+    for x, y in zip(vrows[i], rows[i]):
+      for key in x:
+        np.testing.assert_allclose(x[key], y[key], rtol=1e-6, atol=0, err_msg=key)

@@ -33,6 +33,11 @@ applies `stats`:
   the other fields, e.g. per seed);
   or a rate, 'stalled', 'diverged' or 'failed' (either), compared over all
   runs of each side with Fisher's exact test.
+- Pruned runs (successive halving, `train.prune_steps`) never count as
+  diverged or stalled: rates leave them out of both counts; per-run losses
+  and at_best skip them (their loss is their rung's); max_trained_lr and
+  lr_sensitivity drop any setting with a pruned run (its pruned LRs' fates
+  are unknown); argmin counts them as the initial loss (never the best).
 - `direction`: what the paper predicts for b - a: 'lower' or 'higher'.
 - `method`: 'paired t' (default) or 'paired bootstrap'.
 - `comment`: prose shown beside the verdict; it may not overrule it.
@@ -139,7 +144,8 @@ def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = 
              a=c["a"], b=c["b"], where=c["where"], at_best=c.get("at_best"),
              comment=c["comment"])
   metric = c["metric"]
-  if metric in RATES:
+  if metric in RATES:   # a pruned run's fate is unknown: in neither count
+    side = {k: [r for r in runs if r["outcome"] != "pruned"] for k, runs in side.items()}
     bad = (lambda r: r["outcome"] in ("stalled", "diverged")) if metric == "failed" else (
         lambda r: r["outcome"] == metric)
     t = stats.rate_test(sum(map(bad, side["a"])), len(side["a"]),
@@ -190,9 +196,10 @@ def _at_best(runs: list[dict], field: str, metric: str, curves, measured=None) -
 
 
 def _value(metric: str, runs: list[dict], curves, measured=None):
-  if metric in PER_RUN:
-    v = runs[0][metric] if runs[0]["outcome"] != "diverged" else None
-    return v
+  if metric in PER_RUN:   # a pruned run's loss is its rung's, not a final one
+    return runs[0][metric] if runs[0]["outcome"] not in ("diverged", "pruned") else None
+  if metric in OVER_LR and any(r["outcome"] == "pruned" for r in runs):
+    return None   # the pruned LRs' outcomes are unknown: no largest LR, no sensitivity
   if metric == "max_trained_lr":
     trained = [r[LR] for r in runs if r["outcome"] == "trained"]
     return math.log10(max(trained)) if trained else None
@@ -209,8 +216,8 @@ def _value(metric: str, runs: list[dict], curves, measured=None):
     if not inits:
       return None
     initial = sum(inits) / len(inits)
-    loss = lambda r: initial if r["outcome"] == "diverged" or r["final_eval_loss"] is None \
-        else min(r["final_eval_loss"], initial)
+    loss = lambda r: initial if r["outcome"] in ("diverged", "pruned") \
+        or r["final_eval_loss"] is None else min(r["final_eval_loss"], initial)
     return min(runs, key=loss)[_argmin(metric)]
   if _peak(metric):
     column, last = _peak(metric)

@@ -118,6 +118,10 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.compact_frozen = 0.0    # vmap only: at a checkpoint, once this share of the running
                                   # variants is frozen (diverged), run only the rest
                                   # (a smaller program; 0 = never; see loop.py)
+  c.train.prune_steps = []        # successive halving's rungs (updates, multiples of
+                                  # eval_every; [] = off): at each, a comparison set keeps
+  c.train.prune_keep = 1 / 3      # this share of its running variants, by eval loss;
+  c.train.prune_over = ["optimizer.peak_lr"]  # a set: variants that differ only in these
   c.train.divergence_bound = 100.0  # a loss above this (or non-finite) is divergence
   c.train.stall_margin = 0.25     # stalled: final eval loss above the data's unigram
                                   # entropy minus this (nats per token)
@@ -276,7 +280,8 @@ def to_json(cfg) -> str:
 # Fields added after runs were first saved, with the value that reproduces
 # the code before them (attention was `jax.nn.dot_product_attention`).
 ADDED_FIELDS = {"model.attention": "xla", "train.checkpoint_steps": [],
-                "train.compact_frozen": 0.0}
+                "train.compact_frozen": 0.0, "train.prune_steps": [], "train.prune_keep": 1 / 3,
+                "train.prune_over": ["optimizer.peak_lr"]}
 
 
 def from_saved(saved: dict) -> ml_collections.ConfigDict:
@@ -389,6 +394,19 @@ def validate(cfg) -> None:
       isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= total for x in steps),
          "train.checkpoint_steps",
          f"must be a list of integers in [1, train.total_steps={total}], got {steps!r}")
+  rungs = t.prune_steps
+  _check(isinstance(rungs, (list, tuple)) and all(
+      isinstance(x, int) and not isinstance(x, bool) and 1 <= x < total
+      and x % t.eval_every == 0 for x in rungs), "train.prune_steps",
+         f"must be a list of integers in [1, train.total_steps={total}) that are multiples of "
+         f"train.eval_every={t.eval_every} (a rung ranks eval losses), got {rungs!r}")
+  _number(cfg, "train.prune_keep", lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+  over = t.prune_over
+  allowed = [f for f in DYNAMIC_FIELDS if not f.endswith("seed")]
+  _check(isinstance(over, (list, tuple)) and over and all(f in allowed for f in over),
+         "train.prune_over", f"must be a non-empty list of per-variant (traced) fields, so a "
+         f"comparison set lies in one compiled group; allowed: {', '.join(allowed)}; "
+         f"got {over!r}")
   _number(cfg, "train.stall_margin", lo=0)
   _check(isinstance(t.divergence_bound, (int, float)) and t.divergence_bound > 0,
          "train.divergence_bound",

@@ -127,6 +127,8 @@ class Logger:
 
   def write(self, rows_per_variant) -> None:
     for i, row in enumerate(rows_per_variant):
+      if row is None:   # no row for this variant
+        continue
       self.files[i].write(json.dumps(row) + "\n")
       tags = scalars(row)
       if self.tb:

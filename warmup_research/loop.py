@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import json
 import math
 import sys
 import time
@@ -33,6 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from warmup_research import checkpoints, data, loggers, metrics_io, schedules, train
+from warmup_research import config as config_lib
 from warmup_research import program as program_lib
 from warmup_research.errors import ConfigError
 from warmup_research.program import GroupProgram
@@ -58,7 +60,7 @@ def steps_per_call(t_cfg) -> int:
   resumed run (from a checkpoint step) is cut into the same calls as an
   uninterrupted one."""
   g = math.gcd(t_cfg.total_steps, t_cfg.eval_every, t_cfg.checkpoint_every,
-               *t_cfg.get("checkpoint_steps", ()))
+               *t_cfg.get("checkpoint_steps", ()), *t_cfg.get("prune_steps", ()))
   return max(n for n in range(1, STEPS_PER_CALL + 1) if g % n == 0)
 
 
@@ -118,6 +120,14 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   compact_at = t_cfg.get("compact_frozen", 0.0) if base.how == "vmap" else 0.0
   executables: dict[tuple, object] = {}   # compiled `steps`, by `GroupProgram.shape_key`
   compile_seconds = 0.0
+  stops = [train.NEVER] * k         # each variant's hp.stop_step: the rung that pruned it
+  rungs = set(t_cfg.get("prune_steps", ()))
+  sets: dict[str, list[int]] = {}   # successive halving's comparison sets
+  for i, c in enumerate(cfgs):
+    flat = config_lib.flatten(c.to_dict())
+    sets.setdefault(json.dumps({f: v for f, v in flat.items()
+                                if f not in t_cfg.get("prune_over", ())}, sort_keys=True),
+                    []).append(i)
 
   extra = set(t_cfg.get("checkpoint_steps", ()))
   ckpt = checkpoints.Checkpointer(checkpoint_dir, keep=t_cfg.keep_checkpoints, preserve=extra)
@@ -137,6 +147,8 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
       raise
     if meta.get("finished"):
       start = total
+    stops = list(meta.get("stops", stops))
+    base.set_stops(stops)
     if writer:
       for p in metrics_paths:
         metrics_io.truncate(p, start)
@@ -172,6 +184,7 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
                                                    train.hparams(cfgs[i]).schedule), np.float32)
     full, active = whole, keep
     prog = GroupProgram([cfgs[i] for i in keep], mesh, base.how)
+    prog.set_stops([stops[i] for i in keep])
     state = prog.take(full, keep)
     print(f"[loop] {desc}: {k - len(keep)} of {k} variants frozen; compacted to "
           f"{len(keep)} (vmap over {prog.k_pad})", file=sys.stderr)
@@ -181,7 +194,7 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
     variants reaches `train.compact_frozen` (vmap only; see loop docs)."""
     if compact_at <= 0:
       return
-    frozen = np.asarray(jax.device_get(prog.frozen(state)))[:len(active)]
+    frozen = np.asarray(jax.device_get(prog.frozen(state, prog.hp)))[:len(active)]
     if frozen.mean() >= compact_at and not frozen.all():
       compact([i for i, f in zip(active, frozen) if not f])
 
@@ -215,11 +228,33 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
     if logger is not None:
       logger.write(rows_per_variant)
 
-  def evaluate(after):   # eval rows after `after` updates
+  def evaluate(after):   # eval rows after `after` updates; returns variant -> eval loss
     losses = np.mean([np.asarray(prog.eval(state.params, b, prog.hp)) for b in eval_batches],
                      axis=0)
     by_variant = dict(zip(active, map(float, losses))) | frozen_eval
     write([dict(step=after, eval_loss=by_variant[i]) for i in range(k)])
+    return by_variant
+
+  def prune(rung, losses):
+    """Successive halving at `rung`: in each comparison set (variants that
+    differ only in `train.prune_over`), keep the best `train.prune_keep`
+    share (at least one) of the running variants by eval loss; freeze the
+    rest from here on (`hp.stop_step`) and mark them `pruned` in their rows."""
+    frozen = np.asarray(jax.device_get(prog.frozen(state, prog.hp)))[:len(active)]
+    running = {i for i, f in zip(active, frozen) if not f}
+    out = []
+    for members in sets.values():
+      ranked = sorted((i for i in members if i in running),
+                      key=lambda i: (not math.isfinite(losses[i]), losses[i], i))
+      out += ranked[max(1, math.ceil(t_cfg.prune_keep * len(ranked))):]
+    if not out:
+      return
+    for i in out:
+      stops[i] = rung
+    base.set_stops(stops)
+    if prog is not base:
+      prog.set_stops([stops[i] for i in active])
+    write([{"step": rung, "pruned": 1.0} if i in out else None for i in range(k)])
 
   def flush(pending):
     """Writes the logged rows of a call; returns its last logged step's metrics."""
@@ -235,7 +270,7 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
 
   def frozen_row(i, s):   # as `program.skipping_frozen` writes a skipped variant's row
     return {"step": s, **{key: math.nan for key in metrics_io.TRAIN_KEYS},
-            "lr": float(frozen_lr[i][s]), "diverged": 1.0}
+            "lr": float(frozen_lr[i][s]), "diverged": float(stops[i] == train.NEVER)}
 
   if start == 0:
     evaluate(0)
@@ -266,14 +301,16 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
     if done % t_cfg.eval_every == 0 or finished:
       flush(pending)
       pending = None
-      evaluate(done)
+      losses = evaluate(done)
+      if done in rungs and not finished:
+        prune(done, losses)
     if done % t_cfg.checkpoint_every == 0 or done in extra or finished:
       flush(pending)
       pending = None
       if logger is not None:
         logger.flush()
       ckpt.save(done, whole_state(), dict(step=done, finished=finished, active=active,
-                                          configs=[c.to_dict() for c in cfgs]))
+                                          stops=stops, configs=[c.to_dict() for c in cfgs]))
       if not finished:
         before = len(active)
         maybe_compact()

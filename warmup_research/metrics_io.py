@@ -37,8 +37,9 @@ def write(path, rows) -> None:
 
 def truncate(path, step: int) -> None:
   """Keeps train rows of updates < step and eval rows after <= step updates."""
-  write(path, [r for r in read(path)
-               if (r["step"] <= step if "eval_loss" in r else r["step"] < step)])
+  write(path, [r for r in read(path)   # rows written after update `step`: evals, rungs
+               if (r["step"] <= step if "eval_loss" in r or "pruned" in r
+                   else r["step"] < step)])
 
 
 def check_covers(path, step: int, t_cfg) -> None:
@@ -57,15 +58,16 @@ def check_covers(path, step: int, t_cfg) -> None:
                       "(or into a new workdir) to start again")
 
 
-OUTCOMES = ("trained", "stalled", "diverged")
+OUTCOMES = ("trained", "stalled", "diverged", "pruned")
 
 
 def outcome(summary: dict, plateau_loss: float | None) -> str:
-  """'diverged' (a step's loss was non-finite or above the bound), 'stalled'
+  """'diverged' (a step's loss was non-finite or above the bound), 'pruned'
+  (stopped by successive halving; its final loss is its rung's), 'stalled'
   (the final eval loss stayed above `plateau_loss`: the data's unigram
   entropy minus `train.stall_margin`), or 'trained'."""
-  if summary["status"] == "diverged":
-    return "diverged"
+  if summary["status"] in ("diverged", "pruned"):
+    return summary["status"]
   final = summary["final_eval_loss"]
   if plateau_loss is not None and final is not None and not final <= plateau_loss:
     return "stalled"
@@ -74,13 +76,16 @@ def outcome(summary: dict, plateau_loss: float | None) -> str:
 
 def summarize(rows: list[dict], plateau_loss: float | None = None) -> dict:
   """A run's status, outcome and losses from its rows."""
+  pruned = next((r["step"] for r in rows if r.get("pruned")), None)
+  if pruned is not None:   # its rows after the rung are those of frozen params
+    rows = [r for r in rows if r["step"] <= pruned if "loss" not in r or r["step"] < pruned]
   train_rows = [r for r in rows if "loss" in r]
   evals = [r for r in rows if "eval_loss" in r]
   diverged = [r["step"] for r in train_rows if r["diverged"]]
   finite_evals = [r["eval_loss"] for r in evals if math.isfinite(r["eval_loss"])]
   summary = dict(
-      status="diverged" if diverged else "finished",
-      diverged_step=diverged[0] if diverged else None,
+      status="diverged" if diverged else "pruned" if pruned is not None else "finished",
+      diverged_step=diverged[0] if diverged else None, pruned_step=pruned,
       final_train_loss=train_rows[-1]["loss"] if train_rows else None,
       initial_eval_loss=evals[0]["eval_loss"] if evals else None,
       final_eval_loss=evals[-1]["eval_loss"] if evals else None,

@@ -31,11 +31,16 @@ from warmup_research import mesh as mesh_lib
 SKIP_FROZEN = True
 
 
+def is_frozen(state, hp):
+  """A variant that diverged, or was pruned (frozen from `hp.stop_step`)."""
+  return (state.diverged_step >= 0) | (state.step >= hp.stop_step)
+
+
 def skipping_frozen(step_fn):
-  """A train step that skips a frozen (diverged) variant's update instead of
+  """A train step that skips a frozen (diverged or pruned) variant's update instead of
   computing and masking it: under `lax.map` only the taken branch runs, so
   a dead variant costs next to nothing. Its state just counts the update;
-  its metrics row has NaN for every computed number and `diverged` 1. The
+  its metrics row has NaN for every computed number (`diverged` as it is). The
   predicate is per variant and the same on every `data` shard, so a
   branch's gradient all-reduce runs on all of them or none."""
   def frozen(state, batch, hp):
@@ -44,10 +49,11 @@ def skipping_frozen(step_fn):
     nan = state.step.astype(jnp.float32) * jnp.nan
     return state.replace(step=state.step + 1), dict(
         loss=nan, z_loss=nan, lr=schedules.schedule(state.step, hp.schedule).astype(jnp.float32),
-        grad_norm=nan, update_norm=nan, param_norm=nan, diverged=jnp.ones_like(state.step))
+        grad_norm=nan, update_norm=nan, param_norm=nan,
+        diverged=(state.diverged_step >= 0).astype(jnp.int32))
 
   def step(state, batch, hp):
-    return jax.lax.cond(state.diverged_step >= 0, frozen, step_fn, state, batch, hp)
+    return jax.lax.cond(is_frozen(state, hp), frozen, step_fn, state, batch, hp)
   return step
 
 
@@ -124,8 +130,15 @@ class GroupProgram:
     self.batches_sharding = NamedSharding(mesh, P(None, *[None] * (streams > 1), "data"))
     self.eval = jax.jit(over_variants(trainer.eval_step, mesh, self.how),
                         out_shardings=replicated)
-    # per variant: frozen (diverged) or not, readable by every process
-    self.frozen = jax.jit(lambda state: state.diverged_step >= 0, out_shardings=replicated)
+    # per variant: frozen (diverged or pruned) or not, readable by every process
+    self.frozen = jax.jit(is_frozen, out_shardings=replicated)
+
+  def set_stops(self, stops: list[int]) -> None:
+    """Each variant's `hp.stop_step` (pruned from that update on; pads copy
+    the last variant's)."""
+    stops = list(stops) + [stops[-1]] * (self.k_pad - len(stops))
+    self.hp = self.hp.replace(stop_step=mesh_lib.to_global(np.asarray(stops, np.int32),
+                                                           self.per_variant))
 
   def shape_key(self) -> tuple:
     """What the compiled `steps` depends on besides the config's statics:

@@ -92,7 +92,7 @@ def run_rows(loaded, also=()) -> tuple[list[str], list[dict]]:
     s = metrics_io.summarize(loaded["metrics"][r["run_id"]], plateau)
     row = dict(run_id=r["run_id"], **{f: _field(cfg, f) for f in swept})
     row.update(status=s["status"] if g else "unfinished", outcome=s["outcome"] if g else None,
-               diverged_step=s["diverged_step"],
+               diverged_step=s["diverged_step"], pruned_step=s["pruned_step"],
                final_train_loss=s["final_train_loss"], final_eval_loss=s["final_eval_loss"],
                best_eval_loss=s["best_eval_loss"], initial_eval_loss=s["initial_eval_loss"],
                tokens_seen=applied_updates(s) * cfg["data"]["batch_size"] * cfg["data"]["seq_len"],
@@ -132,8 +132,9 @@ def aggregate(swept, rows) -> list[dict]:
     agg["diverged"] += row["status"] == "diverged"
     agg["stalled"] += row.get("outcome") == "stalled"
     agg["unfinished"] = agg.get("unfinished", 0) + (row["status"] == "unfinished")
-    if row["status"] in ("unfinished", "diverged"):   # never in a mean (a diverged run
-      continue                                         # may still have a finite loss)
+    agg["pruned"] = agg.get("pruned", 0) + (row["status"] == "pruned")
+    if row["status"] in ("unfinished", "diverged", "pruned"):   # never in a mean (a diverged
+      continue                        # run may have a finite loss; a pruned one stopped early)
     for name, col in (("final", "final_eval_loss"), ("best", "best_eval_loss")):
       if row[col] is not None and math.isfinite(row[col]):
         agg[name].append(row[col])
@@ -226,14 +227,14 @@ def heatmap(swept, rows, x: str, y: str) -> list[dict]:
     xs, ys = sorted({r[x] for r in runs}), sorted({r[y] for r in runs})
     cell = lambda xv, yv: [r for r in runs if r[x] == xv and r[y] == yv]
     grid = lambda fn: [[fn(cell(xv, yv)) for xv in xs] for yv in ys]
-    finals = lambda c: [r["final_eval_loss"] for r in c if r["status"] != "diverged"
+    finals = lambda c: [r["final_eval_loss"] for r in c if r["status"] == "finished"
                         and r["final_eval_loss"] is not None and math.isfinite(r["final_eval_loss"])]
     best = []
     for xv in xs:
       by_seed: dict[str, dict] = {}
       for r in runs:
         if r[x] == xv:
-          ok = r["status"] != "diverged" and r["final_eval_loss"] is not None and math.isfinite(
+          ok = r["status"] == "finished" and r["final_eval_loss"] is not None and math.isfinite(
               r["final_eval_loss"])
           by_seed.setdefault(json.dumps([r[f] for f in seeds]), {})[r[y]] = min(
               r["final_eval_loss"], initial) if ok else initial
@@ -281,6 +282,7 @@ def _ci(mean, ci95):
 
 def markdown(loaded, swept, rows, agg, sens=(), verdicts=(), maps=()) -> str:
   keys = [f for f in swept if f.split(".")[-1] != "seed"]
+  pruned = any(a.get("pruned") for a in agg)
   groups = loaded["groups"]
   device = groups[-1]["device"] if groups else {}
   unfinished = sum(r["status"] == "unfinished" for r in rows)
@@ -302,13 +304,17 @@ def markdown(loaded, swept, rows, agg, sens=(), verdicts=(), maps=()) -> str:
            "- eval loss in nats per token, over the seeds (n per row) that did not diverge: "
            "final as mean [95% t interval], best as mean ± std; stalled: final eval loss "
            "above the data's unigram entropy minus `train.stall_margin`; "
-           "★ = lowest mean final eval loss", "",
+           "★ = lowest mean final eval loss"
+           + ("; pruned: stopped by successive halving at a rung (`train.prune_steps`), "
+              "left out of the means" if pruned else ""), "",
            "| " + " | ".join([*(k.split(".")[-1] for k in keys), "n", "stalled", "diverged",
+                              *(["pruned"] if pruned else []),
                               "final eval loss", "best eval loss", ""]) + " |",
-           "|" + "---|" * (len(keys) + 6)]
+           "|" + "---|" * (len(keys) + 6 + pruned)]
   for a in agg:
     cells = [str(a[k]) for k in keys] + [str(a["n"]), f"{a['stalled']}/{a['n']}",
                                          f"{a['diverged']}/{a['n']}",
+                                         *([f"{a['pruned']}/{a['n']}"] if pruned else []),
                                          _ci(a["final_eval_mean"], a["final_eval_ci95"]),
                                          _pm(a["best_eval_mean"], a["best_eval_std"]),
                                          "★" if a is best else ""]
@@ -364,7 +370,8 @@ def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
   loaded = load(wd)
   swept, rows = run_rows(loaded)
   agg = aggregate(swept, rows)
-  columns = ["run_id", *swept, *RUN_COLUMNS]
+  columns = ["run_id", *swept, *RUN_COLUMNS, *(["pruned_step"] if any(
+      r["status"] == "pruned" for r in rows) else [])]
   write_atomic(wd / "runs.csv", to_csv(columns, rows))
   sens = lr_sensitivities(swept, rows, agg)
   curves = {rid: [(m["step"], m["eval_loss"]) for m in ms if "eval_loss" in m]

@@ -9,7 +9,8 @@ shape, or seed reuses the compiled program.
 
 Divergence: a step whose loss is non-finite or above `hp.divergence_bound`
 is not applied, and the variant stays frozen from then on (`diverged_step`
-records the update index). Frozen variants cost compute but never NaN the
+records the update index). A variant pruned by successive halving is frozen
+the same way from update `hp.stop_step` on, without counting as diverged. Frozen variants cost compute but never NaN the
 others, and the others' numbers are unchanged by them.
 """
 from __future__ import annotations
@@ -35,6 +36,7 @@ class HParams:
   z_loss: jax.Array
   divergence_bound: jax.Array
   data_index: jax.Array      # int32: which of a group's data streams this variant trains on
+  stop_step: jax.Array       # int32: frozen from this update on (pruned; see loop.py)
 
 
 @flax.struct.dataclass
@@ -61,7 +63,11 @@ def hparams(cfg) -> HParams:
                                   momentum=o.momentum, clip_norm=o.clip_norm),
       z_loss=jnp.asarray(cfg.model.z_loss, jnp.float32),
       divergence_bound=jnp.asarray(cfg.train.divergence_bound, jnp.float32),
-      data_index=jnp.zeros((), jnp.int32))
+      data_index=jnp.zeros((), jnp.int32), stop_step=jnp.asarray(NEVER, jnp.int32))
+
+
+NEVER = 2**31 - 1   # the stop_step of a variant that is never pruned
+
 
 
 def cross_entropy(logits_BxLxV, targets_BxL, z_loss):
@@ -110,7 +116,7 @@ class Trainer:
     tx = self.optimizer(hp)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    alive = state.diverged_step < 0
+    alive = (state.diverged_step < 0) & (state.step < hp.stop_step)
     ok = alive & jnp.isfinite(ce + z) & (ce <= hp.divergence_bound)
     keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
     new_state = TrainState(
