@@ -1,0 +1,208 @@
+"""What dead variants cost: a 24-variant peak LR x warmup grid in which a
+third of the variants diverge early, run in one process six ways.
+
+    python -m benchmarks.dead_variants [--steps 300] [--quick]
+
+(from the repository root). Writes results/benchmarks/dead_variants.md and
+dead_variants.json. Per way: wall seconds of the group (init, compiles,
+every call, evals and checkpoints), train-step compilations, run-steps
+computed (a frozen variant's steps count only where the program computes
+them), and whether the surviving variants' metrics equal today's.
+
+- map, today: every variant's step computed, a frozen one's masked
+  (`program.SKIP_FROZEN` off), the CPU default before skipping existed.
+- map, skip: a frozen variant's step skipped by `lax.cond` (the default).
+- vmap, today: a batched program of all 24 (`mesh.variant_loop=vmap`).
+- vmap, compact: the same, re-packed to the live variants at the first
+  checkpoint where a quarter or more are frozen (`train.compact_frozen`).
+- map, skip + halving / vmap, compact + halving: successive halving at
+  1/9 and 1/3 of training (`train.prune_steps`), keeping a third of each
+  warmup's running LRs; reported as the best variant's final loss against
+  the full grid's best.
+"""
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+import sys
+import tempfile
+import time
+
+from benchmarks import bench
+
+LRS = [1e-3, 3e-3, 1e-2, 3e-2, 1.0, 3.0]   # the last two diverge (no clipping)
+WARMUP_SHARES = [0, 1 / 30, 1 / 10, 1 / 3]
+
+
+def grid(steps: int, **overrides) -> list:
+  """The 24 configs: Adam (no clipping), d_model 64, 2 layers, seq 64, batch
+  16, on the offline byte corpus; divergence is a loss above 10 nats."""
+  from warmup_research import config as config_lib   # imports jax: after setup_process
+  cfgs = []
+  for share in WARMUP_SHARES:
+    for lr in LRS:
+      c = config_lib.default_config()
+      c.model.d_model, c.model.num_layers, c.model.num_heads = 64, 2, 4
+      c.data.seq_len, c.data.batch_size = 64, 16
+      c.optimizer.name, c.optimizer.peak_lr, c.optimizer.clip_norm = "adam", lr, 0.0
+      c.optimizer.weight_decay = 0.0
+      c.schedule.warmup_steps = round(share * steps)
+      c.train.total_steps, c.train.eval_every, c.train.eval_batches = steps, steps // 30, 4
+      c.train.log_every, c.train.checkpoint_every = steps // 30, steps // 12
+      c.train.divergence_bound = 10.0
+      for k, v in overrides.items():
+        config_lib.set_field(c, k, v)
+      config_lib.validate(c)
+      cfgs.append(c)
+  return cfgs
+
+
+def run_way(cfgs, skip: bool, out: pathlib.Path) -> dict:
+  """One way: the group run by `loop.run_group` in this process."""
+  from warmup_research import data, loop, program
+  from warmup_research import mesh as mesh_lib
+  program.SKIP_FROZEN = skip
+  mesh = mesh_lib.make(*mesh_lib.group_shape(cfgs))
+  batches = data.Batches(cfgs[0])
+  paths = [out / f"{i}.jsonl" for i in range(len(cfgs))]
+  t0 = time.perf_counter()
+  result = loop.run_group(cfgs, metrics_paths=paths, checkpoint_dir=out / "ck", mesh=mesh,
+                          batches=batches, progress=False)
+  wall = time.perf_counter() - t0
+  program.SKIP_FROZEN = True
+  rows = [[json.loads(line) for line in p.read_text().splitlines()] for p in paths]
+  computed = sum(_computed_steps(r) for r in rows)
+  return dict(wall_s=wall, compiles=result.train_step_compiles,
+              compile_s=result.compile_seconds, run_steps_computed=computed,
+              summaries=result.summaries, rows=rows)
+
+
+def _computed_steps(rows) -> int:
+  """Logged train rows whose step was computed, times the logging interval:
+  a skipped or compacted-out variant's rows hold NaN for the gradient norm."""
+  train = [r for r in rows if "loss" in r]
+  every = train[1]["step"] - train[0]["step"] if len(train) > 1 else 1
+  return every * sum(not math.isnan(r["grad_norm"]) for r in train)
+
+
+def _survivors_equal(a: dict, b: dict, rtol: float = 0.0) -> tuple[bool, float]:
+  """(every survivor's rows equal, max relative difference of any number)."""
+  worst, equal = 0.0, True
+  for sa, ra, rb in zip(a["summaries"], a["rows"], b["rows"]):
+    if sa["outcome"] in ("diverged", "pruned"):
+      continue
+    for x, y in zip(ra, rb, strict=True):
+      for key in x:
+        u, v = float(x[key]), float(y[key])
+        if u != v and not (math.isnan(u) and math.isnan(v)):
+          equal = False
+          worst = max(worst, abs(u - v) / max(abs(v), 1e-30))
+  return equal or worst <= rtol, worst
+
+
+def _best(summaries) -> float:
+  return min(s["final_eval_loss"] for s in summaries if s["outcome"] in ("trained", "stalled"))
+
+
+def measure(steps: int, **overrides) -> dict:
+  """Each way's run; `overrides` (config fields) shrink it for tests."""
+  way = lambda **kw: grid(steps, **overrides, **kw)   # noqa: E731
+  ways = {
+      "map, today": (way(**{"mesh.variant_loop": "map"}), False),
+      "map, skip": (way(**{"mesh.variant_loop": "map"}), True),
+      "vmap, today": (way(**{"mesh.variant_loop": "vmap"}), True),
+      "vmap, compact": (way(**{"mesh.variant_loop": "vmap",
+                                       "train.compact_frozen": 0.25}), True),
+      "map, skip + halving": (way(**{"mesh.variant_loop": "map",
+                                             "train.prune_steps": _rungs(steps)}), True),
+      "vmap, compact + halving": (way(**{
+          "mesh.variant_loop": "vmap", "train.compact_frozen": 0.25,
+          "train.prune_steps": _rungs(steps)}), True),
+  }
+  out = {}
+  with tempfile.TemporaryDirectory(prefix="wr-dead-") as tmp:
+    for name, (cfgs, skip) in ways.items():
+      print(f"[dead_variants] {name} ...", file=sys.stderr)
+      d = pathlib.Path(tmp) / name.replace(" ", "_").replace(",", "").replace("+", "")
+      d.mkdir()
+      out[name] = run_way(cfgs, skip, d)
+      print(f"[dead_variants] {name}: {out[name]['wall_s']:.1f} s", file=sys.stderr)
+  return out
+
+
+def _rungs(steps: int) -> list[int]:
+  every = steps // 30
+  return sorted({max(every, round(steps * f / every) * every) for f in (1 / 9, 1 / 3)})
+
+
+def report(ways: dict, steps: int, command: str) -> dict:
+  dead = [s for s in ways["map, today"]["summaries"] if s["outcome"] == "diverged"]
+  n = len(ways["map, today"]["summaries"])
+  skip_eq, skip_diff = _survivors_equal(ways["map, skip"], ways["map, today"], rtol=1e-6)
+  comp_eq, comp_diff = _survivors_equal(ways["vmap, compact"], ways["vmap, today"], rtol=1e-6)
+  full_best = _best(ways["map, today"]["summaries"])
+  result = dict(
+      wall_ratio_skip=ways["map, skip"]["wall_s"] / ways["map, today"]["wall_s"],
+      wall_ratio_compact=ways["vmap, compact"]["wall_s"] / ways["vmap, today"]["wall_s"],
+      survivors_identical=bool(skip_eq and comp_eq),
+      survivors_max_rel_diff=dict(skip=skip_diff, compact=comp_diff),
+      dead_fraction=len(dead) / n,
+      dead_by_update=sorted(s["diverged_step"] for s in dead),
+      halving_best_minus_full_best=dict(
+          map=_best(ways["map, skip + halving"]["summaries"]) - full_best,
+          vmap=_best(ways["vmap, compact + halving"]["summaries"]) - full_best),
+      wall_s={k: w["wall_s"] for k, w in ways.items()},
+      compiles={k: w["compiles"] for k, w in ways.items()},
+      run_steps_computed={k: w["run_steps_computed"] for k, w in ways.items()},
+      steps=steps, n_variants=n, command=command, machine=bench.machine())
+  return result
+
+
+def write(result: dict, out_dir: pathlib.Path) -> None:
+  out_dir.mkdir(parents=True, exist_ok=True)
+  (out_dir / "dead_variants.json").write_text(json.dumps(result, indent=1) + "\n")
+  base = {"map": "map, today", "vmap": "vmap, today"}
+  lines = bench.header("Dead variants: skipping, compaction and successive halving",
+                       result["command"])
+  lines += [f"A grid of {result['n_variants']} variants (peak LR {LRS} x warmup "
+            f"{[round(s * result['steps']) for s in WARMUP_SHARES]} of {result['steps']} "
+            f"updates; Adam, no clipping, d_model 64, 2 layers); "
+            f"{result['dead_fraction']:.0%} diverge, at updates {result['dead_by_update']}.",
+            "", "| way | wall s | ratio to today | train-step compiles | run-steps computed |",
+            "|---|---|---|---|---|"]
+  for name, wall in result["wall_s"].items():
+    ref = result["wall_s"][base[name.split(",")[0]]]
+    lines.append(f"| {name} | {wall:.1f} | {wall / ref:.2f} | {result['compiles'][name]} | "
+                 f"{result['run_steps_computed'][name]:,} |")
+  d = result["survivors_max_rel_diff"]
+  h = result["halving_best_minus_full_best"]
+  lines += ["", f"- survivors identical to today's (rows, to 1e-6 relative): "
+            f"{result['survivors_identical']}; largest relative difference: skip "
+            f"{d['skip']:.2g}, compact {d['compact']:.2g}",
+            f"- successive halving: best final eval loss minus the full grid's best: "
+            f"map {h['map']:+.4f}, vmap {h['vmap']:+.4f} nats",
+            "- run-steps computed: logged train rows with computed numbers, times the "
+            "logging interval"]
+  bench._write(out_dir / "dead_variants.md", lines)
+
+
+def main(argv=None) -> None:
+  import argparse
+  p = argparse.ArgumentParser(prog="python -m benchmarks.dead_variants", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--steps", type=int, default=300, help="updates per variant")
+  p.add_argument("--out-dir", default=str(bench.REPO / "results" / "benchmarks"))
+  args = p.parse_args(argv)
+  command = "python -m benchmarks.dead_variants" + (
+      f" --steps {args.steps}" if args.steps != 300 else "")
+  from warmup_research import runtime
+  runtime.setup_process()   # before jax is imported: one CPU device per core
+  result = report(measure(args.steps), args.steps, command)
+  write(result, pathlib.Path(args.out_dir))
+  print(json.dumps({k: result[k] for k in ("wall_ratio_skip", "wall_ratio_compact",
+                                           "survivors_identical", "dead_fraction")}))
+
+
+if __name__ == "__main__":
+  main()

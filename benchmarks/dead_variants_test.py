@@ -1,0 +1,39 @@
+"""The dead-variants benchmark on a tiny model: its numbers are checked for
+internal consistency (who froze, what was computed, survivors equal),
+never against a time."""
+import json
+import os
+import pathlib
+import tempfile
+
+_TMP = pathlib.Path(tempfile.mkdtemp(prefix="wr-dead-tests-"))
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("WARMUP_RESEARCH_DATA_DIR", str(_TMP / "tfds"))
+
+import pytest  # noqa: E402
+
+from benchmarks import dead_variants  # noqa: E402
+
+TINY = {"model.d_model": 32, "model.num_layers": 1, "model.num_heads": 2,
+        "data.seq_len": 16, "data.batch_size": 4, "data.name": "synthetic"}
+
+
+@pytest.mark.slow
+def test_the_benchmark_skips_compacts_and_prunes_with_survivors_unchanged(tmp_path):
+  steps = 30
+  ways = dead_variants.measure(steps, **TINY)
+  result = dead_variants.report(ways, steps, "test")
+  dead_variants.write(result, tmp_path)
+  saved = json.loads((tmp_path / "dead_variants.json").read_text())
+  assert {"wall_ratio_skip", "wall_ratio_compact", "survivors_identical", "dead_fraction",
+          "command"} <= set(saved)
+  assert saved["dead_fraction"] >= 1 / 3 and saved["survivors_identical"]
+  computed = saved["run_steps_computed"]
+  assert computed["map, today"] == computed["vmap, today"] == 24 * steps
+  assert computed["map, skip"] < computed["map, today"]      # frozen steps skipped
+  assert computed["vmap, compact"] < computed["vmap, today"]  # ... or compacted away
+  assert computed["map, skip + halving"] < computed["map, skip"]
+  assert saved["compiles"]["vmap, today"] == 1 < saved["compiles"]["vmap, compact"]
+  pruned = [s for s in ways["map, skip + halving"]["summaries"] if s["outcome"] == "pruned"]
+  assert pruned and all(s["diverged_step"] is None for s in pruned)
+  assert "| map, skip |" in (tmp_path / "dead_variants.md").read_text()
