@@ -38,7 +38,7 @@ WARMUP_SHARES = [0, 1 / 30, 1 / 10, 1 / 3]
 def grid(steps: int, **overrides) -> list:
   """The 24 configs: Adam (no clipping), d_model 64, 2 layers, seq 64, batch
   16, on the offline byte corpus; divergence is a loss above 10 nats."""
-  from warmup_research import config as config_lib   # imports jax: after setup_process
+  from warmup_research import config as config_lib  # imports jax: after setup_process
   cfgs = []
   for share in WARMUP_SHARES:
     for lr in LRS:

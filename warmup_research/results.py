@@ -225,33 +225,46 @@ def heatmap(swept, rows, x: str, y: str) -> list[dict]:
   for facet in dict.fromkeys(tuple(json.dumps(r[f]) for f in others) for r in done):
     runs = [r for r in done if tuple(json.dumps(r[f]) for f in others) == facet]
     xs, ys = sorted({r[x] for r in runs}), sorted({r[y] for r in runs})
-    cell = lambda xv, yv: [r for r in runs if r[x] == xv and r[y] == yv]
-    grid = lambda fn: [[fn(cell(xv, yv)) for xv in xs] for yv in ys]
-    finals = lambda c: [r["final_eval_loss"] for r in c if r["status"] == "finished"
-                        and r["final_eval_loss"] is not None and math.isfinite(r["final_eval_loss"])]
-    best = []
-    for xv in xs:
-      by_seed: dict[str, dict] = {}
-      for r in runs:
-        if r[x] == xv:
-          ok = r["status"] == "finished" and r["final_eval_loss"] is not None and math.isfinite(
-              r["final_eval_loss"])
-          by_seed.setdefault(json.dumps([r[f] for f in seeds]), {})[r[y]] = min(
-              r["final_eval_loss"], initial) if ok else initial
-      full = [[s[yv] for yv in ys] for s in by_seed.values() if len(s) == len(ys)]
-      if full and math.isfinite(initial):
-        b, lo, hi, n = stats.best_value_ci(ys, full)
-        best.append(dict(x=xv, best=b, lo=lo, hi=hi, n=n,
-                         loss=statistics.fmean(row[ys.index(b)] for row in full)))
+    cells_YxX = [[[r for r in runs if r[x] == xv and r[y] == yv] for xv in xs] for yv in ys]
+    grid = lambda fn, cells_YxX=cells_YxX: [[fn(c) for c in row] for row in cells_YxX]
     out.append(dict(x=x, y=y, facet={f: json.loads(v) for f, v in zip(others, facet)},
-                    xs=xs, ys=ys, n_YxX=grid(len),
-                    loss_YxX=grid(lambda c: statistics.fmean(finals(c)) if finals(c) else None),
-                    stalled_YxX=grid(lambda c: sum(r.get("outcome") == "stalled" for r in c)
-                                     / len(c) if c else None),
-                    diverged_YxX=grid(lambda c: sum(r["status"] == "diverged" for r in c)
-                                      / len(c) if c else None),
-                    best=best))
+                    xs=xs, ys=ys, n_YxX=grid(len), loss_YxX=grid(_mean_final),
+                    stalled_YxX=grid(lambda c: _share(c, "stalled")),
+                    diverged_YxX=grid(lambda c: _share(c, "diverged")),
+                    best=[_best_y(runs, x, xv, y, ys, seeds, initial) for xv in xs]))
+    out[-1]["best"] = [b for b in out[-1]["best"] if b is not None]
   return out
+
+
+def _finished_loss(r) -> float | None:
+  """A run's final eval loss if it finished (not diverged, pruned or unfinished)."""
+  loss = r["final_eval_loss"]
+  return loss if r["status"] == "finished" and loss is not None and math.isfinite(loss) else None
+
+
+def _mean_final(cell: list[dict]):
+  finals = [v for v in map(_finished_loss, cell) if v is not None]
+  return statistics.fmean(finals) if finals else None
+
+
+def _share(cell: list[dict], outcome: str):
+  return sum(r.get("outcome") == outcome for r in cell) / len(cell) if cell else None
+
+
+def _best_y(runs, x, xv, y, ys, seeds, initial):
+  """The best y at x = xv over the seeds that ran every y (`heatmap`)."""
+  by_seed: dict[str, dict] = {}
+  for r in runs:
+    if r[x] == xv:
+      loss = _finished_loss(r)
+      by_seed.setdefault(json.dumps([r[f] for f in seeds]), {})[r[y]] = (
+          initial if loss is None else min(loss, initial))
+  full = [[s[yv] for yv in ys] for s in by_seed.values() if len(s) == len(ys)]
+  if not full or not math.isfinite(initial):
+    return None
+  b, lo, hi, n = stats.best_value_ci(ys, full)
+  return dict(x=xv, best=b, lo=lo, hi=hi, n=n,
+              loss=statistics.fmean(row[ys.index(b)] for row in full))
 
 
 def heatmap_markdown(maps: list[dict]) -> list[str]:
@@ -263,7 +276,8 @@ def heatmap_markdown(maps: list[dict]) -> list[str]:
     lines += ["", f"Best {y} per {x}{' (' + facet + ')' if facet else ''}: lowest mean over seeds "
               "of min(final eval loss, initial eval loss), a diverged run counted as the "
               "initial loss; 95% interval from a bootstrap over seeds:", "",
-              f"| {x} | best {y} | 95% interval | seeds | mean loss there |", "|---|---|---|---|---|"]
+              f"| {x} | best {y} | 95% interval | seeds | mean loss there |",
+              "|---|---|---|---|---|"]
     lines += [f"| {b['x']} | {b['best']} | " + (
         f"[{b['lo']}, {b['hi']}]" if b["lo"] is not None else "n/a (one seed)")
         + f" | {b['n']} | {b['loss']:.4f} |" for b in m["best"]]

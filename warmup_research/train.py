@@ -10,8 +10,9 @@ shape, or seed reuses the compiled program.
 Divergence: a step whose loss is non-finite or above `hp.divergence_bound`
 is not applied, and the variant stays frozen from then on (`diverged_step`
 records the update index). A variant pruned by successive halving is frozen
-the same way from update `hp.stop_step` on, without counting as diverged. Frozen variants cost compute but never NaN the
-others, and the others' numbers are unchanged by them.
+the same way from update `hp.stop_step` on, without counting as diverged.
+Frozen variants never NaN the others, and the others' numbers are unchanged
+by them (what they still cost: `program.skipping_frozen`, `loop.py`).
 """
 from __future__ import annotations
 
