@@ -161,3 +161,13 @@ def test_the_experiment_path_as_spelled_is_not_part_of_the_grid(tmp_path):
                   kind="sweep")
   assert workdir.record_hash(json.dumps({"experiment": "x", "runs": runs})) == \
       workdir.record_hash(json.dumps({"experiment": "y", "runs": runs}))
+
+
+def test_a_grown_grids_marker_matches_the_same_grid_run_fresh():
+  # a fresh clone has the marker but no sweep.json: the grid, run as one, is the same grid
+  runs = [{"run_id": r, "config": {"seed": i}} for i, r in enumerate("ab")]
+  fresh = {"experiment": "e", "runs": runs}
+  grown = dict(fresh, groups=[["a"], ["b"]])
+  assert workdir.record_hash(json.dumps(grown)) == workdir.record_hash(json.dumps(fresh))
+  other = dict(fresh, runs=runs[:1])
+  assert workdir.record_hash(json.dumps(other)) != workdir.record_hash(json.dumps(fresh))

@@ -87,8 +87,12 @@ def _comparable(record):
 
 def record_hash(record_json: str) -> str:
   """The hash a marker keeps of a record (fields added later at their legacy
-  value left out: `config.canonical`)."""
-  return hashlib.sha256(json.dumps(_comparable(config_lib.canonical(json.loads(record_json))),
+  value left out: `config.canonical`). A grown grid's group layout is left
+  out too: it says how the runs were split into programs, not which runs,
+  so a fresh clone re-runs a grown grid as one grid."""
+  record = json.loads(record_json)
+  record.pop("groups", None)
+  return hashlib.sha256(json.dumps(_comparable(config_lib.canonical(record)),
                                    sort_keys=True).encode()).hexdigest()
 
 
