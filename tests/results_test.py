@@ -165,3 +165,18 @@ def test_heatmap_axes_must_be_swept_numbers():
                         (("optimizer.peak_lr",), "must be an (x, y) pair")]:
     with pytest.raises(results.ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
       results.validate_heatmaps([pair], values)
+
+
+def test_pruned_runs_are_counted_never_averaged_and_leave_lr_sensitivity_unknown():
+  group = dict(command="c", code="abc", finished_at="now", train_step_compiles=1, device={})
+  loaded = dict(record=dict(experiment="experiments/x.py"), groups=[group])
+  rows = ROWS[:4] + [dict(_row(1e-1, s, 3.5, "pruned"), outcome="pruned") for s in (0, 1)]
+  agg = {a["optimizer.peak_lr"]: a for a in results.aggregate(SWEPT, rows)}
+  assert agg[1e-1]["pruned"] == 2 and agg[1e-1]["final_eval_mean"] is None
+  assert agg[1e-1]["diverged"] == 0 and agg[1e-1]["stalled"] == 0
+  (sens,) = results.lr_sensitivities(SWEPT, rows, list(agg.values()))
+  assert sens["lr_sensitivity"] is None   # not the diverged value: the pruned LR is unknown
+  md = results.markdown(loaded, SWEPT, rows, list(agg.values()))
+  assert "| peak_lr | n | stalled | diverged | pruned |" in md
+  assert "| 0.1 | 2 | 0/2 | 0/2 | 2/2 | — | — |  |" in md
+  assert "pruned: stopped by successive halving" in md

@@ -395,3 +395,27 @@ def test_heatmaps_of_an_experiment_and_of_report_any_two_numeric_fields(tmp_path
     errors = [l for l in r.stderr.splitlines() if l.startswith("error:")]
     assert r.returncode == 2 and len(errors) == 1 and message in errors[0], r.stderr
   assert (wd / "runs.csv").read_text() == before
+
+
+@pytest.mark.slow
+def test_sigkill_after_a_compaction_then_relaunch_equals_uninterrupted(tmp_path):
+  # 4 vmapped variants, 2 diverge at once: compacted at the checkpoint at 100,
+  # killed after the one at 200 (saved from the compacted program), relaunched.
+  exp = _experiment(tmp_path, total=600, eval_every=100, log_every=50, ckpt_every=100,
+                    grid='axis("optimizer.peak_lr", [1e-3, 1e3, 1e-2, 3e3])')
+  extra = ["--config.mesh.variant_loop=vmap", "--config.train.compact_frozen=0.25",
+           "--config.train.divergence_bound=10.0", "--config.optimizer.clip_norm=0.0",
+           "--config.schedule.warmup_shape=none", "--config.mesh.variant=1"]
+  full = _sweep_cmd(exp, tmp_path / "full", *extra)
+  assert full.returncode == 0, full.stderr
+  assert "compacted to 2" in full.stderr
+  assert json.loads((tmp_path / "full" / "groups" / "g000.json").read_text())[
+      "train_step_compiles"] == 2
+  proc = _sweep_cmd(exp, tmp_path / "cut", *extra, wait=False)
+  kill_after_checkpoint(proc, tmp_path / "cut" / "checkpoints" / "g000", 200)
+  again = _sweep_cmd(exp, tmp_path / "cut", *extra)
+  assert again.returncode == 0, again.stderr
+  assert "compacted to 2" in again.stderr   # re-packed from the checkpoint's record
+  assert _runs(tmp_path / "cut") == _runs(tmp_path / "full")
+  outcomes = [r["outcome"] for r in _runs(tmp_path / "full")]
+  assert outcomes.count("diverged") == 2

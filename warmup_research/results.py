@@ -167,7 +167,8 @@ def lr_sensitivities(swept, rows, agg) -> list[dict]:
   by_setting: dict[str, list] = {}
   for a in agg:
     key = json.dumps({f: a[f] for f in others})
-    missing = a.get("unfinished", 0) == a["n"]
+    # unknown: no finished run, or a pruned one (its fate past the rung is unknown)
+    missing = a.get("unfinished", 0) == a["n"] or a.get("pruned", 0) > 0
     by_setting.setdefault(key, []).append(
         (a["optimizer.peak_lr"], None if missing else (
             a["final_eval_mean"] if a["final_eval_mean"] is not None else math.nan)))
