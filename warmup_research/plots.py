@@ -255,13 +255,14 @@ def plot_heatmap(out_dir, maps: list[dict]) -> pathlib.Path | None:
   xn, yn = x.split(".")[-1], y.split(".")[-1]
   losses = [v for m in maps for row in m["loss_YxX"] for v in row if v is not None]
   lo, hi = (min(losses), max(losses)) if losses else (0.0, 1.0)
-  fig = Figure(figsize=(19, 3.9 * len(maps) + 0.5), layout="constrained")
+  fig = Figure(figsize=(19, 4.1 * len(maps) + 0.5), layout="constrained")
   axes = fig.subplots(len(maps), 4, squeeze=False)
   panels = (("loss_YxX", "mean final eval loss (not diverged)", "viridis", (lo, hi)),
             ("stalled_YxX", "stalled fraction", "Oranges", (0, 1)),
             ("diverged_YxX", "diverged fraction", "Reds", (0, 1)))
   for mi, m in enumerate(maps):
-    facet = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in m["facet"].items())
+    facet = textwrap.fill(", ".join(f"{k.split('.')[-1]}={v}" for k, v in m["facet"].items()),
+                          48)
     for pi, (key, title, cmap, (vmin, vmax)) in enumerate(panels):
       ax = axes[mi][pi]
       z_YxX = np.asarray([[np.nan if v is None else v for v in row] for row in m[key]], float)
