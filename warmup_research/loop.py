@@ -19,6 +19,14 @@ every `checkpoint_every` (and at each of `checkpoint_steps`, kept for
 analysis): an orbax checkpoint of the stacked state. A re-run
 resumes from the newest valid checkpoint, cuts each metrics file back to
 that step, and ends with the same numbers as an uninterrupted run.
+
+Dead variants (docs/sweeps.md): at each of `train.prune_steps`, after its
+eval, successive halving freezes the worse variants of each comparison set
+(`prune`); at a checkpoint, a vmap group whose frozen share reached
+`train.compact_frozen` continues as a smaller program of the live variants
+(`compact`), while checkpoints keep the whole group's state. Both
+decisions are saved in the checkpoint's meta (`stops`, `active`), so a
+resumed run makes the same ones.
 """
 from __future__ import annotations
 
