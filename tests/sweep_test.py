@@ -335,6 +335,13 @@ def test_a_grid_grows_in_place_and_only_its_new_runs_run(tmp_path):
   assert "group g001: 2 runs x 10 updates, new" in dry.stdout
   assert "train-step compilations: 1; cost: 20 run-steps to run (60 in the whole grid)" in dry.stdout
   assert sorted(p for p in wd.rglob("*")) == files   # a dry run writes nothing
+  # another grid there: refused as `sweep` refuses it; with --overwrite, counted from scratch
+  dry = _sweep_cmd(exp, wd, "--dry-run", "--config.train.total_steps=12")
+  assert dry.returncode == 2 and "holds a grid with a different config" in dry.stderr
+  dry = _sweep_cmd(exp, wd, "--dry-run", "--overwrite", "--config.train.total_steps=12")
+  assert dry.returncode == 0 and "group g000: 6 runs x 12 updates, new" in dry.stdout
+  assert "--overwrite would first delete the other grid's runs" in dry.stdout
+  assert sorted(p for p in wd.rglob("*")) == files
   r = _sweep_cmd(exp, wd)
   assert r.returncode == 0, r.stderr
   assert "group g000: 4 runs already finished, skipped" in r.stderr

@@ -174,7 +174,7 @@ def _grid(args, rest):
 
 def cmd_sweep(args, rest) -> None:
   if args.dry_run:
-    return _dry_run(*_grid(args, rest))
+    return _dry_run(*_grid(args, rest), overwrite=args.overwrite)
 
   def check():
     variants, claims, wd, record, layout, heatmaps = _grid(args, rest)
@@ -210,10 +210,22 @@ def cmd_sweep(args, rest) -> None:
     print((wd / "summary.md").read_text())
 
 
-def _dry_run(variants, claims, wd, record, layout, heatmaps) -> None:
-  """What `sweep` would run, from the files alone: no device, nothing written."""
-  del record, heatmaps
+def _dry_run(variants, claims, wd, record, layout, heatmaps, overwrite=False) -> None:
+  """What `sweep` would run, from the files alone: no device, nothing written.
+  A workdir holding another grid is refused as `sweep` would refuse it, or
+  with `overwrite` counted as empty (its runs would be deleted)."""
+  spec = json.loads(record)["experiment"]
+  grows = lambda old, new: new == json.loads(   # noqa: E731
+      sweep.grow(old, spec, variants, claims, heatmaps) or "null")
+  replaced = wd.is_dir() and bool(workdir.differences_from(
+      wd, record, kind="sweep", upgrade=config_lib.upgrade_record, grows=grows))
+  if replaced and not overwrite:   # refused, by name, as `sweep` would refuse it
+    workdir.prepare(wd, record, kind="sweep", write=False, upgrade=config_lib.upgrade_record,
+                    grows=grows)
+
   def done_steps(gid, total):
+    if replaced:
+      return 0
     if (wd / "groups" / f"{gid}.json").is_file():
       return total
     ckpt = wd / "checkpoints" / gid
@@ -236,7 +248,9 @@ def _dry_run(variants, claims, wd, record, layout, heatmaps) -> None:
       print(f"    {v.run_id}")
   print(f"train-step compilations: {to_run}; cost: {cost:,} run-steps to run "
         f"({sum(v.cfg.train.total_steps for v in variants):,} in the whole grid); "
-        f"{len(claims)} claim(s). Dry run: nothing written.")
+        f"{len(claims)} claim(s). Dry run: nothing written"
+        + (f" (--overwrite would first delete the other grid's runs in {wd})." if replaced
+           else "."))
 
 
 def _no_extra(rest) -> None:

@@ -221,6 +221,13 @@ def _refuse_a_different_record(path, record_name, record_json, kind, overwrite, 
   return diff
 
 
+def differences_from(path, record_json: str, *, kind: str, upgrade=lambda r: r,
+                     grows=lambda old, new: False) -> list[str]:
+  """How `record_json` differs from the grid or run recorded in `path` ([]:
+  the same, or a growth of it), as `prepare` decides it."""
+  return _differences(pathlib.Path(path), KINDS[kind], record_json, upgrade, grows)
+
+
 def _differences(path, record_name, record_json, upgrade, grows) -> list[str]:
   """How `record_json` differs from what `path` holds: its recorded file, or
   (results committed without it) the record hash in its marker."""
