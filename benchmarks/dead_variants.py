@@ -48,7 +48,8 @@ def grid(steps: int, **overrides) -> list:
       c.optimizer.name, c.optimizer.peak_lr, c.optimizer.clip_norm = "adam", lr, 0.0
       c.optimizer.weight_decay = 0.0
       c.schedule.warmup_steps = round(share * steps)
-      c.train.total_steps, c.train.eval_every, c.train.eval_batches = steps, steps // 30, 4
+      # evals every 1/10 of training, checkpoints (compaction's chances) every 1/12
+      c.train.total_steps, c.train.eval_every, c.train.eval_batches = steps, steps // 10, 4
       c.train.log_every, c.train.checkpoint_every = steps // 30, steps // 12
       c.train.divergence_bound = 10.0
       for k, v in overrides.items():
@@ -132,7 +133,7 @@ def measure(steps: int, **overrides) -> dict:
 
 
 def _rungs(steps: int) -> list[int]:
-  every = steps // 30
+  every = steps // 10
   return sorted({max(every, round(steps * f / every) * every) for f in (1 / 9, 1 / 3)})
 
 
