@@ -73,18 +73,17 @@ def run_way(cfgs, skip: bool, out: pathlib.Path) -> dict:
   wall = time.perf_counter() - t0
   program.SKIP_FROZEN = True
   rows = [[json.loads(line) for line in p.read_text().splitlines()] for p in paths]
-  computed = sum(_computed_steps(r) for r in rows)
+  computed = sum(_computed_steps(r, cfgs[0].train.total_steps) for r in rows)
   return dict(wall_s=wall, compiles=result.train_step_compiles,
               compile_s=result.compile_seconds, run_steps_computed=computed,
               summaries=result.summaries, rows=rows)
 
 
-def _computed_steps(rows) -> int:
-  """Logged train rows whose step was computed, times the logging interval:
-  a skipped or compacted-out variant's rows hold NaN for the gradient norm."""
-  train = [r for r in rows if "loss" in r]
-  every = train[1]["step"] - train[0]["step"] if len(train) > 1 else 1
-  return every * sum(not math.isnan(r["grad_norm"]) for r in train)
+def _computed_steps(rows, total: int) -> int:
+  """Updates the program computed for a variant (to the logging interval):
+  until its first logged row without a gradient norm (skipped or compacted
+  out), else all of them."""
+  return next((r["step"] for r in rows if "loss" in r and math.isnan(r["grad_norm"])), total)
 
 
 def _survivors_equal(a: dict, b: dict) -> tuple[bool, float]:
@@ -169,7 +168,8 @@ def write(result: dict, out_dir: pathlib.Path) -> None:
   lines += [f"A grid of {result['n_variants']} variants (peak LR {LRS} x warmup "
             f"{[round(s * result['steps']) for s in WARMUP_SHARES]} of {result['steps']} "
             f"updates; Adam, no clipping, d_model 64, 2 layers); "
-            f"{result['dead_fraction']:.0%} diverge, at updates {result['dead_by_update']}.",
+            f"{result['dead_fraction']:.0%} diverge (first logged as diverged at updates "
+            f"{result['dead_by_update']}).",
             "", "| way | wall s | ratio to today | train-step compiles | run-steps computed |",
             "|---|---|---|---|---|"]
   for name, wall in result["wall_s"].items():
@@ -183,8 +183,8 @@ def write(result: dict, out_dir: pathlib.Path) -> None:
             f"{d['skip']:.2g}, compact {d['compact']:.2g}",
             f"- successive halving: best final eval loss minus the full grid's best: "
             f"map {h['map']:+.4f}, vmap {h['vmap']:+.4f} nats",
-            "- run-steps computed: logged train rows with computed numbers, times the "
-            "logging interval"]
+            "- run-steps computed: per variant, the updates until its first logged row "
+            "without a gradient norm (skipped or compacted out), summed"]
   bench._write(out_dir / "dead_variants.md", lines)
 
 
