@@ -22,6 +22,7 @@ them), and whether the surviving variants' metrics equal today's.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import pathlib
@@ -30,6 +31,7 @@ import tempfile
 import time
 
 from benchmarks import bench
+from warmup_research import runtime
 
 LRS = [1e-3, 3e-3, 1e-2, 3e-2, 1.0, 3.0]   # the last two diverge (no clipping)
 WARMUP_SHARES = [0, 1 / 30, 1 / 10, 1 / 3]
@@ -61,8 +63,8 @@ def grid(steps: int, **overrides) -> list:
 
 def run_way(cfgs, skip: bool, out: pathlib.Path) -> dict:
   """One way: the group run by `loop.run_group` in this process."""
-  from warmup_research import data, loop, program
-  from warmup_research import mesh as mesh_lib
+  from warmup_research import data, loop, program  # jax: after setup_process's flags
+  from warmup_research import mesh as mesh_lib  # jax: after setup_process's flags
   program.SKIP_FROZEN = skip
   mesh = mesh_lib.make(*mesh_lib.group_shape(cfgs))
   batches = data.Batches(cfgs[0])
@@ -189,7 +191,6 @@ def write(result: dict, out_dir: pathlib.Path) -> None:
 
 
 def main(argv=None) -> None:
-  import argparse
   p = argparse.ArgumentParser(prog="python -m benchmarks.dead_variants", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--steps", type=int, default=300, help="updates per variant")
@@ -197,7 +198,6 @@ def main(argv=None) -> None:
   args = p.parse_args(argv)
   command = "python -m benchmarks.dead_variants" + (
       f" --steps {args.steps}" if args.steps != 300 else "")
-  from warmup_research import runtime
   runtime.setup_process()   # before jax is imported: one CPU device per core
   result = report(measure(args.steps), args.steps, command)
   write(result, pathlib.Path(args.out_dir))
