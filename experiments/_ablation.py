@@ -2,7 +2,7 @@
 scale, and the seeds (paired replicates: seed i of every condition has the
 same init and data order). Experiment files import it relatively (`from ._ablation import
 ablation_scale`); the config loader makes that work wherever they live."""
-
+from warmup_research import config as config_lib
 
 SEEDS = [0, 1, 2, 3, 4]
 
@@ -25,4 +25,16 @@ def ablation_scale(c, arg=None, *, steps: int, gpu_steps: int):
   c.optimizer.weight_decay = 0.0
   c.schedule.warmup_shape = "linear"
   c.schedule.decay_shape = "cosine"
+  return c
+
+
+def adam_scale(arg=None, *, steps: int, gpu_steps: int):
+  """`ablation_scale` with Adam (b2 0.95) and, at CPU scale, 4 layers instead
+  of 6: the model of the grids of hundreds of runs (or of `analyze`'s
+  thousands of checkpoints) that must fit their time on 2 cores."""
+  c = ablation_scale(config_lib.default_config(), arg, steps=steps, gpu_steps=gpu_steps)
+  if arg != "gpu":
+    c.model.num_layers = 4
+  c.optimizer.name = "adam"
+  c.optimizer.b2 = 0.95
   return c

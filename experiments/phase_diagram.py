@@ -26,11 +26,10 @@ decay to 10%, no weight decay or clipping; the shared CPU-scale model at 4
 layers instead of 6 (as in sharpness.py), so that the grid fits the time.
 The optimizer is static: two compiled programs of 210 variants each.
 """
-from warmup_research import config as config_lib
 from warmup_research.claims import claim
 from warmup_research.sweep import axis, product
 
-from ._ablation import SEEDS, ablation_scale
+from ._ablation import SEEDS, adam_scale
 
 PAPER = "Kalra & Barkeshli 2024"
 LRS = [3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1]
@@ -43,11 +42,7 @@ def _warmups(arg):
 
 
 def get_config(arg=None):
-  c = ablation_scale(config_lib.default_config(), arg, steps=300, gpu_steps=3000)
-  if arg != "gpu":   # 4 layers, not 6: 252 runs in the time
-    c.model.num_layers = 4
-  c.optimizer.name = "adam"
-  c.optimizer.b2 = 0.95
+  c = adam_scale(arg, steps=300, gpu_steps=3000)
   c.schedule.warmup_steps = 0
   return c
 

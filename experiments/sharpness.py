@@ -37,11 +37,10 @@ of 40 steps on this model's checkpoints (0.03 in the log10 of a peak). The
 optimizer family is static: three compiled programs (Adam 40 runs, each
 GI-Adam form 20).
 """
-from warmup_research import config as config_lib
 from warmup_research.claims import claim
 from warmup_research.sweep import axis, product
 
-from ._ablation import SEEDS, ablation_scale
+from ._ablation import SEEDS, adam_scale
 
 LRS = [3e-3, 1e-2, 3e-2, 1e-1]
 EARLY = 100   # the window of the paper's early-training claims, in updates
@@ -52,11 +51,7 @@ def _warmup(arg):
 
 
 def get_config(arg=None):
-  c = ablation_scale(config_lib.default_config(), arg, steps=300, gpu_steps=3000)
-  if arg != "gpu":   # 4 layers, not 6: `analyze` measures 1,760 checkpoints
-    c.model.num_layers = 4
-  c.optimizer.name = "adam"
-  c.optimizer.b2 = 0.95
+  c = adam_scale(arg, steps=300, gpu_steps=3000)   # 4 layers: 1,760 checkpoints to measure
   c.schedule.decay_shape = "constant"
   # Dense checkpoints over the early window, sparse after; all kept for `analyze`.
   every = 250 if arg == "gpu" else 5

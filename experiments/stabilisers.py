@@ -28,11 +28,10 @@ updates; the CPU-scale model at 4 layers (as phase_diagram.py), b2 0.95,
 cosine decay, no weight decay. Claims pool the three LRs (pairs: LR x
 seed). QK-layernorm is static: two compiled programs (120 and 30 variants).
 """
-from warmup_research import config as config_lib
 from warmup_research.claims import claim
 from warmup_research.sweep import axis, product
 
-from ._ablation import SEEDS, ablation_scale
+from ._ablation import SEEDS, adam_scale
 
 PAPER = "Wortsman et al. 2023"
 LRS = [1e-2, 3e-2, 1e-1]
@@ -48,11 +47,7 @@ WARMUP = "schedule.warmup_ratio"
 
 
 def get_config(arg=None):
-  c = ablation_scale(config_lib.default_config(), arg, steps=300, gpu_steps=3000)
-  if arg != "gpu":
-    c.model.num_layers = 4
-  c.optimizer.name = "adam"
-  c.optimizer.b2 = 0.95
+  c = adam_scale(arg, steps=300, gpu_steps=3000)
   c.schedule.warmup_ratio = 0.0
   return c
 

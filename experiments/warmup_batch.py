@@ -25,11 +25,10 @@ weight decay or clipping, the CPU-scale model at 4 layers; 512 fixed
 validation sequences at every batch size. Batch size and step count are
 static: three compiled programs of 100 variants.
 """
-from warmup_research import config as config_lib
 from warmup_research.claims import claim
 from warmup_research.sweep import axis, product
 
-from ._ablation import SEEDS, ablation_scale
+from ._ablation import SEEDS, adam_scale
 
 PAPER = "Goyal et al. 2017"
 LRS = [1e-3, 3e-3, 1e-2, 3e-2]
@@ -38,11 +37,7 @@ WARMUP = "schedule.warmup_steps"
 
 
 def get_config(arg=None):
-  c = ablation_scale(config_lib.default_config(), arg, steps=200, gpu_steps=2000)
-  if arg != "gpu":
-    c.model.num_layers = 4
-  c.optimizer.name = "adam"
-  c.optimizer.b2 = 0.95
+  c = adam_scale(arg, steps=200, gpu_steps=2000)
   c.schedule.warmup_steps = 0
   return c
 

@@ -192,8 +192,8 @@ def cmd_sweep(args, rest) -> None:
     _together(_prepare_data, members[0].cfg)
   _together(lambda: workdir.prepare(
       wd, record, kind="sweep", overwrite=args.overwrite, write=jax.process_index() == 0,
-      upgrade=config_lib.upgrade_record, grows=lambda old, new: new == json.loads(
-          sweep.grow(old, _experiment(args), variants, claims, heatmaps) or "null")))
+      upgrade=config_lib.upgrade_record,
+      grows=_grows(_experiment(args), variants, claims, heatmaps)))
   if jax.process_index() == 0:
     print(f"[sweep] {_experiment(args)}: {len(variants)} runs in {len(groups)} compile "
           f"group(s) on {jax.device_count()} {jax.devices()[0].platform} device(s), "
@@ -210,13 +210,17 @@ def cmd_sweep(args, rest) -> None:
     print((wd / "summary.md").read_text())
 
 
+def _grows(spec, variants, claims, heatmaps):
+  """`workdir.prepare`'s test of a recorded grid that this one grows."""
+  return lambda old, new: new == json.loads(
+      sweep.grow(old, spec, variants, claims, heatmaps) or "null")
+
+
 def _dry_run(variants, claims, wd, record, layout, heatmaps, overwrite=False) -> None:
   """What `sweep` would run, from the files alone: no device, nothing written.
   A workdir holding another grid is refused as `sweep` would refuse it, or
   with `overwrite` counted as empty (its runs would be deleted)."""
-  spec = json.loads(record)["experiment"]
-  grows = lambda old, new: new == json.loads(   # noqa: E731
-      sweep.grow(old, spec, variants, claims, heatmaps) or "null")
+  grows = _grows(json.loads(record)["experiment"], variants, claims, heatmaps)
   replaced = wd.is_dir() and bool(workdir.differences_from(
       wd, record, kind="sweep", upgrade=config_lib.upgrade_record, grows=grows))
   if replaced and not overwrite:   # refused, by name, as `sweep` would refuse it
