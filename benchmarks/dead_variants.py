@@ -1,10 +1,10 @@
 """What dead variants cost: a 24-variant peak LR x warmup grid in which a
 third of the variants diverge early, run in one process six ways.
 
-    python -m benchmarks.dead_variants [--steps 300] [--quick]
+    python -m benchmarks.dead_variants [--steps 300] [--d-model 64]
 
 (from the repository root). Writes results/benchmarks/dead_variants.md and
-dead_variants.json. Per way: wall seconds of the group (init, compiles,
+dead_variants.json (with --d-model N other than 64: dead_variants_dN.*). Per way: wall seconds of the group (init, compiles,
 every call, evals and checkpoints), train-step compilations, run-steps
 computed (a frozen variant's steps count only where the program computes
 them), and whether the surviving variants' metrics equal today's.
@@ -38,8 +38,9 @@ WARMUP_SHARES = [0, 1 / 30, 1 / 10, 1 / 3]
 
 
 def grid(steps: int, **overrides) -> list:
-  """The 24 configs: Adam (no clipping), d_model 64, 2 layers, seq 64, batch
-  16, on the offline byte corpus; divergence is a loss above 10 nats."""
+  """The 24 configs: Adam (no clipping), d_model 64 (unless overridden), 2
+  layers, seq 64, batch 16, on the offline byte corpus; divergence is a loss
+  above 10 nats."""
   from warmup_research import config as config_lib  # imports jax: after setup_process
   cfgs = []
   for share in WARMUP_SHARES:
@@ -138,7 +139,7 @@ def _rungs(steps: int) -> list[int]:
   return sorted({max(every, round(steps * f / every) * every) for f in (1 / 9, 1 / 3)})
 
 
-def report(ways: dict, steps: int, command: str) -> dict:
+def report(ways: dict, steps: int, command: str, d_model: int = 64) -> dict:
   dead = [s for s in ways["map, today"]["summaries"] if s["outcome"] == "diverged"]
   n = len(ways["map, today"]["summaries"])
   skip_eq, skip_diff = _survivors_equal(ways["map, skip"], ways["map, today"])
@@ -157,19 +158,19 @@ def report(ways: dict, steps: int, command: str) -> dict:
       wall_s={k: w["wall_s"] for k, w in ways.items()},
       compiles={k: w["compiles"] for k, w in ways.items()},
       run_steps_computed={k: w["run_steps_computed"] for k, w in ways.items()},
-      steps=steps, n_variants=n, command=command, machine=bench.machine())
+      steps=steps, d_model=d_model, n_variants=n, command=command, machine=bench.machine())
   return result
 
 
-def write(result: dict, out_dir: pathlib.Path) -> None:
+def write(result: dict, out_dir: pathlib.Path, name: str = "dead_variants") -> None:
   out_dir.mkdir(parents=True, exist_ok=True)
-  (out_dir / "dead_variants.json").write_text(json.dumps(result, indent=1) + "\n")
+  (out_dir / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
   base = {"map": "map, today", "vmap": "vmap, today"}
   lines = bench.header("Dead variants: skipping, compaction and successive halving",
                        result["command"])
   lines += [f"A grid of {result['n_variants']} variants (peak LR {LRS} x warmup "
             f"{[round(s * result['steps']) for s in WARMUP_SHARES]} of {result['steps']} "
-            f"updates; Adam, no clipping, d_model 64, 2 layers); "
+            f"updates; Adam, no clipping, d_model {result['d_model']}, 2 layers); "
             f"{result['dead_fraction']:.0%} diverge (first logged as diverged at updates "
             f"{result['dead_by_update']}).",
             "", "| way | wall s | ratio to today | train-step compiles | run-steps computed |",
@@ -187,20 +188,24 @@ def write(result: dict, out_dir: pathlib.Path) -> None:
             f"map {h['map']:+.4f}, vmap {h['vmap']:+.4f} nats",
             "- run-steps computed: per variant, the updates until its first logged row "
             "without a gradient norm (skipped or compacted out), summed"]
-  bench._write(out_dir / "dead_variants.md", lines)
+  bench._write(out_dir / f"{name}.md", lines)
 
 
 def main(argv=None) -> None:
   p = argparse.ArgumentParser(prog="python -m benchmarks.dead_variants", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--steps", type=int, default=300, help="updates per variant")
+  p.add_argument("--d-model", type=int, default=64, help="model width (4 heads)")
   p.add_argument("--out-dir", default=str(bench.REPO / "results" / "benchmarks"))
   args = p.parse_args(argv)
   command = "python -m benchmarks.dead_variants" + (
-      f" --steps {args.steps}" if args.steps != 300 else "")
+      f" --steps {args.steps}" if args.steps != 300 else "") + (
+      f" --d-model {args.d_model}" if args.d_model != 64 else "")
   runtime.setup_process()   # before jax is imported: one CPU device per core
-  result = report(measure(args.steps), args.steps, command)
-  write(result, pathlib.Path(args.out_dir))
+  result = report(measure(args.steps, **{"model.d_model": args.d_model}), args.steps, command,
+                  args.d_model)
+  write(result, pathlib.Path(args.out_dir),
+        "dead_variants" + (f"_d{args.d_model}" if args.d_model != 64 else ""))
   print(json.dumps({k: result[k] for k in ("wall_ratio_skip", "wall_ratio_compact",
                                            "survivors_identical", "dead_fraction")}))
 
