@@ -4,8 +4,11 @@ third of the variants diverge early, run in one process six ways.
     python -m benchmarks.dead_variants [--steps 300] [--d-model 64]
 
 (from the repository root). Writes results/benchmarks/dead_variants.md and
-dead_variants.json (with --d-model N other than 64: dead_variants_dN.*). Per way: wall seconds of the group (init, compiles,
-every call, evals and checkpoints), train-step compilations, run-steps
+dead_variants.json (with --d-model N other than 64: dead_variants_dN.*).
+Per way: wall seconds of the group (init, compiles, every call, evals and
+checkpoints), steady-state seconds per update (the loop's `step_seconds`:
+after the first call, evals and checkpoints included), train-step
+compilations, run-steps
 computed (a frozen variant's steps count only where the program computes
 them), and whether the surviving variants' metrics equal today's.
 
@@ -77,7 +80,7 @@ def run_way(cfgs, skip: bool, out: pathlib.Path) -> dict:
   program.SKIP_FROZEN = True
   rows = [[json.loads(line) for line in p.read_text().splitlines()] for p in paths]
   computed = sum(_computed_steps(r, cfgs[0].train.total_steps) for r in rows)
-  return dict(wall_s=wall, compiles=result.train_step_compiles,
+  return dict(wall_s=wall, step_s=result.step_seconds, compiles=result.train_step_compiles,
               compile_s=result.compile_seconds, run_steps_computed=computed,
               summaries=result.summaries, rows=rows)
 
@@ -148,6 +151,8 @@ def report(ways: dict, steps: int, command: str, d_model: int = 64) -> dict:
   result = dict(
       wall_ratio_skip=ways["map, skip"]["wall_s"] / ways["map, today"]["wall_s"],
       wall_ratio_compact=ways["vmap, compact"]["wall_s"] / ways["vmap, today"]["wall_s"],
+      step_ratio_skip=ways["map, skip"]["step_s"] / ways["map, today"]["step_s"],
+      step_ratio_compact=ways["vmap, compact"]["step_s"] / ways["vmap, today"]["step_s"],
       survivors_identical=bool(skip_eq and comp_eq),
       survivors_max_rel_diff=dict(skip=skip_diff, compact=comp_diff),
       dead_fraction=len(dead) / n,
@@ -156,6 +161,7 @@ def report(ways: dict, steps: int, command: str, d_model: int = 64) -> dict:
           map=_best(ways["map, skip + halving"]["summaries"]) - full_best,
           vmap=_best(ways["vmap, compact + halving"]["summaries"]) - full_best),
       wall_s={k: w["wall_s"] for k, w in ways.items()},
+      step_s={k: w["step_s"] for k, w in ways.items()},
       compiles={k: w["compiles"] for k, w in ways.items()},
       run_steps_computed={k: w["run_steps_computed"] for k, w in ways.items()},
       steps=steps, d_model=d_model, n_variants=n, command=command, machine=bench.machine())
@@ -173,11 +179,13 @@ def write(result: dict, out_dir: pathlib.Path, name: str = "dead_variants") -> N
             f"updates; Adam, no clipping, d_model {result['d_model']}, 2 layers); "
             f"{result['dead_fraction']:.0%} diverge (first logged as diverged at updates "
             f"{result['dead_by_update']}).",
-            "", "| way | wall s | ratio to today | train-step compiles | run-steps computed |",
-            "|---|---|---|---|---|"]
+            "", "| way | wall s | ratio to today | s per update | ratio to today | "
+            "train-step compiles | run-steps computed |", "|---|---|---|---|---|---|---|"]
   for name, wall in result["wall_s"].items():
-    ref = result["wall_s"][base[name.split(",")[0]]]
-    lines.append(f"| {name} | {wall:.1f} | {wall / ref:.2f} | {result['compiles'][name]} | "
+    ref = base[name.split(",")[0]]
+    step = result["step_s"][name]
+    lines.append(f"| {name} | {wall:.1f} | {wall / result['wall_s'][ref]:.2f} | {step:.3f} | "
+                 f"{step / result['step_s'][ref]:.2f} | {result['compiles'][name]} | "
                  f"{result['run_steps_computed'][name]:,} |")
   d = result["survivors_max_rel_diff"]
   h = result["halving_best_minus_full_best"]

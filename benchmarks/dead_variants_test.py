@@ -38,6 +38,7 @@ def test_the_benchmark_skips_compacts_and_prunes_with_survivors_unchanged(tmp_pa
   assert computed["vmap, compact"] < computed["vmap, today"]  # ... or compacted away
   assert computed["map, skip + halving"] < computed["map, skip"]
   assert saved["compiles"]["vmap, today"] == 1 < saved["compiles"]["vmap, compact"]
+  assert saved["step_ratio_skip"] > 0 and saved["step_ratio_compact"] > 0
   pruned = [s for s in ways["map, skip + halving"]["summaries"] if s["outcome"] == "pruned"]
   assert pruned and all(s["diverged_step"] is None for s in pruned)
   assert "| map, skip |" in (tmp_path / "dead_variants.md").read_text()
