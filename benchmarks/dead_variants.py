@@ -181,12 +181,12 @@ def write(result: dict, out_dir: pathlib.Path, name: str = "dead_variants") -> N
             f"{result['dead_by_update']}).",
             "", "| way | wall s | ratio to today | s per update | ratio to today | "
             "train-step compiles | run-steps computed |", "|---|---|---|---|---|---|---|"]
-  for name, wall in result["wall_s"].items():
-    ref = base[name.split(",")[0]]
-    step = result["step_s"][name]
-    lines.append(f"| {name} | {wall:.1f} | {wall / result['wall_s'][ref]:.2f} | {step:.3f} | "
-                 f"{step / result['step_s'][ref]:.2f} | {result['compiles'][name]} | "
-                 f"{result['run_steps_computed'][name]:,} |")
+  for way, wall in result["wall_s"].items():
+    ref = base[way.split(",")[0]]
+    step = result["step_s"][way]
+    lines.append(f"| {way} | {wall:.1f} | {wall / result['wall_s'][ref]:.2f} | {step:.3f} | "
+                 f"{step / result['step_s'][ref]:.2f} | {result['compiles'][way]} | "
+                 f"{result['run_steps_computed'][way]:,} |")
   d = result["survivors_max_rel_diff"]
   h = result["halving_best_minus_full_best"]
   lines += ["", f"- survivors' rows bit-identical to today's: "

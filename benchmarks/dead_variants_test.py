@@ -42,3 +42,4 @@ def test_the_benchmark_skips_compacts_and_prunes_with_survivors_unchanged(tmp_pa
   pruned = [s for s in ways["map, skip + halving"]["summaries"] if s["outcome"] == "pruned"]
   assert pruned and all(s["diverged_step"] is None for s in pruned)
   assert "| map, skip |" in (tmp_path / "dead_variants.md").read_text()
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["dead_variants.json", "dead_variants.md"]
