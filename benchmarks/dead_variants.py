@@ -35,6 +35,7 @@ import time
 
 from benchmarks import bench
 from warmup_research import runtime
+from warmup_research.workdir import code_version
 
 LRS = [1e-3, 3e-3, 1e-2, 3e-2, 1.0, 3.0]   # the last two diverge (no clipping)
 WARMUP_SHARES = [0, 1 / 30, 1 / 10, 1 / 3]
@@ -164,7 +165,8 @@ def report(ways: dict, steps: int, command: str, d_model: int = 64) -> dict:
       step_s={k: w["step_s"] for k, w in ways.items()},
       compiles={k: w["compiles"] for k, w in ways.items()},
       run_steps_computed={k: w["run_steps_computed"] for k, w in ways.items()},
-      steps=steps, d_model=d_model, n_variants=n, command=command, machine=bench.machine())
+      steps=steps, d_model=d_model, n_variants=n, command=command, machine=bench.machine(),
+      code=code_version())
   return result
 
 
@@ -172,8 +174,12 @@ def write(result: dict, out_dir: pathlib.Path, name: str = "dead_variants") -> N
   out_dir.mkdir(parents=True, exist_ok=True)
   (out_dir / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
   base = {"map": "map, today", "vmap": "vmap, today"}
-  lines = bench.header("Dead variants: skipping, compaction and successive halving",
-                       result["command"])
+  m = result["machine"]   # as measured, so the table can be re-made from the json
+  lines = ["# Dead variants: skipping, compaction and successive halving", "",
+           f"- command: `{result['command']}` at code {result['code']}",
+           f"- machine: {m['cpu']}, {m['cores']} cores; JAX devices: {m['devices']}",
+           f"- software: Python {m['python']}, {m['versions']}",
+           f"- XLA_FLAGS: `{m['xla_flags']}`", f"- date: {m['date']}", ""]
   lines += [f"A grid of {result['n_variants']} variants (peak LR {LRS} x warmup "
             f"{[round(s * result['steps']) for s in WARMUP_SHARES]} of {result['steps']} "
             f"updates; Adam, no clipping, d_model {result['d_model']}, 2 layers); "
