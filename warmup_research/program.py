@@ -151,7 +151,6 @@ class GroupProgram:
     idx = np.asarray(list(rows) + [rows[-1]] * (self.k_pad - len(rows)), np.int32)
     return jax.jit(_take, out_shardings=self.per_variant)(state, idx)
 
-
   @functools.cached_property
   def abstract_state(self):
     """Shapes, dtypes and shardings of the stacked state (no compute)."""
