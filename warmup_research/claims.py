@@ -216,9 +216,7 @@ def _value(metric: str, runs: list[dict], curves, measured=None):
     if not inits:
       return None
     initial = sum(inits) / len(inits)
-    loss = lambda r: initial if r["outcome"] in ("diverged", "pruned") \
-        or r["final_eval_loss"] is None else min(r["final_eval_loss"], initial)
-    return min(runs, key=loss)[_argmin(metric)]
+    return min(runs, key=lambda r: capped_loss(r, initial))[_argmin(metric)]
   if _peak(metric):
     column, last = _peak(metric)
     vals = [m[column] for m in (measured or {}).get(runs[0]["run_id"], [])
@@ -226,6 +224,16 @@ def _value(metric: str, runs: list[dict], curves, measured=None):
     return math.log10(max(vals)) if vals and max(vals) > 0 else None
   target = float(metric.split(":", 1)[1])
   return _steps_to((curves or {}).get(runs[0]["run_id"], []), target)
+
+
+def capped_loss(row: dict, initial: float) -> float:
+  """A run's final eval loss for choosing a best run: min(final, initial);
+  a diverged or pruned run (or one with no finite final loss) counts as the
+  initial loss, so it is never the best."""
+  loss = row["final_eval_loss"]
+  if row["outcome"] in ("diverged", "pruned") or loss is None or not math.isfinite(loss):
+    return initial
+  return min(loss, initial)
 
 
 def evaluate_all(claims, swept, rows, curves=None, measured=None) -> list[dict]:

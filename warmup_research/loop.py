@@ -197,14 +197,21 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
     print(f"[loop] {desc}: {k - len(keep)} of {k} variants frozen; compacted to "
           f"{len(keep)} (vmap over {prog.k_pad})", file=sys.stderr)
 
-  def maybe_compact():
+  def running() -> list[int]:
+    """The variants `prog` runs that are not frozen (diverged or pruned)."""
+    frozen = np.asarray(jax.device_get(prog.frozen(state, prog.hp)))[:len(active)]
+    return [i for i, f in zip(active, frozen) if not f]
+
+  def maybe_compact() -> bool:
     """At a checkpoint: compact once the frozen share of the running
     variants reaches `train.compact_frozen` (vmap only; see loop docs)."""
     if compact_at <= 0:
-      return
-    frozen = np.asarray(jax.device_get(prog.frozen(state, prog.hp)))[:len(active)]
-    if frozen.mean() >= compact_at and not frozen.all():
-      compact([i for i, f in zip(active, frozen) if not f])
+      return False
+    live = running()
+    if live and (len(active) - len(live)) / len(active) >= compact_at:
+      compact(live)
+      return True
+    return False
 
   def steps_for(batches_NxBxL1):
     """`prog.steps` compiled ahead of time, once per shape (`shape_key`)."""
@@ -222,8 +229,8 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   def put_call(t):   # the batches of updates t .. t + n - 1
     return prog.train_batches(batches, t, n)
 
-  batches0 = put_call(start)
-  compiling = in_background(steps_for, batches0)
+  ready = {start: put_call(start)}   # batches already put for a call (for a compile, too)
+  compiling = in_background(steps_for, ready[start])
   if state is None:
     state = base.init(base.keys, base.hp)
 
@@ -248,11 +255,10 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
     differ only in `train.prune_over`), keep the best `train.prune_keep`
     share (at least one) of the running variants by eval loss; freeze the
     rest from here on (`hp.stop_step`) and mark them `pruned` in their rows."""
-    frozen = np.asarray(jax.device_get(prog.frozen(state, prog.hp)))[:len(active)]
-    running = {i for i, f in zip(active, frozen) if not f}
+    live = set(running())
     out = []
     for members in sets.values():
-      ranked = sorted((i for i in members if i in running),
+      ranked = sorted((i for i in members if i in live),
                       key=lambda i: (not math.isfinite(losses[i]), losses[i], i))
       out += ranked[max(1, math.ceil(t_cfg.prune_keep * len(ranked))):]
     if not out:
@@ -289,7 +295,7 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   fence = None   # metrics of the last call the loop will wait for
   done = start
   for call, t in enumerate(range(start, total, n)):
-    state, metrics = steps_fn(state, batches0 if call == 0 else put_call(t), prog.hp)
+    state, metrics = steps_fn(state, ready.pop(t) if t in ready else put_call(t), prog.hp)
     if call % SYNC_EVERY == 0:
       if fence is not None:
         jax.block_until_ready(fence)
@@ -319,11 +325,9 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
         logger.flush()
       ckpt.save(done, whole_state(), dict(step=done, finished=finished, active=active,
                                           stops=stops, configs=[c.to_dict() for c in cfgs]))
-      if not finished:
-        before = len(active)
-        maybe_compact()
-        if len(active) < before:
-          steps_fn = steps_for(put_call(done))
+      if not finished and maybe_compact():   # the next call's batches, for the new shape
+        ready[done] = put_call(done)
+        steps_fn = steps_for(ready[done])
     bar.update(n)
     if all_diverged:
       break

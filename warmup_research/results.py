@@ -210,46 +210,38 @@ def validate_heatmaps(pairs, values: dict, field: str = "get_heatmaps") -> list[
   return out
 
 
-def heatmap(swept, rows, x: str, y: str) -> list[dict]:
+def heatmap(swept, rows, x: str, y: str, agg=None) -> list[dict]:
   """A heatmap's numbers, one dict per setting ('facet') of the other
   non-seed swept fields: the sorted x and y values, per cell (arrays YxX)
-  the runs, mean final eval loss over those that did not diverge, stalled
-  and diverged fractions, and per x the best y (lowest mean over seeds of
-  min(final eval loss, initial); a diverged run counts as the initial loss)
-  with its 95% seed-bootstrap interval (`stats.best_value_ci`)."""
+  the finished runs, mean final eval loss over those that did not diverge,
+  stalled and diverged fractions (from `aggregate`'s cells), and per x the
+  best y (lowest mean over seeds of `claims.capped_loss`) with its 95%
+  seed-bootstrap interval (`stats.best_value_ci`)."""
   seeds = [f for f in swept if f.split(".")[-1] == "seed"]
   others = [f for f in swept if f not in (x, y) and f not in seeds]
+  key = lambda r, *fields: json.dumps([r[f] for f in fields])   # noqa: E731
+  cells = {key(a, *others, x, y): a for a in (agg or aggregate(swept, rows)) if _finished(a)}
   done = [r for r in rows if r["status"] != "unfinished"]
   inits = [r["initial_eval_loss"] for r in done if r.get("initial_eval_loss") is not None]
   initial = statistics.fmean(inits) if inits else math.inf
   out = []
-  for facet in dict.fromkeys(tuple(json.dumps(r[f]) for f in others) for r in done):
-    runs = [r for r in done if tuple(json.dumps(r[f]) for f in others) == facet]
+  for facet in dict.fromkeys(key(r, *others) for r in done):
+    runs = [r for r in done if key(r, *others) == facet]
     xs, ys = sorted({r[x] for r in runs}), sorted({r[y] for r in runs})
-    cells_YxX = [[[r for r in runs if r[x] == xv and r[y] == yv] for xv in xs] for yv in ys]
-    grid = lambda fn, cells_YxX=cells_YxX: [[fn(c) for c in row] for row in cells_YxX]
-    out.append(dict(x=x, y=y, facet={f: json.loads(v) for f, v in zip(others, facet)},
-                    xs=xs, ys=ys, n_YxX=grid(len), loss_YxX=grid(_mean_final),
-                    stalled_YxX=grid(lambda c: _share(c, "stalled")),
-                    diverged_YxX=grid(lambda c: _share(c, "diverged")),
-                    best=[_best_y(runs, x, xv, y, ys, seeds, initial) for xv in xs]))
-    out[-1]["best"] = [b for b in out[-1]["best"] if b is not None]
+    at = [[cells.get(json.dumps([*json.loads(facet), xv, yv])) for xv in xs] for yv in ys]
+    grid = lambda fn, at=at: [[None if a is None else fn(a) for a in row] for row in at]
+    best = [_best_y(runs, x, xv, y, ys, seeds, initial) for xv in xs]
+    out.append(dict(x=x, y=y, facet=dict(zip(others, json.loads(facet))), xs=xs, ys=ys,
+                    n_YxX=grid(_finished), loss_YxX=grid(lambda a: a["final_eval_mean"]),
+                    stalled_YxX=grid(lambda a: a["stalled"] / _finished(a)),
+                    diverged_YxX=grid(lambda a: a["diverged"] / _finished(a)),
+                    best=[b for b in best if b is not None]))
   return out
 
 
-def _finished_loss(r) -> float | None:
-  """A run's final eval loss if it finished (not diverged, pruned or unfinished)."""
-  loss = r["final_eval_loss"]
-  return loss if r["status"] == "finished" and loss is not None and math.isfinite(loss) else None
-
-
-def _mean_final(cell: list[dict]):
-  finals = [v for v in map(_finished_loss, cell) if v is not None]
-  return statistics.fmean(finals) if finals else None
-
-
-def _share(cell: list[dict], outcome: str):
-  return sum(r.get("outcome") == outcome for r in cell) / len(cell) if cell else None
+def _finished(cell: dict) -> int:
+  """An `aggregate` cell's runs that finished (diverged and pruned included)."""
+  return cell["n"] - cell.get("unfinished", 0)
 
 
 def _best_y(runs, x, xv, y, ys, seeds, initial):
@@ -257,9 +249,8 @@ def _best_y(runs, x, xv, y, ys, seeds, initial):
   by_seed: dict[str, dict] = {}
   for r in runs:
     if r[x] == xv:
-      loss = _finished_loss(r)
       by_seed.setdefault(json.dumps([r[f] for f in seeds]), {})[r[y]] = (
-          initial if loss is None else min(loss, initial))
+          claims_lib.capped_loss(r, initial))
   full = [[s[yv] for yv in ys] for s in by_seed.values() if len(s) == len(ys)]
   if not full or not math.isfinite(initial):
     return None
@@ -394,8 +385,9 @@ def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
   measured = read_analysis(wd)
   verdicts = claims_lib.evaluate_all(loaded["record"].get("claims", []), swept, rows, curves,
                                      measured)
-  maps = [m for h in loaded["record"].get("heatmaps", [])
-          for m in heatmap(swept, rows, h["x"], h["y"])]
+  per_pair = [heatmap(swept, rows, h["x"], h["y"], agg)
+              for h in loaded["record"].get("heatmaps", [])]
+  maps = [m for facets in per_pair for m in facets]
   write_atomic(wd / "summary.md", markdown(loaded, swept, rows, agg, sens, verdicts, maps))
   if loaded.get("kind") == "run":
     if plots:
@@ -414,8 +406,8 @@ def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
     write_tensorboard(wd, loaded)
   if plots:
     plots_lib.plot_sweep(wd, loaded, swept, rows, agg)
-    for h in loaded["record"].get("heatmaps", []):
-      plots_lib.plot_heatmap(wd / "plots", heatmap(swept, rows, h["x"], h["y"]))
+    for facets in per_pair:
+      plots_lib.plot_heatmap(wd / "plots", facets)
     plots_lib.plot_claims(verdicts, wd / "plots" / "claims.png",
                           title=loaded["record"]["experiment"])
     if measured:
