@@ -1,23 +1,26 @@
 """What dead variants cost: a 24-variant peak LR x warmup grid in which a
-third of the variants diverge early, run in one process six ways.
+third of the variants diverge early, run in one process six ways, in
+`--rounds` rounds (each round runs every way once, so slow spells of a
+shared machine fall on all of them).
 
-    python -m benchmarks.dead_variants [--steps 300] [--d-model 64]
+    python -m benchmarks.dead_variants [--steps 300] [--d-model 64] [--rounds 3]
 
 (from the repository root). Writes results/benchmarks/dead_variants.md and
 dead_variants.json (with --d-model N other than 64: dead_variants_dN.*).
 Per way: wall seconds of the group (init, compiles, every call, evals and
 checkpoints), steady-state seconds per update (the loop's `step_seconds`:
 after the first call, evals and checkpoints included), train-step
-compilations, run-steps
-computed (a frozen variant's steps count only where the program computes
-them), and whether the surviving variants' metrics equal today's.
+compilations, run-steps computed (a frozen variant's steps count only where
+the program computes them), and whether the surviving variants' metrics
+equal today's. A ratio is the median over rounds of (this way / today's
+way in the same round); the tables give each round's too.
 
 - map, today: every variant's step computed, a frozen one's masked
   (`program.SKIP_FROZEN` off), the CPU default before skipping existed.
 - map, skip: a frozen variant's step skipped by `lax.cond` (the default).
 - vmap, today: a batched program of all 24 (`mesh.variant_loop=vmap`).
-- vmap, compact: the same, re-packed to the live variants at the first
-  checkpoint where a quarter or more are frozen (`train.compact_frozen`).
+- vmap, compact: the same, re-packed to the live variants after the first
+  eval where a quarter or more are frozen (`train.compact_frozen`).
 - map, skip + halving / vmap, compact + halving: successive halving at
   1/9 and 1/3 of training (`train.prune_steps`), keeping a third of each
   warmup's running LRs; reported as the best variant's final loss against
@@ -29,6 +32,7 @@ import argparse
 import json
 import math
 import pathlib
+import statistics
 import sys
 import tempfile
 import time
@@ -44,7 +48,8 @@ WARMUP_SHARES = [0, 1 / 30, 1 / 10, 1 / 3]
 def grid(steps: int, **overrides) -> list:
   """The 24 configs: Adam (no clipping), d_model 64 (unless overridden), 2
   layers, seq 64, batch 16, on the offline byte corpus; divergence is a loss
-  above 10 nats."""
+  above 10 nats. Evals and checkpoints at the default config's shares of
+  training (1/10, 1/5)."""
   from warmup_research import config as config_lib  # imports jax: after setup_process
   cfgs = []
   for share in WARMUP_SHARES:
@@ -55,9 +60,8 @@ def grid(steps: int, **overrides) -> list:
       c.optimizer.name, c.optimizer.peak_lr, c.optimizer.clip_norm = "adam", lr, 0.0
       c.optimizer.weight_decay = 0.0
       c.schedule.warmup_steps = round(share * steps)
-      # evals every 1/10 of training, checkpoints (compaction's chances) every 1/12
       c.train.total_steps, c.train.eval_every, c.train.eval_batches = steps, steps // 10, 4
-      c.train.log_every, c.train.checkpoint_every = steps // 30, steps // 12
+      c.train.log_every, c.train.checkpoint_every = steps // 30, steps // 5
       c.train.divergence_bound = 10.0
       for k, v in overrides.items():
         config_lib.set_field(c, k, v)
@@ -112,8 +116,11 @@ def _best(summaries) -> float:
   return min(s["final_eval_loss"] for s in summaries if s["outcome"] in ("trained", "stalled"))
 
 
-def measure(steps: int, **overrides) -> dict:
-  """Each way's run; `overrides` (config fields) shrink it for tests."""
+def measure(steps: int, rounds: int = 1, **overrides) -> dict:
+  """Each way's runs, `rounds` times in turn: per way, lists of wall and
+  step seconds, and the first round's rows and summaries (`deterministic`:
+  every round wrote the same rows); `overrides` (config fields) shrink it
+  for tests."""
   way = lambda **kw: grid(steps, **overrides, **kw)   # noqa: E731
   ways = {
       "map, today": (way(**{"mesh.variant_loop": "map"}), False),
@@ -129,12 +136,20 @@ def measure(steps: int, **overrides) -> dict:
   }
   out = {}
   with tempfile.TemporaryDirectory(prefix="wr-dead-") as tmp:
-    for name, (cfgs, skip) in ways.items():
-      print(f"[dead_variants] {name} ...", file=sys.stderr)
-      d = pathlib.Path(tmp) / name.replace(" ", "_").replace(",", "").replace("+", "")
-      d.mkdir()
-      out[name] = run_way(cfgs, skip, d)
-      print(f"[dead_variants] {name}: {out[name]['wall_s']:.1f} s", file=sys.stderr)
+    for r in range(rounds):
+      for name, (cfgs, skip) in ways.items():
+        d = pathlib.Path(tmp) / f"{r}_{name}".replace(" ", "_").replace(",", "").replace("+", "")
+        d.mkdir()
+        run = run_way(cfgs, skip, d)
+        print(f"[dead_variants] round {r + 1}/{rounds}, {name}: {run['wall_s']:.1f} s",
+              file=sys.stderr)
+        if r == 0:
+          out[name] = dict(run, wall_s=[], step_s=[], deterministic=True)
+        way = out[name]
+        way["wall_s"].append(run["wall_s"])
+        way["step_s"].append(run["step_s"])
+        # every round computes the same numbers (json: NaN equals NaN)
+        way["deterministic"] &= json.dumps(run["rows"]) == json.dumps(way["rows"])
   return out
 
 
@@ -143,24 +158,37 @@ def _rungs(steps: int) -> list[int]:
   return sorted({max(every, round(steps * f / every) * every) for f in (1 / 9, 1 / 3)})
 
 
+BASE = {"map": "map, today", "vmap": "vmap, today"}   # each way's "today"
+
+
+def _ratios(ways: dict, key: str) -> dict:
+  """Per way: its `key` seconds over today's, round by round."""
+  return {name: [x / y for x, y in zip(w[key], ways[BASE[name.split(",")[0]]][key])]
+          for name, w in ways.items()}
+
+
 def report(ways: dict, steps: int, command: str, d_model: int = 64) -> dict:
   dead = [s for s in ways["map, today"]["summaries"] if s["outcome"] == "diverged"]
   n = len(ways["map, today"]["summaries"])
   skip_eq, skip_diff = _survivors_equal(ways["map, skip"], ways["map, today"])
   comp_eq, comp_diff = _survivors_equal(ways["vmap, compact"], ways["vmap, today"])
   full_best = _best(ways["map, today"]["summaries"])
+  wall, step = _ratios(ways, "wall_s"), _ratios(ways, "step_s")
+  median = {name: statistics.median(r) for name, r in wall.items()}
   result = dict(
-      wall_ratio_skip=ways["map, skip"]["wall_s"] / ways["map, today"]["wall_s"],
-      wall_ratio_compact=ways["vmap, compact"]["wall_s"] / ways["vmap, today"]["wall_s"],
-      step_ratio_skip=ways["map, skip"]["step_s"] / ways["map, today"]["step_s"],
-      step_ratio_compact=ways["vmap, compact"]["step_s"] / ways["vmap, today"]["step_s"],
+      wall_ratio_skip=median["map, skip"], wall_ratio_compact=median["vmap, compact"],
+      step_ratio_skip=statistics.median(step["map, skip"]),
+      step_ratio_compact=statistics.median(step["vmap, compact"]),
       survivors_identical=bool(skip_eq and comp_eq),
       survivors_max_rel_diff=dict(skip=skip_diff, compact=comp_diff),
+      deterministic=all(w["deterministic"] for w in ways.values()),
       dead_fraction=len(dead) / n,
       dead_by_update=sorted(s["diverged_step"] for s in dead),
       halving_best_minus_full_best=dict(
           map=_best(ways["map, skip + halving"]["summaries"]) - full_best,
           vmap=_best(ways["vmap, compact + halving"]["summaries"]) - full_best),
+      rounds=len(ways["map, today"]["wall_s"]),
+      wall_ratio=median, wall_ratio_rounds=wall, step_ratio_rounds=step,
       wall_s={k: w["wall_s"] for k, w in ways.items()},
       step_s={k: w["step_s"] for k, w in ways.items()},
       compiles={k: w["compiles"] for k, w in ways.items()},
@@ -173,31 +201,36 @@ def report(ways: dict, steps: int, command: str, d_model: int = 64) -> dict:
 def write(result: dict, out_dir: pathlib.Path, name: str = "dead_variants") -> None:
   out_dir.mkdir(parents=True, exist_ok=True)
   (out_dir / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
-  base = {"map": "map, today", "vmap": "vmap, today"}
   m = result["machine"]   # as measured, so the table can be re-made from the json
   lines = ["# Dead variants: skipping, compaction and successive halving", "",
            f"- command: `{result['command']}` at code {result['code']}",
            f"- machine: {m['cpu']}, {m['cores']} cores; JAX devices: {m['devices']}",
            f"- software: Python {m['python']}, {m['versions']}",
            f"- XLA_FLAGS: `{m['xla_flags']}`", f"- date: {m['date']}", ""]
+  rounds = result["rounds"]
   lines += [f"A grid of {result['n_variants']} variants (peak LR {LRS} x warmup "
             f"{[round(s * result['steps']) for s in WARMUP_SHARES]} of {result['steps']} "
             f"updates; Adam, no clipping, d_model {result['d_model']}, 2 layers); "
             f"{result['dead_fraction']:.0%} diverge (first logged as diverged at updates "
-            f"{result['dead_by_update']}).",
-            "", "| way | wall s | ratio to today | s per update | ratio to today | "
+            f"{result['dead_by_update']}). {rounds} round(s), each running every way once; "
+            "seconds are medians over rounds, a ratio is the median over rounds of this "
+            "way's time over today's in the same round (each round's ratio in brackets).",
+            "", "| way | wall s | wall ratio to today | s per update | ratio to today | "
             "train-step compiles | run-steps computed |", "|---|---|---|---|---|---|---|"]
-  for way, wall in result["wall_s"].items():
-    ref = base[way.split(",")[0]]
-    step = result["step_s"][way]
-    lines.append(f"| {way} | {wall:.1f} | {wall / result['wall_s'][ref]:.2f} | {step:.3f} | "
-                 f"{step / result['step_s'][ref]:.2f} | {result['compiles'][way]} | "
-                 f"{result['run_steps_computed'][way]:,} |")
+  fmt = lambda rs: ", ".join(f"{r:.2f}" for r in rs)   # noqa: E731
+  for way, walls in result["wall_s"].items():
+    wall_r, step_r = result["wall_ratio_rounds"][way], result["step_ratio_rounds"][way]
+    lines.append(
+        f"| {way} | {statistics.median(walls):.1f} | **{statistics.median(wall_r):.2f}** "
+        f"[{fmt(wall_r)}] | {statistics.median(result['step_s'][way]):.3f} | "
+        f"{statistics.median(step_r):.2f} [{fmt(step_r)}] | {result['compiles'][way]} | "
+        f"{result['run_steps_computed'][way]:,} |")
   d = result["survivors_max_rel_diff"]
   h = result["halving_best_minus_full_best"]
   lines += ["", f"- survivors' rows bit-identical to today's: "
             f"{result['survivors_identical']}; largest relative difference: skip "
             f"{d['skip']:.2g}, compact {d['compact']:.2g}",
+            f"- every round wrote the same rows: {result['deterministic']}",
             f"- successive halving: best final eval loss minus the full grid's best: "
             f"map {h['map']:+.4f}, vmap {h['vmap']:+.4f} nats",
             "- run-steps computed: per variant, the updates until its first logged row "
@@ -210,14 +243,16 @@ def main(argv=None) -> None:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--steps", type=int, default=300, help="updates per variant")
   p.add_argument("--d-model", type=int, default=64, help="model width (4 heads)")
+  p.add_argument("--rounds", type=int, default=3, help="times each way runs, in turn")
   p.add_argument("--out-dir", default=str(bench.REPO / "results" / "benchmarks"))
   args = p.parse_args(argv)
   command = "python -m benchmarks.dead_variants" + (
       f" --steps {args.steps}" if args.steps != 300 else "") + (
-      f" --d-model {args.d_model}" if args.d_model != 64 else "")
+      f" --d-model {args.d_model}" if args.d_model != 64 else "") + (
+      f" --rounds {args.rounds}" if args.rounds != 3 else "")
   runtime.setup_process()   # before jax is imported: one CPU device per core
-  result = report(measure(args.steps, **{"model.d_model": args.d_model}), args.steps, command,
-                  args.d_model)
+  result = report(measure(args.steps, args.rounds, **{"model.d_model": args.d_model}),
+                  args.steps, command, args.d_model)
   write(result, pathlib.Path(args.out_dir),
         "dead_variants" + (f"_d{args.d_model}" if args.d_model != 64 else ""))
   print(json.dumps({k: result[k] for k in ("wall_ratio_skip", "wall_ratio_compact",

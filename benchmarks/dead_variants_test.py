@@ -21,7 +21,7 @@ TINY = {"model.d_model": 32, "model.num_layers": 1, "model.num_heads": 2,
 @pytest.mark.slow
 def test_the_benchmark_skips_compacts_and_prunes_with_survivors_unchanged(tmp_path):
   steps = 30
-  ways = dead_variants.measure(steps, **TINY)
+  ways = dead_variants.measure(steps, rounds=2, **TINY)
   result = dead_variants.report(ways, steps, "test")
   dead_variants.write(result, tmp_path)
   saved = json.loads((tmp_path / "dead_variants.json").read_text())
@@ -39,6 +39,9 @@ def test_the_benchmark_skips_compacts_and_prunes_with_survivors_unchanged(tmp_pa
   assert computed["map, skip + halving"] < computed["map, skip"]
   assert saved["compiles"]["vmap, today"] == 1 < saved["compiles"]["vmap, compact"]
   assert saved["step_ratio_skip"] > 0 and saved["step_ratio_compact"] > 0
+  assert saved["rounds"] == 2 and saved["deterministic"]   # both rounds: the same rows
+  assert all(len(r) == 2 for r in saved["wall_ratio_rounds"].values())
+  assert saved["wall_ratio_rounds"]["map, today"] == [1.0, 1.0]
   pruned = [s for s in ways["map, skip + halving"]["summaries"] if s["outcome"] == "pruned"]
   assert pruned and all(s["diverged_step"] is None for s in pruned)
   assert "| map, skip |" in (tmp_path / "dead_variants.md").read_text()

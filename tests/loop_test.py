@@ -123,7 +123,7 @@ def test_in_background_returns_the_value_and_raises_the_error_in_the_caller():
 
 def test_compaction_drops_frozen_variants_and_resumes_exactly(tmp_path):
   # 5 vmapped variants; two diverge at once (lr 1e3, no clipping). With
-  # compact_frozen 0.25 the group re-packs to 3 at the first checkpoint.
+  # compact_frozen 0.25 the group re-packs to 3 after the first eval (update 10).
   def cfgs(compact):
     return [tiny_config(**{"optimizer.peak_lr": lr, "train.divergence_bound": 10.0,
                            "schedule.warmup_shape": "none", "optimizer.clip_norm": 0.0,
@@ -151,26 +151,28 @@ def test_compaction_drops_frozen_variants_and_resumes_exactly(tmp_path):
   same = jax.tree.map(lambda a, b: np.array_equal(np.asarray(a)[rows], np.asarray(b)[rows]),
                       compact_state, plain_state)
   assert all(jax.tree.leaves(same))
-  for i in (1, 3):      # the frozen: the same eval loss; rows say frozen after step 5
+  for i in (1, 3):      # the frozen: the same eval loss; rows say frozen after update 10
     assert [r for r in compact[i] if "eval_loss" in r] == [r for r in plain[i] if "eval_loss" in r]
-    after = [r for r in compact[i] if "loss" in r and r["step"] >= 5]
+    after = [r for r in compact[i] if "loss" in r and r["step"] >= 10]
     assert after and all(r["diverged"] == 1 and np.isnan(r["loss"]) for r in after)
   assert runs["compact"].summaries == [
       dict(s, final_train_loss=runs["compact"].summaries[i]["final_train_loss"])
       for i, s in enumerate(runs["plain"].summaries)]
-  # SIGKILL after the checkpoint at 10 (saved while compacted): the resumed run
-  # re-packs from the saved checkpoint's record and ends the same, bit for bit.
-  shutil.copytree(tmp_path / "compact", tmp_path / "cut")
-  for step in ("15", "20"):
-    shutil.rmtree(tmp_path / "cut" / step)
-  for i in range(5):
-    text = (tmp_path / f"compact{i}.jsonl").read_text()
-    (tmp_path / f"cut{i}.jsonl").write_text(text[: int(len(text) * 0.7)])
-  resumed = loop.run_group(cfgs(0.25), metrics_paths=[tmp_path / f"cut{i}.jsonl"
-                                                      for i in range(5)],
-                           checkpoint_dir=tmp_path / "cut", mesh=MESH, progress=False)
-  assert resumed.steps_run == 10
-  assert [_rows(tmp_path / f"cut{i}.jsonl") for i in range(5)] == compact
+  # SIGKILL after the checkpoint at 10 (saved while compacted: the resumed run
+  # re-packs from the checkpoint's record) or at 5 (before the compaction: it
+  # compacts again at 10); both end the same, bit for bit.
+  for cut in (10, 5):
+    shutil.copytree(tmp_path / "compact", tmp_path / f"cut{cut}")
+    for step in range(cut + 5, 25, 5):
+      shutil.rmtree(tmp_path / f"cut{cut}" / str(step))
+    paths = [tmp_path / f"cut{cut}_{i}.jsonl" for i in range(5)]
+    for i, p in enumerate(paths):
+      text = (tmp_path / f"compact{i}.jsonl").read_text()
+      p.write_text(text[: int(len(text) * 0.7)])
+    resumed = loop.run_group(cfgs(0.25), metrics_paths=paths, mesh=MESH,
+                             checkpoint_dir=tmp_path / f"cut{cut}", progress=False)
+    assert resumed.steps_run == 20 - cut and resumed.train_step_compiles == 1 + (cut < 10)
+    assert [_rows(p) for p in paths] == compact
 
 
 def test_successive_halving_prunes_per_comparison_set_and_resumes_exactly(tmp_path):

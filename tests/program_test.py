@@ -24,7 +24,7 @@ def test_map_and_vmap_over_variants_give_the_same_numbers():
     state = prog.init(prog.keys, prog.hp)
     for t in range(3):
       state, metrics = prog.step(state, prog.train_batch(batch, t), prog.hp)
-    out[how] = (metrics, prog.eval(state.params, prog.put_batch(batch.eval(0)), prog.hp))
+    out[how] = (metrics, prog.eval_losses(state.params, [prog.put_batch(batch.eval(0))]))
   for k in out["map"][0]:
     np.testing.assert_allclose(out["map"][0][k], out["vmap"][0][k], rtol=1e-5, err_msg=k)
   np.testing.assert_allclose(out["map"][1], out["vmap"][1], rtol=1e-5)
@@ -52,7 +52,7 @@ def test_one_variant_per_device_skips_the_map_with_the_same_numbers():
     assert ("scan" in _primitives(prog.step.trace(state, batch, prog.hp).jaxpr.jaxpr)) == (k > 1)
     for t in range(3):
       state, metrics = prog.step(state, prog.train_batch(batches, t), prog.hp)
-    out[k] = (metrics, prog.eval(state.params, prog.put_batch(batches.eval(0)), prog.hp))
+    out[k] = (metrics, prog.eval_losses(state.params, [prog.put_batch(batches.eval(0))]))
   for key in out[1][0]:
     assert out[1][0][key].shape == (1,)
     np.testing.assert_allclose(out[1][0][key], out[2][0][key][:1], rtol=1e-5, err_msg=key)
@@ -107,3 +107,23 @@ def test_a_frozen_variant_is_skipped_and_the_others_are_bit_identical(tmp_path, 
                        for r in after)   # skipped: nothing computed
   masked = [r for r in rows[False][2] if "loss" in r][first + 1:]
   assert all(np.isfinite(r["param_norm"]) for r in masked)   # before: computed, then masked
+  # its eval loss, computed once frozen and then kept, equals the one computed each time
+  evals = {skip: [r for r in rows[skip][2] if "eval_loss" in r] for skip in (True, False)}
+  assert evals[True] == evals[False] and len(evals[True]) == 3
+
+
+def test_an_eval_whose_loss_is_known_is_skipped_under_map_only(monkeypatch):
+  from warmup_research import data
+  cfgs = [tiny_config(**{"optimizer.peak_lr": lr}) for lr in (1e-3, 1e-2, 3e-2)]
+  batches = data.Batches(cfgs[0])
+  for how, skip in (("map", True), ("map", False), ("vmap", True)):
+    monkeypatch.setattr(program, "SKIP_FROZEN", skip)
+    prog = program.GroupProgram(cfgs, MESH, how=how)
+    state = prog.init(prog.keys, prog.hp)
+    evals = [prog.put_batch(batches.eval(i)) for i in range(2)]
+    every = prog.eval_losses(state.params, evals)
+    some = prog.eval_losses(state.params, evals, known=[1])
+    assert np.all(np.isfinite(every)) and every.shape == (3,)
+    np.testing.assert_array_equal(some[[0, 2]], every[[0, 2]])
+    # skipped (NaN) only where a cond runs one branch: map, skipping frozen
+    assert np.isnan(some[1]) == (how == "map" and skip), (how, skip)

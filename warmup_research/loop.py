@@ -20,13 +20,16 @@ analysis): an orbax checkpoint of the stacked state. A re-run
 resumes from the newest valid checkpoint, cuts each metrics file back to
 that step, and ends with the same numbers as an uninterrupted run.
 
-Dead variants (docs/sweeps.md): at each of `train.prune_steps`, after its
-eval, successive halving freezes the worse variants of each comparison set
-(`prune`); at a checkpoint, a vmap group whose frozen share reached
-`train.compact_frozen` continues as a smaller program of the live variants
-(`compact`), while checkpoints keep the whole group's state. Both
-decisions are saved in the checkpoint's meta (`stops`, `active`), so a
-resumed run makes the same ones.
+Dead variants (docs/sweeps.md): a variant frozen at an eval keeps its eval
+loss, so later evals reuse it (under `map` they skip its forward passes).
+At each of `train.prune_steps`, after its eval, successive halving freezes
+the worse variants of each comparison set (`prune`). After an eval, a vmap
+group whose frozen share reached `train.compact_frozen` continues as a
+smaller program of the live variants (`compact`); evals already read the
+device, and checkpoint cadence is the user's choice for safety, not for
+compute. Checkpoints keep the whole group's state, and their meta records
+these decisions (`stops`, `active`, `known_eval`), so a resumed run makes
+the same ones and writes the same numbers.
 """
 from __future__ import annotations
 
@@ -123,8 +126,8 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   prog = base                       # the program that runs: base, or a compacted one
   active = list(range(k))           # the variants `prog` runs, as indices into cfgs
   full = None                       # while compacted: the whole K state (frozen rows kept)
-  frozen_eval: dict[int, float] = {}   # a compacted-out variant's (constant) eval loss
-  frozen_lr: dict[int, np.ndarray] = {}  # ... and its schedule, for its frozen rows
+  known_eval: dict[int, float] = {}  # the eval loss of a variant frozen at an eval (constant)
+  frozen_lr: dict[int, np.ndarray] = {}  # a compacted-out variant's schedule, for its rows
   compact_at = t_cfg.get("compact_frozen", 0.0) if base.how == "vmap" else 0.0
   executables: dict[tuple, object] = {}   # compiled `steps`, by `GroupProgram.shape_key`
   compile_seconds = 0.0
@@ -157,6 +160,7 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
       start = total
     stops = list(meta.get("stops", stops))
     base.set_stops(stops)
+    known_eval = {int(i): float.fromhex(x) for i, x in meta.get("known_eval", {}).items()}
     if writer:
       for p in metrics_paths:
         metrics_io.truncate(p, start)
@@ -181,13 +185,15 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
 
   def compact(keep: list[int]):
     """Runs only the variants `keep` from here on: their states gathered into
-    a program for len(keep) variants (compiled once per size)."""
+    a program for len(keep) variants (compiled once per size). The others
+    are frozen, with their eval losses in `known_eval`."""
     nonlocal prog, state, full, active
     whole = whole_state()
-    losses = np.mean([np.asarray(base.eval(whole.params, b, base.hp)) for b in eval_batches],
-                     axis=0)
+    missing = [i for i in set(active) - set(keep) if i not in known_eval]
+    if missing:   # a checkpoint from before `known_eval` was recorded
+      losses = base.eval_losses(whole.params, eval_batches)
+      known_eval.update({i: float(losses[i]) for i in missing})
     for i in set(active) - set(keep):
-      frozen_eval[i] = float(losses[i])
       frozen_lr[i] = np.asarray(schedules.schedule(np.arange(total),
                                                    train.hparams(cfgs[i]).schedule), np.float32)
     full, active = whole, keep
@@ -203,8 +209,8 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
     return [i for i, f in zip(active, frozen) if not f]
 
   def maybe_compact() -> bool:
-    """At a checkpoint: compact once the frozen share of the running
-    variants reaches `train.compact_frozen` (vmap only; see loop docs)."""
+    """After an eval: compact once the frozen share of the running variants
+    reaches `train.compact_frozen` (vmap only; see the module docstring)."""
     if compact_at <= 0:
       return False
     live = running()
@@ -224,8 +230,7 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
 
   if restored is not None and meta.get("active", active) != active:
     compact(meta["active"])   # the variants that ran when this checkpoint was saved
-  if restored is not None:
-    maybe_compact()
+
   def put_call(t):   # the batches of updates t .. t + n - 1
     return prog.train_batches(batches, t, n)
 
@@ -243,11 +248,15 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
     if logger is not None:
       logger.write(rows_per_variant)
 
-  def evaluate(after):   # eval rows after `after` updates; returns variant -> eval loss
-    losses = np.mean([np.asarray(prog.eval(state.params, b, prog.hp)) for b in eval_batches],
-                     axis=0)
-    by_variant = dict(zip(active, map(float, losses))) | frozen_eval
+  def evaluate(after):
+    """Writes the eval rows after `after` updates; returns variant -> eval
+    loss. A frozen variant's loss is computed once, then kept."""
+    known = [j for j, i in enumerate(active) if i in known_eval]
+    losses = prog.eval_losses(state.params, eval_batches, known)
+    by_variant = dict(zip(active, map(float, losses))) | known_eval
     write([dict(step=after, eval_loss=by_variant[i]) for i in range(k)])
+    live = set(running())
+    known_eval.update({i: by_variant[i] for i in active if i not in live})
     return by_variant
 
   def prune(rung, losses):
@@ -265,6 +274,7 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
       return
     for i in out:
       stops[i] = rung
+      known_eval[i] = losses[i]   # frozen from here on
     base.set_stops(stops)
     if prog is not base:
       prog.set_stops([stops[i] for i in active])
@@ -312,22 +322,26 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
       timed_from, t_steady = done, time.perf_counter()
       first_step_seconds = t_steady - t_entry
     finished = done == total or all_diverged
+    repacked = False
     if done % t_cfg.eval_every == 0 or finished:
       flush(pending)
       pending = None
       losses = evaluate(done)
       if done in rungs and not finished:
         prune(done, losses)
+      repacked = not finished and maybe_compact()
     if done % t_cfg.checkpoint_every == 0 or done in extra or finished:
       flush(pending)
       pending = None
       if logger is not None:
         logger.flush()
-      ckpt.save(done, whole_state(), dict(step=done, finished=finished, active=active,
-                                          stops=stops, configs=[c.to_dict() for c in cfgs]))
-      if not finished and maybe_compact():   # the next call's batches, for the new shape
-        ready[done] = put_call(done)
-        steps_fn = steps_for(ready[done])
+      ckpt.save(done, whole_state(), dict(
+          step=done, finished=finished, active=active, stops=stops,
+          known_eval={str(i): x.hex() for i, x in known_eval.items()},
+          configs=[c.to_dict() for c in cfgs]))
+    if repacked:   # the next call's batches, for the new shape
+      ready[done] = put_call(done)
+      steps_fn = steps_for(ready[done])
     bar.update(n)
     if all_diverged:
       break

@@ -26,8 +26,9 @@ from jax.sharding import PartitionSpec as P
 from warmup_research import data, schedules, train
 from warmup_research import mesh as mesh_lib
 
-# Under `map`, skip a diverged variant's update (`skipping_frozen`); off, it
-# is computed and masked as under vmap (the benchmarks compare the two).
+# Under `map`, skip a frozen variant's update (`skipping_frozen`) and the
+# evals whose loss is known (`skipping_known`); off, they are computed (and
+# the update masked) as under vmap (the benchmarks compare the two).
 SKIP_FROZEN = True
 
 
@@ -55,6 +56,17 @@ def skipping_frozen(step_fn):
   def step(state, batch, hp):
     return jax.lax.cond(is_frozen(state, hp), frozen, step_fn, state, batch, hp)
   return step
+
+
+def skipping_known(eval_fn):
+  """An eval that skips a variant whose loss the caller already has (frozen
+  since its last eval, so its params have not changed): NaN in its place.
+  Called as fn((params, known), batch, hp), `known` a per-variant bool."""
+  def ev(params_known, batch, hp):
+    params, known = params_known
+    skipped = lambda params, batch, hp: known.astype(jnp.float32) * jnp.nan  # noqa: E731
+    return jax.lax.cond(known, skipped, eval_fn, params, batch, hp)
+  return ev
 
 
 def over_variants(fn, mesh, how: str):
@@ -128,10 +140,23 @@ class GroupProgram:
     # one step's batch(es), and a call's: the data axis is the batch's
     self.step_sharding = NamedSharding(mesh, P(*[None] * (streams > 1), "data"))
     self.batches_sharding = NamedSharding(mesh, P(None, *[None] * (streams > 1), "data"))
-    self.eval = jax.jit(over_variants(trainer.eval_step, mesh, self.how),
-                        out_shardings=replicated)
+    if self.how == "map" and SKIP_FROZEN:
+      eval_fn = skipping_known(trainer.eval_step)
+    else:   # vmap computes every lane whatever a cond says: compute them all
+      eval_fn = lambda x, batch, hp: trainer.eval_step(x[0], batch, hp)  # noqa: E731
+    self.eval = jax.jit(over_variants(eval_fn, mesh, self.how), out_shardings=replicated)
     # per variant: frozen (diverged or pruned) or not, readable by every process
     self.frozen = jax.jit(is_frozen, out_shardings=replicated)
+
+  def eval_losses(self, params, eval_batches, known=()) -> np.ndarray:
+    """[K] mean eval loss of each variant over `eval_batches` (put by
+    `put_batch`). Under `map`, the variants (indices) in `known` are skipped
+    and get NaN: the caller has their losses (see `skipping_known`)."""
+    mask = np.zeros(self.k_pad, bool)
+    mask[list(known)] = True
+    mask = mesh_lib.to_global(mask, self.per_variant)
+    return np.mean([np.asarray(self.eval((params, mask), b, self.hp)) for b in eval_batches],
+                   axis=0)[:self.k]
 
   def set_stops(self, stops: list[int]) -> None:
     """Each variant's `hp.stop_step` (pruned from that update on; pads copy
