@@ -37,6 +37,8 @@ import sys
 import tempfile
 import time
 
+import numpy as np
+
 from benchmarks import bench
 from warmup_research import runtime
 from warmup_research.workdir import code_version
@@ -88,6 +90,42 @@ def run_way(cfgs, skip: bool, out: pathlib.Path) -> dict:
   return dict(wall_s=wall, step_s=result.step_seconds, compiles=result.train_step_compiles,
               compile_s=result.compile_seconds, run_steps_computed=computed,
               summaries=result.summaries, rows=rows)
+
+
+PROGRAM_CALLS = 5
+
+
+def program_alone(cfgs, skip: bool, frozen: list[int], keep_only: bool = False) -> float:
+  """Seconds per update of the compiled train program alone (no evals,
+  checkpoints or host work between calls): PROGRAM_CALLS calls after a
+  warm-up one, from the initial state with the variants `frozen` frozen
+  (diverged at update 0); with `keep_only`, a program of the others only
+  (what compaction runs)."""
+  import jax  # after setup_process's flags
+
+  from warmup_research import data, loop, program
+  from warmup_research import mesh as mesh_lib
+  if keep_only:
+    cfgs, frozen = [c for i, c in enumerate(cfgs) if i not in frozen], []
+  program.SKIP_FROZEN = skip
+  try:
+    prog = program.GroupProgram(cfgs, mesh_lib.make(*mesh_lib.group_shape(cfgs)))
+    n = loop.steps_per_call(cfgs[0].train)
+    batches = prog.train_batches(data.Batches(cfgs[0]), 0, n)
+    steps_fn, _ = prog.compile_steps(batches)
+    state = prog.init(prog.keys, prog.hp)
+    dead = np.full(prog.k_pad, -1, np.int32)
+    dead[frozen] = 0
+    state = state.replace(diverged_step=jax.device_put(dead, state.diverged_step.sharding))
+    state, _ = steps_fn(state, batches, prog.hp)
+    jax.block_until_ready(state)
+    t0 = time.perf_counter()
+    for _ in range(PROGRAM_CALLS):
+      state, _ = steps_fn(state, batches, prog.hp)
+    jax.block_until_ready(state)
+    return (time.perf_counter() - t0) / (PROGRAM_CALLS * n)
+  finally:
+    program.SKIP_FROZEN = True
 
 
 def _computed_steps(rows, total: int) -> int:
@@ -144,12 +182,18 @@ def measure(steps: int, rounds: int = 1, **overrides) -> dict:
         print(f"[dead_variants] round {r + 1}/{rounds}, {name}: {run['wall_s']:.1f} s",
               file=sys.stderr)
         if r == 0:
-          out[name] = dict(run, wall_s=[], step_s=[], deterministic=True)
+          out[name] = dict(run, wall_s=[], step_s=[], compile_s=[], deterministic=True)
         way = out[name]
-        way["wall_s"].append(run["wall_s"])
-        way["step_s"].append(run["step_s"])
+        for key in ("wall_s", "step_s", "compile_s"):
+          way[key].append(run[key])
         # every round computes the same numbers (json: NaN equals NaN)
         way["deterministic"] &= json.dumps(run["rows"]) == json.dumps(way["rows"])
+      # the train program alone, with the variants that diverged frozen from the start
+      dead = [i for i, s in enumerate(out["map, today"]["summaries"])
+              if s["outcome"] == "diverged"]
+      for name, (cfgs, skip) in list(ways.items())[:4]:
+        out[name].setdefault("program_s", []).append(
+            program_alone(cfgs, skip, dead, keep_only=name == "vmap, compact"))
   return out
 
 
@@ -174,11 +218,16 @@ def report(ways: dict, steps: int, command: str, d_model: int = 64) -> dict:
   comp_eq, comp_diff = _survivors_equal(ways["vmap, compact"], ways["vmap, today"])
   full_best = _best(ways["map, today"]["summaries"])
   wall, step = _ratios(ways, "wall_s"), _ratios(ways, "step_s")
+  program = _ratios({k: w for k, w in ways.items() if "program_s" in w}, "program_s")
   median = {name: statistics.median(r) for name, r in wall.items()}
   result = dict(
       wall_ratio_skip=median["map, skip"], wall_ratio_compact=median["vmap, compact"],
       step_ratio_skip=statistics.median(step["map, skip"]),
       step_ratio_compact=statistics.median(step["vmap, compact"]),
+      program_ratio_skip=statistics.median(program["map, skip"]),
+      program_ratio_compact=statistics.median(program["vmap, compact"]),
+      live_share=1 - len(dead) / n, program_ratio_rounds=program,
+      program_s={k: w["program_s"] for k, w in ways.items() if "program_s" in w},
       survivors_identical=bool(skip_eq and comp_eq),
       survivors_max_rel_diff=dict(skip=skip_diff, compact=comp_diff),
       deterministic=all(w["deterministic"] for w in ways.values()),
@@ -192,6 +241,7 @@ def report(ways: dict, steps: int, command: str, d_model: int = 64) -> dict:
       wall_s={k: w["wall_s"] for k, w in ways.items()},
       step_s={k: w["step_s"] for k, w in ways.items()},
       compiles={k: w["compiles"] for k, w in ways.items()},
+      compile_s={k: w["compile_s"] for k, w in ways.items()},
       run_steps_computed={k: w["run_steps_computed"] for k, w in ways.items()},
       steps=steps, d_model=d_model, n_variants=n, command=command, machine=bench.machine(),
       code=code_version())
@@ -216,15 +266,27 @@ def write(result: dict, out_dir: pathlib.Path, name: str = "dead_variants") -> N
             "seconds are medians over rounds, a ratio is the median over rounds of this "
             "way's time over today's in the same round (each round's ratio in brackets).",
             "", "| way | wall s | wall ratio to today | s per update | ratio to today | "
-            "train-step compiles | run-steps computed |", "|---|---|---|---|---|---|---|"]
+            "train-step compiles (s) | run-steps computed |", "|---|---|---|---|---|---|---|"]
   fmt = lambda rs: ", ".join(f"{r:.2f}" for r in rs)   # noqa: E731
   for way, walls in result["wall_s"].items():
     wall_r, step_r = result["wall_ratio_rounds"][way], result["step_ratio_rounds"][way]
     lines.append(
         f"| {way} | {statistics.median(walls):.1f} | **{statistics.median(wall_r):.2f}** "
         f"[{fmt(wall_r)}] | {statistics.median(result['step_s'][way]):.3f} | "
-        f"{statistics.median(step_r):.2f} [{fmt(step_r)}] | {result['compiles'][way]} | "
+        f"{statistics.median(step_r):.2f} [{fmt(step_r)}] | {result['compiles'][way]} "
+        f"({statistics.median(result['compile_s'][way]):.1f}) | "
         f"{result['run_steps_computed'][way]:,} |")
+  lines += ["", "The train program alone (`program_alone`: the compiled steps called "
+            f"{PROGRAM_CALLS} times in a row from the initial state, the "
+            f"{result['dead_fraction']:.0%} that diverge frozen from the start; no evals, "
+            "checkpoints or host work; for vmap, compact: a program of the others only): "
+            "what a frozen variant still costs where it runs. "
+            f"The ideal ratio is the live share, {result['live_share']:.2f}.", "",
+            "| way | s per update | ratio to today |", "|---|---|---|"]
+  for way, secs in result["program_s"].items():
+    r = result["program_ratio_rounds"][way]
+    lines.append(f"| {way} | {statistics.median(secs):.3f} | "
+                 f"**{statistics.median(r):.2f}** [{fmt(r)}] |")
   d = result["survivors_max_rel_diff"]
   h = result["halving_best_minus_full_best"]
   lines += ["", f"- survivors' rows bit-identical to today's: "
@@ -234,7 +296,9 @@ def write(result: dict, out_dir: pathlib.Path, name: str = "dead_variants") -> N
             f"- successive halving: best final eval loss minus the full grid's best: "
             f"map {h['map']:+.4f}, vmap {h['vmap']:+.4f} nats",
             "- run-steps computed: per variant, the updates until its first logged row "
-            "without a gradient norm (skipped or compacted out), summed"]
+            "without a gradient norm (skipped or compacted out), summed",
+            "- train-step compiles: the first in a thread while the state is initialised "
+            "and evaluated; a compacted size's at the eval that re-packs"]
   bench._write(out_dir / f"{name}.md", lines)
 
 

@@ -115,8 +115,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.checkpoint_every = 200  # orbax cadence, in updates
   c.train.keep_checkpoints = 2    # how many checkpoints to keep
   c.train.checkpoint_steps = []   # extra checkpoints (updates done), kept for `analyze`
-  c.train.compact_frozen = 0.0    # vmap only: at a checkpoint, once this share of the running
-                                  # variants is frozen (diverged), run only the rest
+  c.train.compact_frozen = 0.0    # vmap only: after an eval, once this share of the running
+                                  # variants is frozen (diverged, pruned), run only the rest
                                   # (a smaller program; 0 = never; see loop.py)
   c.train.prune_steps = []        # successive halving's rungs (updates, multiples of
                                   # eval_every; [] = off): at each, a comparison set keeps
