@@ -22,6 +22,22 @@ def _rows(path):
   return [json.loads(l) for l in open(path)]
 
 
+def _killed_after(tmp_path, name: str, cut: int, k: int, keep: float = 1.0):
+  """A copy of the run `name` (checkpoints every 5 of 20 updates, metrics
+  files name0.jsonl ...) as if killed after its checkpoint at `cut`, with
+  the first `keep` share of each metrics file written; returns the copy's
+  (checkpoint dir, metrics paths)."""
+  ckpt = tmp_path / f"{name}_cut{cut}"
+  shutil.copytree(tmp_path / name, ckpt)
+  for step in range(cut + 5, 25, 5):
+    shutil.rmtree(ckpt / str(step))
+  paths = [tmp_path / f"{name}_cut{cut}_{i}.jsonl" for i in range(k)]
+  for i, p in enumerate(paths):
+    text = (tmp_path / f"{name}{i}.jsonl").read_text()
+    p.write_text(text[: int(len(text) * keep)])
+  return ckpt, paths
+
+
 def test_group_of_two_equals_each_alone(tmp_path):
   cfgs = [tiny_config(**{"optimizer.peak_lr": lr}) for lr in (1e-3, 1e-2)]
   both = loop.run_group(cfgs, metrics_paths=[tmp_path / "a.jsonl", tmp_path / "b.jsonl"],
@@ -95,20 +111,16 @@ def test_several_updates_per_call_equal_one_per_call(tmp_path, monkeypatch):
 
 def test_resume_from_a_checkpoint_equals_uninterrupted(tmp_path):
   cfg = tiny_config(**{"train.keep_checkpoints": 5})
-  full = loop.run_group([cfg], metrics_paths=[tmp_path / "full.jsonl"],
+  full = loop.run_group([cfg], metrics_paths=[tmp_path / "full0.jsonl"],
                         checkpoint_dir=tmp_path / "full", mesh=MESH, progress=False)
   assert full.steps_run == 20
   # An interrupted run: the checkpoint at 10, metrics already written past it
   # (and a torn last line), later checkpoints lost.
-  shutil.copytree(tmp_path / "full", tmp_path / "cut")
-  for step in ("15", "20"):
-    shutil.rmtree(tmp_path / "cut" / step, ignore_errors=True)
-  text = (tmp_path / "full.jsonl").read_text()
-  (tmp_path / "cut.jsonl").write_text(text[: int(len(text) * 0.8)])
-  resumed = loop.run_group([cfg], metrics_paths=[tmp_path / "cut.jsonl"],
-                           checkpoint_dir=tmp_path / "cut", mesh=MESH, progress=False)
+  ckpt, paths = _killed_after(tmp_path, "full", 10, 1, keep=0.8)
+  resumed = loop.run_group([cfg], metrics_paths=paths, checkpoint_dir=ckpt, mesh=MESH,
+                           progress=False)
   assert resumed.steps_run == 10
-  assert _rows(tmp_path / "cut.jsonl") == _rows(tmp_path / "full.jsonl")
+  assert _rows(paths[0]) == _rows(tmp_path / "full0.jsonl")
   assert resumed.summaries == full.summaries
 
 
@@ -162,15 +174,9 @@ def test_compaction_drops_frozen_variants_and_resumes_exactly(tmp_path):
   # re-packs from the checkpoint's record) or at 5 (before the compaction: it
   # compacts again at 10); both end the same, bit for bit.
   for cut in (10, 5):
-    shutil.copytree(tmp_path / "compact", tmp_path / f"cut{cut}")
-    for step in range(cut + 5, 25, 5):
-      shutil.rmtree(tmp_path / f"cut{cut}" / str(step))
-    paths = [tmp_path / f"cut{cut}_{i}.jsonl" for i in range(5)]
-    for i, p in enumerate(paths):
-      text = (tmp_path / f"compact{i}.jsonl").read_text()
-      p.write_text(text[: int(len(text) * 0.7)])
-    resumed = loop.run_group(cfgs(0.25), metrics_paths=paths, mesh=MESH,
-                             checkpoint_dir=tmp_path / f"cut{cut}", progress=False)
+    ckpt, paths = _killed_after(tmp_path, "compact", cut, 5, keep=0.7)
+    resumed = loop.run_group(cfgs(0.25), metrics_paths=paths, mesh=MESH, checkpoint_dir=ckpt,
+                             progress=False)
     assert resumed.steps_run == 20 - cut and resumed.train_step_compiles == 1 + (cut < 10)
     assert [_rows(p) for p in paths] == compact
 
@@ -204,14 +210,9 @@ def test_successive_halving_prunes_per_comparison_set_and_resumes_exactly(tmp_pa
                  if "loss" in r and r["step"] >= 10)   # frozen, skipped, never diverged
   # killed after the checkpoint at the rung, or before it: the same rows
   for cut in (10, 5):
-    shutil.copytree(tmp_path / "pruned", tmp_path / f"cut{cut}")
-    for step in range(cut + 5, 25, 5):
-      shutil.rmtree(tmp_path / f"cut{cut}" / str(step))
-    paths = [tmp_path / f"cut{cut}_{i}.jsonl" for i in range(6)]
-    for i, p in enumerate(paths):
-      p.write_text((tmp_path / f"pruned{i}.jsonl").read_text())
-    resumed = loop.run_group(cfgs(True), metrics_paths=paths, mesh=MESH,
-                             checkpoint_dir=tmp_path / f"cut{cut}", progress=False)
+    ckpt, paths = _killed_after(tmp_path, "pruned", cut, 6)
+    resumed = loop.run_group(cfgs(True), metrics_paths=paths, mesh=MESH, checkpoint_dir=ckpt,
+                             progress=False)
     assert resumed.steps_run == 20 - cut and [_rows(p) for p in paths] == rows
   # under vmap, compaction then drops the four pruned variants
   vmapped, vrows = run("vmap", True, **{"mesh.variant_loop": "vmap",
