@@ -152,11 +152,15 @@ class GroupProgram:
     """[K] mean eval loss of each variant over `eval_batches` (put by
     `put_batch`). Under `map`, the variants (indices) in `known` are skipped
     and get NaN: the caller has their losses (see `skipping_known`)."""
-    mask = np.zeros(self.k_pad, bool)
-    mask[list(known)] = True
-    mask = mesh_lib.to_global(mask, self.per_variant)
+    mask = self.known_mask(known)
     return np.mean([np.asarray(self.eval((params, mask), b, self.hp)) for b in eval_batches],
                    axis=0)[:self.k]
+
+  def known_mask(self, known=()):
+    """`eval`'s per-variant bool input: True for the variants in `known`."""
+    mask = np.zeros(self.k_pad, bool)
+    mask[list(known)] = True
+    return mesh_lib.to_global(mask, self.per_variant)
 
   def set_stops(self, stops: list[int]) -> None:
     """Each variant's `hp.stop_step` (pruned from that update on; pads copy
