@@ -183,15 +183,16 @@ def measure(steps: int, rounds: int = 1, **overrides) -> dict:
               file=sys.stderr)
         if r == 0:
           out[name] = dict(run, wall_s=[], step_s=[], compile_s=[], deterministic=True)
-        way = out[name]
+        runs = out[name]
         for key in ("wall_s", "step_s", "compile_s"):
-          way[key].append(run[key])
+          runs[key].append(run[key])
         # every round computes the same numbers (json: NaN equals NaN)
-        way["deterministic"] &= json.dumps(run["rows"]) == json.dumps(way["rows"])
+        runs["deterministic"] &= json.dumps(run["rows"]) == json.dumps(runs["rows"])
       # the train program alone, with the variants that diverged frozen from the start
       dead = [i for i, s in enumerate(out["map, today"]["summaries"])
               if s["outcome"] == "diverged"]
-      for name, (cfgs, skip) in list(ways.items())[:4]:
+      for name in ("map, today", "map, skip", "vmap, today", "vmap, compact"):
+        cfgs, skip = ways[name]
         out[name].setdefault("program_s", []).append(
             program_alone(cfgs, skip, dead, keep_only=name == "vmap, compact"))
   return out
