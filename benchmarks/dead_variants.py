@@ -29,6 +29,7 @@ way in the same round); the tables give each round's too.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import pathlib
@@ -72,19 +73,29 @@ def grid(steps: int, **overrides) -> list:
   return cfgs
 
 
+@contextlib.contextmanager
+def _skipping(skip: bool):
+  """`program.SKIP_FROZEN` set to `skip` inside (programs built there keep it)."""
+  from warmup_research import program  # jax: after setup_process's flags
+  program.SKIP_FROZEN = skip
+  try:
+    yield
+  finally:
+    program.SKIP_FROZEN = True
+
+
 def run_way(cfgs, skip: bool, out: pathlib.Path) -> dict:
   """One way: the group run by `loop.run_group` in this process."""
-  from warmup_research import data, loop, program  # jax: after setup_process's flags
+  from warmup_research import data, loop  # jax: after setup_process's flags
   from warmup_research import mesh as mesh_lib  # jax: after setup_process's flags
-  program.SKIP_FROZEN = skip
   mesh = mesh_lib.make(*mesh_lib.group_shape(cfgs))
   batches = data.Batches(cfgs[0])
   paths = [out / f"{i}.jsonl" for i in range(len(cfgs))]
-  t0 = time.perf_counter()
-  result = loop.run_group(cfgs, metrics_paths=paths, checkpoint_dir=out / "ck", mesh=mesh,
-                          batches=batches, progress=False)
-  wall = time.perf_counter() - t0
-  program.SKIP_FROZEN = True
+  with _skipping(skip):
+    t0 = time.perf_counter()
+    result = loop.run_group(cfgs, metrics_paths=paths, checkpoint_dir=out / "ck", mesh=mesh,
+                            batches=batches, progress=False)
+    wall = time.perf_counter() - t0
   rows = [[json.loads(line) for line in p.read_text().splitlines()] for p in paths]
   computed = sum(_computed_steps(r, cfgs[0].train.total_steps) for r in rows)
   return dict(wall_s=wall, step_s=result.step_seconds, compiles=result.train_step_compiles,
@@ -97,35 +108,24 @@ PROGRAM_CALLS = 5
 
 def program_alone(cfgs, skip: bool, frozen: list[int], keep_only: bool = False) -> float:
   """Seconds per update of the compiled train program alone (no evals,
-  checkpoints or host work between calls): PROGRAM_CALLS calls after a
-  warm-up one, from the initial state with the variants `frozen` frozen
-  (diverged at update 0); with `keep_only`, a program of the others only
-  (what compaction runs)."""
+  checkpoints or host work between calls; `bench.time_steps`: the median
+  of PROGRAM_CALLS calls), from the initial state with the variants
+  `frozen` frozen (diverged at update 0); with `keep_only`, a program of
+  the others only (what compaction runs)."""
   import jax  # after setup_process's flags
 
-  from warmup_research import data, loop, program
-  from warmup_research import mesh as mesh_lib
+  from warmup_research import data, loop
   if keep_only:
     cfgs, frozen = [c for i, c in enumerate(cfgs) if i not in frozen], []
-  program.SKIP_FROZEN = skip
-  try:
-    prog = program.GroupProgram(cfgs, mesh_lib.make(*mesh_lib.group_shape(cfgs)))
-    n = loop.steps_per_call(cfgs[0].train)
-    batches = prog.train_batches(data.Batches(cfgs[0]), 0, n)
-    steps_fn, _ = prog.compile_steps(batches)
+  with _skipping(skip):
+    prog, _ = bench._program(cfgs)
     state = prog.init(prog.keys, prog.hp)
     dead = np.full(prog.k_pad, -1, np.int32)
     dead[frozen] = 0
     state = state.replace(diverged_step=jax.device_put(dead, state.diverged_step.sharding))
-    state, _ = steps_fn(state, batches, prog.hp)
-    jax.block_until_ready(state)
-    t0 = time.perf_counter()
-    for _ in range(PROGRAM_CALLS):
-      state, _ = steps_fn(state, batches, prog.hp)
-    jax.block_until_ready(state)
-    return (time.perf_counter() - t0) / (PROGRAM_CALLS * n)
-  finally:
-    program.SKIP_FROZEN = True
+    _, seconds = bench.time_steps(prog, state, data.Batches(cfgs[0]).train(0), PROGRAM_CALLS,
+                                  loop.steps_per_call(cfgs[0].train))
+  return seconds
 
 
 def _computed_steps(rows, total: int) -> int:
@@ -277,8 +277,9 @@ def write(result: dict, out_dir: pathlib.Path, name: str = "dead_variants") -> N
         f"{statistics.median(step_r):.2f} [{fmt(step_r)}] | {result['compiles'][way]} "
         f"({statistics.median(result['compile_s'][way]):.1f}) | "
         f"{result['run_steps_computed'][way]:,} |")
-  lines += ["", "The train program alone (`program_alone`: the compiled steps called "
-            f"{PROGRAM_CALLS} times in a row from the initial state, the "
+  lines += ["", "The train program alone (`program_alone`: the median of "
+            f"{PROGRAM_CALLS} calls of the compiled steps after 3 warm-up ones, from the "
+            "initial state with the "
             f"{result['dead_fraction']:.0%} that diverge frozen from the start; no evals, "
             "checkpoints or host work; for vmap, compact: a program of the others only): "
             "what a frozen variant still costs where it runs. "

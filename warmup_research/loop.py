@@ -208,12 +208,12 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
     frozen = np.asarray(jax.device_get(prog.frozen(state, prog.hp)))[:len(active)]
     return [i for i, f in zip(active, frozen) if not f]
 
-  def maybe_compact() -> bool:
-    """After an eval: compact once the frozen share of the running variants
-    reaches `train.compact_frozen` (vmap only; see the module docstring)."""
+  def maybe_compact(live: list[int]) -> bool:
+    """After an eval: compact to the variants `live` (the running ones not
+    frozen) once the frozen share reaches `train.compact_frozen` (vmap only;
+    see the module docstring)."""
     if compact_at <= 0:
       return False
-    live = running()
     if live and (len(active) - len(live)) / len(active) >= compact_at:
       compact(live)
       return True
@@ -249,29 +249,30 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
       logger.write(rows_per_variant)
 
   def evaluate(after):
-    """Writes the eval rows after `after` updates; returns variant -> eval
-    loss. A frozen variant's loss is computed once, then kept."""
+    """Writes the eval rows after `after` updates; returns (variant -> eval
+    loss, the running variants not frozen). A frozen variant's loss is
+    computed once, then kept."""
     known = [j for j, i in enumerate(active) if i in known_eval]
     losses = prog.eval_losses(state.params, eval_batches, known)
     by_variant = dict(zip(active, map(float, losses))) | known_eval
     write([dict(step=after, eval_loss=by_variant[i]) for i in range(k)])
-    live = set(running())
+    live = running()
     known_eval.update({i: by_variant[i] for i in active if i not in live})
-    return by_variant
+    return by_variant, live
 
-  def prune(rung, losses):
+  def prune(rung, losses, live: list[int]) -> list[int]:
     """Successive halving at `rung`: in each comparison set (variants that
     differ only in `train.prune_over`), keep the best `train.prune_keep`
-    share (at least one) of the running variants by eval loss; freeze the
-    rest from here on (`hp.stop_step`) and mark them `pruned` in their rows."""
-    live = set(running())
-    out = []
+    share (at least one) of the variants `live` by eval loss; freeze the
+    rest from here on (`hp.stop_step`) and mark them `pruned` in their rows.
+    Returns the variants still live."""
+    out, alive = [], set(live)
     for members in sets.values():
-      ranked = sorted((i for i in members if i in live),
+      ranked = sorted((i for i in members if i in alive),
                       key=lambda i: (not math.isfinite(losses[i]), losses[i], i))
       out += ranked[max(1, math.ceil(t_cfg.prune_keep * len(ranked))):]
     if not out:
-      return
+      return live
     for i in out:
       stops[i] = rung
       known_eval[i] = losses[i]   # frozen from here on
@@ -279,6 +280,7 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
     if prog is not base:
       prog.set_stops([stops[i] for i in active])
     write([{"step": rung, "pruned": 1.0} if i in out else None for i in range(k)])
+    return [i for i in live if i not in out]
 
   def flush(pending):
     """Writes the logged rows of a call; returns its last logged step's metrics."""
@@ -326,10 +328,10 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
     if done % t_cfg.eval_every == 0 or finished:
       flush(pending)
       pending = None
-      losses = evaluate(done)
+      losses, live = evaluate(done)   # one read of who is frozen, kept up to date below
       if done in rungs and not finished:
-        prune(done, losses)
-      repacked = not finished and maybe_compact()
+        live = prune(done, losses, live)
+      repacked = not finished and maybe_compact(live)
     if done % t_cfg.checkpoint_every == 0 or done in extra or finished:
       flush(pending)
       pending = None
