@@ -4,7 +4,6 @@ compiled from shapes alone runs the initialised state."""
 import jax
 import jax.extend.core
 import numpy as np
-import pytest
 from conftest import tiny_config
 
 from warmup_research import mesh, program
@@ -49,7 +48,8 @@ def test_one_variant_per_device_skips_the_map_with_the_same_numbers():
     prog = program.GroupProgram(cfgs, MESH, how="map")
     state = prog.init(prog.keys, prog.hp)
     batch = prog.train_batch(batches, 0)
-    assert ("scan" in _primitives(prog.step.trace(state, batch, prog.hp).jaxpr.jaxpr)) == (k > 1)
+    loops = {"scan", "while"} & _primitives(prog.step.trace(state, batch, prog.hp).jaxpr.jaxpr)
+    assert bool(loops) == (k > 1)
     for t in range(3):
       state, metrics = prog.step(state, prog.train_batch(batches, t), prog.hp)
     out[k] = (metrics, prog.eval_losses(state.params, [prog.put_batch(batches.eval(0))]))
@@ -93,13 +93,8 @@ def test_a_frozen_variant_is_skipped_and_the_others_are_bit_identical(tmp_path, 
     loop.run_group(cfgs, metrics_paths=paths, checkpoint_dir=tmp_path / f"ck{skip}", mesh=MESH,
                    progress=False)
     rows[skip] = [[json.loads(x) for x in p.read_text().splitlines()] for p in paths]
-  # The live variants: bit for bit, but for update_norm, whose reduction XLA
-  # compiles differently inside the conditional (measured: 1 ULP, <= 7.1e-8).
-  for skipped, computed in zip(rows[True][:2], rows[False][:2]):
-    for x, y in zip(skipped, computed, strict=True):
-      assert {k: v for k, v in x.items() if k != "update_norm"} == {
-          k: v for k, v in y.items() if k != "update_norm"}
-      assert x.get("update_norm", 0) == pytest.approx(y.get("update_norm", 0), rel=1e-6)
+  # the live variants: bit for bit, every number of every row
+  assert rows[True][:2] == rows[False][:2]
   dead = [r for r in rows[True][2] if "loss" in r]
   first = next(i for i, r in enumerate(dead) if r["diverged"])
   after = dead[first + 1:]

@@ -294,7 +294,7 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
       write([rows.get(i) or frozen_row(i, s) for i in range(k)])
     return {key: m[key][logged[-1] - t][:len(ran)] for key in ("loss", "diverged")}
 
-  def frozen_row(i, s):   # as `program.skipping_frozen` writes a skipped variant's row
+  def frozen_row(i, s):   # as `program.frozen_result` writes a skipped variant's row
     return {"step": s, **{key: math.nan for key in metrics_io.TRAIN_KEYS},
             "lr": float(frozen_lr[i][s]), "diverged": float(stops[i] == train.NEVER)}
 

@@ -26,9 +26,9 @@ from jax.sharding import PartitionSpec as P
 from warmup_research import data, schedules, train
 from warmup_research import mesh as mesh_lib
 
-# Under `map`, skip a frozen variant's update (`skipping_frozen`) and the
-# evals whose loss is known (`skipping_known`); off, they are computed (and
-# the update masked) as under vmap (the benchmarks compare the two).
+# Under `map`, skip frozen variants' updates and the evals whose loss is
+# known (`frozen_result`, `known_result`); off, they are computed (and the
+# update masked) as under vmap (the benchmarks compare the two).
 SKIP_FROZEN = True
 
 
@@ -37,59 +37,83 @@ def is_frozen(state, hp):
   return (state.diverged_step >= 0) | (state.step >= hp.stop_step)
 
 
-def skipping_frozen(step_fn):
-  """A train step that skips a frozen (diverged or pruned) variant's update instead of
-  computing and masking it: under `lax.map` only the taken branch runs, so
-  a dead variant costs next to nothing. Its state just counts the update;
-  its metrics row has NaN for every computed number (`diverged` as it is). The
-  predicate is per variant and the same on every `data` shard, so a
-  branch's gradient all-reduce runs on all of them or none."""
-  def frozen(state, batch, hp):
-    del batch
-    # derived from the state, so they vary over `variant` like the step's own outputs
-    nan = state.step.astype(jnp.float32) * jnp.nan
-    return state.replace(step=state.step + 1), dict(
-        loss=nan, z_loss=nan, lr=schedules.schedule(state.step, hp.schedule).astype(jnp.float32),
-        grad_norm=nan, update_norm=nan, param_norm=nan,
-        diverged=(state.diverged_step >= 0).astype(jnp.int32))
-
-  def step(state, batch, hp):
-    return jax.lax.cond(is_frozen(state, hp), frozen, step_fn, state, batch, hp)
-  return step
+def frozen_result(state, batch, hp):
+  """The `skip` of a train step (see `over_variants`): whether the variant
+  is frozen (diverged or pruned), and what its skipped update returns. Its
+  state just counts the update; its metrics row has NaN for every computed
+  number (`diverged` as it is). The predicate is per variant and the same
+  on every `data` shard, so a skipped update's gradient all-reduce is
+  skipped on all of them."""
+  del batch
+  # derived from the state, so they vary over `variant` like the step's own outputs
+  nan = state.step.astype(jnp.float32) * jnp.nan
+  return is_frozen(state, hp), (state.replace(step=state.step + 1), dict(
+      loss=nan, z_loss=nan, lr=schedules.schedule(state.step, hp.schedule).astype(jnp.float32),
+      grad_norm=nan, update_norm=nan, param_norm=nan,
+      diverged=(state.diverged_step >= 0).astype(jnp.int32)))
 
 
-def skipping_known(eval_fn):
-  """An eval that skips a variant whose loss the caller already has (frozen
-  since its last eval, so its params have not changed): NaN in its place.
-  Called as fn((params, known), batch, hp), `known` a per-variant bool."""
-  def ev(params_known, batch, hp):
-    params, known = params_known
-    skipped = lambda params, batch, hp: known.astype(jnp.float32) * jnp.nan  # noqa: E731
-    return jax.lax.cond(known, skipped, eval_fn, params, batch, hp)
-  return ev
+def known_result(params_known, batch, hp):
+  """The `skip` of an eval called as fn((params, known), batch, hp): a
+  variant whose loss the caller already has (`known`: frozen since its last
+  eval, so its params have not changed) gets NaN."""
+  del batch, hp
+  known = params_known[1]
+  return known, known.astype(jnp.float32) * jnp.nan
 
 
-def over_variants(fn, mesh, how: str):
+def over_variants(fn, mesh, how: str, skip=None):
   """fn(x, batch, hp) of ONE variant -> the same over stacked x and hp.
 
   'vmap': `jax.vmap`. 'map': a `shard_map` manual over the `variant` axis
   only (the `data` axis stays automatic, so XLA still inserts the gradient
-  all-reduce), running each device's variants in turn with `lax.map`. Both
-  give the same numbers (tested). A device with one variant (every `train`
-  run) calls `fn` directly: the same step without a one-trip loop, which
-  lowers faster.
+  all-reduce), running each device's variants in turn. Both give the same
+  numbers (tested). A device with one variant (every `train` run) calls
+  `fn` directly: the same step without a one-trip loop, which lowers faster.
+
+  `skip(x, batch, hp)` -> (skipped, result) of one variant: under map, the
+  variants it skips are not computed and get its result (see `_unskipped`);
+  under vmap every lane is computed whatever it says, so it is not used.
   """
   if how == "vmap":
     return jax.vmap(fn, in_axes=(0, None, 0))
 
   def local(x, batch, hp):
     if jax.tree.leaves(hp)[0].shape[0] == 1:   # static: this device's variant count
-      first = lambda tree: jax.tree.map(lambda a: a[0], tree)
-      return jax.tree.map(lambda a: a[None], fn(first(x), batch, first(hp)))
-    return jax.lax.map(lambda x_hp: fn(x_hp[0], batch, x_hp[1]), (x, hp))
+      first = lambda tree: jax.tree.map(lambda a: a[0], tree)  # noqa: E731
+      x, hp = first(x), first(hp)
+      if skip is None:
+        out = fn(x, batch, hp)
+      else:
+        skipped, result = skip(x, batch, hp)
+        out = jax.lax.cond(skipped, lambda: result, lambda: fn(x, batch, hp))
+      return jax.tree.map(lambda a: a[None], out)
+    if skip is None:
+      return jax.lax.map(lambda x_hp: fn(x_hp[0], batch, x_hp[1]), (x, hp))
+    return _unskipped(fn, skip, x, batch, hp)
 
   return jax.shard_map(local, mesh=mesh, in_specs=(P("variant"), P(), P("variant")),
                        out_specs=P("variant"), axis_names={"variant"})
+
+
+def _unskipped(fn, skip, x_K, batch, hp_K):
+  """fn over a device's K stacked variants, computing only those `skip`
+  does not skip: a loop of as many trips as there are such variants, each
+  writing its result in place; the skipped keep `skip`'s result. (A
+  `lax.cond` per variant inside `lax.map` measured a tenth of a live
+  update per frozen variant; this, next to nothing: benchmarks/NOTES.md.)"""
+  skipped_K, out_K = jax.vmap(skip, in_axes=(0, None, 0))(x_K, batch, hp_K)
+  k = skipped_K.shape[0]
+  (todo,) = jnp.nonzero(~skipped_K, size=k, fill_value=0)   # in order, then padding
+
+  def one(i, out_K):
+    v = todo[i]
+    at = lambda tree: jax.tree.map(  # noqa: E731
+        lambda a: jax.lax.dynamic_index_in_dim(a, v, keepdims=False), tree)
+    return jax.tree.map(lambda o, r: jax.lax.dynamic_update_index_in_dim(o, r, v, 0),
+                        out_K, fn(at(x_K), batch, at(hp_K)))
+
+  return jax.lax.fori_loop(0, k - jnp.sum(skipped_K), one, out_K)
 
 
 class GroupProgram:
@@ -130,9 +154,7 @@ class GroupProgram:
     self.init = jax.jit(jax.vmap(init), out_shardings=self.per_variant)
     streams = len(self.data_seeds)
     step_fn = trainer.train_step if streams == 1 else train_own_stream
-    if self.how == "map" and SKIP_FROZEN:   # vmap computes every lane whatever a cond says
-      step_fn = skipping_frozen(step_fn)
-    one = over_variants(step_fn, mesh, self.how)
+    one = over_variants(step_fn, mesh, self.how, skip=frozen_result if SKIP_FROZEN else None)
     self.step = jax.jit(one, out_shardings=(self.per_variant, replicated), donate_argnums=0)
     self.steps = jax.jit(
         lambda x, batches, hp: jax.lax.scan(lambda x, batch: one(x, batch, hp), x, batches),
@@ -140,18 +162,17 @@ class GroupProgram:
     # one step's batch(es), and a call's: the data axis is the batch's
     self.step_sharding = NamedSharding(mesh, P(*[None] * (streams > 1), "data"))
     self.batches_sharding = NamedSharding(mesh, P(None, *[None] * (streams > 1), "data"))
-    if self.how == "map" and SKIP_FROZEN:
-      eval_fn = skipping_known(trainer.eval_step)
-    else:   # vmap computes every lane whatever a cond says: compute them all
-      eval_fn = lambda x, batch, hp: trainer.eval_step(x[0], batch, hp)  # noqa: E731
-    self.eval = jax.jit(over_variants(eval_fn, mesh, self.how), out_shardings=replicated)
+    eval_fn = lambda x, batch, hp: trainer.eval_step(x[0], batch, hp)  # noqa: E731
+    self.eval = jax.jit(over_variants(eval_fn, mesh, self.how,
+                                      skip=known_result if SKIP_FROZEN else None),
+                        out_shardings=replicated)
     # per variant: frozen (diverged or pruned) or not, readable by every process
     self.frozen = jax.jit(is_frozen, out_shardings=replicated)
 
   def eval_losses(self, params, eval_batches, known=()) -> np.ndarray:
     """[K] mean eval loss of each variant over `eval_batches` (put by
     `put_batch`). Under `map`, the variants (indices) in `known` are skipped
-    and get NaN: the caller has their losses (see `skipping_known`)."""
+    and get NaN: the caller has their losses (see `known_result`)."""
     mask = self.known_mask(known)
     return np.mean([np.asarray(self.eval((params, mask), b, self.hp)) for b in eval_batches],
                    axis=0)[:self.k]

@@ -12,7 +12,7 @@ is not applied, and the variant stays frozen from then on (`diverged_step`
 records the update index). A variant pruned by successive halving is frozen
 the same way from update `hp.stop_step` on, without counting as diverged.
 Frozen variants never NaN the others, and the others' numbers are unchanged
-by them (what they still cost: `program.skipping_frozen`, `loop.py`).
+by them (what they still cost: `program.over_variants`, `loop.py`).
 """
 from __future__ import annotations
 
