@@ -106,20 +106,30 @@ def time_steps(prog, state, batch_BxL1, steps: int, n: int, warmup: int = 3):
   program as the loop runs it: `prog.steps` over n updates per call (the
   same batch each update), `steps` calls timed after `warmup`, each to
   `block_until_ready`, divided by n."""
+  compile_s, call = call_timer(prog, state, batch_BxL1, n, warmup)
+  return compile_s, statistics.median(call() for _ in range(steps))
+
+
+def call_timer(prog, state, batch_BxL1, n: int, warmup: int = 3):
+  """(compile seconds, call): `call()` runs `prog.steps` once more over n
+  updates (the same batch each), from where the last call left the state,
+  and returns its seconds per update (to `block_until_ready`); `warmup`
+  calls run first, untimed."""
   import jax
   import numpy as np
   batches = prog.put_batches(np.stack([batch_BxL1] * n))
-  call, compile_s = prog.compile_steps(batches)
+  steps, compile_s = prog.compile_steps(batches)
   for _ in range(warmup):
-    state, m = call(state, batches, prog.hp)
+    state, m = steps(state, batches, prog.hp)
   jax.block_until_ready(state)
-  times = []
-  for _ in range(steps):
+
+  def call() -> float:
+    nonlocal state
     t = time.perf_counter()
-    state, m = call(state, batches, prog.hp)
+    state, m = steps(state, batches, prog.hp)
     jax.block_until_ready((state, m))
-    times.append(time.perf_counter() - t)
-  return compile_s, statistics.median(times) / n
+    return (time.perf_counter() - t) / n
+  return compile_s, call
 
 
 def _program(cfgs):

@@ -13,7 +13,9 @@ after the first call, evals and checkpoints included), train-step
 compilations, run-steps computed (a frozen variant's steps count only where
 the program computes them), and whether the surviving variants' metrics
 equal today's. A ratio is the median over rounds of (this way / today's
-way in the same round); the tables give each round's too.
+way in the same round); the tables give each round's too. After the
+rounds, the compiled train programs of four ways alone, their calls
+interleaved (`programs_alone`).
 
 - map, today: every variant's step computed, a frozen one's masked
   (`program.SKIP_FROZEN` off), the CPU default before skipping existed.
@@ -103,15 +105,15 @@ def run_way(cfgs, skip: bool, out: pathlib.Path) -> dict:
               summaries=result.summaries, rows=rows)
 
 
-PROGRAM_CALLS = 5
+PROGRAM_CALLS = 15
+PROGRAM_WAYS = ("map, today", "map, skip", "vmap, today", "vmap, compact")
 
 
-def program_alone(cfgs, skip: bool, frozen: list[int], keep_only: bool = False) -> float:
-  """Seconds per update of the compiled train program alone (no evals,
-  checkpoints or host work between calls; `bench.time_steps`: the median
-  of PROGRAM_CALLS calls), from the initial state with the variants
-  `frozen` frozen (diverged at update 0); with `keep_only`, a program of
-  the others only (what compaction runs)."""
+def program_call(cfgs, skip: bool, frozen: list[int], keep_only: bool = False):
+  """`bench.call_timer`'s call of the compiled train program alone (no
+  evals, checkpoints or host work between calls), from the initial state
+  with the variants `frozen` frozen (diverged at update 0); with
+  `keep_only`, a program of the others only (what compaction runs)."""
   import jax  # after setup_process's flags
 
   from warmup_research import data, loop
@@ -119,13 +121,26 @@ def program_alone(cfgs, skip: bool, frozen: list[int], keep_only: bool = False) 
     cfgs, frozen = [c for i, c in enumerate(cfgs) if i not in frozen], []
   with _skipping(skip):
     prog, _ = bench._program(cfgs)
-    state = prog.init(prog.keys, prog.hp)
-    dead = np.full(prog.k_pad, -1, np.int32)
-    dead[frozen] = 0
-    state = state.replace(diverged_step=jax.device_put(dead, state.diverged_step.sharding))
-    _, seconds = bench.time_steps(prog, state, data.Batches(cfgs[0]).train(0), PROGRAM_CALLS,
-                                  loop.steps_per_call(cfgs[0].train))
-  return seconds
+  state = prog.init(prog.keys, prog.hp)
+  dead = np.full(prog.k_pad, -1, np.int32)
+  dead[frozen] = 0
+  state = state.replace(diverged_step=jax.device_put(dead, state.diverged_step.sharding))
+  return bench.call_timer(prog, state, data.Batches(cfgs[0]).train(0),
+                          loop.steps_per_call(cfgs[0].train))[1]
+
+
+def programs_alone(ways: dict, frozen: list[int], calls: int = PROGRAM_CALLS) -> dict:
+  """Per way of PROGRAM_WAYS: seconds per update of `calls` calls of its
+  train program alone (`program_call`). The ways' calls are interleaved
+  (one call of each in turn), so a slow spell of the machine falls on all
+  of them and the same-turn ratios cancel it."""
+  call = {name: program_call(*ways[name], frozen, keep_only=name == "vmap, compact")
+          for name in PROGRAM_WAYS}
+  out = {name: [] for name in PROGRAM_WAYS}
+  for _ in range(calls):
+    for name in PROGRAM_WAYS:
+      out[name].append(call[name]())
+  return out
 
 
 def _computed_steps(rows, total: int) -> int:
@@ -188,13 +203,10 @@ def measure(steps: int, rounds: int = 1, **overrides) -> dict:
           runs[key].append(run[key])
         # every round computes the same numbers (json: NaN equals NaN)
         runs["deterministic"] &= json.dumps(run["rows"]) == json.dumps(runs["rows"])
-      # the train program alone, with the variants that diverged frozen from the start
-      dead = [i for i, s in enumerate(out["map, today"]["summaries"])
-              if s["outcome"] == "diverged"]
-      for name in ("map, today", "map, skip", "vmap, today", "vmap, compact"):
-        cfgs, skip = ways[name]
-        out[name].setdefault("program_s", []).append(
-            program_alone(cfgs, skip, dead, keep_only=name == "vmap, compact"))
+    # the train program alone, with the variants that diverged frozen from the start
+    dead = [i for i, s in enumerate(out["map, today"]["summaries"]) if s["outcome"] == "diverged"]
+    for name, seconds in programs_alone(ways, dead).items():
+      out[name]["program_s"] = seconds
   return out
 
 
@@ -227,7 +239,7 @@ def report(ways: dict, steps: int, command: str, d_model: int = 64) -> dict:
       step_ratio_compact=statistics.median(step["vmap, compact"]),
       program_ratio_skip=statistics.median(program["map, skip"]),
       program_ratio_compact=statistics.median(program["vmap, compact"]),
-      live_share=1 - len(dead) / n, program_ratio_rounds=program,
+      live_share=1 - len(dead) / n, program_ratio_calls=program,
       program_s={k: w["program_s"] for k, w in ways.items() if "program_s" in w},
       survivors_identical=bool(skip_eq and comp_eq),
       survivors_max_rel_diff=dict(skip=skip_diff, compact=comp_diff),
@@ -277,18 +289,19 @@ def write(result: dict, out_dir: pathlib.Path, name: str = "dead_variants") -> N
         f"{statistics.median(step_r):.2f} [{fmt(step_r)}] | {result['compiles'][way]} "
         f"({statistics.median(result['compile_s'][way]):.1f}) | "
         f"{result['run_steps_computed'][way]:,} |")
-  lines += ["", "The train program alone (`program_alone`: the median of "
-            f"{PROGRAM_CALLS} calls of the compiled steps after 3 warm-up ones, from the "
-            "initial state with the "
-            f"{result['dead_fraction']:.0%} that diverge frozen from the start; no evals, "
-            "checkpoints or host work; for vmap, compact: a program of the others only): "
-            "what a frozen variant still costs where it runs. "
+  lines += ["", f"The train program alone (`programs_alone`: {PROGRAM_CALLS} calls of "
+            "each way's compiled steps after 3 warm-up ones, the ways' calls interleaved; "
+            f"from the initial state with the {result['dead_fraction']:.0%} that diverge "
+            "frozen from the start; no evals, checkpoints or host work; for vmap, compact: "
+            "a program of the others only): what a frozen variant still costs where it "
+            "runs. A ratio is the median of the same-turn ratios (quartiles in brackets). "
             f"The ideal ratio is the live share, {result['live_share']:.2f}.", "",
             "| way | s per update | ratio to today |", "|---|---|---|"]
   for way, secs in result["program_s"].items():
-    r = result["program_ratio_rounds"][way]
+    r = result["program_ratio_calls"][way]
+    q1, _, q3 = statistics.quantiles(r, n=4) if len(r) > 1 else r * 3
     lines.append(f"| {way} | {statistics.median(secs):.3f} | "
-                 f"**{statistics.median(r):.2f}** [{fmt(r)}] |")
+                 f"**{statistics.median(r):.2f}** [{q1:.2f}, {q3:.2f}] |")
   d = result["survivors_max_rel_diff"]
   h = result["halving_best_minus_full_best"]
   lines += ["", f"- survivors' rows bit-identical to today's: "

@@ -42,9 +42,11 @@ def test_the_benchmark_skips_compacts_and_prunes_with_survivors_unchanged(tmp_pa
   assert saved["rounds"] == 2 and saved["deterministic"]   # both rounds: the same rows
   assert all(len(r) == 2 for r in saved["wall_ratio_rounds"].values())
   assert saved["wall_ratio_rounds"]["map, today"] == [1.0, 1.0]
-  # the program alone: today's ways and the two that drop frozen variants, every round
+  # the program alone: today's ways and the two that drop frozen variants, call by call
   assert set(saved["program_s"]) == {"map, today", "map, skip", "vmap, today", "vmap, compact"}
-  assert all(len(t) == 2 and min(t) > 0 for t in saved["program_s"].values())
+  calls = dead_variants.PROGRAM_CALLS
+  assert all(len(t) == calls and min(t) > 0 for t in saved["program_s"].values())
+  assert saved["program_ratio_calls"]["map, today"] == [1.0] * calls
   assert saved["live_share"] == 1 - saved["dead_fraction"]
   assert "| map, skip | " in (tmp_path / "dead_variants.md").read_text().split("program alone")[1]
   pruned = [s for s in ways["map, skip + halving"]["summaries"] if s["outcome"] == "pruned"]
