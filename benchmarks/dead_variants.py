@@ -13,7 +13,9 @@ after the first call, evals and checkpoints included), train-step
 compilations, run-steps computed (a frozen variant's steps count only where
 the program computes them), and whether the surviving variants' metrics
 equal today's. A ratio is the median over rounds of (this way / today's
-way in the same round); the tables give each round's too. After the
+way in the same round); the tables give each round's too. An untimed
+30-update run of each variant loop comes first; every other round runs the
+ways in reverse order. After the
 rounds, the compiled train programs of four ways alone, their calls
 interleaved (`programs_alone`).
 
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import math
 import pathlib
@@ -169,6 +172,9 @@ def _best(summaries) -> float:
   return min(s["final_eval_loss"] for s in summaries if s["outcome"] in ("trained", "stalled"))
 
 
+WARMUP_STEPS = 30   # the untimed first run of each variant loop
+
+
 def measure(steps: int, rounds: int = 1, **overrides) -> dict:
   """Each way's runs, `rounds` times in turn: per way, lists of wall and
   step seconds, and the first round's rows and summaries (`deterministic`:
@@ -189,10 +195,19 @@ def measure(steps: int, rounds: int = 1, **overrides) -> dict:
   }
   out = {}
   with tempfile.TemporaryDirectory(prefix="wr-dead-") as tmp:
+    # Untimed: what the process pays once (imports, the data, JAX's own
+    # caches) would otherwise fall on whichever way runs first.
+    for how in ("map", "vmap"):
+      (pathlib.Path(tmp) / how).mkdir()
+      run_way(grid(WARMUP_STEPS, **overrides, **{"mesh.variant_loop": how}), True,
+              pathlib.Path(tmp) / how)
     for r in range(rounds):
-      for name, (cfgs, skip) in ways.items():
+      # every other round in reverse, so a drift of the machine's speed
+      # within a round falls on both ways of a pair alike
+      for name, (cfgs, skip) in list(ways.items())[::-1 if r % 2 else 1]:
         d = pathlib.Path(tmp) / f"{r}_{name}".replace(" ", "_").replace(",", "").replace("+", "")
         d.mkdir()
+        gc.collect()   # the last way's garbage, collected before the timer starts
         run = run_way(cfgs, skip, d)
         print(f"[dead_variants] round {r + 1}/{rounds}, {name}: {run['wall_s']:.1f} s",
               file=sys.stderr)

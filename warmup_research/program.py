@@ -42,8 +42,8 @@ def frozen_result(state, batch, hp):
   is frozen (diverged or pruned), and what its skipped update returns. Its
   state just counts the update; its metrics row has NaN for every computed
   number (`diverged` as it is). The predicate is per variant and the same
-  on every `data` shard, so a skipped update's gradient all-reduce is
-  skipped on all of them."""
+  on every `data` shard, so every shard computes the same variants and
+  their gradient all-reduces match."""
   del batch
   # derived from the state, so they vary over `variant` like the step's own outputs
   nan = state.step.astype(jnp.float32) * jnp.nan
@@ -99,9 +99,10 @@ def over_variants(fn, mesh, how: str, skip=None):
 def _unskipped(fn, skip, x_K, batch, hp_K):
   """fn over a device's K stacked variants, computing only those `skip`
   does not skip: a loop of as many trips as there are such variants, each
-  writing its result in place; the skipped keep `skip`'s result. (A
-  `lax.cond` per variant inside `lax.map` measured a tenth of a live
-  update per frozen variant; this, next to nothing: benchmarks/NOTES.md.)"""
+  writing its result in place; the skipped keep `skip`'s result. A live
+  variant costs what it does under `lax.map`, where a `lax.cond` around it
+  added a tenth; a skipped one, its share of the carry's one copy (~7% of
+  an update at benchmarks/dead_variants' size; NOTES attempt 51)."""
   skipped_K, out_K = jax.vmap(skip, in_axes=(0, None, 0))(x_K, batch, hp_K)
   k = skipped_K.shape[0]
   (todo,) = jnp.nonzero(~skipped_K, size=k, fill_value=0)   # in order, then padding
