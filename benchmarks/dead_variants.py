@@ -290,7 +290,9 @@ def write(result: dict, out_dir: pathlib.Path, name: str = "dead_variants") -> N
             f"{[round(s * result['steps']) for s in WARMUP_SHARES]} of {result['steps']} "
             f"updates; Adam, no clipping, d_model {result['d_model']}, 2 layers); "
             f"{result['dead_fraction']:.0%} diverge (first logged as diverged at updates "
-            f"{result['dead_by_update']}). {rounds} round(s), each running every way once; "
+            f"{result['dead_by_update']}). After an untimed {WARMUP_STEPS}-update run of "
+            f"each variant loop, {rounds} round(s), each running every way once (every "
+            "other round in reverse order); "
             "seconds are medians over rounds, a ratio is the median over rounds of this "
             "way's time over today's in the same round (each round's ratio in brackets).",
             "", "| way | wall s | wall ratio to today | s per update | ratio to today | "
