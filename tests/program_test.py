@@ -127,9 +127,8 @@ def test_an_eval_whose_loss_is_known_is_skipped_under_map_only(monkeypatch):
 
 
 _SKIP_ON_TWO_DATA_SHARDS = '''
-import json, sys
-sys.path.insert(0, sys.argv[1])
-from conftest import tiny_config
+import json
+from conftest import tiny_config   # on PYTHONPATH
 from warmup_research import data, mesh, program
 cfgs = [tiny_config(**{"optimizer.peak_lr": lr, "train.divergence_bound": 10.0,
                        "schedule.warmup_shape": "none", "optimizer.clip_norm": 0.0})
@@ -160,8 +159,9 @@ def test_skipping_with_the_batch_split_over_two_devices_changes_no_live_number()
   import subprocess
   import sys
   tests = pathlib.Path(__file__).parent
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-  r = subprocess.run([sys.executable, "-c", _SKIP_ON_TWO_DATA_SHARDS, str(tests)], env=env,
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+         "PYTHONPATH": os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")])}
+  r = subprocess.run([sys.executable, "-c", _SKIP_ON_TWO_DATA_SHARDS], env=env,
                      cwd=tests.parent, capture_output=True, text=True, timeout=300)
   assert r.returncode == 0, r.stderr[-3000:]
   out = json.loads(r.stdout.splitlines()[-1])
