@@ -15,9 +15,8 @@ the program computes them), and whether the surviving variants' metrics
 equal today's. A ratio is the median over rounds of (this way / today's
 way in the same round); the tables give each round's too. An untimed
 30-update run of each variant loop comes first; every other round runs the
-ways in reverse order. After the
-rounds, the compiled train programs of four ways alone, their calls
-interleaved (`programs_alone`).
+ways in reverse order. After the rounds, the compiled train programs of
+four ways run alone, their calls interleaved (`programs_alone`).
 
 - map, today: every variant's step computed, a frozen one's masked
   (`program.SKIP_FROZEN` off), the CPU default before skipping existed.
