@@ -89,9 +89,11 @@ def _skipping(skip: bool):
 
 
 def run_way(cfgs, skip: bool, out: pathlib.Path) -> dict:
-  """One way: the group run by `loop.run_group` in this process."""
+  """One way: the group run by `loop.run_group` in this process, its files
+  in the new directory `out`."""
   from warmup_research import data, loop  # jax: after setup_process's flags
   from warmup_research import mesh as mesh_lib  # jax: after setup_process's flags
+  out.mkdir()
   mesh = mesh_lib.make(*mesh_lib.group_shape(cfgs))
   batches = data.Batches(cfgs[0])
   paths = [out / f"{i}.jsonl" for i in range(len(cfgs))]
@@ -197,7 +199,6 @@ def measure(steps: int, rounds: int = 1, **overrides) -> dict:
     # Untimed: what the process pays once (imports, the data, JAX's own
     # caches) would otherwise fall on whichever way runs first.
     for how in ("map", "vmap"):
-      (pathlib.Path(tmp) / how).mkdir()
       run_way(grid(WARMUP_STEPS, **overrides, **{"mesh.variant_loop": how}), True,
               pathlib.Path(tmp) / how)
     for r in range(rounds):
@@ -205,7 +206,6 @@ def measure(steps: int, rounds: int = 1, **overrides) -> dict:
       # within a round falls on both ways of a pair alike
       for name, (cfgs, skip) in list(ways.items())[::-1 if r % 2 else 1]:
         d = pathlib.Path(tmp) / f"{r}_{name}".replace(" ", "_").replace(",", "").replace("+", "")
-        d.mkdir()
         gc.collect()   # the last way's garbage, collected before the timer starts
         run = run_way(cfgs, skip, d)
         print(f"[dead_variants] round {r + 1}/{rounds}, {name}: {run['wall_s']:.1f} s",
