@@ -28,8 +28,9 @@ def test_the_benchmark_skips_compacts_and_prunes_with_survivors_unchanged(tmp_pa
   assert {"wall_ratio_skip", "wall_ratio_compact", "survivors_identical", "dead_fraction",
           "command"} <= set(saved)
   assert saved["dead_fraction"] >= 1 / 3
-  # bit-identical, or (norms reduced in another order) within 2 ULP
-  assert all(d <= 2.4e-7 for d in saved["survivors_max_rel_diff"].values())
+  # other programs than today's: equal within 1e-6 relative (docs/reliability.md;
+  # bit-identical on AVX-512 CPUs, 1 ULP off on one without it)
+  assert all(d <= 1e-6 for d in saved["survivors_max_rel_diff"].values())
   assert saved["survivors_identical"] == all(
       d == 0 for d in saved["survivors_max_rel_diff"].values())
   computed = saved["run_steps_computed"]

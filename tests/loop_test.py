@@ -6,16 +6,11 @@ import shutil
 import jax
 import numpy as np
 import pytest
-from conftest import tiny_config
+from conftest import ACROSS_PROGRAMS, assert_rows_close, tiny_config
 
 from warmup_research import checkpoints, loop, mesh
 
 MESH = mesh.make(1, 1)  # the in-process tests see one CPU device
-# A compacted vmap's survivors against the uncompacted run: the states, losses
-# and update norms are bit-identical; the norms of the gradient and of the
-# params are reduced in another order in the narrower vmap (measured: up to
-# 9.4e-8 relative, 1 ULP).
-TOLERANCE = {"grad_norm": 2e-7, "param_norm": 2e-7}
 
 
 def _rows(path):
@@ -106,7 +101,8 @@ def test_several_updates_per_call_equal_one_per_call(tmp_path, monkeypatch):
     assert r.steps_run == 20
     rows[per_call] = [_rows(p) for p in paths]
   assert [r["step"] for r in rows[1][0] if "loss" in r] == list(range(20))
-  assert rows[loop.STEPS_PER_CALL] == rows[1]   # bit for bit
+  for a, b in zip(rows[loop.STEPS_PER_CALL], rows[1], strict=True):   # two programs
+    assert_rows_close(a, b)
 
 
 def test_resume_from_a_checkpoint_equals_uninterrupted(tmp_path):
@@ -150,26 +146,27 @@ def test_compaction_drops_frozen_variants_and_resumes_exactly(tmp_path):
   assert runs["plain"].train_step_compiles == 1 and runs["compact"].train_step_compiles == 2
   plain = [_rows(tmp_path / f"plain{i}.jsonl") for i in range(5)]
   compact = [_rows(tmp_path / f"compact{i}.jsonl") for i in range(5)]
-  for i in (0, 2, 4):   # the survivors: a vmap of 3 instead of 5 lanes
-    assert [r.keys() for r in compact[i]] == [r.keys() for r in plain[i]]
-    for x, y in zip(compact[i], plain[i]):
-      for key in x:
-        np.testing.assert_allclose(x[key], y[key], rtol=TOLERANCE.get(key, 0), atol=0,
-                                   err_msg=key)
-  # the survivors' states themselves (the final checkpoints' rows): bit for bit
+  for i in (0, 2, 4):   # the survivors: a vmap of 3 instead of 5 lanes (another program)
+    assert_rows_close(compact[i], plain[i])
+  # the survivors' states themselves (the final checkpoints' rows)
   (_, compact_state, _), (_, plain_state, _) = (checkpoints.load(tmp_path / name)
                                                 for name in ("compact", "plain"))
   rows = np.asarray([0, 2, 4])
-  same = jax.tree.map(lambda a, b: np.array_equal(np.asarray(a)[rows], np.asarray(b)[rows]),
-                      compact_state, plain_state)
-  assert all(jax.tree.leaves(same))
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(
+      np.asarray(a)[rows], np.asarray(b)[rows], rtol=ACROSS_PROGRAMS, atol=1e-12),
+      compact_state, plain_state)
   for i in (1, 3):      # the frozen: the same eval loss; rows say frozen after update 10
-    assert [r for r in compact[i] if "eval_loss" in r] == [r for r in plain[i] if "eval_loss" in r]
+    for x, y in zip([r for r in compact[i] if "eval_loss" in r],
+                    [r for r in plain[i] if "eval_loss" in r], strict=True):
+      assert x["step"] == y["step"]
+      np.testing.assert_allclose(x["eval_loss"], y["eval_loss"], rtol=ACROSS_PROGRAMS)
     after = [r for r in compact[i] if "loss" in r and r["step"] >= 10]
     assert after and all(r["diverged"] == 1 and np.isnan(r["loss"]) for r in after)
-  assert runs["compact"].summaries == [
-      dict(s, final_train_loss=runs["compact"].summaries[i]["final_train_loss"])
-      for i, s in enumerate(runs["plain"].summaries)]
+  for c, p in zip(runs["compact"].summaries, runs["plain"].summaries, strict=True):
+    assert {k: v for k, v in c.items() if not isinstance(v, float)} == {
+        k: v for k, v in p.items() if not isinstance(v, float)}
+    for key in ("initial_eval_loss", "final_eval_loss", "best_eval_loss"):
+      np.testing.assert_allclose(c[key], p[key], rtol=ACROSS_PROGRAMS, err_msg=key)
   # SIGKILL after the checkpoint at 10 (saved while compacted: the resumed run
   # re-packs from the checkpoint's record) or at 5 (before the compaction: it
   # compacts again at 10); both end the same, bit for bit.
@@ -221,6 +218,4 @@ def test_successive_halving_prunes_per_comparison_set_and_resumes_exactly(tmp_pa
   assert [s["outcome"] == "pruned" for s in vmapped.summaries] == [
       s["outcome"] == "pruned" for s in pruned.summaries]
   for i in kept:
-    for x, y in zip(vrows[i], rows[i]):
-      for key in x:
-        np.testing.assert_allclose(x[key], y[key], rtol=1e-6, atol=0, err_msg=key)
+    assert_rows_close(vrows[i], rows[i])

@@ -6,7 +6,7 @@ import jax
 import jax.extend.core
 import numpy as np
 import pytest
-from conftest import tiny_config
+from conftest import ACROSS_PROGRAMS, assert_rows_close, tiny_config
 
 from warmup_research import mesh, program
 
@@ -95,8 +95,9 @@ def test_a_frozen_variant_is_skipped_and_the_others_are_bit_identical(tmp_path, 
     loop.run_group(cfgs, metrics_paths=paths, checkpoint_dir=tmp_path / f"ck{skip}", mesh=MESH,
                    progress=False)
     rows[skip] = [[json.loads(x) for x in p.read_text().splitlines()] for p in paths]
-  # the live variants: bit for bit, every number of every row
-  assert rows[True][:2] == rows[False][:2]
+  # the live variants: every number of every row (two programs: ACROSS_PROGRAMS)
+  for a, b in zip(rows[True][:2], rows[False][:2]):
+    assert_rows_close(a, b)
   dead = [r for r in rows[True][2] if "loss" in r]
   first = next(i for i, r in enumerate(dead) if r["diverged"])
   after = dead[first + 1:]
@@ -121,7 +122,7 @@ def test_an_eval_whose_loss_is_known_is_skipped_under_map_only(monkeypatch):
     every = prog.eval_losses(state.params, evals)
     some = prog.eval_losses(state.params, evals, known=[1])
     assert np.all(np.isfinite(every)) and every.shape == (3,)
-    np.testing.assert_array_equal(some[[0, 2]], every[[0, 2]])
+    np.testing.assert_allclose(some[[0, 2]], every[[0, 2]], rtol=ACROSS_PROGRAMS)
     # skipped (NaN) only where a cond runs one branch: map, skipping frozen
     assert np.isnan(some[1]) == (how == "map" and skip), (how, skip)
 
@@ -170,7 +171,8 @@ def test_skipping_with_the_batch_split_over_two_devices_changes_no_live_number()
   assert first < 5   # lr 1e3 diverges at once, so most steps skip variant 1
   for t, (s, c) in enumerate(zip(skipped, computed)):
     for key in s:
-      assert [s[key][0], s[key][2]] == [c[key][0], c[key][2]], (t, key)   # bit for bit
+      np.testing.assert_allclose([s[key][0], s[key][2]], [c[key][0], c[key][2]],
+                                 rtol=ACROSS_PROGRAMS, atol=0, err_msg=f"{key} at {t}")
     assert s["diverged"] == c["diverged"]
     if t > first:
       assert np.isnan(s["param_norm"][1]) and np.isfinite(c["param_norm"][1])
