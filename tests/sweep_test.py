@@ -355,6 +355,9 @@ def test_a_grid_grows_in_place_and_only_its_new_runs_run(tmp_path):
   before = {p: p.read_bytes() for p in wd.rglob("*") if p.is_file() and p.name != ".lock"}
   assert _sweep_cmd(exp, wd).returncode == 0
   assert {p: p.read_bytes() for p in wd.rglob("*") if p.is_file() and p.name != ".lock"} == before
+  # ... and so does --overwrite: it replaces only a different grid
+  assert _sweep_cmd(exp, wd, "--overwrite").returncode == 0
+  assert {p: p.read_bytes() for p in wd.rglob("*") if p.is_file() and p.name != ".lock"} == before
   # a changed base config is still refused, and keeps every run
   bad = _sweep_cmd(exp, wd, "--config.model.d_model=64", "--config.model.num_heads=2")
   assert bad.returncode == 2 and "different config" in bad.stderr
@@ -426,3 +429,48 @@ def test_sigkill_after_a_compaction_then_relaunch_equals_uninterrupted(tmp_path)
   assert _runs(tmp_path / "cut") == _runs(tmp_path / "full")
   outcomes = [r["outcome"] for r in _runs(tmp_path / "full")]
   assert outcomes.count("diverged") == 2
+
+
+def test_a_finished_run_is_reported_only_from_a_whole_metrics_file(tmp_path):
+  # A finished group records its files' digests; report and the sweep check
+  # them, and the remedy their error gives, followed, finishes the grid.
+  import shutil
+  points = [{"optimizer.peak_lr": 1e-3}, {"optimizer.peak_lr": 1e-2}]
+  short = {"train.total_steps": 10, "train.eval_every": 5}
+  wd = tmp_path / "w"
+  first = _run_in_process(points, wd, **short)
+  variants = sweep.expand(tiny_config(**short), points)
+  path = wd / "metrics" / "peak_lr=0.001.jsonl"
+  whole = path.read_text()
+  lines = whole.splitlines(keepends=True)
+  damaged = {"an undecodable line in the middle": "".join(lines[:3] + ["{torn\n"] + lines[3:]),
+             "a torn last line": whole[:-6], "the last row lost": "".join(lines[:-1]),
+             "deleted (or an --overwrite killed part-way)": None}
+  for what, text in damaged.items():
+    path.unlink() if text is None else path.write_text(text)
+    for call in (lambda: results.write(wd, plots=False, tensorboard=False),
+                 lambda: sweep.run(variants, wd, progress=False)):
+      with pytest.raises(ConfigError) as e:
+        call()
+      assert str(e.value).startswith(f"{path}: ") and str(wd / "groups" / "g000.json") in str(
+          e.value), what
+    path.write_text(whole)
+  assert results.write(wd, plots=False, tensorboard=False)["runs"] == first["runs"]
+  path.write_text(whole[:-6])   # follow the remedy: the group trains again, to the same rows
+  (wd / "groups" / "g000.json").unlink()
+  shutil.rmtree(wd / "checkpoints" / "g000")
+  sweep.run(variants, wd, progress=False)
+  assert path.read_text() == whole
+  again = results.write(wd, plots=False, tensorboard=False)["runs"]
+  assert [{k: v for k, v in r.items() if k not in TIMING} for r in again] == [
+      {k: v for k, v in r.items() if k not in TIMING} for r in first["runs"]]
+
+
+def test_growing_a_grid_with_successive_halving_is_refused():
+  def grid(lrs):
+    return sweep.expand(tiny_config(**{"train.prune_steps": [10]}),
+                        product(axis("optimizer.peak_lr", lrs), axis("seed", [0])))
+  old = json.loads(sweep.sweep_record("e.py", grid([1e-3, 1e-2])))
+  with pytest.raises(ConfigError, match="successive halving .* new --workdir"):
+    sweep.grow(old, "e.py", grid([1e-3, 1e-2, 3e-2]))
+  assert sweep.grow(old, "e.py", grid([1e-3, 1e-2])) is None   # unchanged: no growth

@@ -171,3 +171,40 @@ def test_a_grown_grids_marker_matches_the_same_grid_run_fresh():
   assert workdir.record_hash(json.dumps(grown)) == workdir.record_hash(json.dumps(fresh))
   other = dict(fresh, runs=runs[:1])
   assert workdir.record_hash(json.dumps(other)) != workdir.record_hash(json.dumps(fresh))
+
+
+def test_an_overwrite_killed_part_way_leaves_no_finished_looking_run(tmp_path, monkeypatch):
+  # --overwrite deletes the records of finished groups first, so a kill
+  # after any one deletion never leaves a finished group without its curves.
+  wd = tmp_path / "w"
+  workdir.prepare(wd, json.dumps({"experiment": "e", "runs": [{"run_id": "a"}]}), kind="sweep")
+  for d in ("groups", "metrics", "checkpoints"):
+    (wd / d).mkdir()
+    (wd / d / "x.json").write_text("{}")
+  deleted = []
+
+  def killed(path, *a, **k):
+    deleted.append(path.name)
+    raise KeyboardInterrupt   # the first deletion is the last thing it does
+
+  monkeypatch.setattr(shutil, "rmtree", killed)
+  with pytest.raises(KeyboardInterrupt):
+    workdir.prepare(wd, json.dumps({"experiment": "e", "runs": [{"run_id": "b"}]}),
+                    kind="sweep", overwrite=True)
+  assert deleted == ["groups"]
+  assert (wd / "sweep.json").is_file() and (wd / workdir.MARKER).is_file()   # still claimed
+
+
+def test_a_grown_grid_whose_record_is_lost_is_refused_not_regrouped(tmp_path):
+  from warmup_research.errors import ConfigError
+  runs = [{"run_id": r, "config": {"seed": i}} for i, r in enumerate("abc")]
+  fresh = {"experiment": "e", "runs": runs}
+  wd = tmp_path / "w"
+  workdir.prepare(wd, json.dumps(dict(fresh, groups=[["a", "b"], ["c"]])), kind="sweep")
+  (wd / "sweep.json").unlink()
+  (wd / "checkpoints" / "g000").mkdir(parents=True)
+  with pytest.raises(ConfigError, match="sweep.json is missing, and the grid grew in place"):
+    workdir.prepare(wd, json.dumps(fresh), kind="sweep")
+  assert (wd / "checkpoints" / "g000").is_dir()
+  (wd / "checkpoints" / "g000").rmdir()
+  workdir.prepare(wd, json.dumps(fresh), kind="sweep")   # no runs (a fresh clone): re-made

@@ -87,7 +87,10 @@ class GroupResult:
   first_step_seconds: float | None = None  # from entering run_group to the end of its first
                                            # call (build, init, compiles, eval 0); None if none ran
   unigram_entropy: float | None = None     # of the training data: the stall level's base
-  train_step_compiles: int = 1             # 1, plus one per compacted size
+  train_step_compiles: int = 1             # 1, plus one per compacted size (over every
+                                           # attempt: a resume keeps the earlier ones)
+  device_counts: list[int] = dataclasses.field(default_factory=list)  # of every attempt;
+                                           # two or more: resumed on another device count
 
 
 def in_background(fn, *args) -> concurrent.futures.Future:
@@ -143,6 +146,7 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   extra = set(t_cfg.get("checkpoint_steps", ()))
   ckpt = checkpoints.Checkpointer(checkpoint_dir, keep=t_cfg.keep_checkpoints, preserve=extra)
   restored = ckpt.restore_latest(base.abstract_state)
+  compiled_before, devices_before = set(), set()   # earlier attempts' (from the checkpoint)
   if restored is None:
     start, state = 0, None   # initialised below, while the train program compiles
     if writer:
@@ -152,7 +156,7 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
     start, state, meta = restored
     try:
       for p in metrics_paths:
-        metrics_io.check_covers(p, start, t_cfg)
+        metrics_io.check_covers(p, start, t_cfg, metrics_io.restart_remedy(checkpoint_dir))
     except ConfigError:
       ckpt.close()
       raise
@@ -161,6 +165,8 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
     stops = list(meta.get("stops", stops))
     base.set_stops(stops)
     known_eval = {int(i): float.fromhex(x) for i, x in meta.get("known_eval", {}).items()}
+    compiled_before = set(meta.get("compiled_sizes", ()))
+    devices_before = set(meta.get("device_counts", ()))
     if writer:
       for p in metrics_paths:
         metrics_io.truncate(p, start)
@@ -172,7 +178,8 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   if start >= total:  # nothing left to run: report from the metrics files
     ckpt.close()
     return GroupResult(summaries=summaries(), compile_seconds=0.0, step_seconds=None,
-                       steps_run=0, unigram_entropy=entropy, train_step_compiles=0)
+                       steps_run=0, unigram_entropy=entropy, train_step_compiles=0,
+                       device_counts=sorted(devices_before))
   eval_batches = [base.put_batch(batches.eval(i)) for i in range(t_cfg.eval_batches)]
 
   def whole_state():
@@ -298,6 +305,12 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
     return {"step": s, **{key: math.nan for key in metrics_io.TRAIN_KEYS},
             "lr": float(frozen_lr[i][s]), "diverged": float(stops[i] == train.NEVER)}
 
+  def compiled_sizes():   # the train programs' sizes compiled over every attempt
+    return sorted(compiled_before | {key[0] for key in executables})
+
+  def device_counts():
+    return sorted(devices_before | {jax.device_count()})
+
   if start == 0:
     evaluate(0)
   steps_fn = compiling.result()
@@ -340,6 +353,7 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
       ckpt.save(done, whole_state(), dict(
           step=done, finished=finished, active=active, stops=stops,
           known_eval={str(i): x.hex() for i, x in known_eval.items()},
+          compiled_sizes=compiled_sizes(), device_counts=device_counts(),
           configs=[c.to_dict() for c in cfgs]))
     if repacked:   # the next call's batches, for the new shape
       ready[done] = put_call(done)
@@ -360,4 +374,5 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   return GroupResult(summaries=summaries() if writer else [], compile_seconds=compile_seconds,
                      step_seconds=step_seconds, steps_run=done - start, state_sharding=spec,
                      variant_loop=prog.how, first_step_seconds=first_step_seconds,
-                     unigram_entropy=entropy, train_step_compiles=len(executables))
+                     unigram_entropy=entropy, train_step_compiles=len(compiled_sizes()),
+                     device_counts=device_counts())

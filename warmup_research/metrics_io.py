@@ -7,9 +7,11 @@ the initial model). Only process 0 writes them.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import pathlib
 
 from warmup_research.errors import ConfigError
 from warmup_research.workdir import write_atomic
@@ -30,6 +32,48 @@ def read(path) -> list[dict]:
   return rows
 
 
+def digest(path) -> dict:
+  """What a finished run records of its metrics file (its group record, a
+  `train` run's summary.json): the row count and the bytes' sha256."""
+  data = pathlib.Path(path).read_bytes()
+  return dict(rows=data.count(b"\n"), sha256=hashlib.sha256(data).hexdigest())
+
+
+def restart_remedy(checkpoint_dir, record=None) -> str:
+  """The recovery that works for a run whose curves are damaged: its rows
+  cannot be rebuilt from a checkpoint, so its group trains again from 0."""
+  gone = " and ".join(str(p) for p in (record, checkpoint_dir) if p is not None)
+  return (f"delete {gone}, then run the sweep or train command that made it again (that "
+          "group trains again from update 0; other groups are kept)")
+
+
+def read_finished(path, recorded: dict | None, remedy: str) -> list[dict]:
+  """The rows of a finished run, only if its file is whole: every line
+  decodes and, where the run recorded one (`digest`), the bytes match it.
+  Otherwise one ConfigError names the file and `remedy`."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise ConfigError(str(path), f"is missing, but its run is recorded as finished; {remedy}")
+  data = path.read_bytes()
+  lines = data.count(b"\n")
+  if recorded and hashlib.sha256(data).hexdigest() != recorded.get("sha256"):
+    what = (f"has {lines} lines, not the {recorded['rows']} its finished run recorded"
+            if lines != recorded.get("rows") else "differs from the bytes its finished run "
+            "recorded")
+    raise ConfigError(str(path), f"{what}: it was damaged or replaced; {remedy}")
+  rows = []
+  for number, line in enumerate(data.decode(errors="replace").splitlines(), 1):
+    try:
+      rows.append(json.loads(line))
+    except json.JSONDecodeError:
+      raise ConfigError(str(path), f"line {number} is not JSON, but its run is recorded as "
+                        f"finished; {remedy}") from None
+  if not data.endswith(b"\n") or not any("eval_loss" in r for r in rows):
+    raise ConfigError(str(path), f"ends before its run's last eval (a torn or empty file), "
+                      f"but its run is recorded as finished; {remedy}")
+  return rows
+
+
 def write(path, rows) -> None:
   """Replaces the file with `rows`, atomically."""
   write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
@@ -42,11 +86,11 @@ def truncate(path, step: int) -> None:
                    else r["step"] < step)])
 
 
-def check_covers(path, step: int, t_cfg) -> None:
+def check_covers(path, step: int, t_cfg, remedy: str) -> None:
   """A resumed run's file must hold the train row of the last update before
   `step` (the checkpoint's) that the loop logs; otherwise it was damaged or
   replaced, and resuming would leave a hole in the curves (or, for a
-  finished run, report from nothing)."""
+  finished run, report from nothing). `remedy`: what to do then."""
   want = next((s for s in range(step - 1, -1, -1)
                if s % t_cfg.log_every == 0 or s == t_cfg.total_steps - 1), None)
   rows = read(path)
@@ -54,8 +98,7 @@ def check_covers(path, step: int, t_cfg) -> None:
     last = max((r["step"] for r in rows if "loss" in r), default=None)
     raise ConfigError(str(path), f"has {len(rows)} readable rows (last train step: {last}), "
                       f"but the checkpoint is at step {step}, so it should reach update "
-                      f"{want}: the file was damaged or replaced; re-run with --overwrite "
-                      "(or into a new workdir) to start again")
+                      f"{want}: the file was damaged or replaced; {remedy}")
 
 
 OUTCOMES = ("trained", "stalled", "diverged", "pruned")
@@ -93,3 +136,33 @@ def summarize(rows: list[dict], plateau_loss: float | None = None) -> dict:
       steps=evals[-1]["step"] if evals else 0)
   summary["outcome"] = outcome(summary, plateau_loss)
   return summary
+
+
+def finished_group(workdir, gid: str) -> dict:
+  """A finished group's record, groups/GID.json (sweep.py writes it); one
+  ConfigError, with the remedy that re-runs the group, if it is unreadable."""
+  path = pathlib.Path(workdir) / "groups" / f"{gid}.json"
+  try:
+    record = json.loads(path.read_text())
+    if not isinstance(record, dict) or not isinstance(record.get("run_ids"), list):
+      raise ValueError
+  except (OSError, ValueError):
+    raise ConfigError(str(path), "is not a readable group record; " + restart_remedy(
+        pathlib.Path(workdir) / "checkpoints" / gid, path)) from None
+  return record
+
+
+def finished_runs(workdir) -> tuple[dict[str, dict], dict[str, list[dict]]]:
+  """(finished group records by gid, rows by run id of their runs) of a
+  sweep workdir: a group is trusted only if every run's metrics file is
+  whole (the digest its record holds); otherwise one ConfigError names the
+  file and the remedy that re-runs the group."""
+  wd = pathlib.Path(workdir)
+  records, rows = {}, {}
+  for path in sorted((wd / "groups").glob("*.json")):
+    records[path.stem] = record = finished_group(wd, path.stem)
+    remedy = restart_remedy(wd / "checkpoints" / path.stem, path)
+    for run_id in record["run_ids"]:
+      rows[run_id] = read_finished(wd / "metrics" / f"{run_id}.jsonl",
+                                   record.get("metrics", {}).get(run_id), remedy)
+  return records, rows

@@ -52,22 +52,36 @@ def load(workdir) -> dict:
   `train` workdir reads as a grid of one run: `record`)."""
   wd = pathlib.Path(workdir)
   rec = record(wd)
-  metrics = {r["run_id"]: metrics_io.read(metrics_path(wd, r["run_id"])) for r in rec["runs"]}
   if not (wd / "sweep.json").exists():
-    return dict(record=rec, groups=_train_group(wd), metrics=metrics, kind="run")
-  groups = [json.loads(p.read_text()) for p in sorted((wd / "groups").glob("*.json"))]
-  return dict(record=rec, groups=groups, metrics=metrics)
+    groups = _train_group(wd)
+    path = wd / "metrics.jsonl"
+    metrics = {"run": metrics_io.read_finished(
+        path, groups[0].get("metrics"), metrics_io.restart_remedy(wd / "checkpoints",
+                                                                  wd / "summary.json"))
+               if groups else metrics_io.read(path)}
+    return dict(record=rec, groups=groups, metrics=metrics, kind="run")
+  by_gid, finished = metrics_io.finished_runs(wd)   # finished runs: only from whole files
+  metrics = {r["run_id"]: finished.get(r["run_id"]) or metrics_io.read(
+      metrics_path(wd, r["run_id"])) for r in rec["runs"]}
+  return dict(record=rec, groups=list(by_gid.values()), metrics=metrics)
 
 
 def _train_group(wd: pathlib.Path) -> list[dict]:
   """A finished `train` run's summary.json as the group record of a sweep."""
   if not (wd / "summary.json").exists():
     return []
-  s = json.loads((wd / "summary.json").read_text())
+  try:
+    s = json.loads((wd / "summary.json").read_text())
+    if not isinstance(s, dict):
+      raise ValueError("not an object")
+  except (OSError, ValueError):
+    raise ConfigError(str(wd / "summary.json"), "is not a readable run summary; " +
+                      metrics_io.restart_remedy(wd / "checkpoints", wd / "summary.json")) from None
   return [dict(group="run", run_ids=["run"], compile_seconds=s.get("compile_seconds"),
                step_seconds=s.get("step_seconds"), unigram_entropy=s.get("unigram_entropy"),
                device=s.get("device") or {}, command=s.get("command", "warmup-research train"),
                code=s.get("code"), finished_at=s.get("finished_at", "see summary.json"),
+               metrics=s.get("metrics_digest"),
                train_step_compiles=int(s.get("compile_seconds") is not None))]
 
 
@@ -286,6 +300,15 @@ def _ci(mean, ci95):
   return f"{mean:.4f}" + ("" if ci95 is None else f" [{ci95[0]:.4f}, {ci95[1]:.4f}]")
 
 
+def resumed_elsewhere(groups) -> list[str]:
+  """A line for groups resumed on another device count: their numbers come
+  from two or more programs (docs/reliability.md), so say so."""
+  moved = [f"{g['group']} ({' and '.join(map(str, g['device_counts']))} devices)"
+           for g in groups if len(g.get("device_counts") or ()) > 1]
+  return [f"- **resumed on another device count**: {', '.join(moved)}; their numbers are "
+          "not bit-identical to an uninterrupted run's"] if moved else []
+
+
 def markdown(loaded, swept, rows, agg, sens=(), verdicts=(), maps=()) -> str:
   keys = [f for f in swept if f.split(".")[-1] != "seed"]
   pruned = any(a.get("pruned") for a in agg)
@@ -305,6 +328,7 @@ def markdown(loaded, swept, rows, agg, sens=(), verdicts=(), maps=()) -> str:
            f"({device.get('platform')})"
            + (f" on {device['host']}" if device.get("host") else "")
            + f", {device.get('n_processes')} process(es), mesh {device.get('mesh')}",
+           *resumed_elsewhere(groups),
            f"- {len(rows)} runs in {len(groups)} compile group(s); train-step compilations: "
            f"{sum(g['train_step_compiles'] for g in groups)}",
            "- eval loss in nats per token, over the seeds (n per row) that did not diverge: "

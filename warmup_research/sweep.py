@@ -44,7 +44,7 @@ import urllib.parse
 import jax
 
 from warmup_research import config as config_lib
-from warmup_research import data, loggers, loop
+from warmup_research import data, loggers, loop, metrics_io
 from warmup_research import mesh as mesh_lib
 from warmup_research import workdir as workdir_lib
 from warmup_research.errors import ConfigError
@@ -183,6 +183,12 @@ def grow(old: dict, spec: str, variants: list[Variant], claims=(), heatmaps=()) 
     v = now[run_id]
     if _plain(r["swept"]) != _plain(v.swept) or _plain(r["config"]) != _plain(v.cfg.to_dict()):
       return None
+  if set(now) > set(recorded) and any(v.cfg.train.get("prune_steps") for v in variants):
+    # halving ranks within a group; new runs in new groups would never meet the old ones
+    raise ConfigError("get_sweep", "this grid uses successive halving (train.prune_steps) and "
+                      "gained points; grown in place, its new runs would be ranked apart from "
+                      "the recorded ones and the statuses would differ from a fresh run of "
+                      "the same grid; run the grown grid in a new --workdir")
   old_variants = [Variant(r["run_id"], config_lib.from_saved(r["config"]), r["swept"])
                   for r in old["runs"]]
   layout = [[v.run_id for v in members] for _, members in
@@ -264,30 +270,40 @@ def run(variants: list[Variant], workdir: pathlib.Path, *, progress: bool = True
   for sub in ("groups", "metrics", "checkpoints"):
     (workdir / sub).mkdir(exist_ok=True)
   summary = []
+  finished, _ = metrics_io.finished_runs(workdir)   # checked before any compute
+  for gid, members in groups_of(variants, layout):
+    if gid in finished and finished[gid]["run_ids"] != [v.run_id for v in members]:
+      raise ConfigError(str(workdir / "groups" / f"{gid}.json"), "lists other runs than the "
+                        "grid's group layout in sweep.json; restore the sweep.json that made "
+                        "these runs, or run the grid in a new --workdir")
   for gid, members in groups_of(variants, layout):
     marker = workdir / "groups" / f"{gid}.json"
     cfg0 = members[0].cfg
-    if marker.exists():
+    if gid in finished:
       print(f"[sweep] group {gid}: {len(members)} runs already finished, skipped", file=sys.stderr)
-      summary.append(json.loads(marker.read_text()))
+      summary.append(finished[gid])
       continue
+    paths = [workdir / "metrics" / f"{v.run_id}.jsonl" for v in members]
     mesh = mesh_lib.make(*mesh_lib.group_shape([v.cfg for v in members]))
     batches = data.Batches(cfg0)
     t0 = time.perf_counter()
     result = loop.run_group(
         [v.cfg for v in members], mesh=mesh, batches=batches, progress=progress,
-        metrics_paths=[workdir / "metrics" / f"{v.run_id}.jsonl" for v in members],
+        metrics_paths=paths,
         checkpoint_dir=workdir / "checkpoints" / gid,
         desc=f"{gid} ({len(members)} runs)",
         log=dict(run_ids=[v.run_id for v in members], swepts=[v.swept for v in members],
                  tb_dirs=[workdir / "tb" / v.run_id for v in members], backends=backends,
                  workdir=workdir))
     record = dict(group=gid, run_ids=[v.run_id for v in members],
+                  metrics={v.run_id: metrics_io.digest(p) for v, p in zip(members, paths)}
+                  if writer else {},
                   compile_seconds=result.compile_seconds,
                   step_seconds=result.step_seconds,
                   steps_run=result.steps_run, wall_seconds=time.perf_counter() - t0,
                   first_step_seconds=result.first_step_seconds,
                   train_step_compiles=result.train_step_compiles if result.steps_run else 0,
+                  device_counts=result.device_counts,
                   n_variants=len(members), state_sharding=result.state_sharding,
                   variant_loop=result.variant_loop, unigram_entropy=result.unigram_entropy,
                   device=mesh_lib.describe(mesh), command=command,

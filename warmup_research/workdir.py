@@ -52,6 +52,11 @@ WRITTEN = ("config.json", "sweep.json", "metrics.jsonl", "metrics", "checkpoints
            "checkpoints.damaged", "groups", "tb", "plots", "runs.csv", "summary.md",
            "summary.json", "analysis.csv", "wandb", MARKER, LOCK)
 KINDS = {"run": "config.json", "sweep": "sweep.json"}
+# --overwrite deletes what says "finished" first and what says "whose" last, so
+# a kill part-way leaves neither finished-looking runs nor an unclaimed directory.
+DELETE_FIRST = ("groups", "summary.json", "summary.md", "runs.csv", "analysis.csv")
+DELETE_LAST = ("config.json", "sweep.json", MARKER)
+RUNS = ("checkpoints", "groups", "metrics")   # a sweep's runs live here
 
 _held_locks: dict = {}   # resolved path -> its open lock file, held until the process exits
 
@@ -193,7 +198,8 @@ def prepare(path, record_json: str, *, kind: str = "run", overwrite: bool = Fals
     lock(path, field)
   diff = check()   # again, now that this process holds the lock
   if diff and write:
-    for name in WRITTEN:
+    middle = [n for n in WRITTEN if n not in DELETE_FIRST + DELETE_LAST]
+    for name in (*DELETE_FIRST, *middle, *DELETE_LAST):
       child = path / name
       if name == LOCK or not (child.exists() or child.is_symlink()):
         continue
@@ -202,8 +208,10 @@ def prepare(path, record_json: str, *, kind: str = "run", overwrite: bool = Fals
       else:
         child.unlink()
   if write:   # unchanged files are left as they are: re-running changes nothing
+    grown = "groups" in json.loads(record_json)   # its layout is in the record alone
     marker = json.dumps(dict(kind=kind, record_sha256=record_hash(record_json),
-                             written=list(WRITTEN)), indent=1)
+                             written=list(WRITTEN), **({"grown": True} if grown else {})),
+                        indent=1)
     for name, text in ((record_name, record_json), (MARKER, marker)):
       if not (path / name).exists() or (path / name).read_text() != text:
         write_atomic(path / name, text)
@@ -241,6 +249,11 @@ def _differences(path, record_name, record_json, upgrade, grows) -> list[str]:
   marker = read_marker(path) if path.is_dir() else None
   if marker and marker.get("record_sha256") not in (None, record_hash(record_json)):
     return [f"the grid recorded in {MARKER} (its {record_name} is not here)"]
+  if marker and marker.get("grown") and any(
+      (path / d).is_dir() and any((path / d).iterdir()) for d in RUNS):
+    # regrouping would put other runs at the recorded runs' places in their groups
+    return [f"its {record_name} is missing, and the grid grew in place, so which group each "
+            "run belongs to is lost (restore that file to keep the runs)"]
   return []
 
 
