@@ -42,13 +42,13 @@ import time
 
 import jax
 import numpy as np
-from tqdm import tqdm
 
 from warmup_research import checkpoints, data, loggers, metrics_io, schedules, train
 from warmup_research import config as config_lib
 from warmup_research import program as program_lib
 from warmup_research.errors import ConfigError
 from warmup_research.program import GroupProgram
+from warmup_research.progress import Progress
 
 # The loop waits every SYNC_EVERY calls for the call dispatched SYNC_EVERY
 # before, so at most 2 * SYNC_EVERY calls are queued and the host syncs once
@@ -103,13 +103,15 @@ def in_background(fn, *args) -> concurrent.futures.Future:
 
 
 def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
-              progress=True, batches: data.Batches | None = None,
+              progress: bool | Progress = True, batches: data.Batches | None = None,
               log: dict | None = None) -> GroupResult:
   """Trains the variants `cfgs` (validated, one static signature) together.
 
-  Every process of a multi-process run calls this; only process 0 writes
-  metrics (the JSONL files, and the live loggers `log` names: a dict of
-  `loggers.Logger` arguments: run_ids, swepts, tb_dirs, backends, workdir).
+  `progress`: the sweep's display (`desc` names this group in it), or
+  whether to show one of this group's own. Every process of a multi-process
+  run calls this; only process 0 writes metrics (the JSONL files, and the
+  live loggers `log` names: a dict of `loggers.Logger` arguments: run_ids,
+  swepts, tb_dirs, backends, workdir).
   """
   t_entry = time.perf_counter()
   cfg0 = cfgs[0]
@@ -175,8 +177,14 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   # run that stops early on divergence stops at a call's end), so start is one
   # too; the gcd keeps calls on the boundaries even if a checkpoint is not.
   n = math.gcd(steps_per_call(t_cfg), start)
+  bar = progress if isinstance(progress, Progress) else Progress(
+      [(desc, k, (total - start) * k)], enabled=bool(progress) and writer)
+  bar.start(desc, max(0, total - start) * k)
   if start >= total:  # nothing left to run: report from the metrics files
     ckpt.close()
+    bar.finish()
+    if bar is not progress:
+      bar.close()
     return GroupResult(summaries=summaries(), compile_seconds=0.0, step_seconds=None,
                        steps_run=0, unigram_entropy=entropy, train_step_compiles=0,
                        device_counts=sorted(devices_before))
@@ -314,8 +322,6 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   if start == 0:
     evaluate(0)
   steps_fn = compiling.result()
-  bar = tqdm(total=total, initial=start, desc=desc, unit="step", file=sys.stderr,
-             disable=not (progress and writer), dynamic_ncols=True)
   pending, timed_from, t_steady = None, None, None
   fence = None   # metrics of the last call the loop will wait for
   done = start
@@ -330,8 +336,6 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
     pending = (t, logged, metrics, list(active)) if logged else None
     done = t + n
     all_diverged = m is not None and bool(np.all(m["diverged"]))
-    if m is not None:
-      bar.set_postfix(loss=f"{float(np.nanmean(m['loss'])):.4f}", refresh=False)
     if call == 0:   # steady-state timing starts after the first call (its first run is slower)
       jax.block_until_ready(state)
       timed_from, t_steady = done, time.perf_counter()
@@ -358,13 +362,15 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
     if repacked:   # the next call's batches, for the new shape
       ready[done] = put_call(done)
       steps_fn = steps_for(ready[done])
-    bar.update(n)
+    bar.advance(n * k, *((m["loss"], m["diverged"]) if m is not None else ()))
     if all_diverged:
       break
   flush(pending)
   jax.block_until_ready(state)
   end = time.perf_counter()
-  bar.close()
+  bar.finish()
+  if bar is not progress:
+    bar.close()
   if logger is not None:
     logger.close()
   ckpt.close()

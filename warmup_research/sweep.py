@@ -48,6 +48,7 @@ from warmup_research import data, loggers, loop, metrics_io
 from warmup_research import mesh as mesh_lib
 from warmup_research import workdir as workdir_lib
 from warmup_research.errors import ConfigError
+from warmup_research.progress import Progress
 
 
 @dataclasses.dataclass
@@ -271,12 +272,16 @@ def run(variants: list[Variant], workdir: pathlib.Path, *, progress: bool = True
     (workdir / sub).mkdir(exist_ok=True)
   summary = []
   finished, _ = metrics_io.finished_runs(workdir)   # checked before any compute
-  for gid, members in groups_of(variants, layout):
+  groups = groups_of(variants, layout)
+  for gid, members in groups:
     if gid in finished and finished[gid]["run_ids"] != [v.run_id for v in members]:
       raise ConfigError(str(workdir / "groups" / f"{gid}.json"), "lists other runs than the "
                         "grid's group layout in sweep.json; restore the sweep.json that made "
                         "these runs, or run the grid in a new --workdir")
-  for gid, members in groups_of(variants, layout):
+  bar = Progress([(gid, len(members), len(members) * members[0].cfg.train.total_steps)
+                  for gid, members in groups if gid not in finished],
+                 enabled=progress and writer)
+  for gid, members in groups:
     marker = workdir / "groups" / f"{gid}.json"
     cfg0 = members[0].cfg
     if gid in finished:
@@ -288,10 +293,10 @@ def run(variants: list[Variant], workdir: pathlib.Path, *, progress: bool = True
     batches = data.Batches(cfg0)
     t0 = time.perf_counter()
     result = loop.run_group(
-        [v.cfg for v in members], mesh=mesh, batches=batches, progress=progress,
+        [v.cfg for v in members], mesh=mesh, batches=batches, progress=bar,
         metrics_paths=paths,
         checkpoint_dir=workdir / "checkpoints" / gid,
-        desc=f"{gid} ({len(members)} runs)",
+        desc=gid,
         log=dict(run_ids=[v.run_id for v in members], swepts=[v.swept for v in members],
                  tb_dirs=[workdir / "tb" / v.run_id for v in members], backends=backends,
                  workdir=workdir))
@@ -319,4 +324,5 @@ def run(variants: list[Variant], workdir: pathlib.Path, *, progress: bool = True
             f"(compile {result.compile_seconds:.1f}s, {n_div} diverged, {n_stall} stalled, "
             f"best final eval loss {best:.4f})", file=sys.stderr)
     summary.append(record)
+  bar.close()
   return dict(groups=summary)
