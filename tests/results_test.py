@@ -2,11 +2,14 @@
 mean ± std, diverged runs counted and left out of the means, LR sensitivity
 with diverged runs at the initial loss, the best row starred, and the
 command / code / hardware lines."""
+import json
 import math
+import pathlib
 
 import pytest
+from conftest import tiny_config
 
-from warmup_research import results, workdir
+from warmup_research import results, sweep, workdir
 
 SWEPT = ["optimizer.peak_lr", "seed"]
 
@@ -180,3 +183,59 @@ def test_pruned_runs_are_counted_never_averaged_and_leave_lr_sensitivity_unknown
   assert "| peak_lr | n | stalled | diverged | pruned |" in md
   assert "| 0.1 | 2 | 0/2 | 0/2 | 2/2 | — | — |  |" in md
   assert "pruned: stopped by successive halving" in md
+
+
+def fake_workdir(path, points, finals, overrides=(), diverged=()):
+  """A finished sweep workdir without training: sweep.json of the grid
+  `points` on a tiny config (`overrides`: base fields set), one group, and
+  per run a metrics file whose final eval loss is `finals[i]` (run i in
+  `diverged`: flagged diverged from update 10 on). Train rows carry every
+  logged column, as the loop writes them."""
+  variants = sweep.expand(tiny_config(**dict(overrides)), points)
+  wd = pathlib.Path(path)
+  for sub in ("groups", "metrics"):
+    (wd / sub).mkdir(parents=True, exist_ok=True)
+  (wd / "sweep.json").write_text(sweep.sweep_record("experiments/fake.py", variants))
+  (wd / "groups" / "g000.json").write_text(json.dumps(dict(
+      group="g000", run_ids=[v.run_id for v in variants], train_step_compiles=1, device={},
+      command="c", finished_at="now", step_seconds=None, compile_seconds=None)))
+  for i, (v, final) in enumerate(zip(variants, finals)):
+    total = v.cfg.train.total_steps
+    rows = [dict(step=s, loss=2.5 + 2.9 * 0.7 ** s + 0.05 * (-1) ** s + 0.01 * i, z_loss=0.0,
+                 lr=v.cfg.optimizer.peak_lr * min(1, (s + 1) / 5), grad_norm=1.0 + 0.1 * s + i,
+                 update_norm=0.01 * (s + 1), param_norm=10.0 + 0.01 * s,
+                 diverged=int(i in diverged and s >= 10)) for s in range(total)]
+    rows += [dict(step=0, eval_loss=5.5), dict(step=total, eval_loss=final)]
+    (wd / "metrics" / f"{v.run_id}.jsonl").write_text("".join(json.dumps(r) + "\n"
+                                                              for r in rows))
+  return wd
+
+
+def test_compare_pairs_seeds_and_names_the_config_fields_that_differ(tmp_path):
+  grid = [{"optimizer.peak_lr": lr, "seed": s} for lr in (1e-3, 1e-2) for s in (0, 1)]
+  a = fake_workdir(tmp_path / "a", grid, [3.0, 3.2, 2.0, 2.4])
+  # B trains 10 more updates. At 1e-3 seed 0 loses 0.1 and seed 1 0.3: paired, 0.2 with
+  # the t interval 0.2 +- 12.7062 * 0.1 (1 degree of freedom). At 1e-2 B has a third seed,
+  # so the seeds do not pair: the difference of the means, 2.3 - 2.2. 0.1 is in B only.
+  b = fake_workdir(tmp_path / "b", [*grid, {"optimizer.peak_lr": 1e-2, "seed": 2},
+                                    {"optimizer.peak_lr": 1e-1, "seed": 0}],
+                   [3.1, 3.5, 2.1, 2.2, 2.6, 4.0], overrides={"train.total_steps": 30})
+  lines = results.compare(a, b).splitlines()
+  assert "| train.total_steps | 20 | 30 |" in lines
+  assert "| seed (swept) | 0, 1 | 0, 1, 2 |" in lines
+  assert "| optimizer.peak_lr (swept) | 0.001, 0.01 | 0.001, 0.01, 0.1 |" in lines
+  assert len([l for l in lines if l.startswith("| ")]) == 1 + 3 + 1 + 3   # headers, no other field
+  rows = [l for l in lines if l.startswith("| 0.")]
+  assert rows == [
+      "| 0.001 | 3.1000 [1.8294, 4.3706] (2) | 3.3000 [0.7588, 5.8412] (2) | paired, n = 2 "
+      "| [-1.0706, 1.4706] | +0.2000 |",
+      "| 0.01 | 2.2000 [-0.3412, 4.7412] (2) | 2.3000 [1.6428, 2.9572] (3) | unpaired: "
+      "seeds differ (A: 0, 1; B: 0, 1, 2) | — | +0.1000 |",
+      "| 0.1 | — | 4.0000 (1) | — | — | — |"]
+  # a diverged run drops its pair (it has no final loss to pair), and with it the interval
+  c = fake_workdir(tmp_path / "c", grid, [3.1, 3.5, 2.1, 2.2], diverged=(1,))
+  assert "| 3.1000 (2) | paired, n = 1 | n/a (1 pair) | +0.1000 |" in results.compare(a, c)
+  # a workdir against itself: every row pairs, with no difference and no spread
+  same = [l for l in results.compare(a, a).splitlines() if l.startswith("| 0.")]
+  assert all("| paired, n = 2 |" in l and l.endswith("| +0.0000 |") for l in same), same
+  assert "No config field differs." in results.compare(a, a)

@@ -1,5 +1,5 @@
-"""Every figure: a sweep's curves, schedules and loss vs peak LR; sharpness
-over checkpoints; every schedule shape.
+"""Every figure: a sweep's loss curves, norms, schedules and loss vs peak
+LR; sharpness over checkpoints; every schedule shape.
 
 Figures are drawn with matplotlib's object API (`Figure`, no pyplot), so
 importing this module never changes a notebook's backend.
@@ -7,6 +7,7 @@ importing this module never changes a notebook's backend.
 from __future__ import annotations
 
 import io
+import math
 import pathlib
 import textwrap
 
@@ -110,50 +111,89 @@ def _log_ticks(ax) -> None:
 
 
 def _ema(values, alpha: float = 0.3) -> np.ndarray:
-  out, acc = [], None
-  for v in values:
-    acc = v if acc is None else alpha * v + (1 - alpha) * acc
-    out.append(acc)
+  """Exponential moving average over the rows, debiased as Adam's moments."""
+  # From 0 and divided by 1 - (1 - alpha)^(t+1), not started at the first value: that start
+  # leaves the first row the whole remaining weight (1 - alpha)^t, so the early curve clung
+  # to the initial loss (4.8 against a raw 3.3 at update 10), just where warmup acts.
+  out, acc = [], 0.0
+  for t, v in enumerate(values):
+    acc = alpha * v + (1 - alpha) * acc
+    out.append(acc / (1 - (1 - alpha) ** (t + 1)))
   return np.asarray(out)
 
 
-def plot_sweep(workdir: pathlib.Path, loaded, swept, rows, agg) -> list[pathlib.Path]:
-  """loss_curves.png, lr_schedules.png and, when peak LR is swept,
-  loss_vs_peak_lr.png (each seed a point; the mean with its 95% CI)."""
-  out = workdir / "plots"
-  out.mkdir(exist_ok=True)
-  written = []
+def _sweep_layout(loaded, swept, rows) -> dict:
+  """What every per-run figure of a sweep shares: a row of panels per
+  setting of the non-seed fields other than the colour axis (peak LR where
+  swept), so every line in a panel differs in one value; the colours; and
+  the x axis (examples seen when batch sizes differ, else updates)."""
   keys, cond = _conditions(swept, rows)
-  seeds = any(f.split(".")[-1] == "seed" for f in swept)
-  # Panels: a row per setting of the non-seed fields other than the colour
-  # axis (peak LR where swept), so every line in a panel differs in one value.
-  runs = loaded["record"]["runs"]
   colour_by, facet_by, facets = _facets(keys, list(cond.values()))
   at = lambda c, fields: tuple(c[keys.index(f)] for f in fields)
   colours = _colours([c[0] for c in dict.fromkeys(at(c, [colour_by]) for c in cond.values())]
                      if colour_by else [None])
-  name = colour_by.split(".")[-1] if colour_by else ""
-  # runs with different batch sizes are compared at equal examples seen
   by_examples = "data.batch_size" in swept
-  xlabel = "examples seen (sequences)" if by_examples else "updates"
+  return dict(keys=keys, cond=cond, colour_by=colour_by, facet_by=facet_by, facets=facets,
+              at=at, colours=colours, name=colour_by.split(".")[-1] if colour_by else "",
+              by_examples=by_examples,
+              xlabel="examples seen (sequences)" if by_examples else "updates",
+              seeds=any(f.split(".")[-1] == "seed" for f in swept))
+
+
+def _members(lay, runs, facet, value) -> list[dict]:
+  """The runs of panel row `facet` with colour-axis value `value`."""
+  at, cond = lay["at"], lay["cond"]
+  return [r for r in runs if at(cond[r["run_id"]], lay["facet_by"]) == facet
+          and (lay["colour_by"] is None or at(cond[r["run_id"]], [lay["colour_by"]]) == (value,))]
+
+
+def _x(lay, r, step: int):
+  """Where a run's row of `step` sits on the x axis: updates or examples seen."""
+  return step * (r["config"]["data"]["batch_size"] if lay["by_examples"] else 1)
+
+
+def _train_rows(lay, loaded, r) -> tuple[np.ndarray, list[dict]]:
+  """A run's train rows and their x positions."""
+  train_rows = [x for x in loaded["metrics"][r["run_id"]] if "loss" in x]
+  return np.asarray([_x(lay, r, x["step"]) for x in train_rows]), train_rows
+
+
+def plot_sweep(workdir: pathlib.Path, loaded, swept, rows, agg) -> list[pathlib.Path]:
+  """loss_curves.png, norms.png (gradient and update norms), lr_schedules.png
+  and, when peak LR is swept, loss_vs_peak_lr.png (each seed a point; the
+  mean with its 95% CI where a condition has 2 or more seeds)."""
+  out = workdir / "plots"
+  out.mkdir(exist_ok=True)
+  lay = _sweep_layout(loaded, swept, rows)
+  written = [_save(_loss_curves(lay, loaded), out / "loss_curves.png")]
+  norms = _norms(lay, loaded)
+  if norms is not None:
+    written.append(_save(norms, out / "norms.png"))
+  written.append(_save(_lr_schedules(lay, loaded), out / "lr_schedules.png"))
+  if "optimizer.peak_lr" in swept:
+    written.append(_loss_vs_lr(out / "loss_vs_peak_lr.png", lay["keys"], rows, agg))
+  return written
+
+
+def _loss_curves(lay, loaded) -> Figure:
+  runs = loaded["record"]["runs"]
+  facets, facet_by, colours = lay["facets"], lay["facet_by"], lay["colours"]
   fig = Figure(figsize=(13, 2.8 * len(facets) + 0.8), layout="constrained")
   axes = fig.subplots(len(facets), 2, squeeze=False, sharex=True, sharey=True)
   labelled: set = set()   # one legend entry per colour, from whichever panel has it first
   for fi, facet in enumerate(facets):
     a1, a2 = axes[fi]
     for value, colour in colours.items():
-      members = [r for r in runs if at(cond[r["run_id"]], facet_by) == facet
-                 and (colour_by is None or at(cond[r["run_id"]], [colour_by]) == (value,))]
       evals = []
-      for r in members:
-        m = loaded["metrics"][r["run_id"]]
-        per = r["config"]["data"]["batch_size"] if by_examples else 1
-        tr = [(x["step"] * per, x["loss"]) for x in m if "loss" in x]
-        ev = [(x["step"] * per, x["eval_loss"]) for x in m if "eval_loss" in x]
-        if tr:
-          steps, losses = map(np.asarray, zip(*tr))
-          a1.plot(steps, losses, color=colour, lw=0.4, alpha=0.15)
-          a1.plot(steps, _ema(losses), color=colour, lw=1.0, alpha=0.8)
+      for r in _members(lay, runs, facet, value):
+        steps, train_rows = _train_rows(lay, loaded, r)
+        ev = [(_x(lay, r, x["step"]), x["eval_loss"]) for x in loaded["metrics"][r["run_id"]]
+              if "eval_loss" in x]
+        if train_rows:
+          losses = np.asarray([x["loss"] for x in train_rows])
+          # the raw rows stay plainly visible: the EMA lags a fast early drop
+          a1.plot(steps, losses, color=colour, lw=0.8, alpha=0.45)
+          a1.plot(steps, _ema(losses), color=colour, lw=1.5, alpha=0.95)
         if ev:
           a2.plot(*zip(*ev), color=colour, lw=0.6, alpha=0.3)
           evals.append(dict(ev))
@@ -162,22 +202,72 @@ def plot_sweep(workdir: pathlib.Path, loaded, swept, rows, agg) -> list[pathlib.
         mean = [np.mean([e[s] for e in evals if s in e]) for s in steps]
         a2.plot(steps, mean, color=colour, lw=1.8, marker="o", ms=3,
                 label=None if value in labelled else (
-                    f"{name}={value} (n={len(evals)})" if colour_by else
+                    f"{lay['name']}={value} (n={len(evals)})" if lay["colour_by"] else
                     f"all runs (n={len(evals)})"))
         labelled.add(value)
     a1.set_ylabel("loss")
     if facet_by:
       a1.set_title(textwrap.fill(_label(facet_by, facet), 90), fontsize=7, loc="left")
-  fig.suptitle("left: train loss (EMA 0.3 of the logged rows; raw faint); right: eval loss"
-               + (" (bold: mean over seeds; faint: each seed)" if seeds else ""), fontsize=10)
+  fig.suptitle("left: train loss, each logged row (thin) and their debiased EMA 0.3 (thick); "
+               "right: eval loss"
+               + (" (bold: mean over seeds; faint: each seed)" if lay["seeds"] else ""),
+               fontsize=10)
   for ax in axes.flat:
     ax.set_yscale("log")
   _log_ticks(axes[0][0])   # the axes share y
   for ax in axes[-1]:
-    ax.set_xlabel(xlabel)
+    ax.set_xlabel(lay["xlabel"])
   _legend(fig, axes[0][1])
-  written.append(_save(fig, out / "loss_curves.png"))
+  return fig
 
+
+NORMS = (("gradient norm (of the loss, before the optimizer)", lambda x: x["grad_norm"]),
+         ("update norm (the step applied to the params)", lambda x: x["update_norm"]),
+         ("update norm / parameter norm", lambda x: x["update_norm"] / x["param_norm"]))
+
+
+def _norms(lay, loaded) -> Figure | None:
+  """A column per norm of NORMS, a row per panel setting, each run a line
+  (None when no run logged norms: metrics files that predate them)."""
+  runs = loaded["record"]["runs"]
+  if not any("grad_norm" in x for r in runs for x in loaded["metrics"][r["run_id"]]):
+    return None
+  facets, facet_by = lay["facets"], lay["facet_by"]
+  fig = Figure(figsize=(15, 2.8 * len(facets) + 0.8), layout="constrained")
+  axes = fig.subplots(len(facets), len(NORMS), squeeze=False, sharex=True, sharey="col")
+  labelled: set = set()
+  for fi, facet in enumerate(facets):
+    for value, colour in lay["colours"].items():
+      for r in _members(lay, runs, facet, value):
+        steps, train_rows = _train_rows(lay, loaded, r)
+        for ax, (_, norm) in zip(axes[fi], NORMS):
+          # a frozen (diverged) run logs NaN: left out, as is any non-positive value on log axes
+          pts = [(s, v) for s, x in zip(steps, train_rows) if "grad_norm" in x
+                 for v in [norm(x)] if math.isfinite(v) and v > 0]
+          if pts:
+            ax.plot(*zip(*pts), color=colour, lw=0.9, alpha=0.7,
+                    label=None if value in labelled or not lay["colour_by"]
+                    else f"{lay['name']}={value}")
+            labelled.add(value)
+    if facet_by:
+      axes[fi][0].set_ylabel(textwrap.fill(_label(facet_by, facet), 40), fontsize=7)
+  for ax, (title, _) in zip(axes[0], NORMS):
+    ax.set_title(title, fontsize=9)
+  for ax in axes.flat:
+    ax.set_yscale("log")
+  for ax in axes[0]:
+    _log_ticks(ax)   # each column shares its y axis
+  for ax in axes[-1]:
+    ax.set_xlabel(lay["xlabel"])
+  fig.suptitle("norms in each logged train row, each run a line"
+               + (" (seeds share a colour)" if lay["seeds"] else ""), fontsize=10)
+  _legend(fig, axes[0][0])
+  return fig
+
+
+def _lr_schedules(lay, loaded) -> Figure:
+  runs, cond, at = loaded["record"]["runs"], lay["cond"], lay["at"]
+  facets, facet_by, colour_by = lay["facets"], lay["facet_by"], lay["colour_by"]
   ncols = min(3, len(facets))
   nrows = -(-len(facets) // ncols)
   fig = Figure(figsize=(4.6 * ncols + 1.8, 3.0 * nrows + 0.6), layout="constrained")
@@ -194,8 +284,8 @@ def plot_sweep(workdir: pathlib.Path, loaded, swept, rows, agg) -> list[pathlib.
       steps = np.arange(cfg.train.total_steps + 1)
       value = at(c, [colour_by])[0] if colour_by else None
       ax.plot(steps, np.asarray(schedules.schedule(steps, train.hparams(cfg).schedule)),
-              color=colours[value], lw=1.2,
-              label=f"{name}={value}" if colour_by and fi == 0 else None)
+              color=lay["colours"][value], lw=1.2,
+              label=f"{lay['name']}={value}" if colour_by and fi == 0 else None)
     ax.set_title(_label(facet_by, facet) if facet_by else "learning-rate schedules", fontsize=8)
   for ax in axes.flat[len(facets):]:
     ax.set_visible(False)
@@ -204,11 +294,7 @@ def plot_sweep(workdir: pathlib.Path, loaded, swept, rows, agg) -> list[pathlib.
   for ax in axes[:, 0]:
     ax.set_ylabel("lr")
   _legend(fig, axes.flat[0])
-  written.append(_save(fig, out / "lr_schedules.png"))
-
-  if "optimizer.peak_lr" in swept:
-    written.append(_loss_vs_lr(out / "loss_vs_peak_lr.png", keys, rows, agg))
-  return written
+  return fig
 
 
 def _loss_vs_lr(path, keys, rows, agg) -> pathlib.Path:
@@ -217,6 +303,7 @@ def _loss_vs_lr(path, keys, rows, agg) -> pathlib.Path:
   style = _style(settings)
   fig = Figure(figsize=(11, 5.5), layout="constrained")
   ax = fig.subplots()
+  any_ci = False
   for i, s in enumerate(settings):
     st = style[s]
     shift = 1.03 ** (i - (len(settings) - 1) / 2)   # spread the settings' points apart
@@ -226,10 +313,17 @@ def _loss_vs_lr(path, keys, rows, agg) -> pathlib.Path:
     ys = np.asarray([np.nan if a["final_eval_mean"] is None else a["final_eval_mean"]
                      for _, a in pts])
     ci = [a["final_eval_ci95"] for _, a in pts]
-    err = np.asarray([[0, 0] if c is None else [y - c[0], c[1] - y] for y, c in zip(ys, ci)]).T
+    has = np.asarray([c is not None for c in ci], bool)
     n = max((a["n"] for _, a in pts), default=0)
-    ax.errorbar(xs, ys, yerr=err, color=st["color"], ls=st["ls"], marker=st["marker"], ms=4,
-                capsize=2, label=_label(others, s) + f" (n={n})")
+    # a point with fewer than 2 finished seeds has no interval: no bar, not a zero-length one
+    ci_note = ("mean and 95% CI" if has.all() else "no CI" if not has.any()
+               else "mean; 95% CI where 2 or more seeds finished")
+    ax.plot(xs, ys, color=st["color"], ls=st["ls"], marker=st["marker"], ms=4,
+            label=_label(others, s) + f" (n = {n}: {ci_note})")
+    if has.any():
+      any_ci = True
+      err = np.asarray([[y - c[0], c[1] - y] for y, c in zip(ys, ci) if c is not None]).T
+      ax.errorbar(xs[has], ys[has], yerr=err, fmt="none", ecolor=st["color"], capsize=2)
     seeds = [(r["optimizer.peak_lr"] * shift, r["final_eval_loss"]) for r in rows
              if tuple(r[f] for f in others) == s and r.get("final_eval_loss") is not None
              and r["status"] != "diverged"]
@@ -237,7 +331,9 @@ def _loss_vs_lr(path, keys, rows, agg) -> pathlib.Path:
       ax.scatter(*zip(*seeds), color=st["color"], s=9, alpha=0.45, lw=0)
   lrs = sorted({a["optimizer.peak_lr"] for a in agg})
   ax.set(xscale="log", xlabel="peak learning rate",
-         ylabel="final eval loss: seeds (dots), mean and 95% CI")
+         ylabel="final eval loss: seeds (dots), mean (line), 95% t CI (bars)" if any_ci else
+         "final eval loss (n = 1 per point: no CI)" if max(a["n"] for a in agg) == 1 else
+         "final eval loss (under 2 seeds finished per point: no CI)")
   ax.set_xticks(lrs, [f"{x:g}" for x in lrs])
   ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
   _legend(fig, ax)

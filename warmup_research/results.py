@@ -441,30 +441,99 @@ def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
 
 
 def compare(a, b) -> str:
-  """Two workdirs' tables side by side (markdown): rows matched by the
-  values of every non-seed field either one sweeps; final eval loss as
-  mean [95% CI] over seeds, and b - a of the means."""
+  """Two workdirs side by side (markdown): the config fields whose values
+  differ between their runs, then rows matched by the values of every
+  non-seed field either one sweeps, with final eval loss as mean [95% CI]
+  over seeds and B - A: paired over seeds where both hold the same seed
+  values (`_b_minus_a`), else the difference of the means, so labelled."""
   la, lb = load(a), load(b)
   fields = list(dict.fromkeys(f for loaded in (la, lb) for r in loaded["record"]["runs"]
                               for f in r["swept"] if f.split(".")[-1] != "seed"))
-  aggs = [aggregate(*run_rows(loaded, also=fields)) for loaded in (la, lb)]
   key = lambda row: json.dumps([row[f] for f in fields])
-  index = [{key(r): r for r in agg} for agg in aggs]
+  sides = []
+  for loaded in (la, lb):
+    swept, rows = run_rows(loaded, also=fields)
+    seed_of = {r["run_id"]: _seed_key(r["config"]) for r in loaded["record"]["runs"]}
+    runs: dict[str, list] = {}
+    for row in rows:
+      runs.setdefault(key(row), []).append((seed_of[row["run_id"]], row))
+    sides.append(({key(r): r for r in aggregate(swept, rows)}, runs))
   names = [pathlib.Path(a).name or str(a), pathlib.Path(b).name or str(b)]
-  lines = [f"A = {a}, B = {b}: final eval loss, mean [95% CI] over seeds (n)", "",
-           "| " + " | ".join([*(f.split(".")[-1] for f in fields), f"A: {names[0]}",
-                              f"B: {names[1]}", "B - A"]) + " |",
-           "|" + "---|" * (len(fields) + 3)]
-  for k in dict.fromkeys([*index[0], *index[1]]):
-    ra, rb = index[0].get(k), index[1].get(k)
+  lines = [f"A = {a}, B = {b}", "", *_config_diff(la, lb), "",
+           "Final eval loss, mean [95% t CI] over the seeds that did not diverge (n runs). "
+           "B - A: where A and B hold the same seeds (the same init and data order), the mean "
+           "over seeds of B's run minus A's run of that seed, with the paired t 95% CI over "
+           "the n pairs that both finished; elsewhere the difference of the means, unpaired.",
+           "", "| " + " | ".join([*(f.split(".")[-1] for f in fields), f"A: {names[0]}",
+                                  f"B: {names[1]}", "B - A over", "95% CI of B - A", "B - A"])
+           + " |", "|" + "---|" * (len(fields) + 5)]
+  (index_a, runs_a), (index_b, runs_b) = sides
+  for k in dict.fromkeys([*index_a, *index_b]):
+    ra, rb = index_a.get(k), index_b.get(k)
     row = ra or rb
     cell = lambda r: "—" if r is None else f"{_ci(r['final_eval_mean'], r['final_eval_ci95'])} " \
         f"({r['n']})"
-    diff = (f"{rb['final_eval_mean'] - ra['final_eval_mean']:+.4f}"
-            if ra and rb and None not in (ra["final_eval_mean"], rb["final_eval_mean"]) else "—")
-    lines.append("| " + " | ".join([*(str(row[f]) for f in fields), cell(ra), cell(rb), diff])
-                 + " |")
+    over, ci, diff = ("—", "—", "—") if not (ra and rb) else _b_minus_a(
+        runs_a[k], runs_b[k], ra["final_eval_mean"], rb["final_eval_mean"])
+    lines.append("| " + " | ".join([*(str(row[f]) for f in fields), cell(ra), cell(rb), over,
+                                    ci, diff]) + " |")
   return "\n".join(lines) + "\n"
+
+
+def _seed_key(cfg: dict) -> tuple:
+  """A run's seeds: every config field named `seed` (`seed`, `data.seed`),
+  which together fix its init and data order."""
+  return tuple((f, v) for f, v in config_lib.flatten(cfg).items() if f.split(".")[-1] == "seed")
+
+
+def _seed_names(seeds) -> str:
+  return ", ".join("/".join(str(v) for _, v in s if v is not None) for s in seeds)
+
+
+def _b_minus_a(runs_a, runs_b, mean_a, mean_b) -> tuple[str, str, str]:
+  """`compare`'s (B - A over, its 95% CI, B - A) cells of a row whose runs
+  are `runs_a` and `runs_b`, (seed key, run row) pairs."""
+  seeds_a, seeds_b = [s for s, _ in runs_a], [s for s, _ in runs_b]
+  if set(seeds_a) != set(seeds_b) or len(set(seeds_a)) < len(seeds_a):
+    unpaired = "—" if None in (mean_a, mean_b) else f"{mean_b - mean_a:+.4f}"
+    return (f"unpaired: seeds differ (A: {_seed_names(dict.fromkeys(seeds_a))}; "
+            f"B: {_seed_names(dict.fromkeys(seeds_b))})", "—", unpaired)
+  # a diverged, pruned or unfinished run drops its pair, as `aggregate` drops it from a mean
+  value = lambda row: (None if row["status"] in ("unfinished", "diverged", "pruned")
+                       else row["final_eval_loss"])
+  of_b = {s: row for s, row in runs_b}
+  d = stats.paired_difference([value(row) for _, row in runs_a],
+                              [value(of_b[s]) for s, _ in runs_a])
+  if d.n_pairs == 0:
+    return "paired, n = 0 (no seed finished on both sides)", "—", "—"
+  ci = (f"[{d.ci95[0]:.4f}, {d.ci95[1]:.4f}]" if d.ci95 is not None else
+        "n/a (1 pair)" if d.n_pairs == 1 else "n/a (no spread)")
+  return f"paired, n = {d.n_pairs}", ci, f"{d.effect:+.4f}"
+
+
+def _config_diff(la, lb) -> list[str]:
+  """`compare`'s table of the config fields whose values differ between
+  two loaded workdirs' runs (each run's recorded config, with the fields it
+  predates at the values it ran with), a swept field with its values."""
+  values = []
+  for loaded in (la, lb):
+    seen: dict[str, dict] = {}
+    for r in loaded["record"]["runs"]:
+      flat = config_lib.flatten(config_lib.from_saved(r["config"]).to_dict())
+      for f, v in flat.items():
+        seen.setdefault(f, {}).setdefault(json.dumps(v, sort_keys=True), v)
+    values.append(seen)
+  swept = {f for loaded in (la, lb) for r in loaded["record"]["runs"] for f in r["swept"]}
+  show = lambda vs: "—" if vs is None else ", ".join(
+      json.dumps(v) if isinstance(v, (list, dict)) else str(v) for v in vs.values())
+  differ = [f for f in dict.fromkeys([*values[0], *values[1]])
+            if set(values[0].get(f, {})) != set(values[1].get(f, {}))]
+  if not differ:
+    return ["No config field differs."]
+  return ["Config fields that differ (every run's recorded config, flattened; a swept "
+          "field lists its values):", "", "| field | A | B |", "|---|---|---|",
+          *(f"| {f}{' (swept)' if f in swept else ''} | {show(values[0].get(f))} | "
+            f"{show(values[1].get(f))} |" for f in differ)]
 
 
 CLAIMS_START, CLAIMS_END = "<!-- claims table: start -->", "<!-- claims table: end -->"
