@@ -239,3 +239,11 @@ def test_compare_pairs_seeds_and_names_the_config_fields_that_differ(tmp_path):
   same = [l for l in results.compare(a, a).splitlines() if l.startswith("| 0.")]
   assert all("| paired, n = 2 |" in l and l.endswith("| +0.0000 |") for l in same), same
   assert "No config field differs." in results.compare(a, a)
+
+
+def test_a_group_resumed_on_another_device_count_is_flagged():
+  groups = [dict(group="g000", device_counts=[1]), dict(group="g001", device_counts=[1, 8]),
+            dict(group="g002")]   # a record made before device counts were kept
+  (line,) = results.resumed_elsewhere(groups)
+  assert "resumed on another device count" in line and "g001 (1 and 8 devices)" in line
+  assert "g000" not in line and results.resumed_elsewhere(groups[:1]) == []

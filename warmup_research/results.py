@@ -571,3 +571,33 @@ def write_claims(results_dir) -> list[dict]:
   plots_lib.plot_claims(verdicts, results_dir / "claims.png",
                         title="every claim: paired difference b - a, 95% CI")
   return verdicts
+
+
+def against(workdir, committed) -> str:
+  """How a re-made grid's final eval losses compare with a committed
+  table's (both summary.json), run by run: the main job prints it, so a
+  user sees what moved, and by how much, on their CPU."""
+  def runs(d):
+    path = pathlib.Path(d) / "summary.json"
+    try:
+      s = json.loads(path.read_text())
+      return s, {r["run_id"]: r.get("final_eval_loss") for r in s["runs"]}
+    except (OSError, ValueError, KeyError, TypeError):
+      raise ConfigError(str(path), "is not a readable summary.json of a sweep") from None
+  (new, a), (old, b) = runs(workdir), runs(committed)
+  host = lambda s: (s.get("device") or {}).get("host", "an unknown host")
+  lines = [f"Against the committed table {committed} (made on {host(old)}; this run: "
+           f"{host(new)}):", "", "| run | committed | this run | difference |", "|---|---|---|---|"]
+  diffs = []
+  for run_id in [*b, *(r for r in a if r not in b)]:
+    x, y = b.get(run_id), a.get(run_id)
+    d = None if x is None or y is None else y - x
+    diffs += [] if d is None or not math.isfinite(d) else [abs(d)]
+    lines.append(f"| {run_id} | {_fmt(x)} | {_fmt(y)} | {'—' if d is None else f'{d:+.4f}'} |")
+  lines += ["", f"largest difference: {max(diffs):.4f} nats" if diffs else
+            "no run in common", ""]
+  return "\n".join(lines)
+
+
+def _fmt(x) -> str:
+  return "—" if x is None else f"{x:.4f}"
