@@ -81,9 +81,9 @@ def check_wandb() -> None:
   netrc that `wandb login` writes), offline."""
   try:
     import wandb  # optional: only a run that asks for it needs it installed
-    from wandb import env
-    from wandb.errors import AuthenticationError
-    from wandb.sdk.lib import wbauth
+    from wandb import env  # optional and heavy, as above
+    from wandb.errors import AuthenticationError  # optional and heavy, as above
+    from wandb.sdk.lib import wbauth  # optional and heavy, as above
   except ImportError as e:
     raise ConfigError("--logger", "wandb is not installed (pip install wandb)") from e
   try:
