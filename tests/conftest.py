@@ -23,6 +23,10 @@ from warmup_research import config as config_lib  # noqa: E402
 from warmup_research import runtime  # noqa: E402
 
 gc.set_threshold(*runtime.GC_THRESHOLDS)  # as the CLI runs
+# In-process tests share the session's persistent compilation cache, as the
+# CLI subprocesses they start do: many tests build the same tiny programs
+# again, and XLA:CPU takes 10-20 s to compile one (the numbers are the same).
+runtime.enable_compilation_cache(os.environ["WARMUP_RESEARCH_JAX_CACHE"])
 
 
 @pytest.fixture(scope="session")
