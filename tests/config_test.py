@@ -124,3 +124,18 @@ def test_integral_floats_are_ints_and_ints_are_floats_where_the_schema_says():
 def test_values_beyond_the_dtypes_are_refused(field, value):
   with pytest.raises(ConfigError, match=f"config.{field}: must be an integer >= "):
     config_lib.validate(config_lib.apply_overrides(tiny_config(), {field: value}))
+
+
+@pytest.mark.parametrize("body,load,message", [
+    ("import sys\nsys.exit(0)\n", config_lib.load, r"exp.py: called sys.exit\(0\) at import"),
+    ("def get_config():\n  raise SystemExit\n", config_lib.load,
+     r"exp.py: get_config\(\) called sys.exit\(\); it must return its value"),
+    ("def get_config():\n  return config_lib.default_config()\n"
+     "def get_sweep():\n  import sys\n  sys.exit('done')\n", config_lib.load_sweep,
+     r"exp.py: get_sweep\(\) called sys.exit\('done'\)"),
+], ids=["at-import", "in-get_config", "in-get_sweep"])
+def test_an_experiment_file_that_exits_is_an_error_not_an_exit(tmp_path, body, load, message):
+  # Issue 30: SystemExit went through every `except Exception`, so `sweep`
+  # exited 0 having done nothing.
+  with pytest.raises(ConfigError, match=f"--config: .*{message}"):
+    load(_experiment(tmp_path, body))

@@ -163,6 +163,9 @@ def _module(spec: str):
   module = importlib.util.module_from_spec(mod_spec)
   try:
     mod_spec.loader.exec_module(module)
+  except SystemExit as e:  # sys.exit() in the file would end the command as if it had run
+    raise ConfigError("--config", f"{path}: {_exits(e)} at import; an experiment file must "
+                      "not exit: it only defines get_config() (and get_sweep() ...)") from None
   except Exception as e:  # a broken experiment file is bad input too
     raise ConfigError("--config", f"{path} failed to import: {type(e).__name__}: {e}") from e
   if not callable(getattr(module, "get_config", None)):
@@ -177,6 +180,9 @@ def _call(module, name: str, path: str, arg: str):
     return fn(arg) if arg else fn()
   except ConfigError:
     raise
+  except SystemExit as e:
+    raise ConfigError("--config", f"{path}: {name}() {_exits(e)}; it must return its value, "
+                      "not exit") from None
   except TypeError as e:
     if arg and "argument" in str(e):
       raise ConfigError("--config", f"{path}: {name}() takes no argument, so ':{arg}' cannot "
@@ -184,6 +190,10 @@ def _call(module, name: str, path: str, arg: str):
     raise ConfigError("--config", f"{path}: {name}() raised TypeError: {e}") from e
   except Exception as e:  # an experiment file's own error is bad input too
     raise ConfigError("--config", f"{path}: {name}() raised {type(e).__name__}: {e}") from e
+
+
+def _exits(e: SystemExit) -> str:
+  return f"called sys.exit({e.code!r})" if e.code is not None else "called sys.exit()"
 
 
 def load(spec: str) -> ml_collections.ConfigDict:
