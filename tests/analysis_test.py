@@ -248,3 +248,37 @@ def test_load_run_by_values_and_its_short_repr(small_sweep):
     analysis.load_run(small_sweep, peak_lr=0.5)
   with pytest.raises(KeyError, match="'lr_peak' names no config field"):
     analysis.load_run(small_sweep, lr_peak=0.01)
+
+
+def test_load_run_and_analyze_never_take_another_variants_rows(small_sweep, tmp_path):
+  # Issue 30: a grown grid whose sweep.json lost its layout (`groups`) puts a
+  # new run in g000 with the recorded ones. Past the checkpoint's 4 rows, jax
+  # clamped the index and load_run returned the last run's params with only
+  # a warning; before them, every recorded run was read from its neighbour's row.
+  import copy
+  import re
+  import shutil
+
+  from warmup_research.errors import ConfigError
+  wd = tmp_path / "w"
+  shutil.copytree(small_sweep, wd)
+  record = json.loads((wd / "sweep.json").read_text())
+  runs = record["runs"]
+  new = copy.deepcopy(runs[0])
+  new["run_id"] = "warmup_steps=0,peak_lr=0.003"
+  new["swept"]["optimizer.peak_lr"] = new["config"]["optimizer"]["peak_lr"] = 3e-3
+  ckpt = rf"checkpoint step (5|10) in {re.escape(str(wd / 'checkpoints' / 'g000'))}"
+  for order, run_id, index, why in [
+      (runs + [new], new["run_id"], 4, f"(row 4 is outside {ckpt}, which stacks 4 variant|"
+                                       f"{ckpt} stacks 4 variant)"),
+      ([new] + runs, runs[0]["run_id"], 1, f"{ckpt} holds another config there")]:
+    (wd / "sweep.json").write_text(json.dumps(dict(record, runs=order)))
+    message = (f"run '{run_id}': is variant {index} of its group in sweep.json, but .*{why}.*"
+               "restore sweep.json from a copy")
+    with pytest.raises(ConfigError, match=message):
+      analysis.load_run(wd, run_id)
+    with pytest.raises(ConfigError, match=message):
+      analysis.analyze(wd, [run_id], iters=2)
+  assert not (wd / "analysis.csv").exists()
+  (wd / "sweep.json").write_text(json.dumps(record))   # its layout back: each run loads
+  assert analysis.load_run(wd, runs[3]["run_id"]).config.optimizer.peak_lr == 1e-2

@@ -14,10 +14,12 @@ a checkpoint written on 8 devices loads in a 1-device process.
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import math
 import pathlib
+import sys
 from typing import Any, Callable
 
 import jax
@@ -30,6 +32,7 @@ from jax.flatten_util import ravel_pytree
 
 from warmup_research import checkpoints, data, metrics_io, results, schedules, sweep, train
 from warmup_research import config as config_lib
+from warmup_research.errors import ConfigError
 from warmup_research.workdir import write_atomic
 
 
@@ -135,12 +138,21 @@ def _equal(x, y) -> bool:
 def load_run(workdir, run_id: str | None = None, step: int | None = None, **values) -> Run:
   """One run's params, optimizer state, config and metrics; step=None: the
   newest valid checkpoint. Pick the run by id or by values, e.g.
-  `load_run(wd, peak_lr=1e-2, warmup_steps=75, seed=0)`."""
+  `load_run(wd, peak_lr=1e-2, warmup_steps=75, seed=0)`. ConfigError when
+  the checkpoint does not hold this run where sweep.json places it (its
+  recorded configs differ there, or it stacks fewer variants): never
+  another variant's state."""
   run = _run_entry(workdir, run_id, values)
   is_sweep = (pathlib.Path(workdir) / "sweep.json").exists()
   where = sweep.locate(workdir, run["run_id"] if is_sweep else None)
-  step, one = checkpoints.load_row(where.checkpoint_dir, where.index, step,
-                                   target=_abstract_state(where.config))
+  try:
+    step, one = checkpoints.load_row(where.checkpoint_dir, where.index, step,
+                                     target=_abstract_state(where.config))
+  except IndexError as e:
+    raise ConfigError(f"run {run['run_id']!r}", f"is variant {where.index} of its group in "
+                      f"sweep.json, but {e}: {_LAYOUT_LOST}") from None
+  _check_variants(where.checkpoint_dir, step, checkpoints.load_meta(where.checkpoint_dir, step),
+                  {where.index: run})
   rows = metrics_io.read(where.metrics_path)
   diverged = int(one.diverged_step)
   return Run(run_id=run["run_id"], config=where.config, step=step, params=one.params,
@@ -148,6 +160,43 @@ def load_run(workdir, run_id: str | None = None, step: int | None = None, **valu
              train=pd.DataFrame([m for m in rows if "eval_loss" not in m]),
              eval=pd.DataFrame([m for m in rows if "eval_loss" in m]),
              diverged_step=None if diverged < 0 else diverged, swept=run["swept"])
+
+
+# What a checkpoint that holds other variants than sweep.json places there means.
+_LAYOUT_LOST = ("sweep.json's grouping of the runs is not the one this checkpoint was written "
+                "with (a grid that grew in place keeps it in sweep.json's `groups`, which "
+                "was lost or changed); restore sweep.json from a copy")
+
+
+def _check_variants(checkpoint_dir, step: int, meta: dict, runs: dict[int, dict],
+                    n_stacked: int | None = None) -> None:
+  """Refuses a checkpoint whose recorded configs (`meta['configs']`, in
+  stacked order) differ from the runs' recorded configs at their indices,
+  or (`n_stacked`: its variant axis) that stacks too few: `runs` maps an
+  index on the stacked axis to the run's record entry."""
+  for index, run in runs.items():
+    if n_stacked is not None and index >= n_stacked:
+      raise ConfigError(f"run {run['run_id']!r}", f"is variant {index} of its group in "
+                        f"sweep.json, but checkpoint step {step} in {checkpoint_dir} stacks "
+                        f"{n_stacked} variant(s): {_LAYOUT_LOST}")
+  configs = meta.get("configs")
+  if configs is None:   # saved before checkpoints recorded their configs
+    return
+  for index, run in runs.items():
+    if index >= len(configs) or not _same_config(configs[index], run["config"]):
+      raise ConfigError(f"run {run['run_id']!r}", f"is variant {index} of its group in "
+                        f"sweep.json, but checkpoint step {step} in {checkpoint_dir} holds "
+                        f"{'another config there' if index < len(configs) else 'no such variant'}"
+                        f" ({len(configs)} variant(s)): {_LAYOUT_LOST}")
+
+
+def _same_config(saved: dict, recorded: dict) -> bool:
+  """Two saved configs are the same run's: equal in every field both have,
+  and a field only one has is one added after the other was saved."""
+  a, b = (config_lib.flatten(json.loads(json.dumps(c))) for c in (saved, recorded))
+  added = set(config_lib.ADDED_FIELDS)
+  return (all(a[k] == b[k] for k in a.keys() & b.keys())
+          and (a.keys() ^ b.keys()) <= added)
 
 
 def _abstract_state(cfg):
@@ -159,6 +208,37 @@ def _abstract_state(cfg):
     keys = jnp.stack([jax.random.key(0)] * n_stacked)
     return jax.eval_shape(jax.vmap(trainer.init), keys, hp)
   return target
+
+
+def _skip_damaged(gid: str, step: int, ckpt_dir: pathlib.Path, e: Exception) -> None:
+  print(f"[analyze] warning: checkpoint step {step} of group {gid} in {ckpt_dir} could not "
+        f"be restored ({type(e).__name__}: {str(e)[:200]}); skipped, the other steps are "
+        "measured", file=sys.stderr, flush=True)
+
+
+CSV_ERRORS = (ValueError, TypeError, KeyError, csv.Error)   # a torn analysis.csv, read
+
+
+def unreadable_csv(workdir, e: Exception) -> ConfigError:
+  """The error of a torn analysis.csv, with its remedy."""
+  return ConfigError(str(pathlib.Path(workdir) / "analysis.csv"), f"is unreadable "
+                     f"({type(e).__name__}: {str(e)[:160]}); re-make it (warmup-research "
+                     f"analyze {workdir}, without --runs: every run measured again), or "
+                     "delete it")
+
+
+def _earlier_rows(workdir: pathlib.Path, wanted: set, order: dict) -> list[dict]:
+  """The rows of an earlier analysis.csv that `analyze` keeps: the other
+  runs' (re-measuring some runs, or the runs a grown grid added, keeps the
+  rest). A torn file is refused, unless every run is measured again."""
+  if set(order) <= wanted:
+    return []
+  try:
+    earlier = results.read_analysis(workdir)
+  except CSV_ERRORS as e:
+    raise unreadable_csv(workdir, e) from None
+  return [r for run_id, rs in earlier.items() if run_id not in wanted and run_id in order
+          for r in rs]
 
 
 # ------------------------------------------------------------------ measures
@@ -401,15 +481,22 @@ def analyze(workdir, run_ids=None, *, every: int = 1, iters: int = 20) -> list[d
   plots/sharpness_vs_step.png and the claims on analysis columns); returns
   the rows it measured.
 
-  Each group's checkpoint is restored once per step and its chosen variants
-  measured together (vmapped; the variant axis split over the local devices,
-  so 2 CPU devices measure two variants at a time). Every variant is
-  measured on the same fixed batch (eval batch 0)."""
+  Each group's checkpoint is read once per step (only the chosen variants'
+  rows, `checkpoints.load_rows`) and those variants measured together
+  (vmapped; the variant axis split over the local devices, so 2 CPU
+  devices measure two variants at a time). Every variant is
+  measured on the same fixed batch (eval batch 0). A damaged step is
+  skipped with one warning line, as resuming skips it; a checkpoint whose
+  recorded configs are not the runs sweep.json places there is refused
+  (ConfigError), never measured as them."""
   workdir = pathlib.Path(workdir)
   record = json.loads((workdir / "sweep.json").read_text())
   wanted = set(run_ids or [r["run_id"] for r in record["runs"]])
+  order = {r["run_id"]: i for i, r in enumerate(record["runs"])}
+  kept = _earlier_rows(workdir, wanted, order)   # a torn file stops before any compute
   variants = [sweep.Variant(r["run_id"], config_lib.from_saved(r["config"]), r["swept"])
               for r in record["runs"]]
+  entries = {r["run_id"]: r for r in record["runs"]}
   devices = jax.local_devices()
   mesh = jax.sharding.Mesh(np.array(devices), ("variant",))
   split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("variant"))
@@ -425,13 +512,25 @@ def analyze(workdir, run_ids=None, *, every: int = 1, iters: int = 20) -> list[d
         train.hparams(members[i].cfg) for i in padded]), split)
     batch = jax.device_put(jnp.asarray(data.Batches(cfg).eval(0)), whole)
     ckpt_dir = workdir / "checkpoints" / gid
-    take = jnp.asarray(padded)
     stacked = _abstract_state(cfg)(len(members))   # built once, not per checkpoint
     for step in [s for s in checkpoints.Checkpointer(ckpt_dir, keep=10**9).steps()
                  if s % every == 0]:
-      _, state, _ = checkpoints.load(ckpt_dir, step, target=lambda n, t=stacked: t)
-      params, opt_state = jax.device_put(
-          jax.tree.map(lambda x, t=take: x[t], (state.params, state.opt_state)), split)
+      # A damaged step is skipped, with one line, as resuming skips it; the others
+      # are measured. A checkpoint of other variants than sweep.json's stops it.
+      try:
+        meta = checkpoints.load_meta(ckpt_dir, step)
+        n_stacked = checkpoints.stacked_size(ckpt_dir, step, stacked)
+      except Exception as e:
+        _skip_damaged(gid, step, ckpt_dir, e)
+        continue
+      _check_variants(ckpt_dir, step, meta, {i: entries[members[i].run_id] for i in chosen},
+                      n_stacked)
+      try:
+        state = checkpoints.load_rows(ckpt_dir, step, padded, stacked)
+      except Exception as e:
+        _skip_damaged(gid, step, ckpt_dir, e)
+        continue
+      params, opt_state = jax.device_put((state.params, state.opt_state), split)
       out = jax.device_get(_jitted(cfg)["measure_many"](params, opt_state, batch, hp,
                                                         iters=iters))
       new = [dict(run_id=members[i].run_id,
@@ -441,11 +540,6 @@ def analyze(workdir, run_ids=None, *, every: int = 1, iters: int = 20) -> list[d
       print(f"[analyze] group {gid} step {step}: {len(new)} runs, sharpness "
             f"{min(r['sharpness'] for r in new):.3g} .. {max(r['sharpness'] for r in new):.3g}",
             flush=True)
-  order = {r["run_id"]: i for i, r in enumerate(record["runs"])}
-  # The other runs' rows of an earlier analysis.csv stay (re-measuring some runs,
-  # or the runs a grown grid added, keeps the rest).
-  kept = [r for run_id, rs in results.read_analysis(workdir).items()
-          if run_id not in wanted and run_id in order for r in rs]
   table = sorted(kept + rows, key=lambda r: (order[r["run_id"]], r["step"]))
   columns = list(dict.fromkeys(k for r in table for k in r))
   write_atomic(workdir / "analysis.csv", results.to_csv(columns, table))

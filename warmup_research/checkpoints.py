@@ -30,6 +30,7 @@ import sys
 import warnings
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 import tensorstore as ts
 from jax.experimental import multihost_utils
@@ -165,15 +166,60 @@ def load_row(directory, index: int, step: int | None = None, target=None):
     raise FileNotFoundError(f"no checkpoints in {where}")
   chosen = steps[-1]
   try:
-    first = jax.tree_util.tree_leaves_with_path(target(1))[0][0]
-    n = _arrays(where / str(chosen) / "state")(_name(first)).shape[0]
+    n = stacked_size(directory, chosen, target(1))
+  except Exception as e:  # unreadable metadata: restore the whole step, or an earlier one
+    return _whole_row(directory, step, index, target, where, chosen, e)
+  _check_row(index, n, chosen, where)
+  try:
     return chosen, load_slice(directory, chosen, index, target(n))
   except Exception as e:  # an unreadable row: restore the whole step, or an earlier one
-    warnings.warn(f"row {index} of checkpoint step {chosen} in {where} could not be "
-                  f"read alone ({type(e).__name__}: {str(e)[:200]}); restoring it whole",
-                  stacklevel=2)
-    s, state, _ = load(directory, step, target=target)
-    return s, jax.tree.map(lambda x: x[index], state)
+    return _whole_row(directory, step, index, target, where, chosen, e)
+
+
+def stacked_size(directory, step: int, target) -> int:
+  """The leading (`variant`) size of checkpoint `step`'s arrays, read from
+  its first array's metadata (`target`: the abstract state, any size)."""
+  first = jax.tree_util.tree_leaves_with_path(target)[0][0]
+  return _arrays(pathlib.Path(directory).absolute() / str(step) / "state")(_name(first)).shape[0]
+
+
+def load_rows(directory, step: int, indices, target):
+  """Rows `indices` of every array of checkpoint `step`, stacked in that
+  order, as numpy arrays in `target`'s structure (an abstract stacked
+  state): some variants of a group, each row read alone (`load_slice`).
+  Only tensorstore reads, no orbax restore: a damaged step raises here, and
+  no read is left to fail later in a closed event loop."""
+  rows = {i: load_slice(directory, step, i, target) for i in dict.fromkeys(indices)}
+  return jax.tree.map(lambda *xs: np.stack(xs), *[rows[i] for i in indices])
+
+
+def _whole_row(directory, step, index, target, where, chosen, e):
+  """`load_row`'s fallback: row `index` of the whole restored step."""
+  warnings.warn(f"row {index} of checkpoint step {chosen} in {where} could not be "
+                f"read alone ({type(e).__name__}: {str(e)[:200]}); restoring it whole",
+                stacklevel=3)
+  s, state, _ = load(directory, step, target=target)
+  _check_row(index, jax.tree.leaves(state)[0].shape[0], s, where)
+  return s, jax.tree.map(lambda x: x[index], state)
+
+
+def _check_row(index: int, n: int, step: int, where) -> None:
+  """IndexError for a row outside the stacked axis: a jax array would clamp
+  the index and give another variant's row."""
+  if not 0 <= index < n:
+    raise IndexError(f"row {index} is outside checkpoint step {step} in {where}, which "
+                     f"stacks {n} variant(s)")
+
+
+def load_meta(directory, step: int) -> dict:
+  """The `meta` item of checkpoint `step` (JSON: the configs of its stacked
+  variants in order, the step, ...), without reading its arrays."""
+  _saved_steps(directory, step)
+  ckpt = Checkpointer(directory, keep=10**9)
+  try:
+    return ckpt.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+  finally:
+    ckpt.close()
 
 
 def _saved_steps(directory, step: int | None) -> list[int]:
