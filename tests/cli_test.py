@@ -1,8 +1,10 @@
 """The train command as a user runs it: a fresh run, SIGKILL + resume equal to
 an uninterrupted run, and bad input: exit 2, one clear line, files untouched."""
 import argparse
+import csv
 import hashlib
 import json
+import shlex
 import subprocess
 import sys
 
@@ -373,3 +375,242 @@ def test_schedules_refuses_a_run_of_no_steps(tmp_path, capsys):
   assert e.value.code == 2
   assert capsys.readouterr().err.strip() == "error: --total-steps: must be an integer >= 1, got 0"
   assert not (tmp_path / "s.png").exists()
+
+
+# ------------------------------------------------------------ issue 30: one line, not a traceback
+
+SWEEP_EXPERIMENT = '''
+from warmup_research import config as config_lib
+from warmup_research.sweep import axis
+def get_config():
+  c = config_lib.default_config()
+  c.model.d_model, c.model.num_layers, c.model.num_heads = 32, 1, 2
+  c.data.seq_len, c.data.batch_size, c.data.name = 32, 4, "synthetic"
+  c.train.total_steps, c.train.eval_every, c.train.eval_batches = 10, 5, 1
+  c.train.log_every, c.train.checkpoint_every = 5, 5
+  c.schedule.warmup_steps = 2
+  return c
+def get_sweep():
+  return axis("optimizer.peak_lr", {lrs})
+'''
+
+
+def _cli(*args, wrap=()):
+  """`python -m warmup_research ARGS` (inside the command prefix `wrap`)."""
+  return subprocess.run([*wrap, sys.executable, "-m", "warmup_research", *map(str, args)],
+                        cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def _one_line(r, code, *fragments):
+  """`r` exited `code` with one line on stderr holding every fragment."""
+  lines = [line for line in r.stderr.splitlines() if line.strip()]
+  assert r.returncode == code and len(lines) == 1, (r.returncode, r.stderr)
+  assert all(f in lines[0] for f in fragments), lines[0]
+  return lines[0]
+
+
+def _unshare(script):
+  """A command prefix that runs in new user and mount namespaces after the
+  shell `script` (mounts there need no privilege, and vanish with it)."""
+  if subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode:
+    pytest.skip("needs unprivileged user namespaces (unshare -rm)")
+  return ["unshare", "-rm", "sh", "-c", f'{script} && exec "$@"', "sh"]
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory):
+  """A finished 2-run sweep (checkpoints at updates 5 and 10) and its
+  analysis.csv; tests copy it."""
+  tmp = tmp_path_factory.mktemp("finished")
+  exp = tmp / "exp.py"
+  exp.write_text(SWEEP_EXPERIMENT.format(lrs=[1e-3, 1e-2]))
+  r = _cli("sweep", exp, "--workdir", tmp / "w", "--no-progress")
+  assert r.returncode == 0, r.stderr
+  r = _cli("analyze", tmp / "w", "--iters", "2")
+  assert r.returncode == 0, r.stderr
+  return exp, tmp / "w"
+
+
+def _copy(finished_sweep, tmp_path):
+  import shutil
+  exp, wd = finished_sweep
+  shutil.copytree(wd, tmp_path / "w")
+  return exp, tmp_path / "w"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command,body,code,message", [
+    ("sweep", "import sys\nsys.exit(0)\n", 2, "exp.py: called sys.exit(0) at import"),
+    ("train", "import sys\ndef get_config():\n  sys.exit(0)\n", 2,
+     "exp.py: get_config() called sys.exit(0)"),
+    ("sweep", "import sys\nfrom warmup_research import config\ndef get_config():\n"
+     "  return config.default_config()\ndef get_sweep():\n  sys.exit(1)\n", 2,
+     "exp.py: get_sweep() called sys.exit(1)"),
+    ("sweep", "from warmup_research import config\ndef get_config():\n"
+     "  return config.default_config()\ndef get_sweep():\n  raise KeyboardInterrupt\n", 130,
+     "interrupted (KeyboardInterrupt); re-run the same command"),
+], ids=["sweep-exit-at-import", "train-exit-in-get_config", "sweep-exit-in-get_sweep",
+        "sweep-KeyboardInterrupt-in-get_sweep"])
+def test_an_experiment_file_that_exits_or_interrupts_stops_with_one_line(tmp_path, command, body,
+                                                                         code, message):
+  # Issue 30: sys.exit(0) in an experiment file made `sweep` / `train` exit 0
+  # having done nothing; a KeyboardInterrupt printed a traceback.
+  exp = tmp_path / "exp.py"
+  exp.write_text(body)
+  args = ([command, exp] if command == "sweep" else [command, "--config", exp])
+  r = _cli(*args, "--workdir", tmp_path / "w")
+  line = _one_line(r, code, message)
+  assert code == 130 or line.startswith("error: --config: ")
+  assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.slow
+def test_report_and_analyze_on_a_read_only_workdir_are_one_line(finished_sweep, tmp_path):
+  # Issue 30: both take a lock file and write tables there: a traceback.
+  _, wd = _copy(finished_sweep, tmp_path)
+  read_only = _unshare(f"mount --bind {wd} {wd} && mount -o remount,bind,ro {wd} {wd}")
+  before = _digest(wd)
+  for command in ("report", "analyze"):
+    r = _cli(command, wd, wrap=read_only)
+    _one_line(r, 2, f"error: WORKDIR: {wd} is not writable (Read-only file system)",
+              "make it writable, or run on a copy")
+  r = _cli("report", wd, "--compare", wd, wrap=read_only)   # writes nothing: allowed
+  assert r.returncode == 0 and "| 0.01 |" in r.stdout, r.stderr
+  assert _digest(wd) == before
+
+
+def _truncate(path):
+  path.write_bytes(path.read_bytes()[:len(path.read_bytes()) * 2 // 3])
+
+
+UNREADABLE = [   # (file, damage, the commands refused, what the line says, its remedy)
+    ("sweep.json", _truncate, ["report", "analyze", "sweep", "dry-run"], "is unreadable (",
+     "delete"),
+    ("sweep.json", lambda p: p.write_bytes(b"\xff\xfe" + p.read_bytes()), ["report", "sweep"],
+     "is unreadable (", "delete"),
+    ("analysis.csv", _truncate, ["report", "analyze-some"], "is unreadable (", "analyze"),
+    ("groups/g000.json", lambda p: p.write_text('{"group": "g0'),
+     ["report", "sweep", "dry-run", "analyze"], "is not a readable group record", "restart"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,damage,commands,says,remedy", UNREADABLE,
+                         ids=["sweep.json-truncated", "sweep.json-not-utf8", "analysis.csv-torn",
+                              "group-record-corrupt"])
+def test_an_unreadable_workdir_file_is_one_line_naming_it_and_a_remedy_that_works(
+    finished_sweep, tmp_path, name, damage, commands, says, remedy):
+  # Issue 30: report, analyze and sweep met these with a traceback (analyze
+  # after its compute), and a dry run not at all.
+  exp, wd = _copy(finished_sweep, tmp_path)
+  damage(wd / name)
+  before = _digest(wd)
+  argv = {"report": ["report", wd], "analyze": ["analyze", wd, "--iters", "2"],
+          "analyze-some": ["analyze", wd, "--runs", "peak_lr=0.01", "--iters", "2"],
+          "sweep": ["sweep", exp, "--workdir", wd, "--no-progress"],
+          "dry-run": ["sweep", exp, "--workdir", wd, "--dry-run"]}
+  for command in commands:
+    line = _one_line(_cli(*argv[command]), 2, f"error: {wd / name}: {says}")
+    assert _digest(wd) == before, command
+  # the remedy it gives works: then the same commands run
+  if remedy == "delete":   # a never-grown grid's sweep.json is written again
+    assert "if the grid never grew in place, delete it and re-run the sweep" in line
+    (wd / name).unlink()
+    r = _cli(*argv["sweep"])
+  elif remedy == "restart":   # the group trains again
+    assert f"delete {wd / name} and {wd / 'checkpoints' / 'g000'}, then run the sweep" in line
+    import shutil
+    (wd / name).unlink()
+    shutil.rmtree(wd / "checkpoints" / "g000")
+    r = _cli(*argv["sweep"])
+  else:
+    assert f"re-make it (warmup-research analyze {wd}, without --runs" in line
+    r = _cli(*argv["analyze"])
+  assert r.returncode == 0, r.stderr
+  for command in commands:
+    assert _cli(*argv[command]).returncode == 0, command
+  assert (wd / name).read_bytes() != b""
+
+
+@pytest.mark.slow
+def test_analyze_skips_a_damaged_checkpoint_step_with_one_warning(finished_sweep, tmp_path):
+  # Issue 30: one damaged step stopped `analyze` with a traceback and no
+  # analysis.csv, though resuming skips such a step.
+  _, wd = _copy(finished_sweep, tmp_path)
+  _damage(wd / "checkpoints" / "g000" / "5")
+  r = _cli("analyze", wd, "--iters", "2")
+  _one_line(r, 0, "[analyze] warning: checkpoint step 5 of group g000 in "
+            f"{wd / 'checkpoints' / 'g000'} could not be restored (",
+            "skipped, the other steps are measured")
+  with open(wd / "analysis.csv") as f:
+    assert [(x["run_id"], x["step"]) for x in csv.DictReader(f)] == [
+        ("peak_lr=0.001", "10"), ("peak_lr=0.01", "10")]
+
+
+@pytest.mark.slow
+def test_a_real_full_disk_is_one_line_alone_and_the_run_resumes(tmp_path):
+  # Issue 30: orbax and absl logged 318-346 lines of tracebacks around the
+  # one line. A 200 KiB tmpfs fills at the first checkpoint; grown to 64 MiB
+  # (space freed), the same command resumes.
+  disk, out = tmp_path / "disk", tmp_path / "out"
+  disk.mkdir()
+  out.mkdir()
+  train = ["train", "--config", REPO / "experiments" / "quickstart.py", "--workdir", disk / "w",
+           "--no-progress", *TINY, "--config.train.total_steps=20",
+           "--config.train.eval_every=10", "--config.train.checkpoint_every=10"]
+  cmd = shlex.join([sys.executable, "-m", "warmup_research", *map(str, train)])
+  script = (f"mount -t tmpfs -o size=200k tmpfs {disk} && "
+            f"{{ {cmd} > {out}/1.out 2> {out}/1.err; echo $? > {out}/1.rc; }} && "
+            f"mount -o remount,size=64m tmpfs {disk} && {cmd} > {out}/2.out 2> {out}/2.err")
+  r = subprocess.run([*_unshare(script), "true"], cwd=REPO, capture_output=True, text=True,
+                     timeout=600)
+  first = subprocess.CompletedProcess([], int((out / "1.rc").read_text()),
+                                      stderr=(out / "1.err").read_text())
+  _one_line(first, 1, "error: no space left on the device; free some space, then re-run the "
+            "same command to resume: warmup-research train")
+  assert r.returncode == 0, (out / "2.err").read_text()
+  assert "done: " in (out / "2.out").read_text() and "steps run here" in (out / "2.out").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra,message", [
+    (["--config.mesh.variant=7"], "error: config.mesh: variant=7 does not divide the"),
+    (["--config.data.name=no_such_set"], "error: config.data.name: unknown dataset 'no_such_set'"),
+    (["--config.data.name=bytes", "--config.data.corpus_dir=/nonexistent/dir"],
+     "error: config.data.corpus_dir: not a directory"),
+    (["--config.model.vocab_size=100000000"], "error: config.model: the model needs about"),
+], ids=["mesh", "data-name", "corpus-dir", "memory"])
+def test_a_dry_run_refuses_what_the_run_refuses(tmp_path, extra, message):
+  # Issue 30: `sweep --dry-run` accepted a data name and a mesh the real run
+  # refuses (and never checked the memory estimate).
+  exp = tmp_path / "exp.py"
+  exp.write_text(SWEEP_EXPERIMENT.format(lrs=[1e-3, 1e-2]))
+  for dry in (["--dry-run"], []):
+    r = _cli("sweep", exp, "--workdir", tmp_path / "w", "--no-progress", *dry, *extra)
+    _one_line(r, 2, message)
+    assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.slow
+def test_a_dry_run_estimates_the_wall_time_from_a_recorded_rate(finished_sweep, tmp_path):
+  # Issue 30: the dry run gave no time. A grown grid's new group is timed by
+  # the finished group of its signature; a fresh workdir has no rate.
+  exp, wd = _copy(finished_sweep, tmp_path)
+  grown = tmp_path / "exp.py"
+  grown.write_text(SWEEP_EXPERIMENT.format(lrs=[1e-3, 1e-2, 3e-2]))
+  record = json.loads((wd / "groups" / "g000.json").read_text())
+  before = _digest(wd)
+  r = _cli("sweep", grown, "--workdir", wd, "--dry-run")
+  assert r.returncode == 0, r.stderr
+  assert "group g001: 1 runs x 10 updates, new" in r.stdout
+  seconds = 10 * record["step_seconds"] / 2   # 10 run-steps at g000's rate per run
+  assert (f"wall time: about {cli._duration(seconds)} of training (compilation not counted), at "
+          "the rate per run (seconds per update / runs) recorded by group g000 "
+          f"({record['step_seconds']:.3g} s per update of 2 runs on cpu x"
+          f"{record['device']['n_devices']}) in {wd / 'groups' / 'g000.json'}") in r.stdout
+  assert _digest(wd) == before
+  r = _cli("sweep", grown, "--workdir", tmp_path / "fresh", "--dry-run")
+  assert r.returncode == 0, r.stderr
+  assert ("wall time: no rate recorded (no finished group of this signature in "
+          f"{tmp_path / 'fresh'} or results/exp), so no estimate") in r.stdout
+  assert not (tmp_path / "fresh").exists()

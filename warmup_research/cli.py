@@ -15,11 +15,14 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import logging
 import os
 import pathlib
 import shlex
 import signal
 import sys
+import tempfile
+import threading
 import time
 
 import jax
@@ -29,6 +32,7 @@ from warmup_research import (
   data,
   loggers,
   loop,
+  metrics_io,
   plots,
   results,
   runtime,
@@ -121,6 +125,7 @@ def cmd_train(args, rest) -> None:
   timed = result.step_seconds is not None   # None: no call ran after the first
   summary = dict(**s, compile_seconds=result.compile_seconds, step_seconds=result.step_seconds,
                  tokens_per_second=tokens_per_step / result.step_seconds if timed else None,
+                 metrics_digest=metrics_io.digest(wd / "metrics.jsonl"),   # `report` checks it
                  first_step_seconds=result.first_step_seconds,
                  unigram_entropy=result.unigram_entropy,
                  device=mesh_lib.describe(mesh), code=workdir.code_version(),
@@ -163,19 +168,59 @@ def _grid(args, rest):
   wd = workdir.check_path(f"results/{name}" if args.workdir is None else args.workdir)
   record = sweep.sweep_record(spec, variants, claims, heatmaps=heatmaps)
   recorded = wd / "sweep.json"
-  if recorded.is_file() and not args.overwrite:
+  # A recorded grid this one grows (or equals) keeps its layout, with --overwrite too:
+  # --overwrite replaces only a different grid, so an unchanged one loses nothing.
+  if recorded.is_file():
     try:
       old = config_lib.upgrade_record(json.loads(recorded.read_text()))
       record = sweep.grow(old, spec, variants, claims, heatmaps) or record
-    except (json.JSONDecodeError, KeyError, TypeError):
-      pass   # unreadable: `workdir.prepare` refuses it by name
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+      if not args.overwrite:   # with it, `workdir.prepare` replaces the grid
+        raise ConfigError(str(recorded), _unreadable(e, SWEEP_JSON_REMEDY + "; or --overwrite "
+                                                     "to start the grid afresh (deletes its "
+                                                     "runs)")) from None
   return variants, claims, wd, record, json.loads(record).get("groups"), heatmaps
 
 
-def cmd_sweep(args, rest) -> None:
-  if args.dry_run:
-    return _dry_run(*_grid(args, rest), overwrite=args.overwrite)
+SWEEP_JSON_REMEDY = ("it records the grid: restore it from a copy; or, if the grid never grew "
+                     "in place, delete it and re-run the sweep that made it, which writes it "
+                     "again (a grown grid's group layout is only in this file)")
 
+
+def _unreadable(e: Exception, remedy: str) -> str:
+  return f"is unreadable ({type(e).__name__}: {str(e).splitlines()[0][:160]}); {remedy}"
+
+
+def _record(wd: pathlib.Path) -> dict:
+  """A sweep workdir's sweep.json, or one `error:` line naming it."""
+  path = wd / "sweep.json"
+  try:
+    record = json.loads(path.read_text())
+    if not isinstance(record, dict) or not all(
+        {"run_id", "config", "swept"} <= set(r) for r in record["runs"]):
+      raise ValueError("not a grid of runs (run_id, config, swept)")
+  except (ValueError, KeyError, TypeError) as e:
+    raise ConfigError(str(path), _unreadable(e, SWEEP_JSON_REMEDY)) from None
+  return record
+
+
+def _check_analysis(wd: pathlib.Path) -> None:
+  """analysis.csv, which the tables re-read, parses; else one `error:` line."""
+  try:
+    results.read_analysis(wd)
+  except analysis.CSV_ERRORS as e:
+    raise analysis.unreadable_csv(wd, e) from None
+
+
+def _keeps_runs(wd, variants, claims, record, heatmaps) -> bool:
+  """Whether `sweep` keeps the runs recorded in `wd` (the same grid, or one
+  it grows), so it will read their files."""
+  return wd.is_dir() and not workdir.differences_from(
+      wd, record, kind="sweep", upgrade=config_lib.upgrade_record,
+      grows=_grows(json.loads(record)["experiment"], variants, claims, heatmaps))
+
+
+def cmd_sweep(args, rest) -> None:
   def check():
     variants, claims, wd, record, layout, heatmaps = _grid(args, rest)
     for _, members in sweep.groups_of(variants, layout):   # every group fits, before compute
@@ -183,8 +228,19 @@ def cmd_sweep(args, rest) -> None:
       variant, _ = mesh_lib.group_shape(cfgs)
       mesh_lib.check_fits(cfgs, train.memory_bytes(
           cfgs[0], -(-len(cfgs) // variant), batched=mesh_lib.variant_loop(cfgs[0]) == "vmap"))
+    if _keeps_runs(wd, variants, claims, record, heatmaps):   # as `sweep.run` checks them
+      metrics_io.finished_runs(wd)   # the finished groups' records and whole metrics files
     return variants, claims, wd, record, layout, heatmaps
 
+  if args.dry_run:   # every check of the real run, and the data's without building it
+    # The checks ask the devices (count, memory): an accelerator is not preallocated
+    # for that, so a dry run beside a running job takes none of its memory.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    grid = check()
+    sources = {json.dumps(v.cfg.data.to_dict(), sort_keys=True): v.cfg for v in grid[0]}
+    for cfg in sources.values():   # each data config once (a corpus is walked to check it)
+      data.check_source(cfg)
+    return _dry_run(*grid, overwrite=args.overwrite)
   runtime.start_jax(args.jax_cache_dir)
   variants, claims, wd, record, layout, heatmaps = _together(check, fingerprint=lambda out: out[3])
   groups = sweep.groups_of(variants, layout)
@@ -217,10 +273,13 @@ def _grows(spec, variants, claims, heatmaps):
 
 
 def _dry_run(variants, claims, wd, record, layout, heatmaps, overwrite=False) -> None:
-  """What `sweep` would run, from the files alone: no device, nothing written.
-  A workdir holding another grid is refused as `sweep` would refuse it, or
-  with `overwrite` counted as empty (its runs would be deleted)."""
-  grows = _grows(json.loads(record)["experiment"], variants, claims, heatmaps)
+  """What `sweep` would run, from the files and the checks alone: nothing
+  written, nothing compiled or run. A workdir holding another grid is
+  refused as `sweep` would refuse it, or with `overwrite` counted as empty
+  (its runs would be deleted). The wall time is estimated from the rates
+  recorded by finished groups of the same signature (`_recorded_rates`)."""
+  spec = json.loads(record)["experiment"]
+  grows = _grows(spec, variants, claims, heatmaps)
   replaced = wd.is_dir() and bool(workdir.differences_from(
       wd, record, kind="sweep", upgrade=config_lib.upgrade_record, grows=grows))
   if replaced and not overwrite:   # refused, by name, as `sweep` would refuse it
@@ -240,12 +299,23 @@ def _dry_run(variants, claims, wd, record, layout, heatmaps, overwrite=False) ->
   print(f"{len(variants)} variants; swept: {', '.join(swept) or 'nothing'}; workdir {wd}"
         + (" (grown in place: recorded runs kept)" if layout else ""))
   to_run, cost = 0, 0
+  committed = pathlib.Path("results") / pathlib.Path(spec.partition(":")[0]).stem
+  rates = _recorded_rates([d for d in dict.fromkeys([wd, committed]) if d.is_dir() and not (
+      replaced and d == wd) and not workdir.differences_from(
+          d, record, kind="sweep", upgrade=config_lib.upgrade_record, grows=grows)], variants)
+  seconds, based_on, unrated = 0.0, {}, []
   for gid, members in sweep.groups_of(variants, layout):
     total = members[0].cfg.train.total_steps
     done = done_steps(gid, total)
     left = (total - done) * len(members)
     to_run += left > 0
     cost += left
+    rate = rates.get(config_lib.static_signature(members[0].cfg))
+    if left and rate:
+      seconds += left * rate[0]
+      based_on[rate[1]] = None
+    elif left:
+      unrated.append(gid)
     state = "finished" if left == 0 else f"from update {done}" if done else "new"
     print(f"  group {gid}: {len(members)} runs x {total} updates, {state}")
     for v in members:
@@ -255,6 +325,49 @@ def _dry_run(variants, claims, wd, record, layout, heatmaps, overwrite=False) ->
         f"{len(claims)} claim(s). Dry run: nothing written"
         + (f" (--overwrite would first delete the other grid's runs in {wd})." if replaced
            else "."))
+  if based_on:
+    print(f"wall time: about {_duration(seconds)} of training (compilation not counted), at "
+          f"the rate per run (seconds per update / runs) recorded by {'; '.join(based_on)}"
+          + (f"; group(s) {', '.join(unrated)}: no rate recorded, not counted" if unrated
+             else ""))
+  elif cost:
+    print(f"wall time: no rate recorded (no finished group of this signature in {wd}"
+          + (f" or {committed}" if committed != wd else "") + "), so no estimate")
+
+
+def _recorded_rates(dirs, variants) -> dict[str, tuple[float, str]]:
+  """static signature -> (seconds per run-step, what it is from): finished
+  groups' `step_seconds` (per update of the group) divided by their runs,
+  from the group records in `dirs` (or, committed results without them,
+  their summary.json). A group counts only if all its runs are in this grid."""
+  by_id = {v.run_id: v for v in variants}
+  here = f"{jax.devices()[0].platform} x{jax.device_count()}"
+  rates = {}
+  for d in dirs:
+    try:
+      records = [(p, json.loads(p.read_text())) for p in sorted((d / "groups").glob("*.json"))]
+      if not records and (d / "summary.json").is_file():
+        records = [(d / "summary.json", g)
+                   for g in json.loads((d / "summary.json").read_text()).get("groups") or []]
+      for path, g in records:
+        ids, step_seconds = g.get("run_ids") or [], g.get("step_seconds")
+        if not step_seconds or not ids or not all(r in by_id for r in ids):
+          continue
+        dev = g.get("device") or {}
+        there = f"{dev.get('platform', '?')} x{dev.get('n_devices', '?')}"
+        rates.setdefault(config_lib.static_signature(by_id[ids[0]].cfg), (
+            step_seconds / len(ids),
+            f"group {g.get('group')} ({step_seconds:.3g} s per update of {len(ids)} runs on "
+            f"{there}{'' if there == here else f', not this {here}'}) in {path}"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+      continue   # an unreadable source gives no rate; the estimate says so
+  return rates
+
+
+def _duration(seconds: float) -> str:
+  if seconds < 90:
+    return f"{seconds:.0f}s"
+  return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def _no_extra(rest) -> None:
@@ -262,16 +375,50 @@ def _no_extra(rest) -> None:
     raise ConfigError(rest[0], "unknown argument")
 
 
-def _sweep_dir(path: str, runs: bool = False, lock: bool = True) -> pathlib.Path:
+def _sweep_dir(path: str, runs: bool = False, lock: bool = True, analysis: bool = True,
+               finished: bool = False) -> pathlib.Path:
   """A sweep's workdir (or, `runs`, a train run's), locked for this process
-  (report and analyze write there)."""
+  (report and analyze write there), its files checked before any work:
+  sweep.json, (`analysis`) analysis.csv, and (`finished`, for a command
+  that computes before it re-makes the tables) the finished groups' records
+  and metrics files, as the tables will read them."""
   wd = pathlib.Path(path)
   if not ((wd / "sweep.json").is_file() or (runs and (wd / "config.json").is_file())):
     raise ConfigError("WORKDIR", f"{wd} holds no sweep (no sweep.json)"
                       + (" and no train run (no config.json)" if runs else ""))
+  if (wd / "sweep.json").is_file():
+    _record(wd)
+    if finished:
+      metrics_io.finished_runs(wd)
+  if analysis:
+    _check_analysis(wd)
   if lock:
-    workdir.lock(wd, "WORKDIR")
+    try:   # as `workdir.prepare` probes: a file made and removed
+      with tempfile.NamedTemporaryFile(dir=wd, prefix=".write-probe-"):
+        pass
+      workdir.lock(wd, "WORKDIR")
+    except OSError as e:
+      raise _not_writable(wd, e) from None
   return wd
+
+
+def _not_writable(wd: pathlib.Path, e: OSError) -> ConfigError:
+  probe = ".write-probe-" in str(e.filename)
+  return ConfigError("WORKDIR", f"{wd} is not writable ({e.strerror}"
+                     + ("" if probe or not e.filename else f": {e.filename}") + "); its "
+                     "tables are written there: make it writable, or run on a copy "
+                     f"(cp -r {shlex.quote(str(wd))} COPY)")
+
+
+def _writes(wd: pathlib.Path, fn, *args, **kw):
+  """fn(...) that writes into `wd`: a file there it may not write is one
+  `error:` line (a plots/ folder made read-only, say), not a traceback."""
+  try:
+    return fn(*args, **kw)
+  except OSError as e:
+    if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+      raise
+    raise _not_writable(wd, e) from None
 
 
 def cmd_report(args, rest) -> None:
@@ -285,14 +432,14 @@ def cmd_report(args, rest) -> None:
           f"{d / 'claims.png'}")
     return
   if args.compare:
-    a = _sweep_dir(args.workdir, runs=True, lock=False)
-    b = _sweep_dir(args.compare, runs=True, lock=False)
+    a = _sweep_dir(args.workdir, runs=True, lock=False, analysis=False)
+    b = _sweep_dir(args.compare, runs=True, lock=False, analysis=False)
     print(results.compare(a, b), end="")
     return
   wd = _sweep_dir(args.workdir, runs=True)
   if args.heatmap:
-    return _heatmap(wd, args.heatmap)
-  results.write(wd)
+    return _writes(wd, _heatmap, wd, args.heatmap)
+  _writes(wd, results.write, wd)
   print(f"rebuilt {wd / 'runs.csv'}, summary.md"
         + (", summary.json" if (wd / "sweep.json").is_file() else "") + ", plots/")
 
@@ -315,17 +462,18 @@ def _heatmap(wd: pathlib.Path, spec: str) -> None:
 
 def cmd_analyze(args, rest) -> None:
   _no_extra(rest)
-  wd = _sweep_dir(args.workdir)
+  wd = _sweep_dir(args.workdir, analysis=False,   # `analyze` refuses a torn one if it keeps rows
+                  finished=True)
   if args.every < 1:
     raise ConfigError("--every", f"must be an integer >= 1, got {args.every}")
   run_ids = args.runs or None
-  known = [r["run_id"] for r in json.loads((wd / "sweep.json").read_text())["runs"]]
+  known = [r["run_id"] for r in _record(wd)["runs"]]
   for r in run_ids or []:
     if r not in known:
       raise ConfigError("--runs", f"no run {r!r} in {wd}; runs: {', '.join(known)}")
   if args.iters < 1:
     raise ConfigError("--iters", f"must be an integer >= 1, got {args.iters}")
-  rows = analysis.analyze(wd, run_ids, every=args.every, iters=args.iters)
+  rows = _writes(wd, analysis.analyze, wd, run_ids, every=args.every, iters=args.iters)
   print(f"wrote {wd / 'analysis.csv'} ({len(rows)} checkpoints), "
         f"{wd / 'plots' / 'sharpness_vs_step.png'}, and re-made the tables")
 
@@ -391,8 +539,9 @@ def parser() -> argparse.ArgumentParser:
   w.add_argument("--overwrite", action="store_true",
                  help="replace a workdir that holds a different grid (deletes its runs)")
   w.add_argument("--dry-run", action="store_true",
-                 help="print the variants, compile groups, compilations and cost (run-steps); "
-                      "write nothing, touch no device")
+                 help="every check of a real run, then print the variants, compile groups, "
+                      "compilations, cost (run-steps) and the wall time the recorded rates "
+                      "give; write nothing, compile nothing")
   w.add_argument("--no-progress", action="store_true", help="no progress bar")
   w.add_argument("--logger", **logger)
   w.add_argument("--jax-cache-dir", **cache)
@@ -439,6 +588,50 @@ def _no_space(e: BaseException | None, depth: int = 0) -> bool:
   return _no_space(e.__cause__ or e.__context__, depth + 1)
 
 
+class _NoSpaceLogs(logging.Filter):
+  """Drops the log records of a full disk (orbax logs its failed save from
+  each of its threads, with tracebacks, through absl; asyncio then logs each
+  failed write's task as it is collected): the CLI says it in one line."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    e = record.exc_info[1] if record.exc_info else None
+    return not (_no_space(e) or "No space left on device" in record.getMessage())
+
+
+_NO_SPACE_LOGS = _NoSpaceLogs()
+
+
+def _abandoned(e) -> bool:
+  """An error of an operation the CLI has given up on: a full disk's, or
+  "Event loop is closed" (see `_quiet_abandoned`)."""
+  return _no_space(e) or (isinstance(e, RuntimeError) and str(e) == "Event loop is closed")
+
+
+def _quiet_abandoned() -> None:
+  """After orbax gave up on a save or restore (a full disk, a damaged step)
+  and closed its event loop, tensorstore still completes the operation's
+  other reads and writes, and prints "RuntimeError: Event loop is closed"
+  for each one it cannot hand back (sys.excepthook, from its own threads);
+  files closed late meet the full disk again (sys.unraisablehook). Those
+  results were abandoned, and the failure reaches the main thread, which
+  says it in one line: they are not printed. Any other exception is, and
+  one uncaught in the main thread always."""
+  if getattr(sys.excepthook, "quiet_abandoned", False):
+    return
+  excepthook, unraisablehook = sys.excepthook, sys.unraisablehook
+
+  def on_exception(kind, value, tb):
+    if not (_abandoned(value) and threading.current_thread() is not threading.main_thread()):
+      excepthook(kind, value, tb)
+
+  def on_unraisable(u):
+    if not _abandoned(u.exc_value):
+      unraisablehook(u)
+
+  on_exception.quiet_abandoned = True
+  sys.excepthook, sys.unraisablehook = on_exception, on_unraisable
+
+
 def _stop_on(argv):
   """A SIGINT / SIGTERM handler that ends the process at once with one line.
 
@@ -465,11 +658,19 @@ def main(argv=None) -> None:
   argv = sys.argv[1:] if argv is None else list(argv)
   args, rest = parser().parse_known_args(argv)
   previous = {sig: signal.signal(sig, _stop_on(argv)) for sig in (signal.SIGINT, signal.SIGTERM)}
+  # Kept after main returns: orbax's save threads may log the failure later still.
+  for name in ("absl", "orbax", "asyncio"):
+    logging.getLogger(name).addFilter(_NO_SPACE_LOGS)
+  _quiet_abandoned()
   try:
     args.fn(args, rest)
   except ConfigError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(USAGE_EXIT)
+  except KeyboardInterrupt:   # raised by code (an experiment file, say): a signal exits above
+    sys.stdout.flush()
+    print(f"interrupted (KeyboardInterrupt); {_resume_hint(argv)}", file=sys.stderr)
+    sys.exit(128 + signal.SIGINT)
   except Exception as e:   # a full disk, however deep in orbax or tensorstore it was met
     if not _no_space(e):
       raise

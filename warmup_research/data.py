@@ -249,6 +249,37 @@ def _first_line(e: Exception) -> str:
   return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
+def check_source(cfg) -> None:
+  """What `Batches(cfg)` refuses about its data, checked without building or
+  reading it and writing nothing (`sweep --dry-run`): the dataset name, the
+  corpus directory, that an unprepared corpus's data dir can be made (as
+  far as permissions tell), a catalog dataset's preparation and splits."""
+  d = cfg.data
+  data_dir = pathlib.Path(d.data_dir) if d.data_dir else default_data_dir()
+  if d.name == "bytes":
+    corpus = pathlib.Path(d.corpus_dir) if d.corpus_dir else default_corpus_dir()
+    files = corpus_files(corpus) if corpus.is_dir() else []
+    split_bytes = [sum(f.size + 1 for f in files if _is_validation(f.rel) == v)
+                   for v in (False, True)]
+    if not corpus.is_dir() or not files or min(split_bytes) < RECORD_LEN:
+      build_byte_corpus(corpus, data_dir)   # says which, by name, before it would build
+    built = ByteCorpus(config=ByteCorpusConfig(name=_config_name(corpus, files),
+                                               corpus_dir=corpus), data_dir=str(data_dir),
+                       file_format="array_record").data_dir
+    parent = next(p for p in [data_dir, *data_dir.parents] if p.exists())
+    if not (pathlib.Path(built) / "dataset_info.json").exists() and not (
+        parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)):
+      raise ConfigError("config.data.data_dir", f"cannot write the dataset under {data_dir} "
+                        f"({parent} is not a writable directory); give a writable directory")
+  elif d.name != "synthetic":
+    builder = _catalog_builder(d.name, str(data_dir))
+    splits = list(builder.info.splits)
+    for split, field in ((d.train_split, "config.data.train_split"),
+                         (d.eval_split, "config.data.eval_split")):
+      if any(part.split("[")[0].strip() not in splits for part in split.split("+")):
+        _split_source(builder, d.name, split, field)   # refuses it, by name
+
+
 class Batches:
   """`train(step)` and `eval(index)`: [batch, seq_len + 1] int32, pure functions;
   `train_steps(first, n)`: the train batches of steps first .. first + n - 1,
