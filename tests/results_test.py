@@ -247,3 +247,20 @@ def test_a_group_resumed_on_another_device_count_is_flagged():
   (line,) = results.resumed_elsewhere(groups)
   assert "resumed on another device count" in line and "g001 (1 and 8 devices)" in line
   assert "g000" not in line and results.resumed_elsewhere(groups[:1]) == []
+
+
+def test_against_puts_a_remade_grid_beside_the_committed_table(tmp_path):
+  import json
+  def summary(d, host, losses):
+    d.mkdir()
+    (d / "summary.json").write_text(json.dumps(dict(device=dict(host=host), runs=[
+        dict(run_id=r, final_eval_loss=x) for r, x in losses.items()])))
+    return d
+  old = summary(tmp_path / "old", "CPU A", {"a": 2.5, "b": 3.0})
+  new = summary(tmp_path / "new", "CPU B", {"a": 2.525, "b": 3.0, "c": 1.0})
+  text = results.against(new, old)
+  assert "made on CPU A; this run: CPU B" in text
+  assert "| a | 2.5000 | 2.5250 | +0.0250 |" in text and "| c | — | 1.0000 | — |" in text
+  assert "largest difference: 0.0250 nats" in text
+  with pytest.raises(results.ConfigError, match="summary.json: is not a readable"):
+    results.against(new, tmp_path / "nothing")

@@ -3,7 +3,8 @@
     sweep experiments/NAME.py[:arg] [--workdir DIR] [--config.x.y=v ...] [--overwrite]
           [--dry-run]
     train --config experiments/NAME.py[:arg] --workdir DIR [--config.x.y=v ...] [--overwrite]
-    report WORKDIR [--compare OTHER | --heatmap x=FIELD,y=FIELD] | report --claims DIR
+    report WORKDIR [--compare OTHER | --against COMMITTED | --heatmap x=FIELD,y=FIELD]
+    report --claims DIR
     analyze WORKDIR [--runs ID [--runs ID ...]] [--every K] [--iters N]
     schedules [--out results/schedules.png]
 
@@ -431,6 +432,9 @@ def cmd_report(args, rest) -> None:
     print(f"wrote the table of {len(verdicts)} claims into {d / 'README.md'} and "
           f"{d / 'claims.png'}")
     return
+  if args.against:   # summary.json against summary.json: a committed table has no runs
+    print(results.against(args.workdir, args.against), end="")
+    return
   if args.compare:
     a = _sweep_dir(args.workdir, runs=True, lock=False, analysis=False)
     b = _sweep_dir(args.compare, runs=True, lock=False, analysis=False)
@@ -558,6 +562,9 @@ def parser() -> argparse.ArgumentParser:
   r.add_argument("--compare", metavar="OTHER", default=None,
                  help="print WORKDIR's and OTHER's tables side by side, rows matched by their "
                       "swept values (writes nothing)")
+  r.add_argument("--against", metavar="COMMITTED", default=None,
+                 help="print each run's final eval loss beside a committed table's (its "
+                      "summary.json), e.g. results/quickstart (writes nothing)")
   r.set_defaults(fn=cmd_report)
   a = add("analyze", "sharpness etc. over a sweep's saved checkpoints, then re-make its tables")
   a.epilog = NO_OVERRIDES
