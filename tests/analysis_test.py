@@ -224,7 +224,10 @@ def small_sweep(tmp_path_factory):
 
 def test_load_metrics_is_one_tidy_frame_of_every_run(small_sweep):
   df = analysis.load_metrics(small_sweep)
-  assert list(df.columns[:5]) == ["run_id", "peak_lr", "warmup_steps", "split", "step"]
+  # named as runs.csv names them
+  assert list(df.columns[:5]) == ["run_id", "optimizer.peak_lr", "schedule.warmup_steps",
+                                  "split", "step"]
+  assert {"optimizer.peak_lr", "schedule.warmup_steps"} <= set(analysis.list_runs(small_sweep))
   assert df["run_id"].nunique() == 4 and set(df["split"]) == {"train", "eval"}
   ev = df[(df.split == "eval") & (df.step == 10)].set_index("run_id")["loss"]
   runs = analysis.list_runs(small_sweep).set_index("run_id")["final_eval_loss"]

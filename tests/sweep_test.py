@@ -435,6 +435,8 @@ def test_a_finished_run_is_reported_only_from_a_whole_metrics_file(tmp_path):
   # A finished group records its files' digests; report and the sweep check
   # them, and the remedy their error gives, followed, finishes the grid.
   import shutil
+
+  from warmup_research import analysis
   points = [{"optimizer.peak_lr": 1e-3}, {"optimizer.peak_lr": 1e-2}]
   short = {"train.total_steps": 10, "train.eval_every": 5}
   wd = tmp_path / "w"
@@ -449,7 +451,9 @@ def test_a_finished_run_is_reported_only_from_a_whole_metrics_file(tmp_path):
   for what, text in damaged.items():
     path.unlink() if text is None else path.write_text(text)
     for call in (lambda: results.write(wd, plots=False, tensorboard=False),
-                 lambda: sweep.run(variants, wd, progress=False)):
+                 lambda: sweep.run(variants, wd, progress=False),
+                 lambda: analysis.load_run(wd, "peak_lr=0.001"),
+                 lambda: analysis.load_metrics(wd)):
       with pytest.raises(ConfigError) as e:
         call()
       assert str(e.value).startswith(f"{path}: ") and str(wd / "groups" / "g000.json") in str(

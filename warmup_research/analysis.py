@@ -30,7 +30,7 @@ import optax
 import pandas as pd
 from jax.flatten_util import ravel_pytree
 
-from warmup_research import checkpoints, data, metrics_io, results, schedules, sweep, train
+from warmup_research import checkpoints, data, results, schedules, sweep, train
 from warmup_research import config as config_lib
 from warmup_research.errors import ConfigError
 from warmup_research.workdir import write_atomic
@@ -66,24 +66,20 @@ def list_runs(workdir):
 def load_metrics(workdir) -> pd.DataFrame:
   """Every run's logged rows as one tidy DataFrame: one row per (run, step,
   split), split 'train' (loss, lr, grad_norm, ...) or 'eval' (eval_loss in
-  `loss`), with the swept values as columns (a `train` workdir: run_id 'run')."""
+  `loss`), with the swept values as columns named as in runs.csv (dotted:
+  `optimizer.peak_lr`; a `train` workdir: run_id 'run'). A finished run's
+  rows come only from a whole metrics file (`results.load`)."""
   frames = []
-  for r in results.record(workdir)["runs"]:
-    path = results.metrics_path(workdir, r["run_id"])
-    rows = metrics_io.read(path) if path.exists() else []
+  loaded = results.load(workdir)
+  for r in loaded["record"]["runs"]:
     tidy = [dict(split="eval", step=m["step"], loss=m["eval_loss"]) if "eval_loss" in m
-            else dict(split="train", **m) for m in rows]
+            else dict(split="train", **m) for m in loaded["metrics"][r["run_id"]]]
     df = pd.DataFrame(tidy)
     for field, value in reversed(r["swept"].items()):
-      df.insert(0, field.split(".")[-1] if _short_unique(field, r["swept"]) else field, value)
+      df.insert(0, field, value)
     df.insert(0, "run_id", r["run_id"])
     frames.append(df)
   return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def _short_unique(field: str, swept: dict) -> bool:
-  short = field.split(".")[-1]
-  return sum(f.split(".")[-1] == short for f in swept) == 1
 
 
 def find_run(workdir, run_id: str | None = None, **values) -> str | None:
@@ -153,7 +149,7 @@ def load_run(workdir, run_id: str | None = None, step: int | None = None, **valu
                       f"sweep.json, but {e}: {_LAYOUT_LOST}") from None
   _check_variants(where.checkpoint_dir, step, checkpoints.load_meta(where.checkpoint_dir, step),
                   {where.index: run})
-  rows = metrics_io.read(where.metrics_path)
+  rows = results.load(workdir)["metrics"][run["run_id"] if is_sweep else "run"]   # checked
   diverged = int(one.diverged_step)
   return Run(run_id=run["run_id"], config=where.config, step=step, params=one.params,
              opt_state=one.opt_state,
