@@ -396,9 +396,22 @@ def get_sweep():
 
 
 def _cli(*args, wrap=()):
-  """`python -m warmup_research ARGS` (inside the command prefix `wrap`)."""
-  return subprocess.run([*wrap, sys.executable, "-m", "warmup_research", *map(str, args)],
-                        cwd=REPO, capture_output=True, text=True, timeout=300)
+  """`python -m warmup_research ARGS` inside the command prefix `wrap`, or
+  without one `cli.main(ARGS)` in this process, as a CompletedProcess: these
+  tests make dozens of calls, and each new process costs its imports and its
+  compiles (the subprocess tests above cover the process itself)."""
+  if wrap:
+    return subprocess.run([*wrap, sys.executable, "-m", "warmup_research", *map(str, args)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+  import contextlib
+  import io
+  out, err, code = io.StringIO(), io.StringIO(), 0
+  with contextlib.chdir(REPO), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    try:
+      cli.main([str(a) for a in args])
+    except SystemExit as e:
+      code = e.code if isinstance(e.code, int) else 1
+  return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def _one_line(r, code, *fragments):
