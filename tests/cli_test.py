@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, kill_after_checkpoint
+from conftest import REPO, kill_after_checkpoint, run_cli
 
 from warmup_research import cli, runtime
 
@@ -397,21 +397,11 @@ def get_sweep():
 
 def _cli(*args, wrap=()):
   """`python -m warmup_research ARGS` inside the command prefix `wrap`, or
-  without one `cli.main(ARGS)` in this process, as a CompletedProcess: these
-  tests make dozens of calls, and each new process costs its imports and its
-  compiles (the subprocess tests above cover the process itself)."""
+  without one in this process (`run_cli`: these tests make dozens of calls)."""
   if wrap:
     return subprocess.run([*wrap, sys.executable, "-m", "warmup_research", *map(str, args)],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
-  import contextlib
-  import io
-  out, err, code = io.StringIO(), io.StringIO(), 0
-  with contextlib.chdir(REPO), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-    try:
-      cli.main([str(a) for a in args])
-    except SystemExit as e:
-      code = e.code if isinstance(e.code, int) else 1
-  return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+  return run_cli(*args)
 
 
 def _one_line(r, code, *fragments):

@@ -76,6 +76,29 @@ def tiny_config(**overrides):
   return c
 
 
+def run_cli(*args):
+  """`cli.main(ARGS)` in this process, as a CompletedProcess (returncode,
+  stdout, stderr): tests that make many CLI calls share the session's
+  imports and compiles instead of paying them per process. Tests of the
+  process itself (signals, several processes, device counts) start one."""
+  import contextlib
+  import io
+  import subprocess
+
+  from warmup_research import cli, workdir
+  held = set(workdir._held_locks)
+  out, err, code = io.StringIO(), io.StringIO(), 0
+  with contextlib.chdir(REPO), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    try:
+      cli.main([str(a) for a in args])
+    except SystemExit as e:
+      code = e.code if isinstance(e.code, int) else 1
+    finally:   # the workdir locks it took end with the command, as with its process
+      for key in set(workdir._held_locks) - held:
+        workdir._held_locks.pop(key).close()
+  return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
 def kill_after_checkpoint(proc, checkpoint_dir, step, timeout=300):
   """SIGKILLs `proc` once `checkpoint_dir` holds a finished step >= `step`."""
   import signal

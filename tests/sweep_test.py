@@ -11,7 +11,7 @@ import sys
 import jax
 import numpy as np
 import pytest
-from conftest import REPO, kill_after_checkpoint, tiny_config
+from conftest import REPO, kill_after_checkpoint, run_cli, tiny_config
 
 from warmup_research import results, sweep, workdir
 from warmup_research.errors import ConfigError
@@ -42,7 +42,11 @@ def _experiment(tmp_path, name="exp", total=30, eval_every=10, log_every=5, ckpt
   return p
 
 
-def _sweep_cmd(exp, wd, *extra, procs=None, env=None, wait=True, devices=None):
+def _sweep_cmd(exp, wd, *extra, procs=None, env=None, wait=True, devices=None, process=False):
+  """The sweep command: in this process (`run_cli`) unless the test is of the
+  process itself (`process`, a kill, several processes, devices, env)."""
+  if not (procs or env or devices or process) and wait:
+    return run_cli("sweep", exp, "--workdir", wd, "--no-progress", *extra)
   cmd = ([str(REPO / "launch.sh"), "--procs", str(procs)] if procs else
          [sys.executable, "-m", "warmup_research", "sweep"])
   cmd += [str(exp), "--workdir", str(wd), "--no-progress", *extra]
@@ -154,16 +158,16 @@ def test_divergence_is_a_result_and_leaves_the_others_unchanged(tmp_path):
 @pytest.mark.slow
 def test_sigkill_mid_sweep_then_relaunch_equals_uninterrupted(tmp_path):
   exp = _experiment(tmp_path, total=1500, eval_every=250, log_every=50, ckpt_every=100)
-  full = _sweep_cmd(exp, tmp_path / "full")
+  full = _sweep_cmd(exp, tmp_path / "full", process=True)
   assert full.returncode == 0, full.stderr
   proc = _sweep_cmd(exp, tmp_path / "cut", wait=False)
   kill_after_checkpoint(proc, tmp_path / "cut" / "checkpoints" / "g000", 300)
   assert not (tmp_path / "cut" / "runs.csv").exists()
-  again = _sweep_cmd(exp, tmp_path / "cut")
+  again = _sweep_cmd(exp, tmp_path / "cut", process=True)
   assert again.returncode == 0, again.stderr
   assert _runs(tmp_path / "cut") == _runs(tmp_path / "full")
   # and a third launch skips the finished group
-  third = _sweep_cmd(exp, tmp_path / "cut")
+  third = _sweep_cmd(exp, tmp_path / "cut", process=True)
   assert "already finished, skipped" in third.stderr
   assert _runs(tmp_path / "cut") == _runs(tmp_path / "full")
 
@@ -270,8 +274,7 @@ def test_report_rebuilds_the_same_tables(tmp_path):
   assert _sweep_cmd(exp, tmp_path / "w").returncode == 0
   first = (tmp_path / "w" / "runs.csv").read_text()
   (tmp_path / "w" / "runs.csv").unlink()
-  r = subprocess.run([sys.executable, "-m", "warmup_research", "report", str(tmp_path / "w")],
-                     cwd=REPO, capture_output=True, text=True)
+  r = run_cli("report", tmp_path / "w")
   assert r.returncode == 0, r.stderr
   assert (tmp_path / "w" / "runs.csv").read_text() == first
   for p in ("loss_curves.png", "lr_schedules.png", "loss_vs_peak_lr.png"):
@@ -365,8 +368,7 @@ def test_a_grid_grows_in_place_and_only_its_new_runs_run(tmp_path):
   # report --compare: the 2-LR and 3-LR grids side by side, matched by peak_lr
   exp_small = _experiment(tmp_path, name="small", total=10, eval_every=5, grid=two)
   assert _sweep_cmd(exp_small, tmp_path / "w2").returncode == 0
-  cmp = subprocess.run([sys.executable, "-m", "warmup_research", "report", str(tmp_path / "w2"),
-                        "--compare", str(wd)], cwd=REPO, capture_output=True, text=True)
+  cmp = run_cli("report", tmp_path / "w2", "--compare", wd)
   assert cmp.returncode == 0, cmp.stderr
   lines = [l for l in cmp.stdout.splitlines() if l.startswith("| 0.0")]
   assert len(lines) == 3 and lines[2].startswith("| 0.03 | — |")
@@ -387,9 +389,7 @@ def test_heatmaps_of_an_experiment_and_of_report_any_two_numeric_fields(tmp_path
   assert (wd / "plots" / "heatmap_warmup_steps_peak_lr.png").stat().st_size > 10_000
   md = (wd / "summary.md").read_text()
   assert "Best peak_lr per warmup_steps" in md and "| 5 | " in md
-  report = lambda spec: subprocess.run(
-      [sys.executable, "-m", "warmup_research", "report", str(wd), "--heatmap", spec],
-      cwd=REPO, capture_output=True, text=True)
+  report = lambda spec: run_cli("report", wd, "--heatmap", spec)
   r = report("x=optimizer.peak_lr,y=schedule.warmup_steps")
   assert r.returncode == 0, r.stderr
   assert "| peak_lr | best warmup_steps | 95% interval | seeds |" in r.stdout
@@ -416,14 +416,14 @@ def test_sigkill_after_a_compaction_then_relaunch_equals_uninterrupted(tmp_path)
   extra = ["--config.mesh.variant_loop=vmap", "--config.train.compact_frozen=0.25",
            "--config.train.divergence_bound=10.0", "--config.optimizer.clip_norm=0.0",
            "--config.schedule.warmup_shape=none", "--config.mesh.variant=1"]
-  full = _sweep_cmd(exp, tmp_path / "full", *extra)
+  full = _sweep_cmd(exp, tmp_path / "full", *extra, process=True)
   assert full.returncode == 0, full.stderr
   assert "compacted to 2" in full.stderr
   assert json.loads((tmp_path / "full" / "groups" / "g000.json").read_text())[
       "train_step_compiles"] == 2
   proc = _sweep_cmd(exp, tmp_path / "cut", *extra, wait=False)
   kill_after_checkpoint(proc, tmp_path / "cut" / "checkpoints" / "g000", 200)
-  again = _sweep_cmd(exp, tmp_path / "cut", *extra)
+  again = _sweep_cmd(exp, tmp_path / "cut", *extra, process=True)
   assert again.returncode == 0, again.stderr
   assert "compacted to 2" in again.stderr   # re-packed from the checkpoint's record
   assert _runs(tmp_path / "cut") == _runs(tmp_path / "full")
