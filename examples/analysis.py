@@ -56,8 +56,7 @@ fig.savefig(OUT / "example_eval_curves.png", dpi=100)
 
 # %%
 best = analysis.list_runs(WORKDIR).sort_values("final_eval_loss").iloc[0]
-values = {name.split(".")[-1]: best[name] for name in best.index
-          if name.split(".")[-1] in swept}
+values = {name: best[name] for name in swept}   # runs.csv and load_metrics name fields alike
 run = analysis.load_run(WORKDIR, **values)
 print(values)
 print(run)

@@ -24,7 +24,7 @@ def test_the_analysis_example_runs_on_a_tiny_sweep(tmp_path):
   r = subprocess.run([sys.executable, "examples/analysis.py"], cwd=REPO, env=env,
                      capture_output=True, text=True, timeout=300)
   assert r.returncode == 0, r.stderr
-  assert "4 runs, swept: ['peak_lr', 'warmup_steps']" in r.stdout
+  assert "4 runs, swept: ['optimizer.peak_lr', 'schedule.warmup_steps']" in r.stdout
   assert "Run('warmup_steps=" in r.stdout and ", step=10, params=" in r.stdout
   assert "\nsharpness " in r.stdout and "preconditioned sharpness " in r.stdout  # adamw
   assert (tmp_path / "out" / "example_eval_curves.png").stat().st_size > 10_000
