@@ -1,5 +1,5 @@
-"""Claims: checked against the grid, paired by every other swept value (seed
-included), their verdicts computed by the rule; rates by Fisher's test;
+"""Claims: checked against the grid, one paired difference per seed (per level or
+pooled), failures kept, equivalence by TOST, Holm and BH adjustments;
 the results page's table generated from summary.json files."""
 import json
 import pathlib
@@ -7,7 +7,7 @@ import pathlib
 import pytest
 from conftest import tiny_config
 
-from warmup_research import claims, results, sweep, workdir
+from warmup_research import claims, results, stats, sweep, workdir
 from warmup_research.errors import ConfigError
 from warmup_research.sweep import axis, product
 
@@ -19,51 +19,159 @@ def _row(w, lr, seed, loss, outcome="trained"):
           "seed": seed, "final_eval_loss": loss, "best_eval_loss": loss, "outcome": outcome}
 
 
+def _claim(**kw):
+  base = dict(paper="P", a={"schedule.warmup_steps": 0}, b={"schedule.warmup_steps": 10},
+              metric="final_eval_loss", direction="lower")
+  return claims.validate([claims.claim("x", **dict(base, **kw))], SWEPT)[0]
+
+
+def _pairs(diffs_SxL, lrs=(1e-3, 1e-2, 1e-1, 1.0), base=3.0):
+  """Rows whose b - a at seed s and lr lrs[l] is diffs_SxL[s][l]."""
+  rows = []
+  for s, diffs in enumerate(diffs_SxL):
+    for lr, d in zip(lrs, diffs):
+      rows += [_row(0, lr, s, base + 0.01 * s), _row(10, lr, s, base + 0.01 * s + d)]
+  return rows
+
+
 def test_a_claim_pairs_runs_by_seed_and_computes_its_verdict():
   # warmup lowers the loss by 0.1 +- 0.01 in each of 5 seeds at lr 1e-2; nothing at 1e-3
   rows = [_row(0, 1e-2, s, 3.0 + 0.1 * s) for s in range(5)]
   rows += [_row(10, 1e-2, s, 2.9 + 0.1 * s + 0.01 * (s % 2)) for s in range(5)]
   rows += [_row(w, 1e-3, s, 3.5) for w in (0, 10) for s in range(5)]
-  c = claims.validate([claims.claim("warmup helps", paper="P", a={"schedule.warmup_steps": 0},
-                                    b={"schedule.warmup_steps": 10}, where={
-                                        "optimizer.peak_lr": 1e-2},
-                                    metric="final_eval_loss", direction="lower")], SWEPT)[0]
+  c = _claim(where={"optimizer.peak_lr": 1e-2})
   v = claims.evaluate(c, SWEPT, rows)
-  assert v["n_pairs"] == 5 and v["method"] == "paired t"
+  assert v["n_seeds"] == 5 and v["method"] == "paired t" and v["per_level"] == []
   assert v["effect"] == pytest.approx(-0.1 + 0.01 * 2 / 5)
-  assert v["ci95"][1] < 0 and v["verdict"] == "reproduced" and v["sign"] == "5 of 5 pairs lower"
-  flat = dict(c, where={"optimizer.peak_lr": 1e-3})
+  assert v["ci95"][1] < 0 and v["verdict"] == "reproduced" and v["sign"] == "5 of 5 seeds lower"
+  assert 0 < v["p"] < 0.05
+  flat = dict(c, where={"optimizer.peak_lr": 1e-3})   # no spread, no difference: p = 1
   assert claims.evaluate(flat, SWEPT, rows)["verdict"] == "inconclusive"
   opposite = dict(c, direction="higher")
   assert claims.evaluate(opposite, SWEPT, rows)["verdict"] == "contradicted"
 
 
-def test_diverged_runs_drop_out_of_loss_pairs_and_count_in_rates():
+def test_the_seed_is_the_unit_not_the_lr_x_seed_cell():
+  # 4 LRs x 5 seeds = 20 cells, but the differences move with the seed: its mean over the
+  # LRs is all a seed says. Counted as 20 pairs the t interval excludes 0; over 5 seeds not.
+  seed_means = [-0.30, -0.20, 0.10, -0.25, 0.05]
+  diffs_SxL = [[m + 0.01 * (lr % 2) for lr in range(4)] for m in seed_means]
+  rows = _pairs(diffs_SxL)
+  cells = [d for row in diffs_SxL for d in row]
+  old = stats.paired_difference([0.0] * 20, cells)
+  assert old.n_pairs == 20 and stats.verdict(old.ci95, "lower") == "reproduced"
+  v = claims.evaluate(_claim(pool="mean"), SWEPT, rows)
+  assert v["n_seeds"] == 5 and v["verdict"] == "inconclusive"
+  assert v["effect"] == pytest.approx(sum(seed_means) / 5 + 0.005)
+  assert [p["n_seeds"] for p in v["per_level"]] == [5, 5, 5, 5]
+  assert v["mde"] is not None and v["mde"] > abs(v["effect"])   # "could not detect less than"
+
+
+def test_each_level_by_default_holm_within_the_claim_and_mixed_signs():
+  rng = [0.004, -0.003, 0.002, -0.001, 0.0]
+  # lr 1e-3: -0.2 at every seed (p ~ 1e-6); lr 1e-2: nothing
+  rows = _pairs([[-0.2 + e, e] for e in rng], lrs=(1e-3, 1e-2))
+  v = claims.evaluate(_claim(), SWEPT, rows)
+  assert [p["verdict_within"] for p in v["per_level"]] == ["reproduced", "inconclusive"]
+  assert v["verdict"] == "reproduced" and v["effect"] is None and v["n_seeds"] == 5
+  # a level that alone passes at p ~ 0.03 fails after Holm over two levels
+  weak = [-0.05, -0.12, 0.01, -0.09, -0.06]
+  p_alone = stats.superiority(weak, "lower").p
+  assert 0.025 < p_alone < 0.05
+  v = claims.evaluate(_claim(), SWEPT, _pairs([[w, e] for w, e in zip(weak, rng)],
+                                             lrs=(1e-3, 1e-2)))
+  assert v["per_level"][0]["verdict"] == "reproduced"
+  assert v["per_level"][0]["p_within"] == pytest.approx(min(1, 2 * p_alone))
+  assert v["verdict"] == "inconclusive"
+  # one level reproduces and another contradicts: inconclusive, flagged
+  rows = _pairs([[-0.2 + e, 0.2 + e] for e in rng], lrs=(1e-3, 1e-2))
+  v = claims.evaluate(_claim(), SWEPT, rows)
+  assert v["verdict"] == "inconclusive" and "mixed signs" in v["flags"]
+  pooled = claims.evaluate(_claim(pool="mean"), SWEPT, rows)   # the mean hides the flip...
+  assert abs(pooled["effect"]) < 0.01 and "mixed signs" in pooled["flags"]   # ...the flag not
+  assert "peak_lr=0.001: -0.1996" in claims.levels(pooled)
+
+
+def test_a_side_that_failed_is_premise_failed_not_a_verdict_from_one_pair():
+  # large_batch's case: 4 of 5 large-batch runs diverged and the fifth stalled
+  rows = [_row(0, 1e-2, s, 3.0) for s in range(5)]
+  rows += [_row(10, 1e-2, s, None, "diverged") for s in range(4)]
+  rows += [_row(10, 1e-2, 4, 3.2, "stalled")]
+  v = claims.evaluate(_claim(), SWEPT, rows)
+  assert v["n_seeds"] == 1 and v["verdict"].startswith("premise failed")
+  assert "failed: a 0/5, b 5/5" in v["verdict"] and v["failed"] == {"a": [0, 5], "b": [5, 5]}
+  # declared in the claim, a diverged run counts as its initial loss (5.0): 5 pairs, all worse
+  rows = [dict(r, initial_eval_loss=5.0) for r in rows]
+  capped = claims.evaluate(_claim(failures="cap", direction="higher"), SWEPT, rows)
+  assert capped["n_seeds"] == 5 and capped["verdict"] == "reproduced"
+  assert capped["effect"] == pytest.approx((4 * 2.0 + 0.2) / 5)
+
+
+def test_fewer_than_three_seeds_never_get_a_verdict():
+  rows = [_row(w, 1e-2, s, 3.0 - 0.5 * (w == 10) + 0.01 * s * (1 + w)) for w in (0, 10)
+          for s in range(2)]
+  assert stats.superiority([-0.5, -0.4], "lower").p < 0.5   # a t on 2 pairs would go on
+  v = claims.evaluate(_claim(), SWEPT, rows)
+  assert v["n_seeds"] == 2 and v["verdict"] == "insufficient"
+  with pytest.raises(ConfigError, match="min_seeds must be a whole number >= 3"):
+    _claim(min_seeds=2)
+
+
+def test_equivalence_is_two_one_sided_tests_against_the_declared_margin():
+  def rows_for(diffs):
+    return _pairs([[d] for d in diffs], lrs=(1e-2,))
+  c = claims.validate([claims.equivalent("b matches a", paper="P", margin=0.05,
+                                         a={"schedule.warmup_steps": 0},
+                                         b={"schedule.warmup_steps": 10},
+                                         metric="final_eval_loss")], SWEPT)[0]
+  same = claims.evaluate(c, SWEPT, rows_for([0.01, -0.01, 0.005, 0.0, -0.004]))
+  assert same["verdict"] == "equivalent" and same["margin"] == 0.05
+  assert -0.05 < same["ci90"][0] and same["ci90"][1] < 0.05
+  worse = claims.evaluate(c, SWEPT, rows_for([0.30, 0.25, 0.28, 0.32, 0.27]))
+  assert worse["verdict"] == "not equivalent"
+  # a superiority test of the same noisy data is inconclusive, which is not equivalence
+  noisy = [0.10, -0.12, 0.05, -0.02, 0.09]
+  v = claims.evaluate(c, SWEPT, rows_for(noisy))
+  assert v["verdict"] == "inconclusive" and v["mde"] > 0.05
+  assert "could not establish a margin below" in claims.notes(v)
+  sup = claims.evaluate(_claim(), SWEPT, rows_for(noisy))
+  assert sup["verdict"] == "inconclusive" and "could not detect a |effect| below" in (
+      claims.notes(sup))
+  with pytest.raises(ConfigError, match="needs a margin > 0"):
+    claims.validate([dict(c, margin=0)], SWEPT)
+
+
+def test_max_trained_lr_is_a_censored_boundary_never_a_dropped_seed():
+  rows = []
+  lrs = (1e-3, 1e-2, 1e-1)
+  for s in range(5):
+    for lr in lrs:
+      # a trains up to 1e-2 (seed 0: at no LR); b trains at every LR in seeds 0-3, to 1e-2 in 4
+      ok_a = lr <= 1e-2 and s != 0
+      ok_b = lr <= 1e-2 or s < 4
+      rows.append(_row(0, lr, s, 3.0, "trained" if ok_a else "stalled"))
+      rows.append(_row(10, lr, s, 3.0, "trained" if ok_b else "diverged"))
+  c = _claim(metric="max_trained_lr", direction="higher")
+  v = claims.evaluate(c, SWEPT, rows)
+  assert v["n_seeds"] == 5 and v["censored"] == {"a": [1, 5], "b": [4, 5]}
+  low, high = stats.censored_bounds([-3, -2, -1])   # -3.5 and -0.5
+  mid = stats.logistic_boundary([-3, -2, -1], [1, 1, 0])
+  assert -2 < mid < -1
+  expected = [high - low] + [high - mid] * 3 + [0.0]
+  assert v["effect"] == pytest.approx(sum(expected) / 5, abs=1e-6)
+  assert v["method"] == "seed bootstrap of the boundary"
+  # one tie leaves 4 of 4 seeds: the exact floor 1/16 keeps it inconclusive
+  assert v["verdict"] == "inconclusive" and v["p"] == pytest.approx(1 / 16)
+
+
+def test_rates_are_paired_per_seed_with_the_exact_sign_test():
   rows = [_row(0, 1e-2, s, None, "diverged") for s in range(5)]
   rows += [_row(10, 1e-2, s, 3.0) for s in range(5)]
-  loss = claims.claim("x", paper="P", a={"schedule.warmup_steps": 0},
-                      b={"schedule.warmup_steps": 10}, metric="final_eval_loss",
-                      direction="lower")
-  assert claims.evaluate(loss, SWEPT, rows)["n_pairs"] == 0
-  rate = dict(loss, metric="diverged")
+  rate = _claim(metric="diverged")
   v = claims.evaluate(rate, SWEPT, rows)
-  assert v["method"] == "Fisher exact" and v["counts"] == {"a": [5, 5], "b": [0, 5]}
-  assert v["p_value"] == pytest.approx(2 / 252) and v["verdict"] == "reproduced"
-
-
-def test_max_trained_lr_is_taken_per_seed_over_the_lr_axis():
-  rows = []
-  for s in range(4):
-    for lr in (1e-3, 1e-2, 1e-1):
-      rows.append(_row(0, lr, s, 3.0, "trained" if lr < 1e-2 else "stalled"))
-      rows.append(_row(10, lr, s, 3.0, "trained" if lr < 1e-1 or s == 0 else "diverged"))
-  c = claims.claim("warmup raises the largest LR that trains", paper="P",
-                   a={"schedule.warmup_steps": 0}, b={"schedule.warmup_steps": 10},
-                   metric="max_trained_lr", direction="higher")
-  v = claims.evaluate(c, SWEPT, rows)
-  # log10 max LR: a = -3 in every seed; b = -1 (seed 0), -2 (seeds 1-3)
-  assert v["n_pairs"] == 4 and v["effect"] == pytest.approx((2 + 1 + 1 + 1) / 4)
-  assert v["verdict"] == "reproduced"
+  assert v["n_seeds"] == 5 and v["effect"] == -1.0 and v["method"].startswith("exact sign")
+  assert v["p"] == pytest.approx(1 / 32) and v["verdict"] == "reproduced"
+  assert claims.evaluate(_claim(), SWEPT, rows)["verdict"].startswith("premise failed")
 
 
 def test_peak_is_the_log10_of_an_analysis_column_max_over_the_early_window():
@@ -75,19 +183,118 @@ def test_peak_is_the_log10_of_an_analysis_column_max_over_the_early_window():
       dict(step=5, stability_ratio=1.0), dict(step=10, stability_ratio=10 ** (
           (1.0 if w == 0 else 0.5) + s / 10 + (0.01 * s if w else 0))),
       dict(step=20, stability_ratio=1e6)] for w in (0, 10) for s in range(4)}
-  c = claims.validate([claims.claim("warmup lowers the early peak", paper="P",
-                                    a={"schedule.warmup_steps": 0},
-                                    b={"schedule.warmup_steps": 10},
-                                    metric="peak:stability_ratio:10", direction="lower")],
-                      SWEPT)[0]
+  c = _claim(metric="peak:stability_ratio:10")
   v = claims.evaluate(c, SWEPT, rows, measured=measured)
-  assert v["n_pairs"] == 4 and v["effect"] == pytest.approx(-0.5 + 0.01 * 1.5)
+  assert v["n_seeds"] == 4 and v["effect"] == pytest.approx(-0.5 + 0.01 * 1.5)
   assert v["verdict"] == "reproduced"
   assert math.isclose(claims._value(c["metric"], [rows[0]], None, measured), 1.0)
   pending = claims.evaluate(c, SWEPT, rows)
-  assert pending["n_pairs"] == 0 and pending["verdict"].startswith("not measured")
+  assert pending["n_seeds"] == 0 and pending["verdict"].startswith("not measured")
 
 
+def test_at_best_is_chosen_leave_one_seed_out_with_the_in_sample_choice_beside():
+  rows = []
+  for s in range(4):
+    rows += [_row(0, 1e-3, s, 3.0 + 0.01 * s), _row(0, 1e-2, s, 3.2)]       # a's best: 1e-3
+    rows += [_row(10, 1e-3, s, 3.1), _row(10, 1e-2, s, 2.8 + 0.02 * s)]     # b's best: 1e-2
+  c = claims.claim("x", paper="P", a={"schedule.warmup_steps": 0},
+                   b={"schedule.warmup_steps": [10, 20]}, at_best="optimizer.peak_lr",
+                   metric="final_eval_loss", direction="lower")
+  v = claims.evaluate(claims.validate([c], SWEPT)[0], SWEPT, rows)
+  assert v["n_seeds"] == 4 and v["effect"] == pytest.approx(-0.2 + 0.01 * 1.5)
+  assert v["best"] == [dict(level={}, a=dict(in_sample=1e-3, loso=[1e-3] * 4),
+                            b=dict(in_sample=1e-2, loso=[1e-2] * 4))]
+  assert "each at its best peak_lr (leave-one-seed-out" in claims.conditions(v)
+  # seed 0 alone makes b's 1e-3 look best in-sample; chosen on the other seeds, seed 0's
+  # own run is read at 1e-2, so its luck does not pick its own level
+  lucky = [dict(r, final_eval_loss=1.0) if r["run_id"] == "10-0.001-0" else r for r in rows]
+  v = claims.evaluate(claims.validate([c], SWEPT)[0], SWEPT, lucky)
+  assert v["best"][0]["b"]["in_sample"] == 1e-3
+  assert v["best"][0]["b"]["loso"] == [1e-2, 1e-3, 1e-3, 1e-3]
+  assert v["effect"] == pytest.approx(((2.8 - 3.0) + 3 * 0.1 - 0.06) / 4)
+  assert "optimum at grid edge" in v["flags"]   # two LRs: every choice is an end
+
+
+def test_an_optimum_at_the_grid_edge_and_a_grid_grown_past_its_plan_are_flagged():
+  rows = []
+  for s in range(5):
+    for lr, a_loss, b_loss in ((1e-3, 3.0, 3.0), (1e-2, 2.5, 2.6), (1e-1, 2.9, 2.4)):
+      rows += [dict(_row(0, lr, s, a_loss + 0.01 * s), initial_eval_loss=5.0),
+               dict(_row(10, lr, s, b_loss - 0.02 * s), initial_eval_loss=5.0)]
+  c = _claim(at_best="optimizer.peak_lr")
+  v = claims.evaluate(c, SWEPT, rows)
+  assert v["best"][0]["b"]["loso"] == [1e-1] * 5 and "optimum at grid edge" in v["flags"]
+  higher = [dict(_row(w, 1.0, s, 4.0), initial_eval_loss=5.0) for w in (0, 10) for s in range(5)]
+  inside = claims.evaluate(c, SWEPT, rows + higher)   # 1e-1 is no longer the grid's end
+  assert "optimum at grid edge" not in inside["flags"]
+  assert "exploratory" in claims.evaluate(_claim(at_best="optimizer.peak_lr", planned_seeds=3),
+                                          SWEPT, rows)["flags"]
+  assert "exploratory" not in claims.evaluate(_claim(at_best="optimizer.peak_lr",
+                                                     planned_seeds=5), SWEPT, rows)["flags"]
+
+
+def test_holm_within_an_experiment_and_benjamini_hochberg_across_the_table():
+  made = [dict(claim=str(i), verdict=v, p=p) for i, (v, p) in enumerate(
+      [("reproduced", 0.01), ("contradicted", 0.02), ("reproduced", 0.04),
+       ("premise failed (1 of 5 seeds paired)", None), ("inconclusive", 0.5)])]
+  holm = claims.adjust(made)
+  # 4 tested: 0.01 x 4, max(0.04, 0.02 x 3), max(0.06, 0.04 x 2), 0.5
+  assert [r["p_adjusted"] for r in holm] == pytest.approx([0.04, 0.06, 0.08, None, 0.5])
+  assert [r["verdict_adjusted"] for r in holm] == [
+      "reproduced", "inconclusive", "inconclusive", made[3]["verdict"], "inconclusive"]
+  bh = claims.adjust(made, "bh", "bh")
+  assert [r["p_bh"] for r in bh] == pytest.approx([0.04, 0.04, 0.16 / 3, None, 0.5])
+  assert [r["verdict_bh"] for r in bh][:3] == ["reproduced", "contradicted", "inconclusive"]
+
+
+def test_claims_written_before_the_new_options_record_as_they_did():
+  # sweep.json (and the committed results' record hashes) hold the claim dicts: an option
+  # at its default is left out, so a claim that sets none keeps its old dict
+  c = claims.claim("x", paper="P", a={}, b={}, metric="final_eval_loss", direction="lower")
+  assert set(c) == {"claim", "paper", "a", "b", "where", "metric", "direction", "at_best",
+                    "method", "comment"}
+  assert claims.claim("x", paper="P", a={}, b={}, metric="final_eval_loss", direction="lower",
+                      pool="mean")["pool"] == "mean"
+
+
+def test_lr_sensitivity_is_paired_per_seed():
+  rows = []
+  for s in range(3):
+    for lr, a_loss, b_loss in ((1e-3, 3.0, 3.0), (1e-2, 2.5, 2.5), (1e-1, 5.5, 2.9)):
+      rows += [dict(_row(0, lr, s, a_loss + 0.01 * s), initial_eval_loss=5.0),
+               dict(_row(10, lr, s, b_loss + 0.01 * s), initial_eval_loss=5.0)]
+  v = claims.evaluate(_claim(metric="lr_sensitivity"), SWEPT, rows)
+  # seed s: a = mean(3, 2.5, 5 (capped at the initial loss)) - 2.5 - s / 300 = 1 - s / 300
+  # (the capped LR keeps 5.0 while the others move by 0.01 s); b = 0.3
+  assert v["n_seeds"] == 3 and v["effect"] == pytest.approx(-0.7 + 0.01 / 3)
+
+
+def test_argmin_is_the_best_value_of_a_field_per_seed_over_it_and_the_lr():
+  # batch 8: best warmup 0 at every seed (at lr 1e-2); batch 32: best warmup
+  # 10 or 20 by seed (seed 1's at lr 1e-3)
+  swept = ["data.batch_size", *SWEPT]
+  best32 = {0: (10, 1e-2), 1: (20, 1e-3), 2: (20, 1e-2), 3: (10, 1e-2), 4: (10, 1e-2)}
+  rows = []
+  for s in range(5):
+    for w in (0, 10, 20):
+      for lr in (1e-3, 1e-2):
+        for b, best in ((8, (0, 1e-2)), (32, best32[s])):
+          rows.append(dict(_row(w, lr, s, 2.0 if (w, lr) == best else 3.0),
+                           **{"data.batch_size": b, "initial_eval_loss": 5.0}))
+  c = claims.validate([claims.claim(
+      "larger batches want longer warmup", paper="P", a={"data.batch_size": 8},
+      b={"data.batch_size": 32}, metric="argmin:schedule.warmup_steps",
+      direction="higher")], swept)[0]
+  v = claims.evaluate(c, swept, rows)
+  assert v["n_seeds"] == 5 and v["effect"] == 14 and v["verdict"] == "reproduced"
+  assert v["method"].startswith("exact sign") and v["p"] == pytest.approx(1 / 32)
+  assert "optimum at grid edge" in v["flags"]   # batch 8's best, 0, is the shortest warmup
+  # a diverged run counts as the initial loss, so it is never the best
+  rows = [dict(r, outcome="diverged", final_eval_loss=1.0) if r["data.batch_size"] == 32
+          and r["schedule.warmup_steps"] == 0 else r for r in rows]
+  assert claims.evaluate(c, swept, rows)["effect"] == 14
+  with pytest.raises(ConfigError, match="argmin:model.d_model names a field the grid does"):
+    claims.validate([dict(c, metric="argmin:model.d_model")], swept)
 @pytest.mark.parametrize("bad,message", [
     ("not a list", "get_claims: must return a list"),
     ([{"claim": "x"}], r"get_claims\(\)\[0\]: must be a dict"),
@@ -99,6 +306,14 @@ def test_peak_is_the_log10_of_an_analysis_column_max_over_the_early_window():
      "unknown metric 'peak:sharpness'.*peak:COLUMN:UPDATES"),
     ([claims.claim("x", paper="P", a={}, b={}, metric="stalled", direction="down")],
      "direction must be"),
+    ([claims.claim("x", paper="P", a={}, b={}, metric="stalled", direction="lower",
+                   pool="sum")], "pool must be None"),
+    ([claims.claim("x", paper="P", a={}, b={}, metric="stalled", direction="lower",
+                   failures="cap")], "failures must be 'drop' or"),
+    ([claims.equivalent("x", paper="P", a={}, b={}, metric="max_trained_lr", margin=0.1)],
+     "equivalence is for continuous metrics"),
+    ([claims.claim("x", paper="P", a={}, b={}, metric="stalled", direction="lower",
+                   planned_seeds=2)], "planned_seeds must be a whole number >= 3"),
 ])
 def test_bad_claims_name_the_claim_and_what_is_allowed(bad, message):
   with pytest.raises(ConfigError, match=message):
@@ -122,7 +337,7 @@ def test_a_sweep_records_its_claims_and_reports_their_verdicts(tmp_path):
   finals = {(r["schedule.warmup_steps"], r["seed"]): r["final_eval_loss"]
             for r in summary["runs"]}
   diffs = [finals[5, s] - finals[0, s] for s in range(3)]
-  assert v["n_pairs"] == 3 and v["effect"] == pytest.approx(sum(diffs) / 3)
+  assert v["n_seeds"] == 3 and v["effect"] == pytest.approx(sum(diffs) / 3)
   assert v["verdict"] in ("reproduced", "contradicted", "inconclusive")
   assert "| warmup lowers the loss | P | final_eval_loss |" in (wd / "summary.md").read_text()
   assert (wd / "plots" / "claims.png").exists() == (v["ci95"] is not None)
@@ -139,54 +354,3 @@ def test_a_sweep_records_its_claims_and_reports_their_verdicts(tmp_path):
   assert (page / "README.md").read_text() == text and len(again) == 1
 
 
-def test_at_best_compares_each_condition_at_its_own_best_lr_and_lists_mean_any_of():
-  rows = []
-  for s in range(4):
-    rows += [_row(0, 1e-3, s, 3.0 + 0.01 * s), _row(0, 1e-2, s, 3.2)]       # a's best: 1e-3
-    rows += [_row(10, 1e-3, s, 3.1), _row(10, 1e-2, s, 2.8 + 0.02 * s)]     # b's best: 1e-2
-  c = claims.claim("x", paper="P", a={"schedule.warmup_steps": 0},
-                   b={"schedule.warmup_steps": [10, 20]}, at_best="optimizer.peak_lr",
-                   metric="final_eval_loss", direction="lower")
-  v = claims.evaluate(claims.validate([c], SWEPT)[0], SWEPT, rows)
-  assert v["n_pairs"] == 4 and v["effect"] == pytest.approx(-0.2 + 0.01 * 1.5)
-  assert "each at its best peak_lr" in claims.conditions(v)
-
-
-def test_lr_sensitivity_is_paired_per_seed():
-  rows = []
-  for s in range(3):
-    for lr, a_loss, b_loss in ((1e-3, 3.0, 3.0), (1e-2, 2.5, 2.5), (1e-1, 5.5, 2.9)):
-      rows += [dict(_row(0, lr, s, a_loss + 0.01 * s), initial_eval_loss=5.0),
-               dict(_row(10, lr, s, b_loss + 0.01 * s), initial_eval_loss=5.0)]
-  c = claims.claim("x", paper="P", a={"schedule.warmup_steps": 0},
-                   b={"schedule.warmup_steps": 10}, metric="lr_sensitivity", direction="lower")
-  v = claims.evaluate(c, SWEPT, rows)
-  # seed s: a = mean(3, 2.5, 5 (capped at the initial loss)) - 2.5 - s / 300 = 1 - s / 300
-  # (the capped LR keeps 5.0 while the others move by 0.01 s); b = 0.3
-  assert v["n_pairs"] == 3 and v["effect"] == pytest.approx(-0.7 + 0.01 / 3)
-
-
-def test_argmin_is_the_best_value_of_a_field_per_seed_over_it_and_the_lr():
-  # batch 8: best warmup 0 at every seed (at lr 1e-2); batch 32: best warmup
-  # 10, 20, 20, 10 by seed (seed 1's at lr 1e-3)
-  swept = ["data.batch_size", *SWEPT]
-  best32 = {0: (10, 1e-2), 1: (20, 1e-3), 2: (20, 1e-2), 3: (10, 1e-2)}
-  rows = []
-  for s in range(4):
-    for w in (0, 10, 20):
-      for lr in (1e-3, 1e-2):
-        for b, best in ((8, (0, 1e-2)), (32, best32[s])):
-          rows.append(dict(_row(w, lr, s, 2.0 if (w, lr) == best else 3.0),
-                           **{"data.batch_size": b, "initial_eval_loss": 5.0}))
-  c = claims.validate([claims.claim(
-      "larger batches want longer warmup", paper="P", a={"data.batch_size": 8},
-      b={"data.batch_size": 32}, metric="argmin:schedule.warmup_steps",
-      direction="higher")], swept)[0]
-  v = claims.evaluate(c, swept, rows)
-  assert v["n_pairs"] == 4 and v["effect"] == 15 and v["verdict"] == "reproduced"
-  # a diverged run counts as the initial loss, so it is never the best
-  rows = [dict(r, outcome="diverged", final_eval_loss=1.0) if r["data.batch_size"] == 32
-          and r["schedule.warmup_steps"] == 0 else r for r in rows]
-  assert claims.evaluate(c, swept, rows)["effect"] == 15
-  with pytest.raises(ConfigError, match="argmin:model.d_model names a field the grid does"):
-    claims.validate([dict(c, metric="argmin:model.d_model")], swept)

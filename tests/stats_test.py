@@ -1,4 +1,5 @@
 """Statistics over a grid's runs, against hand-computed values."""
+import numpy as np
 import pytest
 
 from warmup_research import stats
@@ -71,14 +72,124 @@ def test_rate_test_is_fishers_exact_test():
   assert stats.rate_verdict(stats.rate_test(1, 5, 2, 5), "higher") == "inconclusive"
 
 
-def test_differences_without_spread_need_the_sign_test():
-  # 4 equal positive pairs: the t interval would be a point, but a sign test
-  # gives p = 2 / 2**4 = 0.125: no verdict. 6 of them: p = 0.03125.
-  four = stats.paired_difference([0.0] * 4, [0.5] * 4)
-  assert four.ci95 is None and "sign test, p = 0.125" in four.method
-  assert stats.verdict(four.ci95, "higher") == "inconclusive"
-  six = stats.paired_difference([0.0] * 6, [0.5] * 6)
-  assert six.ci95 == (0.5, 0.5) and stats.verdict(six.ci95, "higher") == "reproduced"
+def test_differences_without_spread_take_the_one_sided_exact_sign_test():
+  # 4 equal positive pairs: a t interval would be a point; the sign test, one-sided in the
+  # predicted direction, gives 1 / 2**4 = 0.0625 (no verdict) and 5 of them 1/32 = 0.031
+  # (the old two-sided fallback needed 6)
+  four = stats.superiority([0.5] * 4, "higher")
+  assert four.p == pytest.approx(1 / 16) and stats.decide(four.p, four.side, "higher") == (
+      "inconclusive")
+  five = stats.superiority([0.5] * 5, "higher")
+  assert five.p == pytest.approx(1 / 32) and "exact sign test" in five.method
+  assert stats.decide(five.p, five.side, "higher") == "reproduced"
+  assert stats.decide(five.p, five.side, "lower") == "contradicted"
+  assert stats.paired_difference([0.0] * 4, [0.5] * 4).ci95 is None
+  # ties are left out of the count: 4 higher and 1 tie is 4 of 4
+  assert stats.sign_p([0.5, 0.5, 0.5, 0.5, 0.0], "higher") == pytest.approx(1 / 16)
+
+
+def test_every_test_gives_a_p_that_agrees_with_its_interval():
+  d = [-0.1, -0.12, -0.08, -0.11, -0.09, 0.02]
+  t = stats.paired_difference([0.0] * 6, d)
+  assert t.p_value == pytest.approx(stats.sps.ttest_1samp(d, 0).pvalue)
+  # the BCa p is the interval inverted at 0: at the level p the interval's end is 0
+  boot = stats.paired_difference([0.0] * 6, d, method="paired bootstrap")
+  assert boot.ci95[1] < 0 and boot.p_value < 0.05
+  near = [-0.1, 0.05, -0.08, 0.04, -0.09, 0.02]
+  wide = stats.paired_difference([0.0] * 6, near, method="paired bootstrap")
+  assert wide.ci95[0] < 0 < wide.ci95[1] and wide.p_value > 0.05
+
+
+def test_mde_and_seeds_needed_match_the_published_power_of_the_paired_t():
+  # Cohen's d = 1 (two-sided 5%, 80% power) needs 10 pairs (power 0.803), d = 0.5 needs 34
+  # (0.808): the paired t's noncentral-t power, as G*Power's table gives it
+  assert stats.seeds_needed(0.1, 0.1) == 10 and stats.seeds_needed(0.2, 0.1) == 34
+  assert stats.seeds_needed(0.1, 1.0) == 3   # never fewer than 3 seeds
+  # and the MDE inverts it: at 10 pairs 80% power is reached just below d = 1
+  assert 0.9 < stats.mde(1.0, 10) < 1.0 and stats.mde(1.0, 9) > 1.0
+  assert stats.mde(None, 5) is None and stats.mde(0.1, 1) is None
+  # equivalence: the smallest margin the TOST establishes at a true difference of 0
+  m = stats.mde(0.1, 5, equivalence=True)
+  assert stats.seeds_needed(0.1, m * 1.001, equivalence=True) == 5
+  assert stats.seeds_needed(0.1, m * 0.9, equivalence=True) > 5
+
+
+def test_holm_and_benjamini_hochberg_hand_computed():
+  ps = [0.01, 0.04, None, 0.03]
+  assert stats.holm(ps) == pytest.approx([0.03, 0.06, None, 0.06])   # x3, then max(x1, x2)
+  assert stats.benjamini_hochberg(ps) == pytest.approx([0.03, 0.04, None, 0.04])
+
+
+def test_equivalence_is_two_one_sided_tests():
+  same = stats.equivalence([0.01, -0.02, 0.03, 0.0, 0.01], 0.05)
+  assert same.side == "inside" and stats.decide(same.p, same.side, None) == "equivalent"
+  assert -0.05 < same.ci90[0] < same.ci90[1] < 0.05
+  # the TOST p is the larger one-sided p: against -margin and against +margin
+  d = np.array([0.01, -0.02, 0.03, 0.0, 0.01])
+  se = d.std(ddof=1) / np.sqrt(5)
+  p_hi = stats.sps.t.cdf((d.mean() - 0.05) / se, 4)
+  p_lo = stats.sps.t.sf((d.mean() + 0.05) / se, 4)
+  assert same.p == pytest.approx(max(p_hi, p_lo))
+  far = stats.equivalence([0.3, 0.2, 0.25, 0.28, 0.31], 0.05)
+  assert stats.decide(far.p, far.side, None) == "not equivalent"
+  wide = stats.equivalence([0.1, -0.12, 0.05, -0.02, 0.09], 0.05)
+  assert stats.decide(wide.p, wide.side, None) == "inconclusive"
+
+
+def test_the_logistic_boundary_is_the_middle_of_a_separated_gap():
+  x = np.log10([1e-3, 3e-3, 1e-2, 3e-2])
+  assert stats.logistic_boundary(x, [1, 1, 0, 0]) == pytest.approx(
+      np.log10(np.sqrt(3e-3 * 1e-2)), abs=1e-4)
+  one_late = stats.logistic_boundary(x, [1, 1, 1, 0])
+  assert x[2] < one_late < x[3]
+  assert stats.censored_bounds(x) == pytest.approx((x[0] - (x[1] - x[0]) / 2,
+                                                    x[3] + (x[1] - x[0]) / 2), abs=1e-2)
+  with pytest.raises(ValueError):
+    stats.logistic_boundary(x, [1, 1, 1, 1])
+
+
+RANK = {"contradicted": 0, "inconclusive": 1, "reproduced": 2}
+
+
+@pytest.mark.parametrize("test", ["sign", "boundary"])
+def test_a_verdict_never_weakens_as_one_seed_moves_the_predicted_way(test):
+  # every set of 3 per-seed differences on a grid of half-decade steps (and 100 each of 4
+  # and 5),
+  # each pair moved one step the predicted way ('higher'): the verdict never goes down
+  import itertools
+  steps = [-1.0, -0.5, 0.0, 0.5, 1.0]
+  if test == "sign":
+    fn = lambda d: stats.superiority(d, "higher", discrete=True)   # noqa: E731
+  else:
+    fn = lambda d: stats.boundary_difference(d, "higher", resamples=999)   # noqa: E731
+  memo = {}
+
+  def rank(d):
+    if tuple(d) not in memo:
+      t = fn(d)
+      memo[tuple(d)] = RANK[stats.decide(t.p, t.side, "higher")]
+    return memo[tuple(d)]
+
+  rng = np.random.default_rng(0)
+  sets = [list(s) for s in itertools.product(steps, repeat=3)]
+  sets += [list(rng.choice(steps, n)) for n in (4, 5) for _ in range(100)]
+  sets += [[-0.5] * 5, [-1.0, -0.5, -0.5, -1.0, -0.5], [0.5] * 4 + [0.0]]
+  seen = set()
+  for d in sets:
+    before = rank(d)
+    for i in range(len(d)):
+      if d[i] < steps[-1]:
+        moved = d[:i] + [d[i] + 0.5] + d[i + 1:]
+        assert rank(moved) >= before, (d, moved)
+        seen.add((before, rank(moved)))
+  assert (1, 2) in seen and (0, 1) in seen   # the property is not vacuous
+
+
+def test_the_t_is_not_monotone_which_is_why_discrete_metrics_do_not_use_it():
+  tight = [0.5, 0.5, 0.5, 0.5, 1.0]
+  far = [0.5, 0.5, 0.5, 0.5, 2.0]   # one seed moved further the predicted way
+  assert stats.superiority(tight, "higher").p < 0.05 < stats.superiority(far, "higher").p
+  assert stats.superiority(far, "higher", discrete=True).p == pytest.approx(1 / 32)
 
 
 def test_best_value_ci_is_the_argmin_of_the_seed_mean_with_a_seed_bootstrap():

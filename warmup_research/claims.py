@@ -1,45 +1,90 @@
 """Claims as data, and their verdicts computed from a grid's runs.
 
 An experiment file declares, beside its grid, what the paper predicts
-(`get_claims(arg=None)` returns a list of `claim(...)` dicts); the sweep
-records them with the grid before it runs, so the rule is fixed before any
-number exists. `evaluate` then pairs the runs of the two conditions and
-applies `stats`:
+(`get_claims(arg=None)` returns a list of `claim(...)` / `equivalent(...)`
+dicts); the sweep records them with the grid before it runs, so the rule is
+fixed before any number exists. `evaluate` then pairs the runs of the two
+conditions and applies `stats`:
 
     claim("post-LN needs warmup where pre-LN does not", paper="Xiong et al. 2020",
           a={"schedule.warmup_steps": 0}, b={"schedule.warmup_steps": 100},
           where={"model.norm": "post"}, metric="final_eval_loss", direction="lower")
 
 - `a`, `b`: the two conditions (swept values; a list means any of them);
-  `where`: the runs the claim is about. A run of `b` is paired with the run
-  of `a` that has the same value of every other swept field (seed included:
-  the same init and data).
+  `where`: the runs the claim is about.
+- **The seed is the unit.** The swept fields named `seed` (`seed`,
+  `data.seed`) make a run's seed; every other swept field the claim does not
+  fix (by `a`, `b`, `at_best` or its metric) is an axis, and each setting
+  of the axes is a *level* (e.g. one peak LR). At each level a seed gives
+  one paired difference b - a (the same init and data on both sides), and
+  the test runs over seeds: `n` is always a number of seeds.
+- `pool`: how a claim over axes treats them. None (the default): each level
+  is tested on its own, Holm-corrected within the claim; the claim is
+  `reproduced` when at least one level is reproduced after that correction
+  and none is contradicted, `contradicted` in the mirror case, and
+  `inconclusive` when neither, or when levels go both ways (flagged `mixed
+  signs`). 'mean': one test of each seed's mean difference over the levels
+  (a seed enters only with a pair at every level); the per-level effects
+  are still reported beside it, and two levels whose own 95% CIs exclude 0
+  on opposite sides flag `mixed signs`.
 - `at_best`: a swept field (e.g. 'optimizer.peak_lr') at which each
-  condition is compared at its own best value: the one with the lowest mean
-  metric over seeds (chosen on the same runs, which favours neither side).
+  condition is compared at its own best value, per level, chosen
+  leave-one-seed-out: seed i's run is the one at the value with the lowest
+  mean over the *other* seeds (a loss metric scored as `capped_loss`, so a
+  diverged value is never best); the in-sample choice (all seeds) is shown
+  beside it. A choice at an end of the field's values for more than half
+  the seeds of either side flags `optimum at grid edge`.
 - `metric`: 'final_eval_loss' or 'best_eval_loss' (per run); 'max_trained_lr'
-  (log10 of the largest peak LR whose run trained, per setting of the other
-  fields: a pair of settings where one side never trained is dropped);
-  'steps_to:X' (updates until the eval loss first reached X; never: dropped);
-  'argmin:FIELD' (the value of a swept FIELD, e.g. the warmup length, whose
-  run has the lowest min(final eval loss, initial eval loss), a diverged run
-  counting as the initial loss; chosen over FIELD and, where swept, the peak
-  LR, per setting of the other fields, e.g. per seed);
+  (the trainable-LR boundary: per side and seed, the log10 peak LR where a
+  Firth logistic fit of P(trained) in log10 LR crosses 1/2, over the LRs
+  from the lowest that trained upwards: failures below it are too-slow
+  runs, not the boundary; a side that never trained is censored half a
+  grid step below the lowest LR, one that trained at every LR half a step
+  above the highest, never dropped; compared by `stats.boundary_difference`);
+  'steps_to:X' (updates until the eval loss first reached X; never: no
+  value); 'argmin:FIELD' (the value of a swept FIELD, e.g. the warmup
+  length, whose run has the lowest `capped_loss`, chosen over FIELD and,
+  where swept, the peak LR, per seed; a choice at an end of FIELD's values
+  for more than half the seeds flags `optimum at grid edge`);
   'peak:COLUMN:T' (log10 of the largest value of an `analyze` column, e.g.
-  stability_ratio, over the checkpoints at updates 1..T; log because
-  sharpness spans decades; before `analyze` has run the verdict is 'not
-  measured');
-  'lr_sensitivity' (Wortsman et al.'s, over the peak-LR axis, per setting of
-  the other fields, e.g. per seed);
-  or a rate, 'stalled', 'diverged' or 'failed' (either), compared over all
-  runs of each side with Fisher's exact test.
-- Pruned runs (successive halving, `train.prune_steps`) never count as
-  diverged or stalled: rates leave them out of both counts; per-run losses
-  and at_best skip them (their loss is their rung's); max_trained_lr and
-  lr_sensitivity drop any setting with a pruned run (its pruned LRs' fates
-  are unknown); argmin counts them as the initial loss (never the best).
+  stability_ratio, over the checkpoints at updates 1..T; before `analyze`
+  has run the verdict is 'not measured'); 'lr_sensitivity' (Wortsman et
+  al.'s, over the peak-LR axis, per seed); or a rate, 'stalled', 'diverged'
+  or 'failed' (either): per seed, 1 for a run that failed so, else 0
+  (pooled: the seed's share of failed runs over the levels).
+- Tests: continuous metrics take `method`, 'paired t' (default) or 'paired
+  bootstrap' (BCa), and the exact sign test where the differences have no
+  spread; discrete ones (argmin, rates) the exact sign test, one-sided at 5%
+  in the predicted direction; max_trained_lr the seed bootstrap. Every test
+  gives a p; the verdict is `reproduced` when p < 0.05 on the predicted
+  side, `contradicted` on the other, else `inconclusive`.
+- `equivalent(...)` claims (`kind='equivalence'`) declare a `margin` in the
+  metric's units before the run and are decided by two one-sided tests:
+  `equivalent` when the 90% CI of b - a lies inside (-margin, margin), `not
+  equivalent` when it lies outside, else `inconclusive`. Over levels
+  (pool None): `equivalent` only when every level is (an intersection-union
+  test: its p is the largest level's), `not equivalent` when any level is
+  after Holm.
+- **Failures never vanish.** `failures` says what a loss claim does with a
+  diverged run: 'drop' (the default; the pair has no value) or 'cap' (it
+  counts as its initial eval loss, `capped_loss`). Either way each side's
+  k/n failed runs (stalled or diverged) are reported, and a test left with
+  fewer than `min_seeds` (default 3, never less) seeds is `premise failed`
+  when runs of the grid's seeds failed or had no value, else
+  `insufficient`: no other verdict is drawn from fewer than 3 seeds.
+  Pruned runs (successive halving) are unknown, never failures: they have
+  no value; max_trained_lr and lr_sensitivity drop a seed with a pruned LR.
+- Every `inconclusive` verdict carries `mde`: the smallest |b - a| the
+  paired t would detect at 80% power from the observed paired sd (per level:
+  at 0.05 / levels; equivalence: the smallest margin it could establish).
+- `planned_seeds`: the seeds the design planned; a grid with more (grown
+  after the fact) flags `exploratory`. `effect`: the effect the design
+  should detect, for `warmup-research plan`.
+- Multiplicity: `adjust` gives each verdict a Holm-adjusted p within its
+  experiment (`p_adjusted`, `verdict_adjusted`: the raw verdict where the
+  adjusted p < 0.05, else `inconclusive`); the results table adds
+  Benjamini-Hochberg across every experiment (`write_claims`).
 - `direction`: what the paper predicts for b - a: 'lower' or 'higher'.
-- `method`: 'paired t' (default) or 'paired bootstrap'.
 - `comment`: prose shown beside the verdict; it may not overrule it.
 """
 from __future__ import annotations
@@ -53,9 +98,16 @@ from warmup_research.errors import ConfigError
 PER_RUN = ("final_eval_loss", "best_eval_loss")
 RATES = ("stalled", "diverged", "failed")
 LR = "optimizer.peak_lr"
-
-
 OVER_LR = ("max_trained_lr", "lr_sensitivity")
+KINDS = ("superiority", "equivalence")
+POOLS = (None, "mean")
+FAILURES = ("drop", "cap")
+MIN_SEEDS = 3
+DECISIVE = ("reproduced", "contradicted", "equivalent", "not equivalent")
+# The fields added after the first claims were recorded, at their defaults: left out of a
+# claim's dict, so a claim written before them records (and hashes) as it did.
+OPTIONS = dict(kind="superiority", margin=None, pool=None, failures="drop", min_seeds=MIN_SEEDS,
+               planned_seeds=None, effect=None)
 
 
 def _argmin(metric: str):
@@ -64,11 +116,29 @@ def _argmin(metric: str):
   return field if kind == "argmin" and field else None
 
 
-def claim(text: str, *, paper: str, a: dict, b: dict, metric: str, direction: str,
+def claim(text: str, *, paper: str, a: dict, b: dict, metric: str, direction: str | None = None,
           where: dict | None = None, at_best: str | None = None, method: str = "paired t",
-          comment: str = "") -> dict:
-  return dict(claim=text, paper=paper, a=a, b=b, where=where or {}, metric=metric,
-              direction=direction, at_best=at_best, method=method, comment=comment)
+          comment: str = "", **options) -> dict:
+  """A claim (see the module docstring); `options`: kind, margin, pool,
+  failures, min_seeds, planned_seeds, effect."""
+  unknown = set(options) - set(OPTIONS)
+  if unknown:
+    raise ConfigError("claim", f"unknown option(s) {sorted(unknown)}; allowed: "
+                      f"{', '.join(OPTIONS)}")
+  out = dict(claim=text, paper=paper, a=a, b=b, where=where or {}, metric=metric,
+             direction=direction, at_best=at_best, method=method, comment=comment)
+  out.update({k: v for k, v in options.items() if v != OPTIONS[k]})
+  return out
+
+
+def equivalent(text: str, *, margin: float, **kw) -> dict:
+  """A claim that b and a differ by less than `margin` (the metric's units),
+  decided by two one-sided tests."""
+  return claim(text, kind="equivalence", margin=margin, **kw)
+
+
+def option(c: dict, key: str):
+  return c.get(key, OPTIONS[key])
 
 
 def validate(claims, swept) -> list[dict]:
@@ -79,7 +149,7 @@ def validate(claims, swept) -> list[dict]:
   out = []
   for i, c in enumerate(claims):
     field = f"get_claims()[{i}]"
-    if not isinstance(c, dict) or not {"claim", "a", "b", "metric", "direction"} <= set(c):
+    if not isinstance(c, dict) or not {"claim", "a", "b", "metric"} <= set(c):
       raise ConfigError(field, "must be a dict made by claims.claim(...)")
     c = claim(c["claim"], **{k: v for k, v in c.items() if k != "claim"})
     for part in ("a", "b", "where"):
@@ -87,22 +157,46 @@ def validate(claims, swept) -> list[dict]:
       if unknown:
         raise ConfigError(field, f"{part} names {unknown}, which the grid does not sweep; "
                           f"swept: {', '.join(swept)}")
-    if not (c["metric"] in PER_RUN + RATES + OVER_LR or c["metric"].startswith("steps_to:")
-            or _peak(c["metric"]) or _argmin(c["metric"])):
-      raise ConfigError(field, f"unknown metric {c['metric']!r}; allowed: "
+    metric, kind = c["metric"], option(c, "kind")
+    if not (metric in PER_RUN + RATES + OVER_LR or metric.startswith("steps_to:")
+            or _peak(metric) or _argmin(metric)):
+      raise ConfigError(field, f"unknown metric {metric!r}; allowed: "
                         f"{', '.join(PER_RUN + RATES + OVER_LR)}, steps_to:LOSS, "
                         "peak:COLUMN:UPDATES, argmin:FIELD")
-    if _argmin(c["metric"]) and _argmin(c["metric"]) not in swept:
-      raise ConfigError(field, f"{c['metric']} names a field the grid does not sweep; "
+    if _argmin(metric) and _argmin(metric) not in swept:
+      raise ConfigError(field, f"{metric} names a field the grid does not sweep; "
                         f"swept: {', '.join(swept)}")
-    if c["metric"] in OVER_LR and LR not in swept:
-      raise ConfigError(field, f"{c['metric']} needs {LR} swept")
+    if metric in OVER_LR and LR not in swept:
+      raise ConfigError(field, f"{metric} needs {LR} swept")
     if c["at_best"] is not None and c["at_best"] not in swept:
       raise ConfigError(field, f"at_best names {c['at_best']!r}, which the grid does not sweep")
-    if c["direction"] not in ("lower", "higher"):
+    if kind not in KINDS:
+      raise ConfigError(field, f"kind must be one of {', '.join(KINDS)}")
+    if kind == "equivalence":
+      margin = option(c, "margin")
+      if not isinstance(margin, (int, float)) or isinstance(margin, bool) or not margin > 0:
+        raise ConfigError(field, f"an equivalence claim needs a margin > 0, got {margin!r}")
+      if metric in RATES or metric == "max_trained_lr" or _argmin(metric):
+        raise ConfigError(field, f"equivalence is for continuous metrics, not {metric}")
+      if c["method"] != "paired t":
+        raise ConfigError(field, "equivalence uses the paired t's two one-sided tests; "
+                          "leave method at 'paired t'")
+    elif c["direction"] not in ("lower", "higher"):
       raise ConfigError(field, f"direction must be 'lower' or 'higher', got {c['direction']!r}")
     if c["method"] not in stats.METHODS:
       raise ConfigError(field, f"method must be one of {', '.join(stats.METHODS)}")
+    if option(c, "pool") not in POOLS:
+      raise ConfigError(field, "pool must be None (each level) or 'mean'")
+    if option(c, "failures") not in FAILURES or (option(c, "failures") == "cap"
+                                                  and metric not in PER_RUN):
+      raise ConfigError(field, f"failures must be 'drop' or (for {', '.join(PER_RUN)}) 'cap'")
+    for name, least in (("min_seeds", MIN_SEEDS), ("planned_seeds", option(c, "min_seeds"))):
+      n = option(c, name)
+      if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < least):
+        raise ConfigError(field, f"{name} must be a whole number >= {least}, got {n!r}")
+    effect = option(c, "effect")
+    if effect is not None and (not isinstance(effect, (int, float)) or not effect > 0):
+      raise ConfigError(field, f"effect must be a number > 0 (its size), got {effect!r}")
     out.append(c)
   return out
 
@@ -130,79 +224,315 @@ def _steps_to(curve, target: float):
   return next((s for s, loss in curve if loss <= target), None)
 
 
+def _is_seed(field: str) -> bool:
+  return field.split(".")[-1] == "seed"
+
+
+def _key(row, fields) -> str:
+  return json.dumps([row[f] for f in fields])
+
+
 def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = None,
              measured: dict | None = None) -> dict:
-  """One claim's effect, 95% CI, pairs, method and verdict.
+  """One claim's test over seeds: effect, CIs, p, verdict, per-level
+  results, failures, MDE and flags (the module docstring has the rules).
 
   `rows`: runs.csv's rows (swept values, outcome, losses); `curves`: run_id ->
   [(step, eval_loss)] (for steps_to); `measured`: run_id -> analysis.csv's
   rows of that run (for peak)."""
+  metric, kind = c["metric"], option(c, "kind")
+  out = dict(claim=c["claim"], paper=c["paper"], metric=metric, kind=kind,
+             direction=c["direction"], margin=option(c, "margin"), a=c["a"], b=c["b"],
+             where=c["where"], at_best=c.get("at_best"), pool=option(c, "pool"),
+             failures=option(c, "failures"), min_seeds=option(c, "min_seeds"),
+             planned_seeds=option(c, "planned_seeds"), declared_effect=option(c, "effect"),
+             comment=c["comment"])
+  empty = dict(n_seeds=0, effect=None, ci95=None, ci90=None, p=None, sd=None, per_level=[],
+               mde=None, flags=[], method=c["method"], sign="", failed=None, best=None)
+  if _peak(metric) and not measured:
+    return dict(out, **empty, verdict="not measured (run `analyze`)")
+  if metric.startswith("steps_to:") and curves is None:
+    return dict(out, **empty, verdict="not measured (no eval curves)")
   finished = [r for r in rows if r.get("outcome") is not None]
+  if metric in RATES:   # a pruned run's fate is unknown: in neither count
+    finished = [r for r in finished if r["outcome"] != "pruned"]
   side = {k: [r for r in finished if _matches(r, c["where"]) and _matches(r, c[k])]
           for k in ("a", "b")}
-  out = dict(claim=c["claim"], paper=c["paper"], metric=c["metric"], direction=c["direction"],
-             a=c["a"], b=c["b"], where=c["where"], at_best=c.get("at_best"),
-             comment=c["comment"])
-  metric = c["metric"]
-  if metric in RATES:   # a pruned run's fate is unknown: in neither count
-    side = {k: [r for r in runs if r["outcome"] != "pruned"] for k, runs in side.items()}
-    bad = (lambda r: r["outcome"] in ("stalled", "diverged")) if metric == "failed" else (
-        lambda r: r["outcome"] == metric)
-    t = stats.rate_test(sum(map(bad, side["a"])), len(side["a"]),
-                        sum(map(bad, side["b"])), len(side["b"]))
-    effect = (t.k_b / t.n_b - t.k_a / t.n_a) if t.n_a and t.n_b else None
-    return dict(out, effect=effect, ci95=None, n_pairs=min(t.n_a, t.n_b),
-                method="Fisher exact", p_value=t.p_value,
-                counts=dict(a=[t.k_a, t.n_a], b=[t.k_b, t.n_b]),
-                verdict=stats.rate_verdict(t, c["direction"]))
-  if c.get("at_best"):
-    side = {k: _at_best(runs, c["at_best"], metric, curves, measured)
-            for k, runs in side.items()}
+  seeds = [f for f in swept if _is_seed(f)]
   over = {LR} if metric in OVER_LR else {LR, _argmin(metric)} if _argmin(metric) else set()
   fixed = set(c["a"]) | set(c["b"]) | over | ({c["at_best"]} if c.get("at_best") else set())
-  key_fields = [f for f in swept if f not in fixed]
-  values = {}
-  for k, runs in side.items():
-    by_key: dict[str, list] = {}
-    for r in runs:
-      by_key.setdefault(json.dumps([r[f] for f in key_fields]), []).append(r)
-    values[k] = {key: _value(metric, group, curves, measured) for key, group in by_key.items()
-                 if over or len(group) == 1}
-  if _peak(metric) and not measured:
-    return dict(out, effect=None, ci95=None, n_pairs=0, method=c["method"], sign="",
-                verdict="not measured (run `analyze`)")
-  keys = [k for k in values["a"] if k in values["b"]]
-  d = stats.paired_difference([values["a"][k] for k in keys], [values["b"][k] for k in keys],
-                              method=c["method"])
-  return dict(out, effect=None if math.isnan(d.effect) else d.effect,
-              ci95=None if d.ci95 is None else list(d.ci95), n_pairs=d.n_pairs,
-              method=d.method, sign=f"{d.n_negative if c['direction'] == 'lower' else d.n_positive}"
-              f" of {d.n_pairs} pairs {c['direction']}",
-              verdict=stats.verdict(d.ci95, c["direction"]))
+  fixed |= {f for f, v in c["where"].items() if not isinstance(v, list)}   # one value: no axis
+  levels = [f for f in swept if f not in fixed and f not in seeds]
+  flags: list[str] = []
+  planned = option(c, "planned_seeds")
+  grid_seeds = {_key(r, seeds) for runs in side.values() for r in runs}
+  if planned is not None and len(grid_seeds) > planned:
+    flags.append("exploratory")
+  cells = {k: _cells(runs, levels, seeds) for k, runs in side.items()}
+  level_keys = list(dict.fromkeys([*cells["a"], *cells["b"]]))
+  per_level, best, edge, censored = [], [], False, {"a": [0, 0], "b": [0, 0]}
+  diffs = {}
+  for lk in level_keys:
+    vals, chosen, read = {}, {}, {}
+    for k in ("a", "b"):
+      by_seed = cells[k].get(lk, {})
+      if c.get("at_best"):
+        by_seed, chosen[k], at_edge = _at_best(by_seed, c["at_best"], metric, curves, measured)
+        edge |= at_edge
+      read[k] = by_seed
+      vals[k] = {s: _seed_value(c, runs, curves, measured) for s, runs in by_seed.items()}
+      if metric == "max_trained_lr":
+        done = [v for v in vals[k].values() if v[0] is not None]
+        censored[k][0] += sum(v[1] is not None for v in done)
+        censored[k][1] += len(done)
+      if _argmin(metric):
+        edge |= _argmin_at_edge(by_seed, _argmin(metric), [v[0] for v in vals[k].values()])
+    if chosen:
+      best.append(dict(level=_level(levels, lk), **chosen))
+    d = {s: vals["b"][s][0] - vals["a"][s][0] for s in vals["a"]
+         if s in vals["b"] and vals["a"][s][0] is not None and vals["b"][s][0] is not None}
+    diffs[lk] = d
+    failed = {k: _failed(read[k], vals[k]) for k in ("a", "b")} if _loses_runs(metric) else None
+    n_grid = len(set(cells["a"].get(lk, {})) & set(cells["b"].get(lk, {})))
+    per_level.append(dict(level=_level(levels, lk), n_grid=n_grid, failed=failed,
+                          **_test(c, list(d.values()), n_grid, failed)))
+  _holm_within(per_level, c)
+  if not level_keys:   # no run on either side
+    head = dict(_test(c, [], 0, None), failed=None)
+  elif len(level_keys) > 1 and option(c, "pool") == "mean":
+    complete = [s for s in diffs[level_keys[0]] if all(s in diffs[lk] for lk in level_keys)]
+    pooled = [sum(diffs[lk][s] for lk in level_keys) / len(level_keys) for s in complete]
+    n_grid = min(p["n_grid"] for p in per_level)
+    failed = _sum_failed([p["failed"] for p in per_level])
+    head = dict(_test(c, pooled, n_grid, failed), failed=failed)
+  elif len(level_keys) == 1:
+    head = {k: v for k, v in per_level[0].items() if k not in ("level", "n_grid")}
+  else:
+    head = _combine(c, per_level)
+  if _mixed(per_level):
+    flags.append("mixed signs")
+  if edge:
+    flags.append("optimum at grid edge")
+  result = dict(out, **head, per_level=per_level if len(level_keys) > 1 else [],
+                flags=flags, best=best or None)
+  result.pop("p_within", None)
+  result.pop("verdict_within", None)
+  if metric == "max_trained_lr":
+    result["censored"] = censored
+  return result
 
 
-def _at_best(runs: list[dict], field: str, metric: str, curves, measured=None) -> list[dict]:
-  """The runs at the value of `field` whose mean metric (over its runs) is lowest."""
-  by_value: dict[str, list] = {}
+def _cells(runs, levels, seeds) -> dict:
+  """level key -> seed key -> that seed's runs at that level."""
+  out: dict[str, dict] = {}
   for r in runs:
-    by_value.setdefault(json.dumps(r[field]), []).append(r)
-  means = {}
-  for value, group in by_value.items():
-    vals = [_value(metric, [r], curves, measured) for r in group]
-    vals = [v for v in vals if v is not None]
-    if vals:
-      means[value] = sum(vals) / len(vals)
-  return by_value[min(means, key=means.get)] if means else []
+    out.setdefault(_key(r, levels), {}).setdefault(_key(r, seeds), []).append(r)
+  return out
+
+
+def _level(levels, lk: str) -> dict:
+  return dict(zip(levels, json.loads(lk)))
+
+
+def _seed_value(c, runs, curves, measured):
+  """(value, censored) of one side at one seed and level: censored is
+  'below' / 'above' for a max_trained_lr boundary outside the grid, else None."""
+  metric = c["metric"]
+  if metric == "max_trained_lr":
+    return _boundary(runs)
+  if not (metric in OVER_LR or _argmin(metric)) and len(runs) != 1:
+    return None, None   # several runs where one was meant: no value (a list without at_best)
+  if metric in PER_RUN and option(c, "failures") == "cap" and runs[0]["outcome"] == "diverged":
+    init = runs[0].get("initial_eval_loss")
+    return (None if init is None else capped_loss(runs[0], init)), None
+  return _value(metric, runs, curves, measured), None
+
+
+def _boundary(runs):
+  """A side's trainable-LR boundary at one seed (log10 LR), and its censoring."""
+  if any(r["outcome"] == "pruned" for r in runs) or not runs:
+    return None, None
+  runs = sorted(runs, key=lambda r: r[LR])
+  x = [math.log10(r[LR]) for r in runs]
+  ok = [r["outcome"] == "trained" for r in runs]
+  low, high = stats.censored_bounds(x)
+  if not any(ok):
+    return low, "below"
+  first = ok.index(True)   # failures below the lowest trained LR were too slow, not too fast
+  x, ok = x[first:], ok[first:]
+  if all(ok):
+    return high, "above"
+  return stats.logistic_boundary(x, ok), None
+
+
+def _failed(by_seed: dict, vals: dict) -> list[int]:
+  """[runs that failed (stalled or diverged) or had no value, runs] of one
+  side at one level, over the runs its test read."""
+  runs = [r for s, rs in by_seed.items() for r in rs]
+  no_value = {s for s, v in vals.items() if v[0] is None}
+  bad = [r for s, rs in by_seed.items() for r in rs
+         if r["outcome"] in ("stalled", "diverged") or s in no_value]
+  return [len(bad), len(runs)]
+
+
+def _loses_runs(metric: str) -> bool:
+  """Whether a failed run loses its value (per-run metrics); elsewhere failures
+  are the data (rates, boundaries, sensitivity, argmin) and are not counted."""
+  return metric in PER_RUN or bool(_peak(metric)) or metric.startswith("steps_to:")
+
+
+def _sum_failed(parts):
+  if any(p is None for p in parts):
+    return None
+  return {k: [sum(p[k][0] for p in parts), sum(p[k][1] for p in parts)] for k in ("a", "b")}
+
+
+def _test(c, d: list, n_grid: int, failed) -> dict:
+  """The test of one level (or of the pooled per-seed means)."""
+  metric, kind = c["metric"], option(c, "kind")
+  if kind == "equivalence":
+    t = stats.equivalence(d, option(c, "margin"))
+  elif metric == "max_trained_lr":
+    t = stats.boundary_difference(d, c["direction"])
+  else:
+    t = stats.superiority(d, c["direction"], c["method"],
+                          discrete=metric in RATES or bool(_argmin(metric)))
+  direction = None if kind == "equivalence" else c["direction"]
+  verdict = stats.decide(t.p, t.side, direction)
+  if t.n < option(c, "min_seeds"):
+    lost = failed and any(failed[k][0] for k in ("a", "b"))
+    verdict = "premise failed" if lost and n_grid >= option(c, "min_seeds") else "insufficient"
+    if verdict == "premise failed":
+      verdict += f" ({t.n} of {n_grid} seeds paired; failed: a {failed['a'][0]}/" \
+                 f"{failed['a'][1]}, b {failed['b'][0]}/{failed['b'][1]})"
+  sign = "" if direction is None else (
+      f"{t.n_negative if direction == 'lower' else t.n_positive} of {t.n} seeds {direction}")
+  return dict(n_seeds=t.n, effect=t.effect, ci95=None if t.ci95 is None else list(t.ci95),
+              ci90=None if t.ci90 is None else list(t.ci90), p=t.p, side=t.side, sd=t.sd,
+              method=t.method, sign=sign, verdict=verdict,
+              mde=_mde(t, kind, verdict, 1))
+
+
+def _mde(t, kind: str, verdict: str, m: int):
+  """The MDE of an inconclusive test at alpha / m (None for the others,
+  and for the sign test, whose power is not the t's)."""
+  if verdict != "inconclusive" or t.method.startswith("exact") or not t.sd:
+    return None
+  return stats.mde(t.sd, t.n, stats.ALPHA / m, equivalence=kind == "equivalence")
+
+
+def _holm_within(per_level: list[dict], c) -> None:
+  """Each level's p Holm-adjusted over the claim's testable levels."""
+  testable = [p for p in per_level if p["n_seeds"] >= option(c, "min_seeds")]
+  direction = None if option(c, "kind") == "equivalence" else c["direction"]
+  for p, adj in zip(testable, stats.holm([p["p"] for p in testable])):
+    p["p_within"] = adj
+    p["verdict_within"] = stats.decide(adj, p["side"], direction)
+    if p["verdict"] == "inconclusive" and p["mde"] is not None:
+      p["mde"] = stats.mde(p["sd"], p["n_seeds"], stats.ALPHA / len(testable),
+                           equivalence=direction is None)
+  for p in per_level:
+    p.setdefault("p_within", None)
+    p.setdefault("verdict_within", p["verdict"])
+
+
+def _combine(c, per_level: list[dict]) -> dict:
+  """One verdict from per-level tests (pool None): the rule in the docstring."""
+  testable = [p for p in per_level if p["p_within"] is not None]
+  failed = _sum_failed([p["failed"] for p in per_level])
+  n = min((p["n_seeds"] for p in testable), default=0)
+  head = dict(n_seeds=n, effect=None, ci95=None, ci90=None, sd=None, failed=failed,
+              method=f"{per_level[0]['method']} per level, Holm within the claim", sign="")
+  if not testable:
+    worst = next((p["verdict"] for p in per_level if p["verdict"].startswith("premise")),
+                 per_level[0]["verdict"])
+    return dict(head, p=None, side=None, verdict=worst, mde=None)
+  got = [p["verdict_within"] for p in testable]
+  mdes = [p["mde"] for p in testable if p["mde"] is not None]
+  if option(c, "kind") == "equivalence":
+    outside = [p["p_within"] for p in testable if p["verdict_within"] == "not equivalent"]
+    if outside:
+      return dict(head, p=min(outside), side="outside", verdict="not equivalent", mde=None)
+    every = len(testable) == len(per_level) and all(
+        p["side"] == "inside" for p in testable)
+    p = max(p["p"] for p in testable) if every else None
+    verdict = stats.decide(p, "inside", None)
+    return dict(head, p=p, side="inside", verdict=verdict,
+                mde=max(mdes) if verdict == "inconclusive" and mdes else None)
+  up, down = "reproduced" in got, "contradicted" in got
+  verdict = "reproduced" if up and not down else "contradicted" if down and not up else (
+      "inconclusive")
+  want = {"reproduced": c["direction"], "contradicted": "lower" if c["direction"] == "higher"
+          else "higher"}.get(verdict)
+  ps = [p["p_within"] for p in testable if want is None or p["side"] == want]
+  return dict(head, p=min(ps) if ps else None, side=want, verdict=verdict,
+              mde=min(mdes) if verdict == "inconclusive" and mdes else None)
+
+
+def _mixed(per_level: list[dict]) -> bool:
+  """Two levels whose own tests point significantly to opposite sides."""
+  sides = {p["side"] for p in per_level if p["p"] is not None and p["p"] < stats.ALPHA
+           and p["side"] in ("lower", "higher") and p["n_seeds"] >= MIN_SEEDS}
+  return len(sides) == 2
+
+
+def _at_best(by_seed: dict, field: str, metric: str, curves, measured):
+  """Each seed's runs at the `field` value chosen on the other seeds (the
+  lowest mean score), the choices, and whether they sit at an end of the
+  field's values for more than half the seeds."""
+  score: dict[str, dict] = {}   # value -> seed -> score
+  runs_at: dict[tuple, list] = {}
+  for s, runs in by_seed.items():
+    for r in runs:
+      v = json.dumps(r[field])
+      runs_at.setdefault((v, s), []).append(r)
+  for (v, s), runs in runs_at.items():
+    x = _score(metric, runs, curves, measured)
+    if x is not None:
+      score.setdefault(v, {})[s] = x
+  values = sorted({v for v, _ in runs_at}, key=json.loads)
+
+  def pick(leave_out=None):
+    means = {v: [x for s, x in got.items() if s != leave_out] for v, got in score.items()}
+    means = {v: sum(xs) / len(xs) for v, xs in means.items() if xs}
+    return min(means, key=means.get) if means else None
+
+  in_sample = pick()
+  chosen = {s: pick(s) if len(by_seed) > 1 else in_sample for s in by_seed}
+  picked = {s: runs_at.get((v, s), []) for s, v in chosen.items() if v is not None}
+  ends = {values[0], values[-1]} if len(values) > 1 else set()
+  at_edge = sum(v in ends for v in chosen.values()) > len(chosen) / 2
+  show = lambda v: None if v is None else json.loads(v)   # noqa: E731
+  return picked, dict(in_sample=show(in_sample),
+                      loso=[show(chosen[s]) for s in sorted(chosen)]), at_edge
+
+
+def _score(metric: str, runs: list[dict], curves, measured):
+  """What at_best minimises: a loss as `capped_loss` (a diverged run is never
+  the best), any other metric as its value."""
+  if metric in PER_RUN and len(runs) == 1 and runs[0].get("initial_eval_loss") is not None:
+    if runs[0]["outcome"] == "pruned":
+      return None
+    return capped_loss(runs[0], runs[0]["initial_eval_loss"])
+  return _value(metric, runs, curves, measured)
+
+
+def _argmin_at_edge(by_seed: dict, field: str, chosen) -> bool:
+  values = sorted({r[field] for runs in by_seed.values() for r in runs})
+  got = [v for v in chosen if v is not None]
+  return len(values) > 1 and sum(v in (values[0], values[-1]) for v in got) > len(got) / 2
 
 
 def _value(metric: str, runs: list[dict], curves, measured=None):
   if metric in PER_RUN:   # a pruned run's loss is its rung's, not a final one
     return runs[0][metric] if runs[0]["outcome"] not in ("diverged", "pruned") else None
+  if metric in RATES:
+    bad = ("stalled", "diverged") if metric == "failed" else (metric,)
+    return None if runs[0]["outcome"] == "pruned" else float(runs[0]["outcome"] in bad)
   if metric in OVER_LR and any(r["outcome"] == "pruned" for r in runs):
-    return None   # the pruned LRs' outcomes are unknown: no largest LR, no sensitivity
+    return None   # the pruned LRs' outcomes are unknown: no boundary, no sensitivity
   if metric == "max_trained_lr":
-    trained = [r[LR] for r in runs if r["outcome"] == "trained"]
-    return math.log10(max(trained)) if trained else None
+    return _boundary(runs)[0]
   if metric == "lr_sensitivity":
     runs = sorted(runs, key=lambda r: r[LR])
     inits = [r["initial_eval_loss"] for r in runs if r.get("initial_eval_loss") is not None]
@@ -236,41 +566,110 @@ def capped_loss(row: dict, initial: float) -> float:
   return min(loss, initial)
 
 
+def adjust(results: list[dict], method: str = "holm", key: str = "adjusted") -> list[dict]:
+  """Each result with `p_{key}` and `verdict_{key}`: its p adjusted over the
+  family `results` (Holm, or 'bh': Benjamini-Hochberg) and the raw verdict
+  kept where that p < 0.05, else `inconclusive` (premise failed,
+  insufficient and not measured stay as they are)."""
+  fn = stats.holm if method == "holm" else stats.benjamini_hochberg
+  family = [r.get("p") if str(r.get("verdict")) in DECISIVE + ("inconclusive",) else None
+            for r in results]
+  out = []
+  for r, p in zip(results, fn(family)):
+    v = r["verdict"]
+    if v in DECISIVE:
+      v = v if p is not None and p < stats.ALPHA else "inconclusive"
+    out.append(dict(r, **{f"p_{key}": p, f"verdict_{key}": v}))
+  return out
+
+
 def evaluate_all(claims, swept, rows, curves=None, measured=None) -> list[dict]:
-  return [evaluate(c, swept, rows, curves, measured) for c in claims]
+  """Every claim of an experiment, Holm-adjusted within it."""
+  return adjust([evaluate(c, swept, rows, curves, measured) for c in claims])
 
 
 def markdown(results: list[dict]) -> list[str]:
   """The claims table of a summary.md."""
   if not results:
     return []
-  lines = ["", "Claims (fixed in the experiment file before the run; verdict: the 95% CI of "
-           "the paired difference b - a against the paper's direction, or Fisher's exact "
-           "test for rates):", "",
-           "| claim | paper | metric | b vs a | effect (b - a) | 95% CI | n | method | verdict |",
-           "|---|---|---|---|---|---|---|---|---|"]
+  lines = ["", "Claims (fixed in the experiment file before the run; the seed is the unit: one "
+           "paired difference b - a per seed; verdicts by the rules in "
+           "warmup_research/claims.py; Holm: adjusted over this experiment's claims):", "",
+           "| claim | paper | metric | b vs a | effect (b - a) | 95% CI | seeds | method | p "
+           "| verdict | Holm p | verdict (Holm) | flags | per level |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in results:
     lines.append("| " + " | ".join([
-        r["claim"], r["paper"], r["metric"], conditions(r), fmt(r["effect"]),
-        interval(r), str(r["n_pairs"]), r["method"], f"**{r['verdict']}**"]) + " |")
+        r["claim"], r["paper"], r["metric"], conditions(r), fmt(r["effect"]), interval(r),
+        str(r["n_seeds"]), r["method"], fmt_p(r.get("p")), f"**{r['verdict']}**",
+        fmt_p(r.get("p_adjusted")), f"**{r.get('verdict_adjusted', r['verdict'])}**",
+        notes(r), levels(r)]) + " |")
   return lines
 
 
 def conditions(r: dict) -> str:
-  show = lambda d: ", ".join(f"{k.split('.')[-1]}={v}" for k, v in d.items())
+  show = lambda d: ", ".join(f"{k.split('.')[-1]}={v}" for k, v in d.items())   # noqa: E731
   where = f" ({show(r['where'])})" if r["where"] else ""
-  best = f", each at its best {r['at_best'].split('.')[-1]}" if r.get("at_best") else ""
-  return f"{show(r['b'])} vs {show(r['a'])}{where}{best}"
+  best = ""
+  if r.get("at_best"):
+    best = f", each at its best {r['at_best'].split('.')[-1]} (leave-one-seed-out"
+    for b in r.get("best") or []:
+      lvl = f" at {show(b['level'])}" if b["level"] else ""
+      best += "; " + ", ".join(f"{k}: in-sample {b[k]['in_sample']}, LOSO {_counts(b[k]['loso'])}"
+                               for k in ("b", "a") if k in b) + lvl
+    best += ")"
+  pool = ", mean over levels per seed" if r.get("pool") == "mean" else ""
+  return f"{show(r['b'])} vs {show(r['a'])}{where}{best}{pool}"
+
+
+def _counts(values) -> str:
+  seen = {}
+  for v in values:
+    seen[json.dumps(v)] = seen.get(json.dumps(v), 0) + 1
+  return ", ".join(f"{v} x{k}" for v, k in seen.items())
 
 
 def fmt(x) -> str:
   return "n/a" if x is None else f"{x:+.4f}"
 
 
+def fmt_p(p) -> str:
+  return "n/a" if p is None else f"{p:.3g}"
+
+
 def interval(r: dict) -> str:
+  if r.get("kind") == "equivalence" and r.get("ci90"):
+    return f"90%: [{r['ci90'][0]:+.4f}, {r['ci90'][1]:+.4f}] vs ±{r['margin']}"
   if r.get("ci95"):
     return f"[{r['ci95'][0]:+.4f}, {r['ci95'][1]:+.4f}]"
-  if "p_value" in r:
-    (ka, na), (kb, nb) = r["counts"]["a"], r["counts"]["b"]
-    return f"{kb}/{nb} vs {ka}/{na}, p = {r['p_value']:.3g}"
+  if r.get("sign"):
+    return r["sign"]
   return "n/a"
+
+
+def notes(r: dict) -> str:
+  """Flags, the MDE of an inconclusive verdict, failures and censoring."""
+  parts = list(r.get("flags") or [])
+  if r.get("mde") is not None:
+    what = "margin" if r.get("kind") == "equivalence" else "|effect|"
+    parts.append(f"could not detect a {what} below {r['mde']:.3g}" if what == "|effect|"
+                 else f"could not establish a margin below {r['mde']:.3g}")
+  failed = r.get("failed")
+  if failed and any(failed[k][0] for k in ("a", "b")):
+    parts.append(f"failed or no value: a {failed['a'][0]}/{failed['a'][1]}, "
+                 f"b {failed['b'][0]}/{failed['b'][1]}")
+  cens = r.get("censored")
+  if cens and any(cens[k][0] for k in ("a", "b")):
+    parts.append(f"boundary censored: a {cens['a'][0]}/{cens['a'][1]}, "
+                 f"b {cens['b'][0]}/{cens['b'][1]}")
+  return "; ".join(parts)
+
+
+def levels(r: dict) -> str:
+  """Each level's effect, CI, seeds and verdict (Holm within the claim)."""
+  out = []
+  for p in r.get("per_level") or []:
+    name = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in p["level"].items())
+    ci = f" [{p['ci95'][0]:+.3f}, {p['ci95'][1]:+.3f}]" if p.get("ci95") else ""
+    out.append(f"{name}: {fmt(p['effect'])}{ci} ({p['n_seeds']}; {p['verdict_within']})")
+  return "; ".join(out)

@@ -403,29 +403,47 @@ def plot_heatmap(out_dir, maps: list[dict]) -> pathlib.Path | None:
 
 
 def plot_claims(verdicts: list[dict], path, title: str = "") -> pathlib.Path | None:
-  """A forest plot: each claim's paired difference b - a with its 95% CI,
-  coloured by its verdict (rate claims, which have no interval, are left to
-  the table)."""
-  rows = [v for v in verdicts if v.get("ci95")]
-  if not rows:
+  """A forest plot: each claim's paired difference b - a over seeds with its
+  95% CI (equivalence: the 90% CI, its margin as ticks), coloured by the
+  Holm-adjusted verdict, and beneath it, fainter, each level's own effect
+  and CI, so a sign flip that a pooled mean hides shows. Claims with no
+  interval at all (sign tests without spread, failed premises) are left
+  to the table."""
+  colors = {"reproduced": "tab:green", "contradicted": "tab:red", "equivalent": "tab:blue",
+            "not equivalent": "tab:orange"}
+  items = []   # (label, effect, interval, colour, is a level)
+  for v in verdicts:
+    levels = [p for p in v.get("per_level") or [] if p.get("ci95")]
+    ci = v.get("ci90") if v.get("kind") == "equivalence" else v.get("ci95")
+    if not (ci or levels):
+      continue
+    verdict = v.get("verdict_adjusted", v["verdict"])
+    head = f"{v.get('experiment', '')}{': ' if v.get('experiment') else ''}{v['claim']}"[:80]
+    sign = {"lower": "< 0", "higher": "> 0"}.get(v.get("direction"), f"in ±{v.get('margin')}")
+    items.append((f"{head} [{v['metric']}; predicted b - a {sign}; {v['n_seeds']} seeds]",
+                  v["effect"], ci, colors.get(verdict, "tab:gray"), False, verdict, v))
+    for p in levels:
+      name = ", ".join(f"{k.split('.')[-1]}={x}" for k, x in p["level"].items())
+      items.append((f"    at {name} ({p['n_seeds']} seeds)", p["effect"], p["ci95"],
+                    colors.get(p.get("verdict_within"), "tab:gray"), True, None, None))
+  if not items:
     return None
-  colors = {"reproduced": "tab:green", "contradicted": "tab:red", "inconclusive": "tab:gray"}
-  fig = Figure(figsize=(15, 1.4 + 0.45 * len(rows)), layout="constrained")
+  fig = Figure(figsize=(15, 1.4 + 0.3 * len(items)), layout="constrained")
   ax = fig.subplots()
-  for i, v in enumerate(reversed(rows)):
-    lo, hi = v["ci95"]
-    ax.errorbar([v["effect"]], [i], xerr=[[v["effect"] - lo], [hi - v["effect"]]], fmt="o",
-                color=colors[v["verdict"]], capsize=3,
-                label=v["verdict"] if v["verdict"] not in ax.get_legend_handles_labels()[1]
-                else None)
-    ax.annotate(f"{v['n_pairs']} pairs", (hi, i), xytext=(4, 0), textcoords="offset points",
-                va="center", fontsize=6)
+  n = len(items)
+  for i, (_, effect, ci, color, is_level, verdict, v) in enumerate(items):
+    y = n - 1 - i
+    if ci and effect is not None:
+      ax.errorbar([effect], [y], xerr=[[effect - ci[0]], [ci[1] - effect]],
+                  fmt="." if is_level else "o", color=color, alpha=0.5 if is_level else 1.0,
+                  capsize=2 if is_level else 3, label=None if is_level or verdict in
+                  ax.get_legend_handles_labels()[1] else verdict)
+    if v is not None and v.get("kind") == "equivalence":
+      ax.plot([-v["margin"], v["margin"]], [y, y], "|", color="black", ms=10)
   ax.axvline(0, color="black", lw=0.8)
-  ax.set_yticks(range(len(rows)), [f"{v.get('experiment', '')}{': ' if v.get('experiment') else ''}"
-                                   f"{v['claim']}"[:80] + f" [{v['metric']}; predicted b - a "
-                                   f"{'< 0' if v['direction'] == 'lower' else '> 0'}]"
-                                   for v in reversed(rows)], fontsize=7)
-  ax.set(xlabel="paired difference b - a (95% CI); the paper predicts the sign in its claim")
+  ax.set_yticks(range(n), [it[0] for it in reversed(items)], fontsize=6)
+  ax.set(xlabel="paired difference b - a over seeds (95% CI; equivalence: 90% CI and its "
+         "margin |); colour: the Holm-adjusted verdict; indented: each level")
   fig.suptitle(title, fontsize=10)
   _legend(fig, ax)
   return _save(fig, pathlib.Path(path), dpi=110)
