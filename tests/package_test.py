@@ -109,7 +109,7 @@ def test_the_console_script_runs_from_any_directory(tmp_path):
   out = subprocess.run([script, "--help"], cwd=tmp_path, capture_output=True, text=True,
                        timeout=120)
   assert out.returncode == 0, out.stderr
-  assert "{train,sweep,report,analyze,schedules}" in out.stdout
+  assert "{train,sweep,report,plan,analyze,schedules}" in out.stdout
   code = "import warmup_research.analysis as a; print(a.__file__)"
   out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                        text=True, timeout=120)

@@ -600,8 +600,9 @@ def markdown(results: list[dict]) -> list[str]:
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in results:
     lines.append("| " + " | ".join([
-        r["claim"], r["paper"], r["metric"], conditions(r), fmt(r["effect"]), interval(r),
-        str(r["n_seeds"]), r["method"], fmt_p(r.get("p")), f"**{r['verdict']}**",
+        r["claim"], r["paper"], r["metric"], conditions(r), fmt(r.get("effect")), interval(r),
+        str(r.get("n_seeds", r.get("n_pairs"))), r["method"], fmt_p(r.get("p")),
+        f"**{r['verdict']}**",
         fmt_p(r.get("p_adjusted")), f"**{r.get('verdict_adjusted', r['verdict'])}**",
         notes(r), levels(r)]) + " |")
   return lines

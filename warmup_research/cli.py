@@ -1,10 +1,11 @@
-"""warmup-research {sweep,train,report,analyze,schedules} ...  (= python -m warmup_research)
+"""warmup-research {sweep,train,report,plan,analyze,schedules} ...  (= python -m warmup_research)
 
     sweep experiments/NAME.py[:arg] [--workdir DIR] [--config.x.y=v ...] [--overwrite]
           [--dry-run]
     train --config experiments/NAME.py[:arg] --workdir DIR [--config.x.y=v ...] [--overwrite]
     report WORKDIR [--compare OTHER | --against COMMITTED | --heatmap x=FIELD,y=FIELD]
-    report --claims DIR
+    report --claims DIR [--rederive]
+    plan EXPERIMENT --pilot WORKDIR
     analyze WORKDIR [--runs ID [--runs ID ...]] [--every K] [--iters N]
     schedules [--out results/schedules.png]
 
@@ -422,16 +423,30 @@ def _writes(wd: pathlib.Path, fn, *args, **kw):
     raise _not_writable(wd, e) from None
 
 
+def cmd_plan(args, rest) -> None:
+  _no_extra(rest)
+  if not (pathlib.Path(args.pilot) / "runs.csv").is_file():
+    raise ConfigError("--pilot", f"{args.pilot} holds no runs.csv; give a pilot sweep's "
+                      "workdir (run `warmup-research report` on it first)")
+  from warmup_research import plan  # the plan command's own module
+  print(plan.plan(args.experiment, args.pilot), end="")
+
+
 def cmd_report(args, rest) -> None:
   _no_extra(rest)
   if args.claims:
     d = pathlib.Path(args.workdir)
     if not any(d.glob("*/summary.json")):
       raise ConfigError("WORKDIR", f"{d} holds no experiment results (*/summary.json)")
+    if args.rederive:
+      from warmup_research import plan  # only this path re-evaluates committed tables
+      print(f"re-derived the claims of {', '.join(plan.rederive(d))} from their runs.csv")
     verdicts = results.write_claims(d)
     print(f"wrote the table of {len(verdicts)} claims into {d / 'README.md'} and "
           f"{d / 'claims.png'}")
     return
+  if args.rederive:
+    raise ConfigError("--rederive", "goes with --claims DIR (a results directory)")
   if args.against:   # summary.json against summary.json: a committed table has no runs
     print(results.against(args.workdir, args.against), end="")
     return
@@ -556,6 +571,9 @@ def parser() -> argparse.ArgumentParser:
                  "results directory)")
   r.add_argument("--claims", action="store_true",
                  help="gather every experiment's claims under WORKDIR into WORKDIR/README.md")
+  r.add_argument("--rederive", action="store_true",
+                 help="with --claims: first re-evaluate each experiment's claims (today's "
+                      "experiments/NAME.py) from its committed runs.csv into its summary.json")
   r.add_argument("--heatmap", metavar="x=FIELD,y=FIELD", default=None,
                  help="draw plots/heatmap_X_Y.png over two swept numeric fields (final loss, "
                  "stalled and diverged fractions, best y per x) and print its table")
@@ -566,6 +584,11 @@ def parser() -> argparse.ArgumentParser:
                  help="print each run's final eval loss beside a committed table's (its "
                       "summary.json), e.g. results/quickstart (writes nothing)")
   r.set_defaults(fn=cmd_report)
+  pl = add("plan", "per claim, a pilot grid's paired sd and the seeds needed for power 0.8")
+  pl.epilog = NO_OVERRIDES
+  pl.add_argument("experiment", help="the experiment file: experiments/NAME.py[:arg]")
+  pl.add_argument("--pilot", required=True, help="a pilot sweep's workdir (with runs.csv)")
+  pl.set_defaults(fn=cmd_plan)
   a = add("analyze", "sharpness etc. over a sweep's saved checkpoints, then re-make its tables")
   a.epilog = NO_OVERRIDES
   a.add_argument("workdir", help="a sweep's workdir")
