@@ -87,7 +87,7 @@ def get_claims(arg=None):
       claim("an untuned 2/(1-b2) warmup does at least as well as RAdam",
             paper="Ma & Yarats 2021", a=radam, b=warm, at_best=best,
             metric="final_eval_loss", direction="lower",
-            comment="'inconclusive' is consistent with 'as well'"),
+            comment="'reproduced': the warmup did better; 'inconclusive' is not 'as well'"),
       claim("(control) warmup beats no warmup at the same mean LR", paper="none (our control)",
             a=same_mean, b=warm, at_best=best, metric="final_eval_loss", direction="lower"),
   ]

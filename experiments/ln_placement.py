@@ -17,7 +17,7 @@ no clipping, so nothing hides the instability), cosine decay. `norm` is
 static: two compiled programs of 40 variants each.
 """
 from warmup_research import config as config_lib
-from warmup_research.claims import claim
+from warmup_research.claims import claim, equivalent
 from warmup_research.sweep import axis, product
 
 from ._ablation import SEEDS, ablation_scale
@@ -45,18 +45,23 @@ def get_claims(arg=None):
   warmup = 1000 if arg == "gpu" else 100
   none, some = {"schedule.warmup_steps": 0}, {"schedule.warmup_steps": warmup}
   post, pre = {"model.norm": "post"}, {"model.norm": "pre"}
+  # Equivalence margin, in nats per token, declared before any re-run: 0.05 is about 2% of
+  # these models' final loss (2.2-2.8), under the 0.1-0.5-nat effects the warmup claims
+  # report and 5x what the 32 fixed eval batches resolve (0.01).
+  margin = 0.05
+  pooled = dict(pool="mean", planned_seeds=5)   # the mean over the 4 LRs, per seed
   return [
       claim("post-LN: warmup lowers the final loss (paired over LRs and seeds)", paper=PAPER,
-            a=none, b=some, where=post, metric="final_eval_loss", direction="lower"),
+            a=none, b=some, where=post, metric="final_eval_loss", direction="lower", **pooled),
       claim("without warmup, pre-LN reaches a lower loss than post-LN", paper=PAPER,
-            a=post, b=pre, where=none, metric="final_eval_loss", direction="lower"),
+            a=post, b=pre, where=none, metric="final_eval_loss", direction="lower", **pooled),
       claim("post-LN: warmup raises the largest LR that trains", paper=PAPER,
-            a=none, b=some, where=post, metric="max_trained_lr", direction="higher"),
+            a=none, b=some, where=post, metric="max_trained_lr", direction="higher",
+            planned_seeds=5),
       claim("post-LN without warmup fails (stalls or diverges) more often", paper=PAPER,
-            a=some, b=none, where=post, metric="failed", direction="higher"),
-      claim("pre-LN without warmup is as good as with it at its best LR (the paper: warmup "
-            "can be removed)", paper=PAPER, a=some, b=none, where=pre,
-            at_best="optimizer.peak_lr", metric="final_eval_loss", direction="lower",
-            comment="the paper predicts no difference; a CI that includes 0 is consistent "
-            "with it, 'contradicted' means warmup still helped pre-LN"),
+            a=some, b=none, where=post, metric="failed", direction="higher", **pooled),
+      equivalent("pre-LN without warmup is as good as with it at its best LR (the paper: "
+                 "warmup can be removed)", paper=PAPER, a=some, b=none, where=pre,
+                 at_best="optimizer.peak_lr", metric="final_eval_loss", margin=margin,
+                 planned_seeds=5),
   ]

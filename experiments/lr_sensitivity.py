@@ -48,14 +48,16 @@ def get_claims(arg=None):
   del arg
   none, long = {"schedule.warmup_ratio": 0.0}, {"schedule.warmup_ratio": 0.5}
   short = {"schedule.warmup_ratio": 0.1}
+  pooled = dict(pool="mean", planned_seeds=5)   # each seed's mean over the two widths
   return [
       claim("longer warmup (50%) lowers LR sensitivity", paper=PAPER, a=none, b=long,
-            metric="lr_sensitivity", direction="lower"),
+            metric="lr_sensitivity", direction="lower", **pooled),
       claim("short warmup (10%) lowers LR sensitivity", paper=PAPER, a=none, b=short,
-            metric="lr_sensitivity", direction="lower"),
+            metric="lr_sensitivity", direction="lower", **pooled),
       claim("longer warmup raises the largest LR that trains", paper=PAPER, a=none, b=long,
-            metric="max_trained_lr", direction="higher"),
+            metric="max_trained_lr", direction="higher", **pooled),
       claim("at each one's best LR, longer warmup does not hurt the loss", paper=PAPER,
             a=none, b=long, at_best="optimizer.peak_lr", metric="final_eval_loss",
-            direction="lower", comment="'contradicted' would mean long warmup cost loss"),
+            direction="lower", comment="'contradicted' would mean long warmup cost loss",
+            **pooled),
   ]

@@ -76,18 +76,20 @@ def get_claims(arg=None):
   warm = {"optimizer.name": "adam", "schedule.warmup_steps": _warmup(arg)}
   gi_bc = {"optimizer.name": "gi_adam_bc", "schedule.warmup_steps": 0}
   gi = {"optimizer.name": "gi_adam", "schedule.warmup_steps": 0}
+  pooled = dict(pool="mean", planned_seeds=5)   # each seed's mean over the 4 LRs
   return [
       claim("warmup keeps Adam's early updates further below the stability threshold",
             paper=paper, a=adam, b=warm, metric=early, direction="lower",
-            comment="log10 of the peak ratio over the first updates, paired per LR and seed"),
+            comment="log10 of the peak ratio over the first updates, each seed's mean over "
+            "the LRs", **pooled),
       claim("warmup raises the largest LR that trains", paper=paper, a=adam, b=warm,
             metric="max_trained_lr", direction="higher"),
       claim("with warmup, Adam trains better at its best LR", paper=paper, a=adam, b=warm,
             at_best="optimizer.peak_lr", metric="final_eval_loss", direction="lower"),
       claim("GI-Adam (bias-corrected) lowers the early peak ratio", paper=paper, a=adam,
-            b=gi_bc, metric=early, direction="lower"),
+            b=gi_bc, metric=early, direction="lower", **pooled),
       claim("GI-Adam (no correction on nu) lowers the early peak ratio", paper=paper,
-            a=adam, b=gi, metric=early, direction="lower"),
+            a=adam, b=gi, metric=early, direction="lower", **pooled),
       claim("GI-Adam (bias-corrected) trains better than Adam without warmup", paper=paper,
             a=adam, b=gi_bc, at_best="optimizer.peak_lr", metric="final_eval_loss",
             direction="lower"),
