@@ -3,7 +3,6 @@ against a hand-computed case, and load_run of a checkpoint written on 8
 devices, in this 1-device process."""
 import csv
 import json
-import os
 import subprocess
 import sys
 
@@ -11,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import REPO, tiny_config
+from conftest import REPO, tiny_config, with_devices
 
 from warmup_research import analysis, data, results, stats, sweep, train, workdir
 from warmup_research.sweep import axis, product
@@ -86,7 +85,7 @@ def test_preconditioned_sharpness_of_a_quadratic():
 def eight_device_sweep(tmp_path_factory):
   tmp = tmp_path_factory.mktemp("a8")
   (tmp / "exp.py").write_text(EXPERIMENT)
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+  env = with_devices(8)
   r = subprocess.run([sys.executable, "-m", "warmup_research", "sweep", str(tmp / "exp.py"),
                       "--workdir", str(tmp / "w"), "--no-progress"], cwd=REPO, env=env,
                      capture_output=True, text=True, timeout=300)

@@ -14,6 +14,14 @@ _TMP = pathlib.Path(tempfile.mkdtemp(prefix="wr-tests-"))
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ["WARMUP_RESEARCH_DATA_DIR"] = str(_TMP / "tfds")
 os.environ["WARMUP_RESEARCH_JAX_CACHE"] = str(_TMP / "jax_cache")
+# XLA:CPU's LLVM optimisation is most of each of the suite's hundreds of
+# compiles (a tiny grouped train step: 4.8 s at the default level, 2.7 s at
+# 0); the suite's numbers stay those of one program run again, and
+# runtime_test checks that users' default-level programs give the same
+# numbers within ACROSS_PROGRAMS. Every subprocess inherits it (`with_devices`).
+TEST_XLA_FLAGS = "--xla_backend_optimization_level=0"
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+  os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
 
 import pytest  # noqa: E402
 
@@ -58,6 +66,14 @@ def assert_rows_close(a: list[dict], b: list[dict], rtol: float = ACROSS_PROGRAM
     assert x["step"] == y["step"]
     for key in x:
       np.testing.assert_allclose(x[key], y[key], rtol=rtol, atol=0, err_msg=f"{key} at {x['step']}")
+
+
+def with_devices(n: int, env: dict | None = None) -> dict:
+  """The environment of a subprocess that sees `n` XLA:CPU devices, with the
+  suite's other XLA flags kept."""
+  env = {**os.environ, **(env or {})}
+  env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={n}"
+  return env
 
 
 def tiny_config(**overrides):

@@ -6,7 +6,7 @@ import jax
 import jax.extend.core
 import numpy as np
 import pytest
-from conftest import ACROSS_PROGRAMS, assert_rows_close, tiny_config
+from conftest import ACROSS_PROGRAMS, assert_rows_close, tiny_config, with_devices
 
 from warmup_research import mesh, program
 
@@ -160,8 +160,7 @@ def test_skipping_with_the_batch_split_over_two_devices_changes_no_live_number()
   import subprocess
   import sys
   tests = pathlib.Path(__file__).parent
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-         "PYTHONPATH": os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")])}
+  env = with_devices(2, {"PYTHONPATH": os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")])})
   r = subprocess.run([sys.executable, "-c", _SKIP_ON_TWO_DATA_SHARDS], env=env,
                      cwd=tests.parent, capture_output=True, text=True, timeout=300)
   assert r.returncode == 0, r.stderr[-3000:]

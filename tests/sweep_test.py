@@ -11,7 +11,7 @@ import sys
 import jax
 import numpy as np
 import pytest
-from conftest import REPO, kill_after_checkpoint, run_cli, tiny_config
+from conftest import REPO, kill_after_checkpoint, run_cli, tiny_config, with_devices
 
 from warmup_research import results, sweep, workdir
 from warmup_research.errors import ConfigError
@@ -53,7 +53,7 @@ def _sweep_cmd(exp, wd, *extra, procs=None, env=None, wait=True, devices=None, p
   # launch.sh runs the interpreter running these tests, as the 1-process side does.
   env = {**os.environ, "WR_PYTHON": sys.executable, **(env or {})}
   if devices:
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    env = with_devices(devices, env)
   if not wait:
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
@@ -182,10 +182,9 @@ def test_long_unlogged_stretches_on_two_cpu_devices_do_not_deadlock(tmp_path):
   # (loop.steps_per_call): 299 launches, as many as before calls held several.
   exp = _experiment(tmp_path, total=299, eval_every=299, log_every=299, ckpt_every=299,
                     grid='axis("optimizer.peak_lr", [1e-3, 1e-2])')
-  flags = ("--xla_force_host_platform_device_count=2 "
-           "--xla_cpu_collective_call_terminate_timeout_seconds=15")
+  flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_collective_call_terminate_timeout_seconds=15"
   r = _sweep_cmd(exp, tmp_path / "wd", "--config.model.d_model=64", "--config.model.num_layers=2",
-                 "--config.data.seq_len=64", "--config.data.batch_size=32",
+                 "--config.data.seq_len=64", "--config.data.batch_size=32", devices=2,
                  env={"PJRT_NPROC": "1", "XLA_FLAGS": flags})
   assert r.returncode == 0, r.stderr[-3000:]
   g = json.loads((tmp_path / "wd" / "groups" / "g000.json").read_text())
