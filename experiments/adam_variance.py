@@ -26,7 +26,7 @@ import numpy as np
 
 from warmup_research import config as config_lib
 from warmup_research import schedules
-from warmup_research.claims import claim
+from warmup_research.claims import claim, noninferior
 from warmup_research.sweep import axis, product
 
 from ._ablation import SEEDS, ablation_scale
@@ -79,15 +79,19 @@ def get_claims(arg=None):
   same_mean = {"optimizer.name": "adam", "schedule.warmup_steps": 0,
                "optimizer.peak_lr": control}
   best = "optimizer.peak_lr"
+  # Non-inferiority margin, in nats per token, declared after the run (so flagged
+  # relabelled): 0.05, as the other experiments' margins (about 2% of the final loss, 5x
+  # what the fixed eval batches resolve).
+  margin = 0.05
   return [
       claim("Adam without warmup is worse than with a 2/(1-b2) warmup", paper=paper,
             a=adam, b=warm, at_best=best, metric="final_eval_loss", direction="lower"),
       claim("RAdam beats Adam without warmup", paper="Liu et al. 2019", a=adam, b=radam,
             at_best=best, metric="final_eval_loss", direction="lower"),
-      claim("an untuned 2/(1-b2) warmup does at least as well as RAdam",
-            paper="Ma & Yarats 2021", a=radam, b=warm, at_best=best,
-            metric="final_eval_loss", direction="lower",
-            comment="'reproduced': the warmup did better; 'inconclusive' is not 'as well'"),
+      # "at least as well" is one-sided: non-inferiority within `margin`
+      noninferior("an untuned 2/(1-b2) warmup does at least as well as RAdam",
+                  paper="Ma & Yarats 2021", a=radam, b=warm, at_best=best,
+                  metric="final_eval_loss", margin=margin),
       claim("(control) warmup beats no warmup at the same mean LR", paper="none (our control)",
             a=same_mean, b=warm, at_best=best, metric="final_eval_loss", direction="lower"),
   ]

@@ -20,7 +20,7 @@ variants each. LR sensitivity is computed per (width, warmup, seed) and
 compared pair by pair.
 """
 from warmup_research import config as config_lib
-from warmup_research.claims import claim
+from warmup_research.claims import claim, noninferior
 from warmup_research.sweep import axis, product
 
 from ._ablation import SEEDS, ablation_scale
@@ -49,6 +49,10 @@ def get_claims(arg=None):
   none, long = {"schedule.warmup_ratio": 0.0}, {"schedule.warmup_ratio": 0.5}
   short = {"schedule.warmup_ratio": 0.1}
   pooled = dict(pool="mean", planned_seeds=5)   # each seed's mean over the two widths
+  # Non-inferiority margin, in nats per token, declared after the run (so flagged
+  # relabelled): 0.05, as the other experiments' margins (about 2% of the final loss, 5x
+  # what the fixed eval batches resolve).
+  margin = 0.05
   return [
       claim("longer warmup (50%) lowers LR sensitivity", paper=PAPER, a=none, b=long,
             metric="lr_sensitivity", direction="lower", **pooled),
@@ -56,8 +60,8 @@ def get_claims(arg=None):
             metric="lr_sensitivity", direction="lower", **pooled),
       claim("longer warmup raises the largest LR that trains", paper=PAPER, a=none, b=long,
             metric="max_trained_lr", direction="higher", **pooled),
-      claim("at each one's best LR, longer warmup does not hurt the loss", paper=PAPER,
-            a=none, b=long, at_best="optimizer.peak_lr", metric="final_eval_loss",
-            direction="lower", comment="'contradicted' would mean long warmup cost loss",
-            **pooled),
+      # "does not hurt" is one-sided: non-inferiority within `margin`
+      noninferior("at each one's best LR, longer warmup does not hurt the loss", paper=PAPER,
+                  a=none, b=long, at_best="optimizer.peak_lr", metric="final_eval_loss",
+                  margin=margin, **pooled),
   ]

@@ -26,7 +26,7 @@ decay to 10%, no weight decay or clipping; the shared CPU-scale model at 4
 layers instead of 6 (as in sharpness.py), so that the grid fits the time.
 The optimizer is static: two compiled programs of 210 variants each.
 """
-from warmup_research.claims import claim
+from warmup_research.claims import claim, noninferior
 from warmup_research.sweep import axis, product
 
 from ._ablation import SEEDS, adam_scale
@@ -64,15 +64,20 @@ def get_claims(arg=None):
   # The design planned 3 seeds; the grid grew to 5 after the 3-seed verdicts were seen,
   # so its verdicts are exploratory.
   grown = dict(planned_seeds=3)
+  # Non-inferiority margin, in nats per token, declared after the run (so flagged
+  # relabelled): 0.05, as the other experiments' margins (about 2% of the final loss, 5x
+  # what the fixed eval batches resolve).
+  margin = 0.05
   return [
       claim("longer warmup (half of training) raises the largest LR that trains", paper=PAPER,
             a=adam(0), b=adam(w[-1]), metric="max_trained_lr", direction="higher", **grown),
       claim("a short warmup (2/15 of training) raises the largest LR that trains",
             paper=PAPER, a=adam(0), b=adam(w[3]), metric="max_trained_lr",
             direction="higher", **grown),
-      claim("at each one's best LR, longer warmup does not hurt the loss", paper=PAPER,
-            a=adam(0), b=adam(w[-1]), at_best="optimizer.peak_lr", metric="final_eval_loss",
-            direction="lower", comment="'contradicted' would mean long warmup cost loss", **grown),
+      # "does not hurt" is one-sided: non-inferiority within `margin`
+      noninferior("at each one's best LR, longer warmup does not hurt the loss", paper=PAPER,
+                  a=adam(0), b=adam(w[-1]), at_best="optimizer.peak_lr",
+                  metric="final_eval_loss", margin=margin, **grown),
       claim("GI-Adam without warmup raises the largest LR that trains, as warmup does",
             paper=PAPER, a=adam(0), b=gi, metric="max_trained_lr", direction="higher", **grown),
       claim("GI-Adam without warmup trains better at its best LR than Adam without",

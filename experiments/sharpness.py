@@ -77,6 +77,7 @@ def get_claims(arg=None):
   gi_bc = {"optimizer.name": "gi_adam_bc", "schedule.warmup_steps": 0}
   gi = {"optimizer.name": "gi_adam", "schedule.warmup_steps": 0}
   pooled = dict(pool="mean", planned_seeds=5)   # each seed's mean over the 4 LRs
+  # Every claim here predicts a direction (lowers, raises, trains better): superiority.
   return [
       claim("warmup keeps Adam's early updates further below the stability threshold",
             paper=paper, a=adam, b=warm, metric=early, direction="lower",

@@ -69,6 +69,7 @@ def get_claims(arg=None):
   # The design planned 3 seeds; the grid grew to 5 after the 3-seed verdicts were seen,
   # so its verdicts are exploratory.
   grown = dict(planned_seeds=3)
+  # Every claim here predicts a direction (longer, larger, higher): superiority.
   return [
       claim("the largest batch's best warmup is longer in updates than the smallest's",
             paper=PAPER, a=small, b=large, metric=f"argmin:{WARMUP}", direction="higher",

@@ -155,23 +155,30 @@ def test_max_trained_lr_is_a_censored_boundary_never_a_dropped_seed():
   v = claims.evaluate(c, SWEPT, rows)
   assert v["n_seeds"] == 5 and v["censored"] == {"a": [1, 5], "b": [4, 5]}
   low, high = stats.censored_bounds([-3, -2, -1])   # -3.5 and -0.5
-  mid = stats.logistic_boundary([-3, -2, -1], [1, 1, 0])
-  assert -2 < mid < -1
+  mid = stats.gap_boundary([-3, -2, -1], 1)   # the middle of the gap above 1e-2: -1.5
+  assert mid == pytest.approx(-1.5)
   expected = [high - low] + [high - mid] * 3 + [0.0]
   assert v["effect"] == pytest.approx(sum(expected) / 5, abs=1e-6)
-  assert v["method"] == "seed bootstrap of the boundary"
-  # one tie leaves 4 of 4 seeds: the exact floor 1/16 keeps it inconclusive
-  assert v["verdict"] == "inconclusive" and v["p"] == pytest.approx(1 / 16)
+  assert v["method"] == "seed bootstrap of the boundary, exact sign floor"
+  # one tie leaves 4 of 4 seeds: the exact floor 2/16 keeps it inconclusive, and the
+  # interval shown is the one that p inverts to: none exists at 4 seeds
+  assert v["verdict"] == "inconclusive" and v["p"] == pytest.approx(2 / 16)
+  assert v["ci95"] is None and "needs >= 6 seeds" in claims.notes(v)
 
 
 def test_rates_are_paired_per_seed_with_the_exact_sign_test():
-  rows = [_row(0, 1e-2, s, None, "diverged") for s in range(5)]
-  rows += [_row(10, 1e-2, s, 3.0) for s in range(5)]
+  rows = [_row(0, 1e-2, s, None, "diverged") for s in range(6)]
+  rows += [_row(10, 1e-2, s, 3.0) for s in range(6)]
   rate = _claim(metric="diverged")
   v = claims.evaluate(rate, SWEPT, rows)
-  assert v["n_seeds"] == 5 and v["effect"] == -1.0 and v["method"].startswith("exact sign")
-  assert v["p"] == pytest.approx(1 / 32) and v["verdict"] == "reproduced"
+  assert v["n_seeds"] == 6 and v["effect"] == -1.0 and v["method"].startswith("exact sign")
+  # two-sided 5% (2.5% each way): 6 of 6 seeds, p = 2 / 64
+  assert v["p"] == pytest.approx(2 / 64) and v["verdict"] == "reproduced"
   assert claims.evaluate(_claim(), SWEPT, rows)["verdict"].startswith("premise failed")
+  # 5 of 5 is 2 / 32 = 0.0625: the floor cannot pass, and the verdict says how many it needs
+  five = claims.evaluate(rate, SWEPT, [r for r in rows if r["seed"] < 5])
+  assert five["verdict"] == "inconclusive" and five["p"] == pytest.approx(2 / 32)
+  assert five["mde"] is None and five["mde_note"].startswith("needs >= 6 seeds")
 
 
 def test_peak_is_the_log10_of_an_analysis_column_max_over_the_early_window():
@@ -275,7 +282,8 @@ def test_argmin_is_the_best_value_of_a_field_per_seed_over_it_and_the_lr():
   swept = ["data.batch_size", *SWEPT]
   best32 = {0: (10, 1e-2), 1: (20, 1e-3), 2: (20, 1e-2), 3: (10, 1e-2), 4: (10, 1e-2)}
   rows = []
-  for s in range(5):
+  best32[5] = (20, 1e-2)
+  for s in range(6):
     for w in (0, 10, 20):
       for lr in (1e-3, 1e-2):
         for b, best in ((8, (0, 1e-2)), (32, best32[s])):
@@ -286,13 +294,13 @@ def test_argmin_is_the_best_value_of_a_field_per_seed_over_it_and_the_lr():
       b={"data.batch_size": 32}, metric="argmin:schedule.warmup_steps",
       direction="higher")], swept)[0]
   v = claims.evaluate(c, swept, rows)
-  assert v["n_seeds"] == 5 and v["effect"] == 14 and v["verdict"] == "reproduced"
-  assert v["method"].startswith("exact sign") and v["p"] == pytest.approx(1 / 32)
+  assert v["n_seeds"] == 6 and v["effect"] == 15 and v["verdict"] == "reproduced"
+  assert v["method"].startswith("exact sign") and v["p"] == pytest.approx(2 / 64)
   assert "optimum at grid edge" in v["flags"]   # batch 8's best, 0, is the shortest warmup
   # a diverged run counts as the initial loss, so it is never the best
   rows = [dict(r, outcome="diverged", final_eval_loss=1.0) if r["data.batch_size"] == 32
           and r["schedule.warmup_steps"] == 0 else r for r in rows]
-  assert claims.evaluate(c, swept, rows)["effect"] == 14
+  assert claims.evaluate(c, swept, rows)["effect"] == 15
   with pytest.raises(ConfigError, match="argmin:model.d_model names a field the grid does"):
     claims.validate([dict(c, metric="argmin:model.d_model")], swept)
 @pytest.mark.parametrize("bad,message", [
@@ -354,3 +362,186 @@ def test_a_sweep_records_its_claims_and_reports_their_verdicts(tmp_path):
   assert (page / "README.md").read_text() == text and len(again) == 1
 
 
+
+
+def _boundary_rows(patterns_a, patterns_b, lrs=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2)):
+  """Rows of a max_trained_lr claim: seed s's outcome at lrs[i] is patterns_X[s][i]
+  (1 trained, 0 diverged)."""
+  rows = []
+  for w, patterns in ((0, patterns_a), (10, patterns_b)):
+    for s, pattern in enumerate(patterns):
+      rows += [_row(w, lr, s, 3.0, "trained" if ok else "diverged")
+               for lr, ok in zip(lrs, pattern)]
+  return rows
+
+
+def test_the_boundary_never_goes_down_when_a_failed_run_trains():
+  # every outcome pattern on a 5-LR grid, one failed run flipped to trained: the boundary
+  # never goes down, and a claim's verdict (b at that pattern in every seed) never weakens
+  import itertools
+  lrs = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+  runs = lambda p: [dict(_row(0, lr, 0, 3.0), outcome="trained" if ok else "diverged")   # noqa: E731
+                    for lr, ok in zip(lrs, p)]
+  patterns = list(itertools.product([0, 1], repeat=5))
+  bound = {p: claims._boundary(runs(p))[0] for p in patterns}
+  c = _claim(metric="max_trained_lr", direction="higher")
+  a = [(1, 1, 0, 0, 0)] * 6
+  rank = {"contradicted": 0, "inconclusive": 1, "reproduced": 2}
+  verdict = {p: rank[claims.evaluate(c, SWEPT, _boundary_rows(a, [p] * 6))["verdict"]]
+             for p in patterns}
+  moves = set()
+  for p in patterns:
+    for i in range(5):
+      if not p[i]:
+        q = p[:i] + (1,) + p[i + 1:]
+        assert bound[q] >= bound[p], (p, q)
+        one = [q] + [p] * 5   # one seed's run flipped
+        got = rank[claims.evaluate(c, SWEPT, _boundary_rows(a, one))["verdict"]]
+        assert got >= verdict[p], (p, q)
+        moves.add((verdict[p], verdict[q]))
+  assert (1, 2) in moves and (0, 1) in moves   # not vacuous
+  # the review's pattern: training one more LR raised no boundary before; now it cannot lower it
+  assert bound[(1, 0, 1, 1, 1)] >= bound[(1, 0, 1, 1, 0)]
+  # a hole is flagged; trained at the top only is not 'trained everywhere'
+  assert claims._boundary(runs((1, 0, 1, 1, 0)))[1] == "hole"
+  assert claims._boundary(runs((0, 0, 0, 0, 1)))[1] == "hole"   # diverged below: a hole
+  assert claims._boundary(runs((1, 1, 1, 1, 1)))[1] == "above"
+  v = claims.evaluate(c, SWEPT, _boundary_rows(a, [(1, 0, 1, 1, 0)] * 6))
+  assert "non-monotone outcomes" in v["flags"] and v["censored"]["b"] == [0, 6]
+
+
+def test_a_seed_whose_runs_all_failed_is_no_evidence_for_argmin_or_sensitivity():
+  swept = ["data.batch_size", *SWEPT]
+  rows = []
+  for s in range(5):
+    for w in (0, 10, 20):
+      for lr in (1e-3, 1e-2):
+        rows.append(dict(_row(w, lr, s, 2.0 if (w, lr) == (10, 1e-2) else 3.0),
+                         **{"data.batch_size": 8, "initial_eval_loss": 5.0}))
+        rows.append(dict(_row(w, lr, s, None, "diverged"),
+                         **{"data.batch_size": 32, "initial_eval_loss": 5.0}))
+  c = claims.validate([claims.claim(
+      "x", paper="P", a={"data.batch_size": 8}, b={"data.batch_size": 32},
+      metric="argmin:schedule.warmup_steps", direction="higher")], swept)[0]
+  v = claims.evaluate(c, swept, rows)   # was: contradicted, the first row's warmup each seed
+  assert v["verdict"].startswith("premise failed") and v["failed"]["b"] == [30, 30]
+  # a tie between warmups has no best value, not the first row's
+  tied = [dict(r, final_eval_loss=2.0, outcome="trained") if r["data.batch_size"] == 32
+          and r["optimizer.peak_lr"] == 1e-2 else r for r in rows]
+  assert claims.evaluate(c, swept, tied)["verdict"].startswith("premise failed")
+  # lr_sensitivity: an arm diverged at every LR had sensitivity 0, "reproduced"
+  rows = []
+  for s in range(5):
+    for lr, loss in ((1e-3, 3.0), (1e-2, 2.5 + 0.01 * s), (1e-1, 2.9)):
+      rows += [dict(_row(0, lr, s, loss), initial_eval_loss=5.0),
+               dict(_row(10, lr, s, None, "diverged"), initial_eval_loss=5.0)]
+  v = claims.evaluate(_claim(metric="lr_sensitivity"), SWEPT, rows)
+  assert v["verdict"].startswith("premise failed") and v["failed"]["b"] == [15, 15]
+
+
+def test_a_nan_loss_on_a_trained_run_is_a_failure_counted():
+  rows = [_row(0, 1e-2, s, 3.0 + 0.01 * s) for s in range(5)]
+  rows += [_row(10, 1e-2, s, float("nan") if s < 3 else 2.9 + 0.01 * s) for s in range(5)]
+  v = claims.evaluate(_claim(), SWEPT, rows)
+  assert v["verdict"].startswith("premise failed") and v["failed"]["b"] == [3, 5]
+
+
+def test_equivalence_over_levels_that_flip_sign_is_neither_equivalent_nor_unflagged():
+  e = [0.004, -0.003, 0.002, -0.001, 0.0]
+  rows = _pairs([[-0.2 + x, 0.2 + x] for x in e], lrs=(1e-3, 1e-2))
+  for pool in ("mean", None):
+    c = claims.validate([claims.equivalent("x", paper="P", margin=0.05,
+                                           a={"schedule.warmup_steps": 0},
+                                           b={"schedule.warmup_steps": 10},
+                                           metric="final_eval_loss", pool=pool)], SWEPT)[0]
+    v = claims.evaluate(c, SWEPT, rows)
+    assert v["verdict"] == "not equivalent" and "mixed signs" in v["flags"], pool
+  # pooled inside the margin, one level inconclusive: inconclusive, and it says why
+  rows = _pairs([[0.01 + x, 0.03 + 10 * x] for x in e], lrs=(1e-3, 1e-2))
+  c = claims.validate([claims.equivalent("x", paper="P", margin=0.05,
+                                         a={"schedule.warmup_steps": 0},
+                                         b={"schedule.warmup_steps": 10},
+                                         metric="final_eval_loss", pool="mean")], SWEPT)[0]
+  v = claims.evaluate(c, SWEPT, rows)
+  assert v["verdict"] == "inconclusive" and v["p"] is None
+  assert "pooled equivalent, but inconclusive at peak_lr=0.01" in claims.notes(v)
+
+
+def test_noninferiority_is_one_sided_so_a_better_result_is_not_a_failure():
+  c = claims.validate([claims.noninferior("b is no worse than a", paper="P", margin=0.05,
+                                          a={"schedule.warmup_steps": 0},
+                                          b={"schedule.warmup_steps": 10},
+                                          metric="final_eval_loss")], SWEPT)[0]
+  rows_for = lambda d: _pairs([[x] for x in d], lrs=(1e-2,))   # noqa: E731
+  better = claims.evaluate(c, SWEPT, rows_for([-0.30, -0.25, -0.28, -0.32, -0.27]))
+  assert better["verdict"] == "non-inferior"   # two-sided equivalence said "not equivalent"
+  eq = claims.validate([dict(c, kind="equivalence", direction=None)], SWEPT)[0]
+  assert claims.evaluate(eq, SWEPT, rows_for([-0.30, -0.25, -0.28, -0.32, -0.27]))[
+      "verdict"] == "not equivalent"
+  worse = claims.evaluate(c, SWEPT, rows_for([0.30, 0.25, 0.28, 0.32, 0.27]))
+  assert worse["verdict"] == "inferior" and worse["ci95"][0] > 0.05
+  noisy = claims.evaluate(c, SWEPT, rows_for([0.10, -0.12, 0.05, -0.02, 0.09]))
+  assert noisy["verdict"] == "inconclusive" and noisy["mde"] > 0.05
+  assert "vs +0.05" in claims.interval(noisy)
+  with pytest.raises(ConfigError, match="needs a margin > 0"):
+    claims.validate([dict(c, margin=None)], SWEPT)
+
+
+def test_a_level_without_a_test_blocks_the_claims_verdict():
+  # lr 1e-3 reproduces at every seed; at lr 1e-1 every b run diverged
+  rows = []
+  for s in range(5):
+    rows += [_row(0, 1e-3, s, 3.0 + 0.01 * s), _row(10, 1e-3, s, 2.8 + 0.011 * s)]
+    rows += [_row(0, 1e-1, s, 3.0), _row(10, 1e-1, s, None, "diverged")]
+  v = claims.evaluate(_claim(), SWEPT, rows)   # was: reproduced
+  assert v["verdict"].startswith("premise failed") and v["verdict"].endswith("at peak_lr=0.1")
+  assert [p["verdict"][:14] for p in v["per_level"]] == ["reproduced", "premise failed"]
+  # a contradiction at another level still stands
+  rows = [dict(r, final_eval_loss=3.5 + 0.013 * r["seed"]) if r["run_id"].startswith("10-0.001")
+          else r for r in rows]
+  assert claims.evaluate(_claim(), SWEPT, rows)["verdict"] == "contradicted"
+
+
+def test_every_inconclusive_verdict_carries_an_mde_at_the_alpha_it_was_tested_at():
+  noisy = [0.10, -0.12, 0.05, -0.02, 0.09]
+  v = claims.evaluate(_claim(), SWEPT, _pairs([[x] for x in noisy], lrs=(1e-2,)))
+  assert v["mde"] == pytest.approx(stats.mde(v["sd"], 5, 0.05))
+  # reproduced raw, inconclusive after Holm: the MDE at the level Holm tested it at
+  made = claims.adjust([dict(v, verdict="reproduced", p=0.03), dict(v, verdict="reproduced",
+                                                                   p=0.04)])
+  assert made[1]["verdict_adjusted"] == "inconclusive"
+  alpha = 0.05 * 0.04 / made[1]["p_adjusted"]
+  assert made[1]["mde_adjusted"] == pytest.approx(stats.mde(v["sd"], 5, alpha))
+  assert f"below {made[1]['mde_adjusted']:.3g}" in claims.notes(made[1])
+  # a mixed per-level verdict has no p and says why, instead of a tiny one
+  e = [0.004, -0.003, 0.002, -0.001, 0.0]
+  mixed = claims.evaluate(_claim(), SWEPT, _pairs([[-0.2 + x, 0.2 + x] for x in e],
+                                                  lrs=(1e-3, 1e-2)))
+  assert mixed["verdict"] == "inconclusive" and mixed["p"] is None
+  assert "levels go both ways" in claims.notes(mixed)
+
+
+def test_at_best_never_picks_a_value_that_only_some_seeds_reached():
+  curves, rows = {}, []
+  for s in range(5):
+    for lr in (1e-3, 1e-2):
+      for w in (0, 10):
+        r = _row(w, lr, s, 3.0)
+        rows.append(r)
+        lucky = lr == 1e-2 and w == 10
+        curves[r["run_id"]] = ([(10, 2.5)] if s == 0 else [(10, 3.5)]) if lucky else [(50, 2.5)]
+  v = claims.evaluate(_claim(metric="steps_to:2.6", at_best="optimizer.peak_lr"), SWEPT, rows,
+                      curves=curves)
+  assert v["best"][0]["b"]["in_sample"] == 1e-3 and v["n_seeds"] == 5
+
+
+def test_pooled_seeds_are_those_at_every_level():
+  # lr 1e-3 has seeds 0-4, lr 1e-2 seeds 0, 1 and 5-7 (b diverged at 5-7): only seeds 0 and 1
+  # can pool, so the grid never had 3 poolable seeds (insufficient), not "2 of 5 seeds
+  # paired" (premise failed, from the smallest level's 5 seeds)
+  rows = [_row(w, 1e-3, s, 3.0 - 0.2 * (w == 10) + 0.01 * s) for w in (0, 10) for s in range(5)]
+  rows += [_row(w, 1e-2, s, 3.0 - 0.2 * (w == 10) + 0.01 * s) for w in (0, 10) for s in (0, 1)]
+  rows += [_row(0, 1e-2, s, 3.0) for s in (5, 6, 7)]
+  rows += [_row(10, 1e-2, s, None, "diverged") for s in (5, 6, 7)]
+  v = claims.evaluate(_claim(pool="mean"), SWEPT, rows)
+  assert v["n_seeds"] == 2 and v["verdict"] == "insufficient"

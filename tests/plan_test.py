@@ -2,7 +2,7 @@
 table; rederive: committed tables re-read under today's claims."""
 import json
 
-from warmup_research import plan, results
+from warmup_research import claims, plan, results, stats, workdir
 
 EXPERIMENT = '''
 from warmup_research import config as config_lib
@@ -20,7 +20,9 @@ def get_claims(arg=None):
           equivalent("warmup changes nothing", paper="P", a=a, b=b, metric="final_eval_loss",
                      margin=0.05),
           claim("warmup reaches 2.0 sooner", paper="P", a=a, b=b, metric="steps_to:2.0",
-                direction="lower")]
+                direction="lower"),
+          claim("warmup stalls less", paper="P", a=a, b=b, metric="stalled", direction="lower",
+                effect=0.5)]
 '''
 COLUMNS = ["run_id", "schedule.warmup_steps", "seed", "status", "outcome", "final_eval_loss",
            "best_eval_loss", "initial_eval_loss"]
@@ -49,17 +51,36 @@ def test_runs_csv_reads_back_with_its_types(tmp_path):
   assert rows[0]["outcome"] == "trained" and isinstance(rows[0]["seed"], int)
 
 
-def test_plan_gives_the_seeds_a_published_power_table_gives(tmp_path):
+def _power(n, d, alpha):
+  """The paired t's power by hand: P(|T'| > t crit), T' noncentral t (df n - 1,
+  noncentrality d sqrt(n))."""
+  df, nc = n - 1, d * n ** 0.5
+  crit = stats.sps.t.ppf(1 - alpha / 2, df)
+  return stats.sps.nct.sf(crit, df, nc) + stats.sps.nct.cdf(-crit, df, nc)
+
+
+def _line(text, start):
+  return next(l for l in text.splitlines() if l.startswith(f"| {start}")).split(" | ")
+
+
+def test_plan_gives_the_seeds_a_power_computation_gives_at_alpha_over_m(tmp_path):
   # paired differences with sd exactly 0.1 (sum of squares 0.04 over 4 degrees of freedom);
-  # the declared effect 0.1 is Cohen's d = 1, for which the paired t at two-sided 5% needs
-  # 10 pairs for 80% power (G*Power: 10, power 0.803)
+  # the declared effect 0.1 is Cohen's d = 1. Alone, at two-sided 5%, the paired t needs 10
+  # pairs (G*Power: 10, power 0.803); over the experiment's 4 claims, at 0.05 / 4, 15
   spec, pilot = _pilot(tmp_path, [0.1, -0.1, 0.1, -0.1, 0.0])
+  assert stats.seeds_needed(0.1, 0.1) == 10
+  assert _power(14, 1.0, 0.0125) < 0.8 <= _power(15, 1.0, 0.0125)
   text = plan.plan(str(spec), pilot)
-  line = next(l for l in text.splitlines() if l.startswith("| warmup lowers the loss"))
-  assert line.split(" | ")[2:] == ["5", "0.1", "0.1", "1", "10 |"]
-  eq = next(l for l in text.splitlines() if l.startswith("| warmup changes nothing"))
-  assert "margin 0.05" in eq and int(eq.split(" | ")[-1].rstrip(" |")) > 10
+  assert "m = 4 (this experiment's claims" in text
+  assert _line(text, "warmup lowers the loss")[2:7] == ["5", "0.1", "0.1", "0.0125", "15"]
+  eq = _line(text, "warmup changes nothing")
+  assert "margin 0.05" in eq and int(eq[6]) > 15
   assert "n/a (no effect declared)" in text
+  # the rate claim is a sign test: the exact floor 2 x 2^-n < 0.0125 needs 8 seeds, which
+  # its min_seeds (3) cannot reach; the pilot never stalled (sd 0), so every seed agrees
+  rate = _line(text, "warmup stalls less")
+  assert rate[6] == "8" and "min_seeds 3 cannot reach significance (the floor needs 8)" in (
+      rate[7])
 
 
 def test_rederive_reads_committed_runs_under_todays_claims(tmp_path):
@@ -83,11 +104,50 @@ def test_rederive_reads_committed_runs_under_todays_claims(tmp_path):
   assert plan.rederive(tmp_path / "results", tmp_path / "experiments") == ["exp"]
   new = json.loads((exp / "summary.json").read_text())["claims"]
   assert [c["claim"] for c in new] == ["warmup lowers the loss", "warmup changes nothing",
-                                       "warmup reaches 2.0 sooner"]
+                                       "warmup reaches 2.0 sooner", "warmup stalls less"]
   assert new[0]["n_seeds"] == 5 and "relabelled after the run" in new[0]["flags"]  # effect=
   assert new[1]["verdict"] == "equivalent" and "relabelled after the run" in new[1]["flags"]
-  # steps_to needs eval curves, which are not committed: the old verdict stays, marked
+  # steps_to needs eval curves, which are not committed: the old verdict stays, marked, and
+  # its old count (which may be cells) is not shown as a number of seeds
   assert new[2]["verdict"] == "reproduced"
   assert new[2]["flags"] == ["old rule (its data is not committed)"]
+  assert new[2]["n_seeds"] is None and claims.seeds(new[2]) == "n/a (old rule)"
   md = (exp / "summary.md").read_text()
   assert md.startswith("# table\n\nrows\n\nClaims (fixed") and "| old |" not in md
+
+
+def test_a_relabelled_marker_keeps_its_record_through_a_rerun_and_the_report_flags_it(
+    tmp_path):
+  # rederive moved the hash and recorded the old one; re-running the committed sweep
+  # rewrites the marker through prepare, which used to drop relabelled_from
+  record = json.dumps({"experiment": "x", "runs": [], "claims": []})
+  wd = tmp_path / "w"
+  workdir.prepare(wd, record, kind="sweep")
+  marker = workdir.read_marker(wd)
+  (wd / workdir.MARKER).write_text(json.dumps(dict(
+      marker, relabelled_from="0" * 64, relabelled_claims=["warmup lowers the loss"])))
+  workdir.prepare(wd, record, kind="sweep")   # the re-run
+  again = workdir.read_marker(wd)
+  assert again["relabelled_from"] == "0" * 64
+  assert again["relabelled_claims"] == ["warmup lowers the loss"]
+  # a different grid is not the relabelled one: its marker carries no such record
+  assert workdir.relabelled(again, "1" * 64) == {}
+  verdicts = claims.flag_relabelled([dict(claim="warmup lowers the loss", flags=[]),
+                                     dict(claim="other", flags=[])],
+                                    again["relabelled_claims"])
+  assert [v["flags"] for v in verdicts] == [["relabelled after the run"], []]
+
+
+def test_a_claim_on_another_experiments_runs_is_not_independent(tmp_path):
+  _, pilot = _pilot(tmp_path, [0.1, -0.1, 0.1, -0.1, 0.05])
+  _, rows = plan.read_runs(pilot)
+  a, b = {"schedule.warmup_steps": 0}, {"schedule.warmup_steps": 10}
+  c = dict(claim="x", a=a, b=b, where={})
+  other = [dict(r, run_id="o" + r["run_id"]) for r in rows]
+  verdict, flag = plan.independence(c, rows, {"other": plan._losses(other)})
+  assert verdict == "not independent (reuses other's runs: a 5/5, b 5/5)" and flag is None
+  half = [r for r in other if r["schedule.warmup_steps"] == 0]   # one side reused
+  verdict, flag = plan.independence(c, rows, {"other": plan._losses(half)})
+  assert verdict is None and flag == "reuses other's runs (a 5/5, b 0/5)"
+  fresh = [dict(r, final_eval_loss=r["final_eval_loss"] + 1e-9) for r in other]
+  assert plan.independence(c, rows, {"other": plan._losses(fresh)}) == (None, None)

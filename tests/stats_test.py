@@ -72,20 +72,42 @@ def test_rate_test_is_fishers_exact_test():
   assert stats.rate_verdict(stats.rate_test(1, 5, 2, 5), "higher") == "inconclusive"
 
 
-def test_differences_without_spread_take_the_one_sided_exact_sign_test():
-  # 4 equal positive pairs: a t interval would be a point; the sign test, one-sided in the
-  # predicted direction, gives 1 / 2**4 = 0.0625 (no verdict) and 5 of them 1/32 = 0.031
-  # (the old two-sided fallback needed 6)
-  four = stats.superiority([0.5] * 4, "higher")
-  assert four.p == pytest.approx(1 / 16) and stats.decide(four.p, four.side, "higher") == (
-      "inconclusive")
+def test_differences_without_spread_take_the_exact_sign_test_at_two_sided_5_percent():
+  # 5 equal positive pairs: a t interval would be a point; the sign test, on the one
+  # convention (2.5% each way, p twice the one-sided p), gives 2 / 32 (no verdict) and 6 of
+  # them 2 / 64
   five = stats.superiority([0.5] * 5, "higher")
-  assert five.p == pytest.approx(1 / 32) and "exact sign test" in five.method
-  assert stats.decide(five.p, five.side, "higher") == "reproduced"
-  assert stats.decide(five.p, five.side, "lower") == "contradicted"
+  assert five.p == pytest.approx(2 / 32) and stats.decide(five.p, five.side, "higher") == (
+      "inconclusive")
+  six = stats.superiority([0.5] * 6, "higher")
+  assert six.p == pytest.approx(2 / 64) and "exact sign test" in six.method
+  assert stats.decide(six.p, six.side, "higher") == "reproduced"
+  assert stats.decide(six.p, six.side, "lower") == "contradicted"
   assert stats.paired_difference([0.0] * 4, [0.5] * 4).ci95 is None
-  # ties are left out of the count: 4 higher and 1 tie is 4 of 4
+  # ties are left out of the count: 4 higher and 1 tie is 4 of 4 (one-sided 1/16)
   assert stats.sign_p([0.5, 0.5, 0.5, 0.5, 0.0], "higher") == pytest.approx(1 / 16)
+  assert stats.sign_floor_seeds() == 6 and stats.sign_floor_seeds(0.05 / 4) == 8
+
+
+def test_one_convention_for_every_directional_test():
+  # the paired t's p, the sign test's and the boundary's all decide at two-sided 5%: the
+  # same 6-seed evidence gives each a p on one scale, never a one-sided 5% beside a
+  # two-sided one
+  d = [0.5, 0.6, 0.4, 0.55, 0.45, 0.5]
+  t = stats.superiority(d, "higher")
+  assert t.p == pytest.approx(stats.sps.ttest_1samp(d, 0).pvalue)
+  sign = stats.superiority(d, "higher", discrete=True)
+  assert sign.p == pytest.approx(2 * 0.5 ** 6)
+  boundary = stats.boundary_difference(d, "higher")
+  assert boundary.p == pytest.approx(2 * 0.5 ** 6)   # the sign floor binds, two-sided too
+  # non-inferiority: one-sided 2.5%, the upper end of the 95% interval against the margin
+  ni = stats.noninferiority([0.01, 0.03, -0.02, 0.02, 0.0], 0.1, "lower")
+  upper = stats.paired_difference([0.0] * 5, [0.01, 0.03, -0.02, 0.02, 0.0]).ci95[1]
+  assert ni.ci95[1] == pytest.approx(upper) and upper < 0.1 and ni.side == "inside"
+  assert ni.p < 0.05
+  x = np.array([0.01, 0.03, -0.02, 0.02, 0.0])
+  one_sided = stats.sps.t.cdf((x.mean() - 0.1) / (x.std(ddof=1) / np.sqrt(5)), 4)
+  assert ni.p == pytest.approx(2 * one_sided)
 
 
 def test_every_test_gives_a_p_that_agrees_with_its_interval():
@@ -136,16 +158,13 @@ def test_equivalence_is_two_one_sided_tests():
   assert stats.decide(wide.p, wide.side, None) == "inconclusive"
 
 
-def test_the_logistic_boundary_is_the_middle_of_a_separated_gap():
+def test_the_boundary_is_the_middle_of_the_gap_above_the_largest_trained_lr():
   x = np.log10([1e-3, 3e-3, 1e-2, 3e-2])
-  assert stats.logistic_boundary(x, [1, 1, 0, 0]) == pytest.approx(
-      np.log10(np.sqrt(3e-3 * 1e-2)), abs=1e-4)
-  one_late = stats.logistic_boundary(x, [1, 1, 1, 0])
-  assert x[2] < one_late < x[3]
+  assert stats.gap_boundary(x, 1) == pytest.approx(np.log10(np.sqrt(3e-3 * 1e-2)))
+  # at the grid's top: half its smallest step above it
+  assert stats.gap_boundary(x, 3) == pytest.approx(x[3] + (x[1] - x[0]) / 2, abs=1e-2)
   assert stats.censored_bounds(x) == pytest.approx((x[0] - (x[1] - x[0]) / 2,
                                                     x[3] + (x[1] - x[0]) / 2), abs=1e-2)
-  with pytest.raises(ValueError):
-    stats.logistic_boundary(x, [1, 1, 1, 1])
 
 
 RANK = {"contradicted": 0, "inconclusive": 1, "reproduced": 2}
@@ -172,8 +191,8 @@ def test_a_verdict_never_weakens_as_one_seed_moves_the_predicted_way(test):
 
   rng = np.random.default_rng(0)
   sets = [list(s) for s in itertools.product(steps, repeat=3)]
-  sets += [list(rng.choice(steps, n)) for n in (4, 5) for _ in range(100)]
-  sets += [[-0.5] * 5, [-1.0, -0.5, -0.5, -1.0, -0.5], [0.5] * 4 + [0.0]]
+  sets += [list(rng.choice(steps, n)) for n in (4, 5, 6, 7) for _ in range(100)]
+  sets += [[-0.5] * 6, [-1.0, -0.5, -0.5, -1.0, -0.5, -0.5], [0.5] * 6 + [0.0]]
   seen = set()
   for d in sets:
     before = rank(d)
@@ -186,10 +205,10 @@ def test_a_verdict_never_weakens_as_one_seed_moves_the_predicted_way(test):
 
 
 def test_the_t_is_not_monotone_which_is_why_discrete_metrics_do_not_use_it():
-  tight = [0.5, 0.5, 0.5, 0.5, 1.0]
-  far = [0.5, 0.5, 0.5, 0.5, 2.0]   # one seed moved further the predicted way
+  tight = [0.5, 0.5, 0.5, 0.5, 0.5, 1.0]
+  far = [0.5, 0.5, 0.5, 0.5, 0.5, 3.0]   # one seed moved further the predicted way
   assert stats.superiority(tight, "higher").p < 0.05 < stats.superiority(far, "higher").p
-  assert stats.superiority(far, "higher", discrete=True).p == pytest.approx(1 / 32)
+  assert stats.superiority(far, "higher", discrete=True).p == pytest.approx(2 / 64)
 
 
 def test_best_value_ci_is_the_argmin_of_the_seed_mean_with_a_seed_bootstrap():
@@ -204,3 +223,35 @@ def test_best_value_ci_is_the_argmin_of_the_seed_mean_with_a_seed_bootstrap():
   assert stats.best_value_ci(values, agree_SxV[:1]) == (1e-2, None, None, 1)
   with pytest.raises(ValueError):
     stats.best_value_ci(values, [[1.0, float("nan"), 2.0]])
+
+
+def test_bca_p_and_interval_agree_and_ties_count_half_as_in_scipy():
+  # the review's cases where the old p (its own z0, ties counted one way) disagreed with
+  # scipy's interval
+  for d in ([0.408, 1.078, -0.299, 0.755, 0.59], [-0.119, -0.232, 0.084, 1.202, 0.652, 0.706]):
+    t = stats.paired_difference([0.0] * len(d), d, method="paired bootstrap")
+    assert (t.ci95[0] > 0 or t.ci95[1] < 0) == (t.p_value < 0.05), d
+    ref = stats.sps.bootstrap((np.asarray(d),), np.mean, n_resamples=stats.RESAMPLES,
+                              method="BCa", rng=np.random.default_rng(0)).confidence_interval
+    assert t.ci95 == pytest.approx((ref.low, ref.high), rel=1e-6)
+
+
+def test_the_boundarys_interval_is_the_one_its_p_inverts_to():
+  # 4 higher and a tie: the bootstrap's percentile interval excludes 0, but p (the sign
+  # floor) cannot pass, so no 95% interval is shown that would say otherwise
+  t = stats.boundary_difference([0.5, 0.5, 0.5, 0.5, 0.0], "higher")
+  assert t.p >= 0.05 and t.ci95 is None
+  t = stats.boundary_difference([0.5, 0.3, 0.5, 0.2, 0.4, 0.5, 0.6], "higher")
+  assert t.p < 0.05 and t.ci95[0] > 0
+
+
+def test_seeds_needed_is_fast_and_capped_and_the_sign_tests_power_is_exact():
+  import time
+  start = time.perf_counter()
+  assert stats.seeds_needed(1.0, 0.002) is None   # about 2 million seeds: past the cap
+  assert stats.seeds_needed(1.0, 0.02) == pytest.approx(19625, abs=5)
+  assert time.perf_counter() - start < 2
+  # the sign test at 6 seeds passes only at 6 of 6: power q^6
+  assert stats.sign_power(6, 0.9) == pytest.approx(0.9 ** 6)
+  assert stats.sign_power(5, 1.0) == 0.0   # the floor 2 / 32 never passes
+  assert stats.sign_seeds_needed(0.5) is None   # no n <= 50 at a coin flip

@@ -2,7 +2,7 @@
 
 An experiment file declares, beside its grid, what the paper predicts
 (`get_claims(arg=None)` returns a list of `claim(...)` / `equivalent(...)`
-dicts); the sweep records them with the grid before it runs, so the rule is
+/ `noninferior(...)` dicts); the sweep records them with the grid before it runs, so the rule is
 fixed before any number exists. `evaluate` then pairs the runs of the two
 conditions and applies `stats`:
 
@@ -22,42 +22,63 @@ conditions and applies `stats`:
   is tested on its own, Holm-corrected within the claim; the claim is
   `reproduced` when at least one level is reproduced after that correction
   and none is contradicted, `contradicted` in the mirror case, and
-  `inconclusive` when neither, or when levels go both ways (flagged `mixed
-  signs`). 'mean': one test of each seed's mean difference over the levels
-  (a seed enters only with a pair at every level); the per-level effects
-  are still reported beside it, and two levels whose own 95% CIs exclude 0
-  on opposite sides flag `mixed signs`.
+  `inconclusive` when neither, or when levels go both ways (its p then
+  None, with the reason). A level that is `premise failed` or
+  `insufficient` is shown in per_level and blocks the good verdict
+  (reproduced, equivalent, non-inferior): the claim takes that level's
+  verdict, named ('premise failed (...) at peak_lr=0.1'), unless another
+  level is bad (contradicted, not equivalent, inferior), which stands.
+  'mean': one test of each seed's mean difference over the levels (a seed
+  enters only with a pair at every level, and only those seeds count
+  towards `min_seeds`); the per-level effects are still reported beside it.
+  A pooled `equivalent` / `non-inferior` stands only where every level's
+  own test agrees: a bad level makes the claim bad, an inconclusive or
+  untested one makes it inconclusive (no p; the reason shown). Whatever
+  the kind, two levels whose own 95% CIs exclude 0 on opposite sides flag
+  `mixed signs`.
 - `at_best`: a swept field (e.g. 'optimizer.peak_lr') at which each
   condition is compared at its own best value, per level, chosen
   leave-one-seed-out: seed i's run is the one at the value with the lowest
-  mean over the *other* seeds (a loss metric scored as `capped_loss`, so a
-  diverged value is never best); the in-sample choice (all seeds) is shown
+  mean over the *other* seeds, among the values scored at every one of
+  them (a value one seed alone reached is never best; a loss metric is
+  scored as `capped_loss`, so a diverged value is never best); the
+  in-sample choice (all seeds) is shown
   beside it. A choice at an end of the field's values for more than half
   the seeds of either side flags `optimum at grid edge`.
 - `metric`: 'final_eval_loss' or 'best_eval_loss' (per run); 'max_trained_lr'
-  (the trainable-LR boundary: per side and seed, the log10 peak LR where a
-  Firth logistic fit of P(trained) in log10 LR crosses 1/2, over the LRs
-  from the lowest that trained upwards: failures below it are too-slow
-  runs, not the boundary; a side that never trained is censored half a
-  grid step below the lowest LR, one that trained at every LR half a step
-  above the highest, never dropped; compared by `stats.boundary_difference`);
+  (the trainable-LR boundary: per side and seed, the midpoint in log10 of
+  the gap above the largest LR that trained, `stats.gap_boundary`. Chosen
+  over a logistic fit because it is monotone in the outcomes by
+  construction: a failed run turned trained can only raise the largest
+  trained LR, so it never lowers the boundary, where a fit's 50% point
+  moves down when a run below a hole trains. A side that never trained is
+  censored half a grid step below the lowest LR, one that trained at
+  every LR (and only that) half a step above the highest, never dropped; a
+  failure below the largest trained LR, other than a stall below the
+  lowest trained one (too slow), flags `non-monotone outcomes`; compared
+  by `stats.boundary_difference`);
   'steps_to:X' (updates until the eval loss first reached X; never: no
   value); 'argmin:FIELD' (the value of a swept FIELD, e.g. the warmup
   length, whose run has the lowest `capped_loss`, chosen over FIELD and,
-  where swept, the peak LR, per seed; a choice at an end of FIELD's values
-  for more than half the seeds flags `optimum at grid edge`);
+  where swept, the peak LR, per seed; a seed whose runs all failed, or
+  whose lowest loss is shared by two values of FIELD (a tie), has no
+  value; a choice at an end of FIELD's values for more than half the
+  seeds flags `optimum at grid edge`);
   'peak:COLUMN:T' (log10 of the largest value of an `analyze` column, e.g.
   stability_ratio, over the checkpoints at updates 1..T; before `analyze`
   has run the verdict is 'not measured'); 'lr_sensitivity' (Wortsman et
-  al.'s, over the peak-LR axis, per seed); or a rate, 'stalled', 'diverged'
+  al.'s, over the peak-LR axis, per seed; a seed whose runs all failed has
+  no value, not a sensitivity of 0); or a rate, 'stalled', 'diverged'
   or 'failed' (either): per seed, 1 for a run that failed so, else 0
   (pooled: the seed's share of failed runs over the levels).
 - Tests: continuous metrics take `method`, 'paired t' (default) or 'paired
   bootstrap' (BCa), and the exact sign test where the differences have no
-  spread; discrete ones (argmin, rates) the exact sign test, one-sided at 5%
-  in the predicted direction; max_trained_lr the seed bootstrap. Every test
-  gives a p; the verdict is `reproduced` when p < 0.05 on the predicted
-  side, `contradicted` on the other, else `inconclusive`.
+  spread; discrete ones (argmin, rates) the exact sign test; max_trained_lr
+  the seed bootstrap with the sign test's floor. One convention (stats):
+  every directional p is two-sided, 2.5% in the predicted direction
+  decides `reproduced` and 2.5% in the other `contradicted`, so p < 0.05
+  on the predicted side is `reproduced`, on the other `contradicted`,
+  else `inconclusive`; the sign test's floor is 2 x 2^-n (6 seeds).
 - `equivalent(...)` claims (`kind='equivalence'`) declare a `margin` in the
   metric's units before the run and are decided by two one-sided tests:
   `equivalent` when the 90% CI of b - a lies inside (-margin, margin), `not
@@ -65,6 +86,14 @@ conditions and applies `stats`:
   (pool None): `equivalent` only when every level is (an intersection-union
   test: its p is the largest level's), `not equivalent` when any level is
   after Holm.
+- `noninferior(...)` claims (`kind='noninferiority'`) are one-sided: b is
+  no worse than a by more than `margin`, `direction` saying which way is
+  better ('lower' for a loss). `non-inferior` when the 95% interval's upper
+  end of b - a lies below +margin ('higher': its lower end above -margin),
+  `inferior` when its other end lies beyond the margin, else
+  `inconclusive` with the MDE. For "no worse / at least as good / does not
+  hurt" claims, where a better b must not read as a failure; equivalence
+  stays for claims of no difference.
 - **Failures never vanish.** `failures` says what a loss claim does with a
   diverged run: 'drop' (the default; the pair has no value) or 'cap' (it
   counts as its initial eval loss, `capped_loss`). Either way each side's
@@ -74,9 +103,14 @@ conditions and applies `stats`:
   `insufficient`: no other verdict is drawn from fewer than 3 seeds.
   Pruned runs (successive halving) are unknown, never failures: they have
   no value; max_trained_lr and lr_sensitivity drop a seed with a pruned LR.
-- Every `inconclusive` verdict carries `mde`: the smallest |b - a| the
-  paired t would detect at 80% power from the observed paired sd (per level:
-  at 0.05 / levels; equivalence: the smallest margin it could establish).
+- Every `inconclusive` verdict carries `mde` at the alpha it was tested at:
+  the smallest |b - a| the paired t would detect at 80% power from the
+  observed paired sd (per level: at 0.05 / levels; equivalence and
+  non-inferiority: the smallest margin it could establish; after Holm or
+  BH: `mde_adjusted`, at 0.05 x p / p_adjusted). An exact test has none:
+  `mde_note` says how many seeds its floor needs ('needs >= 6 seeds').
+- Any non-finite value (a NaN loss on a run marked trained) is no value: a
+  failure, counted, never dropped silently.
 - `planned_seeds`: the seeds the design planned; a grid with more (grown
   after the fact) flags `exploratory`. `effect`: the effect the design
   should detect, for `warmup-research plan`.
@@ -99,11 +133,12 @@ PER_RUN = ("final_eval_loss", "best_eval_loss")
 RATES = ("stalled", "diverged", "failed")
 LR = "optimizer.peak_lr"
 OVER_LR = ("max_trained_lr", "lr_sensitivity")
-KINDS = ("superiority", "equivalence")
+KINDS = ("superiority", "equivalence", "noninferiority")
 POOLS = (None, "mean")
 FAILURES = ("drop", "cap")
 MIN_SEEDS = 3
-DECISIVE = ("reproduced", "contradicted", "equivalent", "not equivalent")
+DECISIVE = ("reproduced", "contradicted", "equivalent", "not equivalent", "non-inferior",
+            "inferior")
 # The fields added after the first claims were recorded, at their defaults: left out of a
 # claim's dict, so a claim written before them records (and hashes) as it did.
 OPTIONS = dict(kind="superiority", margin=None, pool=None, failures="drop", min_seeds=MIN_SEEDS,
@@ -135,6 +170,12 @@ def equivalent(text: str, *, margin: float, **kw) -> dict:
   """A claim that b and a differ by less than `margin` (the metric's units),
   decided by two one-sided tests."""
   return claim(text, kind="equivalence", margin=margin, **kw)
+
+
+def noninferior(text: str, *, margin: float, direction: str = "lower", **kw) -> dict:
+  """A one-sided claim that b is no worse than a by more than `margin` (the
+  metric's units); `direction`: which way is better ('lower' for a loss)."""
+  return claim(text, kind="noninferiority", margin=margin, direction=direction, **kw)
 
 
 def option(c: dict, key: str):
@@ -172,16 +213,16 @@ def validate(claims, swept) -> list[dict]:
       raise ConfigError(field, f"at_best names {c['at_best']!r}, which the grid does not sweep")
     if kind not in KINDS:
       raise ConfigError(field, f"kind must be one of {', '.join(KINDS)}")
-    if kind == "equivalence":
+    if kind != "superiority":
       margin = option(c, "margin")
       if not isinstance(margin, (int, float)) or isinstance(margin, bool) or not margin > 0:
-        raise ConfigError(field, f"an equivalence claim needs a margin > 0, got {margin!r}")
+        raise ConfigError(field, f"an {kind} claim needs a margin > 0, got {margin!r}")
       if metric in RATES or metric == "max_trained_lr" or _argmin(metric):
-        raise ConfigError(field, f"equivalence is for continuous metrics, not {metric}")
+        raise ConfigError(field, f"{kind} is for continuous metrics, not {metric}")
       if c["method"] != "paired t":
-        raise ConfigError(field, "equivalence uses the paired t's two one-sided tests; "
+        raise ConfigError(field, f"{kind} uses the paired t's one-sided tests; "
                           "leave method at 'paired t'")
-    elif c["direction"] not in ("lower", "higher"):
+    if kind != "equivalence" and c["direction"] not in ("lower", "higher"):
       raise ConfigError(field, f"direction must be 'lower' or 'higher', got {c['direction']!r}")
     if c["method"] not in stats.METHODS:
       raise ConfigError(field, f"method must be one of {', '.join(stats.METHODS)}")
@@ -201,7 +242,7 @@ def validate(claims, swept) -> list[dict]:
   return out
 
 
-def _matches(row, values: dict) -> bool:
+def matches(row, values: dict) -> bool:
   return all(any(_same(row.get(f), x) for x in v) if isinstance(v, list)
              else _same(row.get(f), v) for f, v in values.items())
 
@@ -248,7 +289,8 @@ def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = 
              planned_seeds=option(c, "planned_seeds"), declared_effect=option(c, "effect"),
              comment=c["comment"])
   empty = dict(n_seeds=0, effect=None, ci95=None, ci90=None, p=None, sd=None, per_level=[],
-               mde=None, flags=[], method=c["method"], sign="", failed=None, best=None)
+               mde=None, mde_note=None, p_note=None, flags=[], method=c["method"], sign="",
+               failed=None, best=None)
   if _peak(metric) and not measured:
     return dict(out, **empty, verdict="not measured (run `analyze`)")
   if metric.startswith("steps_to:") and curves is None:
@@ -256,7 +298,7 @@ def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = 
   finished = [r for r in rows if r.get("outcome") is not None]
   if metric in RATES:   # a pruned run's fate is unknown: in neither count
     finished = [r for r in finished if r["outcome"] != "pruned"]
-  side = {k: [r for r in finished if _matches(r, c["where"]) and _matches(r, c[k])]
+  side = {k: [r for r in finished if matches(r, c["where"]) and matches(r, c[k])]
           for k in ("a", "b")}
   seeds = [f for f in swept if _is_seed(f)]
   over = {LR} if metric in OVER_LR else {LR, _argmin(metric)} if _argmin(metric) else set()
@@ -271,6 +313,7 @@ def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = 
   cells = {k: _cells(runs, levels, seeds) for k, runs in side.items()}
   level_keys = list(dict.fromkeys([*cells["a"], *cells["b"]]))
   per_level, best, edge, censored = [], [], False, {"a": [0, 0], "b": [0, 0]}
+  holes = False
   diffs = {}
   for lk in level_keys:
     vals, chosen, read = {}, {}, {}
@@ -283,8 +326,9 @@ def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = 
       vals[k] = {s: _seed_value(c, runs, curves, measured) for s, runs in by_seed.items()}
       if metric == "max_trained_lr":
         done = [v for v in vals[k].values() if v[0] is not None]
-        censored[k][0] += sum(v[1] is not None for v in done)
+        censored[k][0] += sum(v[1] in ("below", "above") for v in done)
         censored[k][1] += len(done)
+        holes |= any(v[1] == "hole" for v in done)
       if _argmin(metric):
         edge |= _argmin_at_edge(by_seed, _argmin(metric), [v[0] for v in vals[k].values()])
     if chosen:
@@ -292,8 +336,9 @@ def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = 
     d = {s: vals["b"][s][0] - vals["a"][s][0] for s in vals["a"]
          if s in vals["b"] and vals["a"][s][0] is not None and vals["b"][s][0] is not None}
     diffs[lk] = d
-    failed = {k: _failed(read[k], vals[k]) for k in ("a", "b")} if _loses_runs(metric) else None
-    n_grid = len(set(cells["a"].get(lk, {})) & set(cells["b"].get(lk, {})))
+    failed = ({k: _failed(read[k], vals[k], metric) for k in ("a", "b")}
+              if _loses_runs(metric) else None)
+    n_grid = len(_grid_seeds(cells, [lk]))
     per_level.append(dict(level=_level(levels, lk), n_grid=n_grid, failed=failed,
                           **_test(c, list(d.values()), n_grid, failed)))
   _holm_within(per_level, c)
@@ -302,21 +347,26 @@ def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = 
   elif len(level_keys) > 1 and option(c, "pool") == "mean":
     complete = [s for s in diffs[level_keys[0]] if all(s in diffs[lk] for lk in level_keys)]
     pooled = [sum(diffs[lk][s] for lk in level_keys) / len(level_keys) for s in complete]
-    n_grid = min(p["n_grid"] for p in per_level)
+    n_grid = len(_grid_seeds(cells, level_keys))   # a seed pools only with every level
     failed = _sum_failed([p["failed"] for p in per_level])
     head = dict(_test(c, pooled, n_grid, failed), failed=failed)
+    if kind != "superiority":   # a pooled equivalence needs every level to agree
+      head = _pooled_needs_every_level(c, head, per_level)
   elif len(level_keys) == 1:
     head = {k: v for k, v in per_level[0].items() if k not in ("level", "n_grid")}
   else:
     head = _combine(c, per_level)
   if _mixed(per_level):
     flags.append("mixed signs")
+  if holes:
+    flags.append("non-monotone outcomes")
   if edge:
     flags.append("optimum at grid edge")
   result = dict(out, **head, per_level=per_level if len(level_keys) > 1 else [],
                 flags=flags, best=best or None)
   result.pop("p_within", None)
   result.pop("verdict_within", None)
+  result.setdefault("p_note", None)
   if metric == "max_trained_lr":
     result["censored"] = censored
   return result
@@ -335,8 +385,10 @@ def _level(levels, lk: str) -> dict:
 
 
 def _seed_value(c, runs, curves, measured):
-  """(value, censored) of one side at one seed and level: censored is
-  'below' / 'above' for a max_trained_lr boundary outside the grid, else None."""
+  """(value, note) of one side at one seed and level: note is 'below' /
+  'above' for a max_trained_lr boundary outside the grid, 'hole' for one
+  with a failure below its largest trained LR, else None. A non-finite
+  value is no value (a failure, counted), never a number that drops out."""
   metric = c["metric"]
   if metric == "max_trained_lr":
     return _boundary(runs)
@@ -345,40 +397,56 @@ def _seed_value(c, runs, curves, measured):
   if metric in PER_RUN and option(c, "failures") == "cap" and runs[0]["outcome"] == "diverged":
     init = runs[0].get("initial_eval_loss")
     return (None if init is None else capped_loss(runs[0], init)), None
-  return _value(metric, runs, curves, measured), None
+  x = _value(metric, runs, curves, measured)
+  return (x if x is None or math.isfinite(x) else None), None
 
 
 def _boundary(runs):
-  """A side's trainable-LR boundary at one seed (log10 LR), and its censoring."""
+  """A side's trainable-LR boundary at one seed (log10 LR) and a note: the
+  midpoint in log10 of the gap above the largest LR that trained (half a
+  grid step above the grid's top when that is it), half a step below the
+  grid when none trained ('below'); 'above' only when every LR trained;
+  'hole' when a run failed below the largest trained LR (other than a
+  stall below the lowest one, a too-slow run)."""
   if any(r["outcome"] == "pruned" for r in runs) or not runs:
     return None, None
   runs = sorted(runs, key=lambda r: r[LR])
   x = [math.log10(r[LR]) for r in runs]
   ok = [r["outcome"] == "trained" for r in runs]
-  low, high = stats.censored_bounds(x)
   if not any(ok):
-    return low, "below"
-  first = ok.index(True)   # failures below the lowest trained LR were too slow, not too fast
-  x, ok = x[first:], ok[first:]
-  if all(ok):
-    return high, "above"
-  return stats.logistic_boundary(x, ok), None
+    return stats.censored_bounds(x)[0], "below"
+  top = max(i for i, t in enumerate(ok) if t)
+  first = ok.index(True)
+  hole = any(not t and (i > first or runs[i]["outcome"] != "stalled")
+             for i, t in enumerate(ok[:top]))
+  note = "above" if all(ok) else "hole" if hole else None
+  return stats.gap_boundary(x, top), note
 
 
-def _failed(by_seed: dict, vals: dict) -> list[int]:
+def _failed(by_seed: dict, vals: dict, metric: str) -> list[int]:
   """[runs that failed (stalled or diverged) or had no value, runs] of one
-  side at one level, over the runs its test read."""
+  side at one level, over the runs its test read. Where failures are the
+  data (argmin, lr_sensitivity) a failed run counts only when its seed has
+  no value (every run failed, or a tied optimum)."""
   runs = [r for s, rs in by_seed.items() for r in rs]
   no_value = {s for s, v in vals.items() if v[0] is None}
+  data = metric in OVER_LR or bool(_argmin(metric))
   bad = [r for s, rs in by_seed.items() for r in rs
-         if r["outcome"] in ("stalled", "diverged") or s in no_value]
+         if s in no_value or (not data and r["outcome"] in ("stalled", "diverged"))]
   return [len(bad), len(runs)]
 
 
 def _loses_runs(metric: str) -> bool:
-  """Whether a failed run loses its value (per-run metrics); elsewhere failures
-  are the data (rates, boundaries, sensitivity, argmin) and are not counted."""
-  return metric in PER_RUN or bool(_peak(metric)) or metric.startswith("steps_to:")
+  """Whether a claim counts failures (premise failed below min_seeds): every
+  metric but the rates and the boundary, whose failures are the outcome
+  itself (the boundary censors a side that never trained)."""
+  return metric not in RATES and metric != "max_trained_lr"
+
+
+def _grid_seeds(cells: dict, level_keys) -> set:
+  """Seeds with runs on both sides at every one of `level_keys`."""
+  got = [set(cells[k].get(lk, {})) for lk in level_keys for k in ("a", "b")]
+  return set.intersection(*got) if got else set()
 
 
 def _sum_failed(parts):
@@ -387,93 +455,178 @@ def _sum_failed(parts):
   return {k: [sum(p[k][0] for p in parts), sum(p[k][1] for p in parts)] for k in ("a", "b")}
 
 
+GOOD = {"superiority": "reproduced", "equivalence": "equivalent",
+        "noninferiority": "non-inferior"}
+BAD = {"superiority": "contradicted", "equivalence": "not equivalent",
+       "noninferiority": "inferior"}
+
+
+def _decide(c, p, side, alpha: float = stats.ALPHA) -> str:
+  """A verdict of claim `c`'s kind from a p and the side its test points to."""
+  kind = option(c, "kind")
+  if kind == "superiority":
+    return stats.decide(p, side, c["direction"], alpha)
+  if p is None or p >= alpha:
+    return "inconclusive"
+  return GOOD[kind] if side == "inside" else BAD[kind]
+
+
 def _test(c, d: list, n_grid: int, failed) -> dict:
   """The test of one level (or of the pooled per-seed means)."""
   metric, kind = c["metric"], option(c, "kind")
   if kind == "equivalence":
     t = stats.equivalence(d, option(c, "margin"))
+  elif kind == "noninferiority":
+    t = stats.noninferiority(d, option(c, "margin"), c["direction"])
   elif metric == "max_trained_lr":
     t = stats.boundary_difference(d, c["direction"])
   else:
     t = stats.superiority(d, c["direction"], c["method"],
                           discrete=metric in RATES or bool(_argmin(metric)))
-  direction = None if kind == "equivalence" else c["direction"]
-  verdict = stats.decide(t.p, t.side, direction)
+  verdict = _decide(c, t.p, t.side)
   if t.n < option(c, "min_seeds"):
     lost = failed and any(failed[k][0] for k in ("a", "b"))
     verdict = "premise failed" if lost and n_grid >= option(c, "min_seeds") else "insufficient"
     if verdict == "premise failed":
       verdict += f" ({t.n} of {n_grid} seeds paired; failed: a {failed['a'][0]}/" \
                  f"{failed['a'][1]}, b {failed['b'][0]}/{failed['b'][1]})"
+  direction = c["direction"] if kind == "superiority" else None
   sign = "" if direction is None else (
       f"{t.n_negative if direction == 'lower' else t.n_positive} of {t.n} seeds {direction}")
+  mde, note = _mde(t.method, t.sd, t.n, kind, verdict, stats.ALPHA)
   return dict(n_seeds=t.n, effect=t.effect, ci95=None if t.ci95 is None else list(t.ci95),
               ci90=None if t.ci90 is None else list(t.ci90), p=t.p, side=t.side, sd=t.sd,
-              method=t.method, sign=sign, verdict=verdict,
-              mde=_mde(t, kind, verdict, 1))
+              method=t.method, sign=sign, verdict=verdict, mde=mde, mde_note=note)
 
 
-def _mde(t, kind: str, verdict: str, m: int):
-  """The MDE of an inconclusive test at alpha / m (None for the others,
-  and for the sign test, whose power is not the t's)."""
-  if verdict != "inconclusive" or t.method.startswith("exact") or not t.sd:
-    return None
-  return stats.mde(t.sd, t.n, stats.ALPHA / m, equivalence=kind == "equivalence")
+def _exact(method: str) -> bool:
+  """Whether a test's power is the exact sign test's (its floor 2 * 2^-n)."""
+  return "sign" in method
+
+
+def _mde(method: str, sd, n: int, kind: str, verdict: str, alpha: float):
+  """(mde, note) of an inconclusive verdict tested at `alpha`: the smallest
+  |b - a| the paired t detects at 80% power (equivalence and
+  non-inferiority: the smallest margin they establish at a true difference
+  of 0); for an exact test, None and the seeds its floor needs."""
+  if verdict != "inconclusive":
+    return None, None
+  if _exact(method):
+    return None, f"needs >= {stats.sign_floor_seeds(alpha)} seeds to pass at {alpha:.3g}"
+  got = stats.mde(sd, n, alpha, equivalence=kind == "equivalence")
+  return got, None if got is not None else f"{n} seeds cannot reach 80% power at {alpha:.3g}"
 
 
 def _holm_within(per_level: list[dict], c) -> None:
-  """Each level's p Holm-adjusted over the claim's testable levels."""
-  testable = [p for p in per_level if p["n_seeds"] >= option(c, "min_seeds")]
-  direction = None if option(c, "kind") == "equivalence" else c["direction"]
+  """Each level's p Holm-adjusted over the claim's testable levels, its
+  verdict at that p and, inconclusive, its MDE at 0.05 / levels."""
+  testable = [p for p in per_level if p["n_seeds"] >= option(c, "min_seeds")
+              and p["p"] is not None]
   for p, adj in zip(testable, stats.holm([p["p"] for p in testable])):
     p["p_within"] = adj
-    p["verdict_within"] = stats.decide(adj, p["side"], direction)
-    if p["verdict"] == "inconclusive" and p["mde"] is not None:
-      p["mde"] = stats.mde(p["sd"], p["n_seeds"], stats.ALPHA / len(testable),
-                           equivalence=direction is None)
+    p["verdict_within"] = _decide(c, adj, p["side"])
+    p["mde"], p["mde_note"] = _mde(p["method"], p["sd"], p["n_seeds"], option(c, "kind"),
+                                   p["verdict_within"], stats.ALPHA / len(testable))
   for p in per_level:
     p.setdefault("p_within", None)
     p.setdefault("verdict_within", p["verdict"])
 
 
+def _blocked(p: dict) -> bool:
+  return p["verdict"].startswith(("premise failed", "insufficient"))
+
+
 def _combine(c, per_level: list[dict]) -> dict:
-  """One verdict from per-level tests (pool None): the rule in the docstring."""
+  """One verdict from per-level tests (pool None; the rule in the docstring):
+  a bad level after Holm decides; superiority is `reproduced` when a level
+  reproduces and none contradicts, equivalence and non-inferiority when
+  every level passes (an intersection-union test, its p the largest
+  level's); a premise-failed or insufficient level blocks the good verdict
+  (the claim takes that level's verdict, named)."""
+  kind = option(c, "kind")
+  good, bad = GOOD[kind], BAD[kind]
   testable = [p for p in per_level if p["p_within"] is not None]
   failed = _sum_failed([p["failed"] for p in per_level])
   n = min((p["n_seeds"] for p in testable), default=0)
   head = dict(n_seeds=n, effect=None, ci95=None, ci90=None, sd=None, failed=failed,
-              method=f"{per_level[0]['method']} per level, Holm within the claim", sign="")
-  if not testable:
-    worst = next((p["verdict"] for p in per_level if p["verdict"].startswith("premise")),
-                 per_level[0]["verdict"])
-    return dict(head, p=None, side=None, verdict=worst, mde=None)
+              method=f"{per_level[0]['method']} per level, Holm within the claim", sign="",
+              mde=None, mde_note=None, p_note=None)
+  blocked = [p for p in per_level if _blocked(p)]
+  named = lambda p: f"{p['verdict']} at {_show_level(p['level'])}"   # noqa: E731
   got = [p["verdict_within"] for p in testable]
-  mdes = [p["mde"] for p in testable if p["mde"] is not None]
-  if option(c, "kind") == "equivalence":
-    outside = [p["p_within"] for p in testable if p["verdict_within"] == "not equivalent"]
-    if outside:
-      return dict(head, p=min(outside), side="outside", verdict="not equivalent", mde=None)
-    every = len(testable) == len(per_level) and all(
-        p["side"] == "inside" for p in testable)
-    p = max(p["p"] for p in testable) if every else None
-    verdict = stats.decide(p, "inside", None)
-    return dict(head, p=p, side="inside", verdict=verdict,
-                mde=max(mdes) if verdict == "inconclusive" and mdes else None)
-  up, down = "reproduced" in got, "contradicted" in got
-  verdict = "reproduced" if up and not down else "contradicted" if down and not up else (
-      "inconclusive")
-  want = {"reproduced": c["direction"], "contradicted": "lower" if c["direction"] == "higher"
-          else "higher"}.get(verdict)
-  ps = [p["p_within"] for p in testable if want is None or p["side"] == want]
-  return dict(head, p=min(ps) if ps else None, side=want, verdict=verdict,
-              mde=min(mdes) if verdict == "inconclusive" and mdes else None)
+  if bad in got:
+    worst = [p for p in testable if p["verdict_within"] == bad]
+    if kind == "superiority" and good in got:
+      return dict(head, p=None, side=None, verdict="inconclusive",
+                  p_note="no single p: levels go both ways (mixed signs)")
+    return dict(head, p=min(p["p_within"] for p in worst), side=worst[0]["side"],
+                verdict=bad)
+  if blocked:
+    first = next((p for p in blocked if p["verdict"].startswith("premise")), blocked[0])
+    return dict(head, p=None, side=None, verdict=named(first),
+                p_note="a level without a test blocks the claim's verdict")
+  if kind == "superiority":
+    if good in got:
+      ps = [p["p_within"] for p in testable if p["verdict_within"] == good]
+      return dict(head, p=min(ps), side=c["direction"], verdict=good)
+    verdict, p_all = "inconclusive", min((p["p_within"] for p in testable), default=None)
+    mdes = [p["mde"] for p in testable if p["mde"] is not None]
+    pick = min
+  else:
+    every = all(p["verdict_within"] == good for p in testable) and len(testable) == len(
+        per_level)
+    p_all = max((p["p"] for p in testable), default=None) if every else max(
+        (p["p_within"] for p in testable if p["verdict_within"] != good), default=None)
+    verdict = good if every and p_all is not None and p_all < stats.ALPHA else "inconclusive"
+    if verdict == good:
+      return dict(head, p=p_all, side="inside", verdict=good)
+    mdes = [p["mde"] for p in testable if p["mde"] is not None]
+    pick = max   # every level must pass: the worst level's MDE
+  notes = [p["mde_note"] for p in testable if p.get("mde_note")]
+  return dict(head, p=p_all, side=None, verdict=verdict, mde=pick(mdes) if mdes else None,
+              mde_note=None if mdes or not notes else notes[0])
+
+
+def _pooled_needs_every_level(c, head: dict, per_level: list[dict]) -> dict:
+  """A pooled equivalence or non-inferiority verdict stands only where every
+  level's own test agrees: a level outside the margin makes the claim bad
+  (that level's p), a level that is inconclusive or untested makes it
+  inconclusive (no p), the pooled effect and CI kept beside."""
+  kind = option(c, "kind")
+  if head["verdict"] != GOOD[kind]:
+    return head
+  comb = _combine(c, per_level)
+  if comb["verdict"] == GOOD[kind]:
+    return head
+  others = [f"{p['verdict_within']} at {_show_level(p['level'])}" for p in per_level
+            if p["verdict_within"] != GOOD[kind]]
+  why = f"pooled {GOOD[kind]}, but {'; '.join(others)}"
+  if comb["verdict"] == BAD[kind]:
+    return dict(head, verdict=BAD[kind], p=comb["p"], side="outside", p_note=why)
+  return dict(head, verdict="inconclusive", p=None, side=None, p_note=why,
+              mde=comb["mde"], mde_note=comb["mde_note"])
+
+
+def _show_level(level: dict) -> str:
+  return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in level.items())
+
+
+def _level_sign(p: dict) -> int:
+  """+1 / -1 where a level's 95% CI lies above / below 0 (a test without one:
+  its p < 0.05 and the side it points to), else 0."""
+  if p["n_seeds"] < MIN_SEEDS:
+    return 0
+  if p.get("ci95"):
+    return 1 if p["ci95"][0] > 0 else -1 if p["ci95"][1] < 0 else 0
+  if p["p"] is not None and p["p"] < stats.ALPHA and p["side"] in ("lower", "higher"):
+    return 1 if p["side"] == "higher" else -1
+  return 0
 
 
 def _mixed(per_level: list[dict]) -> bool:
-  """Two levels whose own tests point significantly to opposite sides."""
-  sides = {p["side"] for p in per_level if p["p"] is not None and p["p"] < stats.ALPHA
-           and p["side"] in ("lower", "higher") and p["n_seeds"] >= MIN_SEEDS}
-  return len(sides) == 2
+  """Two levels whose own effects are significant on opposite sides of 0,
+  whatever the claim's kind."""
+  return {_level_sign(p) for p in per_level} >= {1, -1}
 
 
 def _at_best(by_seed: dict, field: str, metric: str, curves, measured):
@@ -493,8 +646,11 @@ def _at_best(by_seed: dict, field: str, metric: str, curves, measured):
   values = sorted({v for v, _ in runs_at}, key=json.loads)
 
   def pick(leave_out=None):
-    means = {v: [x for s, x in got.items() if s != leave_out] for v, got in score.items()}
-    means = {v: sum(xs) / len(xs) for v, xs in means.items() if xs}
+    # only values scored at every seed it averages over: a value one lucky seed alone
+    # reached (steps_to) is not the best on a mean of one
+    want = {s for s in by_seed if s != leave_out}
+    means = {v: [x for s, x in got.items() if s in want] for v, got in score.items()}
+    means = {v: sum(xs) / len(xs) for v, xs in means.items() if xs and len(xs) == len(want)}
     return min(means, key=means.get) if means else None
 
   in_sample = pick()
@@ -533,6 +689,9 @@ def _value(metric: str, runs: list[dict], curves, measured=None):
     return None   # the pruned LRs' outcomes are unknown: no boundary, no sensitivity
   if metric == "max_trained_lr":
     return _boundary(runs)[0]
+  if (metric == "lr_sensitivity" or _argmin(metric)) and all(
+      r["outcome"] in ("stalled", "diverged") for r in runs):
+    return None   # nothing trained: no sensitivity, no best value (a failure, counted)
   if metric == "lr_sensitivity":
     runs = sorted(runs, key=lambda r: r[LR])
     inits = [r["initial_eval_loss"] for r in runs if r.get("initial_eval_loss") is not None]
@@ -546,7 +705,10 @@ def _value(metric: str, runs: list[dict], curves, measured=None):
     if not inits:
       return None
     initial = sum(inits) / len(inits)
-    return min(runs, key=lambda r: capped_loss(r, initial))[_argmin(metric)]
+    lowest = min(capped_loss(r, initial) for r in runs)
+    tied = {json.dumps(r[_argmin(metric)]) for r in runs if capped_loss(r, initial) == lowest}
+    # a tie between values has no best value: never the first row's by accident
+    return json.loads(tied.pop()) if len(tied) == 1 else None
   if _peak(metric):
     column, last = _peak(metric)
     vals = [m[column] for m in (measured or {}).get(runs[0]["run_id"], [])
@@ -570,7 +732,9 @@ def adjust(results: list[dict], method: str = "holm", key: str = "adjusted") -> 
   """Each result with `p_{key}` and `verdict_{key}`: its p adjusted over the
   family `results` (Holm, or 'bh': Benjamini-Hochberg) and the raw verdict
   kept where that p < 0.05, else `inconclusive` (premise failed,
-  insufficient and not measured stay as they are)."""
+  insufficient and not measured stay as they are). An adjusted
+  `inconclusive` carries `mde_{key}` (or `mde_note_{key}`) at the level
+  its raw p was in effect tested at, 0.05 x p / p_{key}."""
   fn = stats.holm if method == "holm" else stats.benjamini_hochberg
   family = [r.get("p") if str(r.get("verdict")) in DECISIVE + ("inconclusive",) else None
             for r in results]
@@ -579,8 +743,23 @@ def adjust(results: list[dict], method: str = "holm", key: str = "adjusted") -> 
     v = r["verdict"]
     if v in DECISIVE:
       v = v if p is not None and p < stats.ALPHA else "inconclusive"
-    out.append(dict(r, **{f"p_{key}": p, f"verdict_{key}": v}))
+    extra = {f"mde_{key}": r.get("mde"), f"mde_note_{key}": r.get("mde_note")}
+    if v == "inconclusive" and p and r.get("p"):
+      alpha = stats.ALPHA * r["p"] / p
+      extra = dict(zip(extra, _mde(str(r.get("method", "")), r.get("sd"),
+                                   r.get("n_seeds") or 0, r.get("kind"), v, alpha)))
+      if extra[f"mde_{key}"] is None and extra[f"mde_note_{key}"] is None:
+        extra = {f"mde_{key}": r.get("mde"), f"mde_note_{key}": r.get("mde_note")}
+    out.append(dict(r, **{f"p_{key}": p, f"verdict_{key}": v}, **extra))
   return out
+
+
+def flag_relabelled(results: list[dict], names) -> list[dict]:
+  """Each result whose claim is in `names` (a marker's `relabelled_claims`:
+  rewritten after its runs existed) flagged `relabelled after the run`."""
+  flag = "relabelled after the run"
+  return [dict(r, flags=[*r["flags"], flag]) if r["claim"] in names and flag not in r["flags"]
+          else r for r in results]
 
 
 def evaluate_all(claims, swept, rows, curves=None, measured=None) -> list[dict]:
@@ -601,11 +780,19 @@ def markdown(results: list[dict]) -> list[str]:
   for r in results:
     lines.append("| " + " | ".join([
         r["claim"], r["paper"], r["metric"], conditions(r), fmt(r.get("effect")), interval(r),
-        str(r.get("n_seeds", r.get("n_pairs"))), r["method"], fmt_p(r.get("p")),
-        f"**{r['verdict']}**",
+        seeds(r), r["method"], fmt_p(r.get("p")), r["verdict"],
         fmt_p(r.get("p_adjusted")), f"**{r.get('verdict_adjusted', r['verdict'])}**",
         notes(r), levels(r)]) + " |")
   return lines
+
+
+def seeds(r: dict) -> str:
+  """The seeds column: a number of seeds, or for a verdict kept from the old
+  rule its old count, marked (it may count cells, not seeds)."""
+  if r.get("n_seeds") is None:
+    old = r.get("old_count")
+    return "n/a (old rule" + (f"; it counted {old} pairs)" if old is not None else ")")
+  return str(r["n_seeds"])
 
 
 def conditions(r: dict) -> str:
@@ -641,6 +828,9 @@ def fmt_p(p) -> str:
 def interval(r: dict) -> str:
   if r.get("kind") == "equivalence" and r.get("ci90"):
     return f"90%: [{r['ci90'][0]:+.4f}, {r['ci90'][1]:+.4f}] vs ±{r['margin']}"
+  if r.get("kind") == "noninferiority" and r.get("ci95"):
+    bound = f"+{r['margin']}" if r.get("direction") == "lower" else f"-{r['margin']}"
+    return f"[{r['ci95'][0]:+.4f}, {r['ci95'][1]:+.4f}] vs {bound}"
   if r.get("ci95"):
     return f"[{r['ci95'][0]:+.4f}, {r['ci95'][1]:+.4f}]"
   if r.get("sign"):
@@ -648,13 +838,21 @@ def interval(r: dict) -> str:
   return "n/a"
 
 
-def notes(r: dict) -> str:
-  """Flags, the MDE of an inconclusive verdict, failures and censoring."""
+def notes(r: dict, key: str = "adjusted") -> str:
+  """Flags, why a verdict has no p, the MDE of an inconclusive verdict (the
+  adjusted one's where the adjustment made it so), failures and censoring."""
   parts = list(r.get("flags") or [])
-  if r.get("mde") is not None:
-    what = "margin" if r.get("kind") == "equivalence" else "|effect|"
-    parts.append(f"could not detect a {what} below {r['mde']:.3g}" if what == "|effect|"
-                 else f"could not establish a margin below {r['mde']:.3g}")
+  if r.get("p_note"):
+    parts.append(r["p_note"])
+  mde, note = r.get("mde"), r.get("mde_note")
+  if r.get(f"verdict_{key}") == "inconclusive" and (r.get(f"mde_{key}") is not None
+                                                    or r.get(f"mde_note_{key}")):
+    mde, note = r.get(f"mde_{key}"), r.get(f"mde_note_{key}")
+  if mde is not None:
+    parts.append(f"could not establish a margin below {mde:.3g}" if r.get("kind") in (
+        "equivalence", "noninferiority") else f"could not detect a |effect| below {mde:.3g}")
+  elif note:
+    parts.append(f"exact test: {note}" if "needs" in note else note)
   failed = r.get("failed")
   if failed and any(failed[k][0] for k in ("a", "b")):
     parts.append(f"failed or no value: a {failed['a'][0]}/{failed['a'][1]}, "

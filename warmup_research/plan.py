@@ -2,26 +2,36 @@
 
 - `plan(experiment, pilot)`: per claim of an experiment file, the paired sd
   over seeds that a pilot grid (a workdir with runs.csv) shows, and the
-  seeds the paired t needs to detect the claim's declared `effect` (an
-  equivalence claim: to establish its `margin` at a true difference of 0)
-  at 80% power; a claim tested at each of m levels is planned at 0.05 / m
-  (Holm's first step). `warmup-research plan EXPERIMENT --pilot WORKDIR`.
+  seeds needed at 80% power to detect the claim's declared `effect` (an
+  equivalence or non-inferiority claim: to establish its `margin` at a
+  true difference of 0), at 0.05 / m with m the experiment's claims times
+  the levels a claim tests separately (Holm's first step over both). The
+  paired t's power is the noncentral t's; a sign-based or boundary claim's
+  is the exact binomial's (each seed on the predicted side with
+  probability Phi(effect / sd)), with its floor (2 x 2^-n < 0.05 / m) and a
+  warning where the claim's min_seeds or planned_seeds cannot pass it.
+  `warmup-research plan EXPERIMENT --pilot WORKDIR`.
 - `rederive(results_dir)`: every `results_dir/NAME/summary.json`'s claims
   re-evaluated from its committed runs.csv (and analysis.csv) with the
   claims of today's `experiments/NAME.py`, written back to summary.json and
   summary.md's claims table. A claim whose metric needs files that are not
   committed (steps_to's eval curves) keeps its old verdict, flagged `old
-  rule (its data is not committed)`; a claim that differs from the one
-  recorded with the runs is flagged `relabelled after the run`. The
-  marker's record hash moves to the new claims only when the old claims
-  reproduce the recorded hash (the runs are the grid's; only the reading
-  changed), keeping the old one as `relabelled_from`.
+  rule (its data is not committed)`, its seeds shown as n/a (the old count
+  may be cells). A claim that differs from the one recorded with the runs,
+  or that the marker names in `relabelled_claims`, is flagged `relabelled
+  after the run`. The marker's record hash moves to the new claims only
+  when the old claims reproduce the recorded hash (the runs are the grid's;
+  only the reading changed), keeping the old one as `relabelled_from` and
+  the claims as `relabelled_claims` (a re-run keeps both). A claim whose
+  runs are bit-identical to another committed experiment's is `not
+  independent` or flagged (`independence`).
   `warmup-research report --claims results --rederive`.
 """
 from __future__ import annotations
 
 import csv
 import json
+import math
 import pathlib
 
 from warmup_research import claims as claims_lib
@@ -63,31 +73,60 @@ def _tested_levels(v: dict) -> int:
   return sum(p["p"] is not None for p in v["per_level"]) or 1
 
 
+def _exact_claim(c: dict, v: dict) -> bool:
+  """Whether a claim is decided by the exact sign test's floor (sign-based
+  metrics, boundaries, or differences without spread)."""
+  return (c["metric"] in claims_lib.RATES or c["metric"] == "max_trained_lr"
+          or bool(claims_lib._argmin(c["metric"])) or "sign" in str(v.get("method", "")))
+
+
 def plan(experiment: str, pilot) -> str:
   """The plan table (markdown) of an experiment's claims from a pilot."""
   from warmup_research import results  # reads analysis.csv; imports the plotting stack
   swept, rows = read_runs(pilot)
   found = claims_lib.validate(config_lib.load_claims(experiment), swept)
   measured = results.read_analysis(pilot)
+  m_exp = len(found)
   lines = [f"Plan for {experiment} from the pilot {pilot}: the paired sd over the pilot's "
-           "seeds, and the seeds the paired t needs at 80% power (two-sided 5%, or 5% / m for "
-           "a claim tested at m levels; equivalence: its margin at a true difference of 0).",
-           "", "| claim | metric | pilot seeds | paired sd | effect to detect | levels | "
-           "seeds needed |", "|---|---|---|---|---|---|---|"]
+           f"seeds, and the seeds each claim needs at 80% power at 0.05 / m, m = "
+           f"{m_exp} (this experiment's claims, Holm's first step) x the levels a claim tests "
+           "separately. Paired t claims: the noncentral t (two-sided; equivalence: its margin "
+           "at a true difference of 0). Sign-test and boundary claims: the exact binomial "
+           "power, each seed on the predicted side with probability Phi(effect / sd) (its "
+           "floor: 2 x 2^-n must be below 0.05 / m).",
+           "", "| claim | metric | pilot seeds | paired sd | effect to detect | alpha | "
+           "seeds needed | warnings |", "|---|---|---|---|---|---|---|---|"]
   for c, v in zip(found, claims_lib.evaluate_all(found, swept, rows, None, measured)):
-    equivalence = claims_lib.option(c, "kind") == "equivalence"
-    target = claims_lib.option(c, "margin" if equivalence else "effect")
+    kind = claims_lib.option(c, "kind")
+    target = claims_lib.option(c, "effect" if kind == "superiority" else "margin")
     m = _tested_levels(v)
+    alpha = stats.ALPHA / (m_exp * m)
     sds = [v["sd"]] if m == 1 else [p["sd"] for p in v["per_level"] if p["p"] is not None]
     sds = [s for s in sds if s is not None]
     sd = max(sds) if sds else None   # the noisiest level sets the design
-    need = None if target is None else stats.seeds_needed(sd, target, stats.ALPHA / m,
-                                                          equivalence=equivalence)
-    what = "—" if target is None else f"{'margin ' if equivalence else ''}{target:g}"
+    warn = []
+    if _exact_claim(c, v):
+      floor = stats.sign_floor_seeds(alpha)
+      for name in ("min_seeds", "planned_seeds"):
+        n = claims_lib.option(c, name)
+        if n is not None and n < floor:
+          warn.append(f"{name} {n} cannot reach significance (the floor needs {floor})")
+      if target is None:
+        need = f"n/a (no effect declared; the floor needs >= {floor})"
+      else:
+        q = 1.0 if sd == 0 else None if sd is None else float(stats.sps.norm.cdf(target / sd))
+        got = None if q is None else stats.sign_seeds_needed(q, alpha)
+        need = ("n/a (no paired sd)" if q is None else str(got) if got is not None
+                else f"none <= 50 (the floor needs >= {floor})")
+    else:
+      got = None if target is None else stats.seeds_needed(sd, target, alpha,
+                                                           equivalence=kind == "equivalence")
+      need = ("n/a (no effect declared)" if target is None else "n/a (no paired sd)"
+              if got is None else str(got))
+    what = "—" if target is None else f"{'margin ' if kind != 'superiority' else ''}{target:g}"
     lines.append("| " + " | ".join([
         c["claim"], c["metric"], str(v["n_seeds"]), "n/a" if sd is None else f"{sd:.4g}", what,
-        str(m), "n/a (no effect declared)" if target is None else
-        "n/a (no paired sd)" if need is None else str(need)]) + " |")
+        f"{alpha:.3g}", need, "; ".join(warn)]) + " |")
   return "\n".join(lines) + "\n"
 
 
@@ -112,11 +151,55 @@ def _differs(a: dict, b: dict) -> bool:
       k: v for k, v in b.items() if k != "comment"}
 
 
+def _losses(rows) -> dict:
+  """(final, best eval loss) of each run with finite ones -> its run_id: what a
+  bit-identical re-use of another experiment's run shares."""
+  out = {}
+  for r in rows:
+    key = (r.get("final_eval_loss"), r.get("best_eval_loss"))
+    if all(isinstance(x, float) and math.isfinite(x) for x in key):
+      out[key] = r["run_id"]
+  return out
+
+
+def independence(c: dict, rows, others: dict) -> tuple[str | None, str | None]:
+  """(verdict, flag) for a claim whose runs are another experiment's: the
+  rule is that a claim both of whose sides are read from runs bit-identical
+  (final and best eval loss) to another experiment's tests nothing that
+  experiment did not, and is `not independent (reuses X's runs)`; one side
+  reused is flagged `reuses X's runs (a k/n, b k/n)` and keeps its verdict."""
+  sides = {k: [r for r in rows if claims_lib.matches(r, c["where"]) and claims_lib.matches(
+      r, c[k])] for k in ("a", "b")}
+  mine = {k: _losses(rs) for k, rs in sides.items()}
+  for name, theirs in sorted(others.items()):
+    shared = {k: sum(key in theirs for key in got) for k, got in mine.items()}
+    if not any(shared.values()):
+      continue
+    counts = ", ".join(f"{k} {shared[k]}/{len(sides[k])}" for k in ("a", "b"))
+    if all(sides[k] and shared[k] == len(sides[k]) for k in ("a", "b")):
+      return f"not independent (reuses {name}'s runs: {counts})", None
+    return None, f"reuses {name}'s runs ({counts})"
+  return None, None
+
+
+def _first_finished(d: pathlib.Path):
+  """When an experiment's first group of runs finished (summary.json), or None."""
+  try:
+    groups = json.loads((d / "summary.json").read_text()).get("groups") or []
+  except (OSError, json.JSONDecodeError):
+    return None
+  times = [g["finished_at"] for g in groups if g.get("finished_at")]
+  return min(times) if times else None
+
+
 def rederive(results_dir, experiments_dir="experiments") -> list[str]:
   """Re-derives every results_dir/NAME/summary.json's claims (module
   docstring); returns the experiments it re-derived."""
   from warmup_research import plots, results, sweep, workdir  # the grid's expansion: jax
   done = []
+  tables = {p.parent.name: read_runs(p.parent)[1]
+            for p in sorted(pathlib.Path(results_dir).glob("*/runs.csv"))}
+  made = {n: _first_finished(pathlib.Path(results_dir) / n) for n in tables}
   for path in sorted(pathlib.Path(results_dir).glob("*/summary.json")):
     d, summary = path.parent, json.loads(path.read_text())
     spec = pathlib.Path(experiments_dir) / f"{d.name}.py"
@@ -125,18 +208,33 @@ def rederive(results_dir, experiments_dir="experiments") -> list[str]:
     swept, rows = read_runs(d)
     found = claims_lib.validate(config_lib.load_claims(str(spec)), swept)
     old = {c["claim"]: c for c in summary["claims"]}
+    marker = workdir.read_marker(d) or {}
     new = claims_lib.evaluate_all(found, swept, rows, None, results.read_analysis(d))
+    # runs shared with an experiment made earlier are its runs, re-read here (not the
+    # other way round: the earlier experiment did not reuse anything)
+    others = {n: _losses(t) for n, t in tables.items() if n != d.name and (
+        made[n] is None or made[d.name] is None or made[n] < made[d.name])}
+    relabelled = []
     for i, (c, v) in enumerate(zip(found, new)):
       before = old.get(c["claim"])
       if v["verdict"].startswith("not measured (no eval curves)") and before:
-        new[i] = dict(before, n_seeds=before.get("n_seeds", before.get("n_pairs", 0)), p=None,
-                      flags=["old rule (its data is not committed)"])
-      elif (before is None or _differs(_definition(before), c)
-            or "relabelled after the run" in (before.get("flags") or [])):
-        v["flags"] = [*v["flags"], "relabelled after the run"]
+        # its old count may be cells, not seeds: never shown as a number of seeds
+        new[i] = dict(before, n_seeds=None, p=None, old_count=before.get(
+            "n_seeds", before.get("n_pairs")), flags=["old rule (its data is not committed)"])
+        continue
+      if (before is None or _differs(_definition(before), c)
+          or "relabelled after the run" in (before.get("flags") or [])
+          or c["claim"] in marker.get("relabelled_claims", [])):
+        relabelled.append(c["claim"])
+      verdict, flag = independence(c, rows, others)
+      if verdict:
+        v.update(verdict=verdict, mde=None, mde_note=None)
+      if flag:
+        v["flags"] = [*v["flags"], flag]
+    new = claims_lib.flag_relabelled(new, relabelled)
     new = claims_lib.adjust(new)   # a kept old verdict has no p: it is not kept by Holm
     _relabel_marker(d, f"experiments/{d.name}.py", spec, summary["claims"], found, sweep,
-                    workdir)
+                    workdir, relabelled)
     summary["claims"] = new
     workdir.write_atomic(path, workdir.strict_json(summary, indent=1))
     md = d / "summary.md"
@@ -151,9 +249,11 @@ def rederive(results_dir, experiments_dir="experiments") -> list[str]:
 
 
 def _relabel_marker(d: pathlib.Path, name: str, spec: pathlib.Path, old_claims, found, sweep,
-                    workdir) -> None:
+                    workdir, relabelled=()) -> None:
   """Moves the marker's record hash to the grid with the new claims, when the
-  grid with the old claims is the one it recorded."""
+  grid with the old claims is the one it recorded, and records which claims
+  were relabelled (`relabelled_claims`), so that a re-run of the grid, which
+  rewrites the marker, and its report keep saying so."""
   marker = workdir.read_marker(d)
   if marker is None:
     return
@@ -168,5 +268,10 @@ def _relabel_marker(d: pathlib.Path, name: str, spec: pathlib.Path, old_claims, 
     raise ValueError(f"{d}: its runs are not this experiment's grid (the recorded hash "
                      "matches neither the old nor the new claims): re-run it")
   if marker["record_sha256"] == old_hash != new_hash:
-    marker = dict(marker, record_sha256=new_hash, relabelled_from=old_hash)
-    workdir.write_atomic(d / workdir.MARKER, json.dumps(marker, indent=1))
+    # the hash the runs were made under stays: a second relabelling must not replace it
+    marker = dict(marker, record_sha256=new_hash,
+                  relabelled_from=marker.get("relabelled_from", old_hash))
+  if relabelled and marker["record_sha256"] == new_hash:
+    marker = dict(marker, relabelled_claims=sorted(set(marker.get("relabelled_claims", []))
+                                                   | set(relabelled)))
+  workdir.write_atomic(d / workdir.MARKER, json.dumps(marker, indent=1))

@@ -410,7 +410,7 @@ def plot_claims(verdicts: list[dict], path, title: str = "") -> pathlib.Path | N
   interval at all (sign tests without spread, failed premises) are left
   to the table."""
   colors = {"reproduced": "tab:green", "contradicted": "tab:red", "equivalent": "tab:blue",
-            "not equivalent": "tab:orange"}
+            "not equivalent": "tab:orange", "non-inferior": "tab:cyan", "inferior": "tab:pink"}
   items = []   # (label, effect, interval, colour, is a level)
   for v in verdicts:
     levels = [p for p in v.get("per_level") or [] if p.get("ci95")]
@@ -420,6 +420,8 @@ def plot_claims(verdicts: list[dict], path, title: str = "") -> pathlib.Path | N
     verdict = v.get("verdict_adjusted", v["verdict"])
     head = f"{v.get('experiment', '')}{': ' if v.get('experiment') else ''}{v['claim']}"[:80]
     sign = {"lower": "< 0", "higher": "> 0"}.get(v.get("direction"), f"in ±{v.get('margin')}")
+    if v.get("kind") == "noninferiority":
+      sign = (f"< +{v['margin']}" if v.get("direction") == "lower" else f"> -{v['margin']}")
     items.append((f"{head} [{v['metric']}; predicted b - a {sign}; {v['n_seeds']} seeds]",
                   v["effect"], ci, colors.get(verdict, "tab:gray"), False, verdict, v))
     for p in levels:
@@ -440,6 +442,9 @@ def plot_claims(verdicts: list[dict], path, title: str = "") -> pathlib.Path | N
                   ax.get_legend_handles_labels()[1] else verdict)
     if v is not None and v.get("kind") == "equivalence":
       ax.plot([-v["margin"], v["margin"]], [y, y], "|", color="black", ms=10)
+    if v is not None and v.get("kind") == "noninferiority":   # the one bound that decides
+      ax.plot([v["margin"] if v.get("direction") == "lower" else -v["margin"]], [y], "|",
+              color="black", ms=10)
   ax.axvline(0, color="black", lw=0.8)
   ax.set_yticks(range(n), [it[0] for it in reversed(items)], fontsize=6)
   ax.set(xlabel="paired difference b - a over seeds (95% CI; equivalence: 90% CI and its "

@@ -21,7 +21,7 @@ from warmup_research import config as config_lib
 from warmup_research import loggers, metrics_io, stats
 from warmup_research import plots as plots_lib
 from warmup_research.errors import ConfigError
-from warmup_research.workdir import strict_json, write_atomic
+from warmup_research.workdir import read_marker, strict_json, write_atomic
 
 RUN_COLUMNS = ("status", "outcome", "diverged_step", "final_train_loss", "final_eval_loss",
                "best_eval_loss", "initial_eval_loss", "tokens_seen", "step_seconds",
@@ -409,6 +409,9 @@ def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
   measured = read_analysis(wd)
   verdicts = claims_lib.evaluate_all(loaded["record"].get("claims", []), swept, rows, curves,
                                      measured)
+  # claims rewritten after their runs stay flagged through a re-run (the marker keeps it)
+  verdicts = claims_lib.flag_relabelled(verdicts, (read_marker(wd) or {}).get(
+      "relabelled_claims", []))
   per_pair = [heatmap(swept, rows, h["x"], h["y"], agg)
               for h in loaded["record"].get("heatmaps", [])]
   maps = [m for facets in per_pair for m in facets]
@@ -559,7 +562,7 @@ def write_claims(results_dir) -> list[dict]:
     lines.append("| " + " | ".join([
         f"[{v['experiment']}]({v['experiment']}/summary.md)", v["claim"], v["paper"],
         v["metric"], claims_lib.conditions(v), claims_lib.fmt(v.get("effect")),
-        claims_lib.interval(v), str(v.get("n_seeds", v.get("n_pairs"))), v["method"],
+        claims_lib.interval(v), claims_lib.seeds(v), v["method"],
         claims_lib.fmt_p(v.get("p")), v["verdict"], claims_lib.fmt_p(v.get("p_adjusted")),
         f"**{v.get('verdict_adjusted', v['verdict'])}**", claims_lib.fmt_p(v.get("p_bh")),
         v["verdict_bh"], claims_lib.notes(v), claims_lib.levels(v), v.get("comment", "")])

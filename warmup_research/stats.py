@@ -7,26 +7,38 @@ init and data order), never one per (LR, seed) cell.
 - `mean_ci`: a cell's mean over seeds with a 95% t interval.
 - `paired_difference`: b - a pair by pair, its mean, a 95% CI (paired t, or
   a BCa paired bootstrap), a p-value and the sign count.
+- **One convention for every directional test**: one-sided at 2.5% in the
+  predicted direction (`reproduced`) and 2.5% in the other
+  (`contradicted`), equivalently two-sided at 5%. Every p reported is on
+  that scale (twice the one-sided p on the side the data point, at most
+  1), so `p < 0.05` decides everywhere and Holm / BH pool like with like.
+  Non-inferiority is one-sided at 2.5% (the 95% interval's end against the
+  margin), its p doubled the same way; the TOST of an equivalence claim
+  is the standard two one-sided 5% tests (its 90% interval).
 - `superiority`: the test of a directional claim. Continuous differences:
   the paired t (two-sided p, `ttest_1samp`) or the BCa bootstrap (its p is
-  the BCa interval inverted at 0, so p < 0.05 exactly when the 95% BCa CI
-  excludes 0, up to the resampling). Where a t-test cannot apply (no spread,
-  or a discrete metric): the exact sign test, one-sided at 5% in the
-  predicted direction (its mirror, one-sided at 5%, decides `contradicted`);
-  ties are left out of the count. The t is not monotone in the evidence (one
-  pair moved far in the predicted direction can widen the CI); the sign test
-  is, so discrete metrics use it.
-- `boundary_difference`: two arms' boundary estimates (`logistic_boundary`)
+  the smallest level whose BCa interval leaves 0 out, so p < 0.05 exactly
+  when the shown 95% interval excludes 0). Where a t-test cannot apply (no
+  spread, or a discrete metric): the exact sign test; ties are left out of
+  the count, and its floor 2 x 2^-n needs 6 untied seeds. The t is not
+  monotone in the evidence (one pair moved far in the predicted direction
+  can widen the CI); the sign test is, so discrete metrics use it.
+- `boundary_difference`: two arms' boundary estimates (`gap_boundary`)
   compared by a seed bootstrap (seeds resampled, 9,999 times, a fixed
-  bootstrap seed; percentile 95% CI); its p is the larger of the bootstrap
-  p and the one-sided exact sign test's, so 5 seeds must all agree.
+  bootstrap seed); its p is the larger of the bootstrap's and the exact
+  sign test's, and its interval the union of theirs (none below 6 seeds),
+  so the interval shown is the one the p inverts to.
+- `noninferiority`: one-sided against a declared margin.
 - `equivalence`: two one-sided tests against a declared margin m: the 90%
   CI inside (-m, m) is `equivalent`, outside it `not equivalent`.
 - `decide`: a `Test`'s verdict: `reproduced` / `contradicted` /
   `inconclusive` (superiority: p < 0.05, on the side the paper predicts or
   the other); `equivalent` / `not equivalent` / `inconclusive`.
 - `mde`: the smallest effect the paired t detects at 80% power from the
-  observed paired sd (scipy's noncentral t); `seeds_needed` inverts it.
+  observed paired sd (scipy's noncentral t); `seeds_needed` inverts it (a
+  bisection, capped). `sign_power` / `sign_seeds_needed`: the exact
+  binomial power of the sign test; `sign_floor_seeds`: the fewest seeds
+  its floor lets pass.
 - `holm`, `benjamini_hochberg`: adjusted p-values.
 - `rate_test`: Fisher's exact test of two rates (unpaired: only for runs
   with no seed to pair).
@@ -114,24 +126,44 @@ def paired_difference(a, b, method: str = "paired t", seed: int = 0) -> PairedDi
 
 
 def _bca(d: np.ndarray, seed: int) -> tuple[tuple, float]:
-  """The 95% BCa interval of mean(d) (scipy.stats.bootstrap) and its
-  two-sided p: the level at which the BCa interval's end reaches 0, from
-  the same resamples and the same bias and acceleration."""
+  """The 95% BCa interval of mean(d) and its two-sided p, both from one
+  function of the level: the interval at confidence 1 - q (scipy's BCa: z0
+  from the mid-rank share of resamples below the estimate, ties counting
+  half, and the jackknife acceleration), and p the smallest q whose
+  interval leaves 0 out (bisection). So p < 0.05 exactly when the shown
+  interval excludes 0."""
   res = sps.bootstrap((d,), np.mean, confidence_level=CONFIDENCE, n_resamples=RESAMPLES,
                       method="BCa", rng=np.random.default_rng(seed))
-  theta, boot = d.mean(), res.bootstrap_distribution
-  z0 = sps.norm.ppf(np.clip(np.mean(boot < theta), 1e-12, 1 - 1e-12))
+  theta, boot = d.mean(), np.sort(res.bootstrap_distribution)
+  share = (np.sum(boot < theta) + np.sum(boot <= theta)) / (2 * boot.size)   # as scipy
+  z0 = sps.norm.ppf(np.clip(share, 1e-12, 1 - 1e-12))
   jack = (d.sum() - d) / (d.size - 1)
   u = jack.mean() - jack
   accel = (u ** 3).sum() / (6 * ((u ** 2).sum()) ** 1.5) if np.any(u) else 0.0
-  # BCa takes the bootstrap quantile Phi(z0 + (z0 + z) / (1 - a (z0 + z))) for level Phi(z);
-  # solving that quantile = the share of resamples below 0 gives the level at which 0 is an end
-  w = sps.norm.ppf(np.clip(np.mean(boot <= 0), 1e-12, 1 - 1e-12)) - z0
-  z = w / (1 + accel * w) - z0
-  # no p below what the resamples can resolve
-  p = float(np.clip(2 * min(sps.norm.cdf(z), sps.norm.sf(z)), 1 / (RESAMPLES + 1), 1.0))
-  ci = res.confidence_interval
-  return (float(ci.low), float(ci.high)), p
+
+  def interval(q):
+    ends = []
+    for z in (sps.norm.ppf(q / 2), sps.norm.ppf(1 - q / 2)):
+      level = sps.norm.cdf(z0 + (z0 + z) / (1 - accel * (z0 + z)))
+      ends.append(float(np.percentile(boot, 100 * np.clip(level, 0, 1))))
+    return ends
+
+  def excludes_0(q):
+    lo, hi = interval(q)
+    return lo > 0 or hi < 0
+
+  floor = 1 / (RESAMPLES + 1)   # no p below what the resamples can resolve
+  if not excludes_0(1.0 - 1e-9):
+    p = 1.0
+  elif excludes_0(floor):
+    p = floor
+  else:
+    lo_q, hi_q = floor, 1.0 - 1e-9   # excludes at hi_q, not at lo_q
+    for _ in range(40):
+      mid = (lo_q + hi_q) / 2
+      lo_q, hi_q = (lo_q, mid) if excludes_0(mid) else (mid, hi_q)
+    p = hi_q
+  return tuple(interval(ALPHA)), float(p)
 
 
 @dataclasses.dataclass
@@ -167,16 +199,42 @@ def _signs(x: np.ndarray) -> dict:
   return dict(n_negative=int((x < 0).sum()), n_positive=int((x > 0).sum()))
 
 
+def two_sided(p_one: float) -> float:
+  """A one-sided p on the convention of this module: twice it, at most 1."""
+  return float(min(1.0, 2 * p_one))
+
+
 def exact_sign(d, direction: str) -> Test:
-  """The exact sign test, one-sided: the predicted side's p if it is the
-  smaller, else its mirror's (which can only say `contradicted`)."""
+  """The exact sign test on the convention: its p is twice the one-sided p
+  on the side the differences point (the predicted side, or the other,
+  which can only say `contradicted`)."""
   x = _diffs(d)
   other = "higher" if direction == "lower" else "lower"
   p_pred, p_opp = sign_p(x, direction), sign_p(x, other)
   p, side = (p_pred, direction) if p_pred <= p_opp else (p_opp, other)
-  return Test(float(x.mean()) if x.size else None, None, int(x.size), p if x.size else None,
-              side, "exact sign test (one-sided)", float(x.std(ddof=1)) if x.size > 1 else None,
-              **_signs(x))
+  return Test(float(x.mean()) if x.size else None, None, int(x.size),
+              two_sided(p) if x.size else None, side, "exact sign test",
+              float(x.std(ddof=1)) if x.size > 1 else None, **_signs(x))
+
+
+def sign_floor_seeds(alpha: float = ALPHA) -> int:
+  """The fewest untied seeds at which the exact sign test can pass at
+  `alpha` (on the convention: 2 * 2^-n < alpha)."""
+  return max(1, math.floor(math.log2(2 / alpha)) + 1)
+
+
+def sign_interval(d) -> tuple | None:
+  """The distribution-free 95% interval of the median that the two-sided
+  sign test inverts to: order statistics (k, n + 1 - k) for the largest k
+  with 2 P(Bin(n, 1/2) < k) <= 0.05; None (every value) where none exists,
+  as at n <= 5."""
+  x = np.sort(_diffs(d))
+  n = x.size
+  ks = [k for k in range(1, n // 2 + 1) if 2 * sps.binom.cdf(k - 1, n, 0.5) <= ALPHA]
+  if not ks:
+    return None
+  k = max(ks)
+  return float(x[k - 1]), float(x[n - k])
 
 
 def superiority(d, direction: str, method: str = "paired t", discrete: bool = False,
@@ -186,7 +244,7 @@ def superiority(d, direction: str, method: str = "paired t", discrete: bool = Fa
   if discrete or x.size < 2 or np.all(x == x[0]):
     t = exact_sign(x, direction)
     if not discrete and x.size >= 2:
-      t.method = f"{method} (no spread: exact sign test, one-sided)"
+      t.method = f"{method} (no spread: exact sign test)"
     return t
   pd = paired_difference(np.zeros_like(x), x, method, seed)
   side = "lower" if pd.effect < 0 else "higher"
@@ -196,10 +254,12 @@ def superiority(d, direction: str, method: str = "paired t", discrete: bool = Fa
 
 def boundary_difference(d, direction: str, seed: int = 0, resamples: int = RESAMPLES) -> Test:
   """Per-seed differences of two arms' boundaries: a seed bootstrap of their
-  mean (fixed `seed`: the same resamples for every claim of n seeds), its
-  percentile 95% CI and p = max(bootstrap two-sided p, exact sign test's p
-  on the same side), so the verdict never weakens as one seed moves the
-  predicted way."""
+  mean (fixed `seed`: the same resamples for every claim of n seeds) and
+  the exact sign test, p = max(the bootstrap's two-sided p, the sign
+  test's), so the verdict never weakens as one seed moves the predicted
+  way and 5 seeds cannot pass. The interval is the one that p inverts to:
+  the union of the bootstrap's percentile 95% interval and the sign test's
+  (None where the sign test's is every value: fewer than 6 seeds)."""
   x = _diffs(d)
   if x.size < 2:
     return exact_sign(x, direction)
@@ -207,10 +267,44 @@ def boundary_difference(d, direction: str, seed: int = 0, resamples: int = RESAM
   boot = x[picks].mean(1)
   below, above = float(np.mean(boot <= 0)), float(np.mean(boot >= 0))
   side = "higher" if below < above else "lower"
-  p = max(min(1.0, 2 * min(below, above)), sign_p(x, side))
+  p = max(min(1.0, 2 * min(below, above)), two_sided(sign_p(x, side)))
   lo, hi = np.percentile(boot, [100 * ALPHA / 2, 100 * (1 - ALPHA / 2)])
-  return Test(float(x.mean()), (float(lo), float(hi)), int(x.size), p, side,
-              "seed bootstrap of the boundary", float(x.std(ddof=1)), **_signs(x))
+  signed = sign_interval(x)
+  ci = None if signed is None else (min(float(lo), signed[0]), max(float(hi), signed[1]))
+  return Test(float(x.mean()), ci, int(x.size), p, side,
+              "seed bootstrap of the boundary, exact sign floor", float(x.std(ddof=1)),
+              **_signs(x))
+
+
+def noninferiority(d, margin: float, direction: str) -> Test:
+  """'b is no worse than a by more than `margin`': for `direction` 'lower'
+  (lower is better) the upper end of the 95% paired-t interval of b - a
+  below +margin is `non-inferior`, its lower end above +margin `inferior`
+  (mirrored for 'higher': the lower end above -margin). One-sided at 2.5%
+  each way, so p (twice the one-sided p, the module's convention) < 0.05
+  decides; `side` 'inside' (non-inferior) or 'outside' (inferior). Without
+  spread, the exact sign test about the margin."""
+  x = _diffs(d)
+  n = int(x.size)
+  if n == 0:
+    return Test(None, None, 0, None, None, "non-inferiority")
+  sd = float(x.std(ddof=1)) if n > 1 else None
+  mean = float(x.mean())
+  bound = margin if direction == "lower" else -margin
+  better = direction   # non-inferior: b - a lies `direction` of the bound
+  worse = "higher" if direction == "lower" else "lower"
+  if n < 2 or np.all(x == x[0]):
+    p_in, p_out = sign_p(x, better, bound), sign_p(x, worse, bound)
+    method, ci95 = "non-inferiority (no spread: exact sign test)", None
+  else:
+    se, df = sd / math.sqrt(n), n - 1
+    t = (mean - bound) / se
+    below, above = float(sps.t.cdf(t, df)), float(sps.t.sf(t, df))
+    p_in, p_out = (below, above) if direction == "lower" else (above, below)
+    half = sps.t.ppf(1 - ALPHA / 2, df) * se
+    method, ci95 = "non-inferiority (paired t)", (mean - half, mean + half)
+  p, side = (p_in, "inside") if p_in <= p_out else (p_out, "outside")
+  return Test(mean, ci95, n, two_sided(p), side, method, sd, **_signs(x))
 
 
 def equivalence(d, margin: float) -> Test:
@@ -309,19 +403,44 @@ def seeds_needed(sd: float | None, effect: float, alpha: float = ALPHA, power: f
                  equivalence: bool = False, most: int = 100_000) -> int | None:
   """Seeds the paired t needs to detect |effect| (equivalence: to establish
   the margin `effect` at a true difference of 0) with `power`, paired sd
-  `sd`; at least 3 (the fewest any verdict is drawn from)."""
+  `sd`; at least 3 (the fewest any verdict is drawn from); None past
+  `most`. Power grows with n, so a bisection from the normal
+  approximation's n finds it in a few dozen power evaluations."""
   if sd is None or not math.isfinite(sd) or effect == 0:
     return None
   if sd == 0:
     return 3
   fn = _tost_power if equivalence else _t_power
   k = abs(effect) / sd
-  n = 3
-  while fn(n, k, alpha) < power:
-    n += 1
-    if n > most:
+  z = sps.norm.ppf(1 - alpha / (1 if equivalence else 2)) + sps.norm.ppf(
+      1 - (1 - power) / (2 if equivalence else 1))
+  lo, hi = 2, max(3, math.ceil((z / k) ** 2))   # power(lo) < power, by convention at n = 2
+  while fn(hi, k, alpha) < power:
+    lo, hi = hi, hi * 2
+    if lo > most:
       return None
-  return n
+  while hi - lo > 1:   # power(lo) < power <= power(hi)
+    mid = (lo + hi) // 2
+    lo, hi = (lo, mid) if fn(mid, k, alpha) >= power else (mid, hi)
+  return hi if hi <= most else None
+
+
+def sign_power(n: int, q: float, alpha: float = ALPHA) -> float:
+  """The exact power of the sign test on the convention (twice the
+  one-sided p below `alpha`) at n untied seeds, each on the predicted side
+  with probability q."""
+  ks = [k for k in range(n + 1) if two_sided(float(sps.binom.sf(k - 1, n, 0.5))) < alpha]
+  return float(sps.binom.sf(ks[0] - 1, n, q)) if ks else 0.0
+
+
+def sign_seeds_needed(q: float, alpha: float = ALPHA, power: float = POWER,
+                      most: int = 50) -> int | None:
+  """Seeds the exact sign test needs for `power` at a per-seed chance q of
+  the predicted side; None when no n <= `most` gets there."""
+  for n in range(max(3, sign_floor_seeds(alpha)), most + 1):
+    if sign_power(n, q, alpha) >= power:
+      return n
+  return None
 
 
 def holm(ps) -> list:
@@ -345,31 +464,17 @@ def benjamini_hochberg(ps) -> list:
   return out
 
 
-def logistic_boundary(log_lrs, trained) -> float:
-  """The log10 LR where P(trained) = 1/2 on a logistic fit in log10 LR, by
-  Firth's penalised likelihood (finite where trained and failed LRs are
-  separated, as on a coarse grid they almost always are). Needs both a
-  trained and a failed LR; the fit is clipped to half a grid step past the
-  grid's ends."""
-  x, y = np.asarray(log_lrs, np.float64), np.asarray(trained, np.float64)
-  if y.min() == y.max():
-    raise ValueError("needs a trained and a failed LR")
-  centre, scale = x.mean(), max(x.std(), 1e-12)
-  X = np.stack([np.ones_like(x), (x - centre) / scale], 1)
-
-  def penalised(beta):
-    eta = X @ beta
-    prob = 1 / (1 + np.exp(-eta))
-    info = X.T @ (X * (prob * (1 - prob))[:, None])
-    loglik = np.sum(y * eta - np.logaddexp(0, eta))
-    return -(loglik + 0.5 * np.linalg.slogdet(info)[1])
-
-  beta = optimize.minimize(penalised, np.zeros(2), method="Nelder-Mead",
-                           options=dict(xatol=1e-8, fatol=1e-10, maxiter=4000)).x
-  half = _half_step(x)
-  if beta[1] == 0:
-    return float(centre)
-  return float(np.clip(centre - scale * beta[0] / beta[1], x.min() - half, x.max() + half))
+def gap_boundary(log_lrs, top: int) -> float:
+  """The boundary above the largest trained LR, `log_lrs[top]` (sorted):
+  the midpoint in log10 of the gap to the next LR of the grid, or half the
+  grid's smallest step above its highest LR. It depends on the outcomes
+  only through `top`, which a failed run turned trained can only raise, so
+  the boundary is monotone in the outcomes by construction (a logistic fit
+  is not: a trained run below a hole can pull its 50% point down)."""
+  x = np.unique(np.asarray(log_lrs, np.float64))
+  at = float(np.asarray(log_lrs, np.float64)[top])
+  above = x[x > at]
+  return float((at + above[0]) / 2) if above.size else float(at + _half_step(x))
 
 
 def _half_step(x) -> float:

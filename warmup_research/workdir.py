@@ -109,6 +109,19 @@ def read_marker(path: pathlib.Path) -> dict | None:
   return marker if isinstance(marker, dict) and marker.get("kind") in KINDS else None
 
 
+RELABELLED = ("relabelled_from", "relabelled_claims")
+
+
+def relabelled(marker: dict | None, sha: str) -> dict:
+  """The relabelling record of a marker (which claims were rewritten after
+  the run, and the hash they were run under), kept while the grid it
+  describes, `sha`, is the one recorded: a re-run of the same grid must not
+  erase that its claims were read after the fact."""
+  if not marker or marker.get("record_sha256") != sha:
+    return {}
+  return {k: marker[k] for k in RELABELLED if k in marker}
+
+
 def _ours(name: str) -> bool:
   return (name in WRITTEN or name.startswith(".write-probe-")
           or (name.startswith(".") and name.endswith(".tmp")))
@@ -209,9 +222,10 @@ def prepare(path, record_json: str, *, kind: str = "run", overwrite: bool = Fals
         child.unlink()
   if write:   # unchanged files are left as they are: re-running changes nothing
     grown = "groups" in json.loads(record_json)   # its layout is in the record alone
-    marker = json.dumps(dict(kind=kind, record_sha256=record_hash(record_json),
-                             written=list(WRITTEN), **({"grown": True} if grown else {})),
-                        indent=1)
+    sha = record_hash(record_json)
+    marker = json.dumps(dict(kind=kind, record_sha256=sha, written=list(WRITTEN),
+                             **({"grown": True} if grown else {}),
+                             **relabelled(read_marker(path), sha)), indent=1)
     for name, text in ((record_name, record_json), (MARKER, marker)):
       if not (path / name).exists() or (path / name).read_text() != text:
         write_atomic(path / name, text)
