@@ -6,7 +6,8 @@
 #   ./launch.sh                          the main job: the quickstart grid into
 #                                        workdirs/quickstart, then how it compares
 #                                        with the committed results/quickstart
-#   ./launch.sh test [pytest args]       ruff, then the test suite (-m "not slow": quick)
+#   ./launch.sh test [pytest args]       ruff, then the test suite on pytest-xdist
+#                                        workers (-m "not slow": quick)
 #   ./launch.sh experiments/NAME.py [..] warmup-research sweep experiments/NAME.py [..]
 #   ./launch.sh CMD [args]               warmup-research CMD [args]
 #                                        (sweep, train, report, analyze, schedules)
@@ -58,7 +59,13 @@ case "${1:-}" in
   "")   # the committed table is re-made only when asked: ./launch.sh experiments/quickstart.py
     "$PY" -m warmup_research sweep experiments/quickstart.py --workdir workdirs/quickstart
     exec "$PY" -m warmup_research report workdirs/quickstart --against results/quickstart ;;
-  test) shift; "$PY" -m ruff check .; exec "$PY" -m pytest -q "$@" ;;
+  test) shift; "$PY" -m ruff check .
+    # pytest-xdist workers, one per core up to 4 (each holds its own JAX, about
+    # 2 GB at its peak); files stay whole on one worker (their module fixtures
+    # are made once). WR_TEST_WORKERS=0 runs in this process.
+    cores=$(nproc 2>/dev/null || echo 2)
+    workers=${WR_TEST_WORKERS:-$(( cores < 4 ? cores : 4 ))}
+    exec "$PY" -m pytest -q -n "$workers" --dist loadfile "$@" ;;
   *.py|*.py:*) set -- sweep "$@" ;;
 esac
 

@@ -131,10 +131,12 @@ def test_compile_table_reports_medians_over_rounds_and_each_rounds_ratio(tmp_pat
 
 
 def _first_step_cold_then_warm(tmp_path, *flags):
-  """`bench first-step` twice in fresh processes sharing one new cache dir."""
+  """`bench first-step` of the tiny model twice, in fresh processes sharing
+  one new cache dir (what is cached does not depend on the model's size)."""
   rows = []
   for _ in range(2):
-    out = _cli("first-step", "--cache-dir", str(tmp_path / "cache"), *flags)
+    out = _cli("first-step", "--cache-dir", str(tmp_path / "cache"), *flags,
+               *bench.config_flags(TINY))
     assert out.returncode == 0, out.stderr
     rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
   return rows

@@ -52,15 +52,15 @@ LRS = [1e-3, 3e-3, 1e-2, 3e-2, 1.0, 3.0]   # the last two diverge (no clipping)
 WARMUP_SHARES = [0, 1 / 30, 1 / 10, 1 / 3]
 
 
-def grid(steps: int, **overrides) -> list:
-  """The 24 configs: Adam (no clipping), d_model 64 (unless overridden), 2
-  layers, seq 64, batch 16, on the offline byte corpus; divergence is a loss
-  above 10 nats. Evals and checkpoints at the default config's shares of
-  training (1/10, 1/5)."""
+def grid(steps: int, lrs=LRS, shares=WARMUP_SHARES, **overrides) -> list:
+  """The 24 configs (`lrs` x `shares`; tests pass fewer): Adam (no
+  clipping), d_model 64 (unless overridden), 2 layers, seq 64, batch 16, on
+  the offline byte corpus; divergence is a loss above 10 nats. Evals and
+  checkpoints at the default config's shares of training (1/10, 1/5)."""
   from warmup_research import config as config_lib  # imports jax: after setup_process
   cfgs = []
-  for share in WARMUP_SHARES:
-    for lr in LRS:
+  for share in shares:
+    for lr in lrs:
       c = config_lib.default_config()
       c.model.d_model, c.model.num_layers, c.model.num_heads = 64, 2, 4
       c.data.seq_len, c.data.batch_size = 64, 16
@@ -176,12 +176,12 @@ def _best(summaries) -> float:
 WARMUP_STEPS = 30   # the untimed first run of each variant loop
 
 
-def measure(steps: int, rounds: int = 1, **overrides) -> dict:
+def measure(steps: int, rounds: int = 1, lrs=LRS, shares=WARMUP_SHARES, **overrides) -> dict:
   """Each way's runs, `rounds` times in turn: per way, lists of wall and
   step seconds, and the first round's rows and summaries (`deterministic`:
   every round wrote the same rows); `overrides` (config fields) shrink it
   for tests."""
-  way = lambda **kw: grid(steps, **overrides, **kw)   # noqa: E731
+  way = lambda **kw: grid(steps, lrs, shares, **overrides, **kw)   # noqa: E731
   ways = {
       "map, today": (way(**{"mesh.variant_loop": "map"}), False),
       "map, skip": (way(**{"mesh.variant_loop": "map"}), True),
@@ -199,7 +199,7 @@ def measure(steps: int, rounds: int = 1, **overrides) -> dict:
     # Untimed: what the process pays once (imports, the data, JAX's own
     # caches) would otherwise fall on whichever way runs first.
     for how in ("map", "vmap"):
-      run_way(grid(WARMUP_STEPS, **overrides, **{"mesh.variant_loop": how}), True,
+      run_way(grid(WARMUP_STEPS, lrs, shares, **overrides, **{"mesh.variant_loop": how}), True,
               pathlib.Path(tmp) / how)
     for r in range(rounds):
       # every other round in reverse, so a drift of the machine's speed
@@ -238,7 +238,8 @@ def _ratios(ways: dict, key: str) -> dict:
           for name, w in ways.items()}
 
 
-def report(ways: dict, steps: int, command: str, d_model: int = 64) -> dict:
+def report(ways: dict, steps: int, command: str, d_model: int = 64, lrs=LRS,
+           shares=WARMUP_SHARES) -> dict:
   dead = [s for s in ways["map, today"]["summaries"] if s["outcome"] == "diverged"]
   n = len(ways["map, today"]["summaries"])
   skip_eq, skip_diff = _survivors_equal(ways["map, skip"], ways["map, today"])
@@ -270,7 +271,8 @@ def report(ways: dict, steps: int, command: str, d_model: int = 64) -> dict:
       compiles={k: w["compiles"] for k, w in ways.items()},
       compile_s={k: w["compile_s"] for k, w in ways.items()},
       run_steps_computed={k: w["run_steps_computed"] for k, w in ways.items()},
-      steps=steps, d_model=d_model, n_variants=n, command=command, machine=bench.machine(),
+      steps=steps, d_model=d_model, n_variants=n, lrs=list(lrs), warmup_shares=list(shares),
+      command=command, machine=bench.machine(),
       code=code_version())
   return result
 
@@ -285,8 +287,8 @@ def write(result: dict, out_dir: pathlib.Path, name: str = "dead_variants") -> N
            f"- software: Python {m['python']}, {m['versions']}",
            f"- XLA_FLAGS: `{m['xla_flags']}`", f"- date: {m['date']}", ""]
   rounds = result["rounds"]
-  lines += [f"A grid of {result['n_variants']} variants (peak LR {LRS} x warmup "
-            f"{[round(s * result['steps']) for s in WARMUP_SHARES]} of {result['steps']} "
+  lines += [f"A grid of {result['n_variants']} variants (peak LR {result['lrs']} x warmup "
+            f"{[round(s * result['steps']) for s in result['warmup_shares']]} of {result['steps']} "
             f"updates; Adam, no clipping, d_model {result['d_model']}, 2 layers); "
             f"{result['dead_fraction']:.0%} diverge (first logged as diverged at updates "
             f"{result['dead_by_update']}). After an untimed {WARMUP_STEPS}-update run of "

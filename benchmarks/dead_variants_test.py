@@ -21,8 +21,10 @@ TINY = {"model.d_model": 32, "model.num_layers": 1, "model.num_heads": 2,
 @pytest.mark.slow
 def test_the_benchmark_skips_compacts_and_prunes_with_survivors_unchanged(tmp_path):
   steps = 30
-  ways = dead_variants.measure(steps, rounds=2, **TINY)
-  result = dead_variants.report(ways, steps, "test")
+  # 6 of the 24 variants, a third diverging, as in the full grid
+  grid = dict(lrs=[1e-3, 1e-2, 3.0], shares=[0, 1 / 3])
+  ways = dead_variants.measure(steps, rounds=2, **grid, **TINY)
+  result = dead_variants.report(ways, steps, "test", **grid)
   dead_variants.write(result, tmp_path)
   saved = json.loads((tmp_path / "dead_variants.json").read_text())
   assert {"wall_ratio_skip", "wall_ratio_compact", "survivors_identical", "dead_fraction",
@@ -34,7 +36,8 @@ def test_the_benchmark_skips_compacts_and_prunes_with_survivors_unchanged(tmp_pa
   assert saved["survivors_identical"] == all(
       d == 0 for d in saved["survivors_max_rel_diff"].values())
   computed = saved["run_steps_computed"]
-  assert computed["map, today"] == computed["vmap, today"] == 24 * steps
+  assert saved["n_variants"] == 6 and saved["lrs"] == [1e-3, 1e-2, 3.0]
+  assert computed["map, today"] == computed["vmap, today"] == 6 * steps
   assert computed["map, skip"] < computed["map, today"]      # frozen steps skipped
   assert computed["vmap, compact"] < computed["vmap, today"]  # ... or compacted away
   assert computed["map, skip + halving"] < computed["map, skip"]

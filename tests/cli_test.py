@@ -18,9 +18,13 @@ TINY = ["--config.model.d_model=32", "--config.model.num_layers=1", "--config.mo
         "--config.train.eval_batches=1", "--config.schedule.warmup_steps=2"]
 
 
-def _train(workdir, *extra, config="experiments/quickstart.py", wait=True):
-  cmd = [sys.executable, "-m", "warmup_research", "train", "--config", config,
-         "--workdir", str(workdir), "--no-progress", *extra]
+def _train(workdir, *extra, config="experiments/quickstart.py", wait=True, process=False):
+  """The train command: in this process (`run_cli`) unless the test is of the
+  process itself (`process`, or a kill: `wait=False`)."""
+  args = ["train", "--config", config, "--workdir", str(workdir), "--no-progress", *extra]
+  if wait and not process:
+    return run_cli(*args)
+  cmd = [sys.executable, "-m", "warmup_research", *args]
   if not wait:
     return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
   return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -53,16 +57,16 @@ def test_quickstart_config_learns_on_the_offline_corpus(tmp_path):
 
 @pytest.mark.slow
 def test_sigkill_then_rerun_equals_uninterrupted(tmp_path):
-  args = [*TINY, "--config.train.total_steps=1500", "--config.train.checkpoint_every=100",
-          "--config.train.eval_every=250", "--config.train.log_every=50"]
-  full = _train(tmp_path / "full", *args)
+  args = [*TINY, "--config.train.total_steps=400", "--config.train.checkpoint_every=50",
+          "--config.train.eval_every=100", "--config.train.log_every=25"]
+  full = _train(tmp_path / "full", *args, process=True)   # the same program as the cut run's
   assert full.returncode == 0, full.stderr
   proc = _train(tmp_path / "cut", *args, wait=False)
-  kill_after_checkpoint(proc, tmp_path / "cut" / "checkpoints", 300)
+  kill_after_checkpoint(proc, tmp_path / "cut" / "checkpoints", 100)
   assert not (tmp_path / "cut" / "summary.json").exists()
-  again = _train(tmp_path / "cut", *args)
+  again = _train(tmp_path / "cut", *args, process=True)
   assert again.returncode == 0, again.stderr
-  assert "steps run here" in again.stdout and "1500 steps run here" not in again.stdout
+  assert "steps run here" in again.stdout and "400 steps run here" not in again.stdout
   assert ((tmp_path / "cut" / "metrics.jsonl").read_text()
           == (tmp_path / "full" / "metrics.jsonl").read_text())
   s_full = json.loads((tmp_path / "full" / "summary.json").read_text())
@@ -296,7 +300,7 @@ def test_every_subcommand_help_shows_defaults_and_config_overrides():
 def test_an_interrupt_stops_with_the_resume_command_and_the_run_resumes(tmp_path, sig, code):
   import signal
   import time
-  args = [*TINY, "--config.train.total_steps=3000", "--config.train.checkpoint_every=100",
+  args = [*TINY, "--config.train.total_steps=1000", "--config.train.checkpoint_every=100",
           "--config.train.eval_every=500", "--config.train.log_every=100"]
   proc = _train(tmp_path / "w", *args, wait=False)
   deadline = time.time() + 240
@@ -312,7 +316,7 @@ def test_an_interrupt_stops_with_the_resume_command_and_the_run_resumes(tmp_path
                          "warmup-research train"), err.decode()
   assert "Traceback" not in err.decode()
   again = _train(tmp_path / "w", *args)
-  assert again.returncode == 0 and "done: trained after 3000 steps" in again.stdout, again.stderr
+  assert again.returncode == 0 and "done: trained after 1000 steps" in again.stdout, again.stderr
 
 
 @pytest.mark.slow

@@ -11,9 +11,16 @@ import sysconfig
 import tempfile
 
 _TMP = pathlib.Path(tempfile.mkdtemp(prefix="wr-tests-"))
+# The workers of one run (`launch.sh test` runs pytest-xdist) share one
+# compilation cache, made by the process that starts them (they inherit the
+# variable), so a program one compiled the others load; data dirs stay each
+# worker's own (two TFDS builds of one dataset would race).
+if "WR_TESTS_SHARED_DIR" not in os.environ:
+  os.environ["WR_TESTS_SHARED_DIR"] = tempfile.mkdtemp(prefix="wr-tests-shared-")
+_SHARED = pathlib.Path(os.environ["WR_TESTS_SHARED_DIR"])
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ["WARMUP_RESEARCH_DATA_DIR"] = str(_TMP / "tfds")
-os.environ["WARMUP_RESEARCH_JAX_CACHE"] = str(_TMP / "jax_cache")
+os.environ["WARMUP_RESEARCH_JAX_CACHE"] = str(_SHARED / "jax_cache")
 # XLA:CPU's LLVM optimisation is most of each of the suite's hundreds of
 # compiles (a tiny grouped train step: 4.8 s at the default level, 2.7 s at
 # 0); the suite's numbers stay those of one program run again, and
@@ -24,6 +31,13 @@ if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
   os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
 
 import pytest  # noqa: E402
+
+
+def pytest_sessionfinish(session):
+  shutil.rmtree(_TMP, ignore_errors=True)
+  if "PYTEST_XDIST_WORKER" not in os.environ:   # the run's first process: after its workers
+    shutil.rmtree(_SHARED, ignore_errors=True)
+
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

@@ -355,16 +355,18 @@ def test_events_are_there_while_the_run_trains_and_a_resume_purges_the_rest(tmp_
   wd = tmp_path / "run"
   cmd = [sys.executable, "-m", "warmup_research", "train", "--config",
          "experiments/quickstart.py", "--workdir", str(wd), "--no-progress",
-         "--config.train.total_steps=40", "--config.train.checkpoint_every=10",
-         "--config.train.eval_every=10", "--config.train.keep_checkpoints=5"]
+         "--config.model.d_model=32", "--config.model.num_layers=1", "--config.model.num_heads=2",
+         "--config.data.seq_len=32", "--config.data.batch_size=4", "--config.train.log_every=10",
+         "--config.train.total_steps=400", "--config.train.checkpoint_every=100",
+         "--config.train.eval_every=100", "--config.train.keep_checkpoints=5"]
   proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-  kill_after_checkpoint(proc, wd / "checkpoints", 10)
+  kill_after_checkpoint(proc, wd / "checkpoints", 100)
   evals = [s for s, _ in read_tensorboard(wd / "tb")["eval/loss"]]
-  assert 10 in evals and 0 in evals   # before the run ended
+  assert 100 in evals and 0 in evals   # before the run ended
   assert subprocess.run(cmd, cwd=REPO, capture_output=True).returncode == 0
   rows = _rows(wd / "metrics.jsonl")
   assert_scalars_match(read_tensorboard(wd / "tb"), rows)
-  assert [s for s, _ in read_tensorboard(wd / "tb")["eval/loss"]] == [0, 10, 20, 30, 40]
+  assert [s for s, _ in read_tensorboard(wd / "tb")["eval/loss"]] == [0, 100, 200, 300, 400]
 
 
 @pytest.mark.slow
