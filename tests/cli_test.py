@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, kill_after_checkpoint, run_cli
+from conftest import REPO, at_users_level, kill_after_checkpoint, run_cli
 
 from warmup_research import cli, runtime
 
@@ -18,7 +18,8 @@ TINY = ["--config.model.d_model=32", "--config.model.num_layers=1", "--config.mo
         "--config.train.eval_batches=1", "--config.schedule.warmup_steps=2"]
 
 
-def _train(workdir, *extra, config="experiments/quickstart.py", wait=True, process=False):
+def _train(workdir, *extra, config="experiments/quickstart.py", wait=True, process=False,
+           env=None):
   """The train command: in this process (`run_cli`) unless the test is of the
   process itself (`process`, or a kill: `wait=False`)."""
   args = ["train", "--config", config, "--workdir", str(workdir), "--no-progress", *extra]
@@ -26,8 +27,8 @@ def _train(workdir, *extra, config="experiments/quickstart.py", wait=True, proce
     return run_cli(*args)
   cmd = [sys.executable, "-m", "warmup_research", *args]
   if not wait:
-    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-  return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
 def _digest(directory):
@@ -41,7 +42,8 @@ def _digest(directory):
 @pytest.mark.slow
 def test_quickstart_config_learns_on_the_offline_corpus(tmp_path):
   r = _train(tmp_path / "q", "--config.train.total_steps=40", "--config.train.eval_every=20",
-             "--config.train.checkpoint_every=20", "--config.train.eval_batches=2")
+             "--config.train.checkpoint_every=20", "--config.train.eval_batches=2",
+             process=True, env=at_users_level())   # the quickstart model, as a user runs it
   assert r.returncode == 0, r.stderr
   summary = json.loads((tmp_path / "q" / "summary.json").read_text())
   assert summary["status"] == "finished" and summary["steps"] == 40

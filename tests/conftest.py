@@ -82,6 +82,14 @@ def assert_rows_close(a: list[dict], b: list[dict], rtol: float = ACROSS_PROGRAM
       np.testing.assert_allclose(x[key], y[key], rtol=rtol, atol=0, err_msg=f"{key} at {x['step']}")
 
 
+def at_users_level() -> dict:
+  """The environment of a subprocess compiled at XLA's default level, as a
+  user's: for tests whose time goes to steps of a real-sized model, which
+  level 0 runs slower."""
+  flags = os.environ.get("XLA_FLAGS", "").replace(TEST_XLA_FLAGS, "")
+  return {**os.environ, "XLA_FLAGS": " ".join(flags.split())}
+
+
 def with_devices(n: int, env: dict | None = None) -> dict:
   """The environment of a subprocess that sees `n` XLA:CPU devices, with the
   suite's other XLA flags kept."""

@@ -412,7 +412,7 @@ def test_heatmaps_of_an_experiment_and_of_report_any_two_numeric_fields(tmp_path
 def test_sigkill_after_a_compaction_then_relaunch_equals_uninterrupted(tmp_path):
   # 4 vmapped variants, 2 diverge at once: compacted after the eval at 100,
   # killed after the checkpoint at 200 (saved from the compacted program), relaunched.
-  exp = _experiment(tmp_path, total=600, eval_every=100, log_every=50, ckpt_every=100,
+  exp = _experiment(tmp_path, total=400, eval_every=100, log_every=50, ckpt_every=100,
                     grid='axis("optimizer.peak_lr", [1e-3, 1e3, 1e-2, 3e3])')
   extra = ["--config.mesh.variant_loop=vmap", "--config.train.compact_frozen=0.25",
            "--config.train.divergence_bound=10.0", "--config.optimizer.clip_norm=0.0",
