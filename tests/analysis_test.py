@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import REPO, tiny_config, with_devices
+from conftest import REPO, run_cli, tiny_config, with_devices
 
 from warmup_research import analysis, data, results, stats, sweep, train, workdir
 from warmup_research.sweep import axis, product
@@ -167,9 +167,9 @@ def test_lr_sensitivity_is_in_the_sweep_summary(eight_device_sweep):
 @pytest.mark.slow
 def test_analyze_command_writes_csv_and_plot(eight_device_sweep):
   wd = eight_device_sweep
-  r = subprocess.run([sys.executable, "-m", "warmup_research", "analyze", str(wd), "--runs",
-                      "peak_lr=0.001", "--runs", "peak_lr=0.01", "--every", "10", "--iters", "5"],
-                     cwd=REPO, capture_output=True, text=True, timeout=300)
+  # in this process (one device) on checkpoints written on 8
+  r = run_cli("analyze", wd, "--runs", "peak_lr=0.001", "--runs", "peak_lr=0.01", "--every", "10",
+              "--iters", "5")
   assert r.returncode == 0, r.stderr
   with open(wd / "analysis.csv") as f:
     rows = list(csv.DictReader(f))

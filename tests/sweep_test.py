@@ -198,7 +198,7 @@ def test_long_unlogged_stretches_on_two_cpu_devices_do_not_deadlock(tmp_path):
 def test_eight_host_devices_shard_variants_or_batch_and_match_one_device(tmp_path):
   exp = _experiment(tmp_path, grid='product(axis("optimizer.peak_lr", [1e-3, 3e-3, 1e-2]), '
                                    'axis("seed", [0, 1]))')
-  one = _sweep_cmd(exp, tmp_path / "one", devices=1)
+  one = _sweep_cmd(exp, tmp_path / "one")   # in this process: one device
   eight = _sweep_cmd(exp, tmp_path / "eight", devices=8)
   forced = _sweep_cmd(exp, tmp_path / "forced", "--config.mesh.variant=8", devices=8)
   vmapped = _sweep_cmd(exp, tmp_path / "vmapped", "--config.mesh.variant_loop=vmap", devices=8)
