@@ -186,6 +186,14 @@ def _diffs(d) -> np.ndarray:
   return np.asarray([x for x in d if x is not None and math.isfinite(x)], np.float64)
 
 
+def _moments(d):
+  """(finite differences, n, mean, sd); mean None with none, sd with one."""
+  x = _diffs(d)
+  n = int(x.size)
+  return (x, n, float(x.mean()) if n else None,
+          float(x.std(ddof=1)) if n > 1 else None)
+
+
 def sign_p(d, direction: str, shift: float = 0.0) -> float:
   """One-sided exact sign test that the differences lie `direction` of
   `shift` (ties, d == shift, left out): P(Binomial(m, 1/2) >= k)."""
@@ -284,12 +292,9 @@ def noninferiority(d, margin: float, direction: str) -> Test:
   each way, so p (twice the one-sided p, the module's convention) < 0.05
   decides; `side` 'inside' (non-inferior) or 'outside' (inferior). Without
   spread, the exact sign test about the margin."""
-  x = _diffs(d)
-  n = int(x.size)
+  x, n, mean, sd = _moments(d)
   if n == 0:
     return Test(None, None, 0, None, None, "non-inferiority")
-  sd = float(x.std(ddof=1)) if n > 1 else None
-  mean = float(x.mean())
   bound = margin if direction == "lower" else -margin
   better = direction   # non-inferior: b - a lies `direction` of the bound
   worse = "higher" if direction == "lower" else "lower"
@@ -312,12 +317,9 @@ def equivalence(d, margin: float) -> Test:
   when the differences have no spread). p is the TOST p (equivalence) or
   the p that the mean lies beyond the nearer margin, whichever is smaller;
   `side` says which."""
-  x = _diffs(d)
-  n = int(x.size)
+  x, n, mean, sd = _moments(d)
   if n == 0:
     return Test(None, None, 0, None, None, "TOST")
-  sd = float(x.std(ddof=1)) if n > 1 else None
-  mean = float(x.mean())
   if n < 2 or np.all(x == x[0]):
     p_in = max(sign_p(x, "higher", -margin), sign_p(x, "lower", margin))
     p_out = sign_p(x, "higher", margin) if mean > 0 else sign_p(x, "lower", -margin)
