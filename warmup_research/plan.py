@@ -195,9 +195,9 @@ def _first_finished(d: pathlib.Path):
 def rederive(results_dir, experiments_dir="experiments") -> list[str]:
   """Re-derives every results_dir/NAME/summary.json's claims (module
   docstring); returns the experiments it re-derived."""
-  from warmup_research import plots, results, sweep, workdir  # the grid's expansion: jax
+  from warmup_research import plots, results, workdir  # the plotting stack
   done = []
-  tables = {p.parent.name: read_runs(p.parent)[1]
+  tables = {p.parent.name: read_runs(p.parent)
             for p in sorted(pathlib.Path(results_dir).glob("*/runs.csv"))}
   made = {n: _first_finished(pathlib.Path(results_dir) / n) for n in tables}
   for path in sorted(pathlib.Path(results_dir).glob("*/summary.json")):
@@ -205,14 +205,14 @@ def rederive(results_dir, experiments_dir="experiments") -> list[str]:
     spec = pathlib.Path(experiments_dir) / f"{d.name}.py"
     if not summary.get("claims") or not spec.exists():
       continue
-    swept, rows = read_runs(d)
+    swept, rows = tables[d.name] if d.name in tables else read_runs(d)
     found = claims_lib.validate(config_lib.load_claims(str(spec)), swept)
     old = {c["claim"]: c for c in summary["claims"]}
     marker = workdir.read_marker(d) or {}
     new = claims_lib.evaluate_all(found, swept, rows, None, results.read_analysis(d))
     # runs shared with an experiment made earlier are its runs, re-read here (not the
     # other way round: the earlier experiment did not reuse anything)
-    others = {n: _losses(t) for n, t in tables.items() if n != d.name and (
+    others = {n: _losses(t) for n, (_, t) in tables.items() if n != d.name and (
         made[n] is None or made[d.name] is None or made[n] < made[d.name])}
     relabelled = []
     for i, (c, v) in enumerate(zip(found, new)):
@@ -233,8 +233,7 @@ def rederive(results_dir, experiments_dir="experiments") -> list[str]:
         v["flags"] = [*v["flags"], flag]
     new = claims_lib.flag_relabelled(new, relabelled)
     new = claims_lib.adjust(new)   # a kept old verdict has no p: it is not kept by Holm
-    _relabel_marker(d, f"experiments/{d.name}.py", spec, summary["claims"], found, sweep,
-                    workdir, relabelled)
+    _relabel_marker(d, f"experiments/{d.name}.py", spec, summary["claims"], found, relabelled)
     summary["claims"] = new
     workdir.write_atomic(path, workdir.strict_json(summary, indent=1))
     md = d / "summary.md"
@@ -248,16 +247,16 @@ def rederive(results_dir, experiments_dir="experiments") -> list[str]:
   return done
 
 
-def _relabel_marker(d: pathlib.Path, name: str, spec: pathlib.Path, old_claims, found, sweep,
-                    workdir, relabelled=()) -> None:
+def _relabel_marker(d: pathlib.Path, name: str, spec: pathlib.Path, old_claims, found,
+                    relabelled=()) -> None:
   """Moves the marker's record hash to the grid with the new claims, when the
   grid with the old claims is the one it recorded, and records which claims
   were relabelled (`relabelled_claims`), so that a re-run of the grid, which
   rewrites the marker, and its report keep saying so."""
+  from warmup_research import results, sweep, workdir  # the grid's expansion: jax
   marker = workdir.read_marker(d)
   if marker is None:
     return
-  from warmup_research import results  # validate_heatmaps
   variants = sweep.expand(config_lib.load(str(spec)), config_lib.load_sweep(str(spec)))
   maps = results.validate_heatmaps(config_lib.load_heatmaps(str(spec)),
                                    sweep.swept_values(variants))
