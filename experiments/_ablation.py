@@ -7,6 +7,13 @@ from warmup_research import config as config_lib
 SEEDS = [0, 1, 2, 3, 4]
 
 
+def seeds(n: int, first: int = 0) -> list[int]:
+  """n paired seeds from `first`. An experiment whose design was read off
+  another's runs takes a `first` of its own, so its runs are fresh (never
+  bit-identical to the runs that chose it)."""
+  return list(range(first, first + n))
+
+
 def ablation_scale(c, arg=None, *, steps: int, gpu_steps: int):
   """The model/data/train sizes the ablations share: CPU scale (d_model 64,
   6 layers, seq 64, batch 16) or, with arg 'gpu', d_model 512, 8 layers, seq

@@ -23,7 +23,7 @@ results/README.md for the measured wall time; writes results/stabilisers/):
 
 Grid: {baseline (Adam, eps 1e-8, no clipping, no QK-layernorm), eps 1e-15,
 eps 1e-6, global-norm clipping at 1.0, QK-layernorm} x linear warmup {0,
-50% of training} x peak LR {1e-2, 3e-2, 1e-1} x 5 paired seeds, 300
+50% of training} x peak LR {1e-2, 3e-2, 1e-1} x 5 fresh paired seeds (100-104), 300
 updates; the CPU-scale model at 4 layers (as phase_diagram.py), b2 0.95,
 cosine decay, no weight decay. Claims pool the three LRs (pairs: LR x
 seed). QK-layernorm is static: two compiled programs (120 and 30 variants).
@@ -31,7 +31,7 @@ seed). QK-layernorm is static: two compiled programs (120 and 30 variants).
 from warmup_research.claims import claim, noninferior
 from warmup_research.sweep import axis, product
 
-from ._ablation import SEEDS, adam_scale
+from ._ablation import adam_scale, seeds
 
 PAPER = "Wortsman et al. 2023"
 LRS = [1e-2, 3e-2, 1e-1]
@@ -44,6 +44,9 @@ STABILISERS = {
     "QK-layernorm": dict(BASE, **{"model.qk_norm": True}),
 }
 WARMUP = "schedule.warmup_ratio"
+# Fresh seeds: the LRs and the warmup were read off phase_diagram.py's runs (seeds 0-4), so
+# this experiment's baseline must not re-use them (it did once: 30 runs bit-identical).
+SEEDS = seeds(5, first=100)
 
 
 def get_config(arg=None):
@@ -68,7 +71,7 @@ def get_claims(arg=None):
   margin = 0.05
   # Each claim is the per-seed mean over the three LRs (the design pooled them); the
   # effect a re-run should detect is 0.1 nats, the size that would make a stabiliser matter.
-  pooled = dict(pool="mean", planned_seeds=5, effect=0.1)
+  pooled = dict(pool="mean", planned_seeds=len(SEEDS), effect=0.1)
   out = [claim("at these LRs, warmup lowers the baseline's final loss (the premise)",
                paper=PAPER, a=cold(BASE), b=warm, metric="final_eval_loss",
                direction="lower", **pooled)]
