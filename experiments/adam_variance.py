@@ -82,8 +82,8 @@ def get_claims(arg=None):
                "optimizer.peak_lr": control}
   best = dict(at_best="optimizer.peak_lr", planned_seeds=len(SEEDS))
   # Non-inferiority margin, in nats per token, declared before this re-run (after the first
-  # run, which is flagged relabelled): 0.05, as the other experiments' margins (about 2% of the final loss, 5x
-  # what the fixed eval batches resolve).
+  # run): 0.05, as the other experiments' margins (about 2% of the final loss, 5x what the
+  # fixed eval batches resolve).
   margin = 0.05
   return [
       claim("Adam without warmup is worse than with a 2/(1-b2) warmup", paper=paper,

@@ -545,3 +545,40 @@ def test_pooled_seeds_are_those_at_every_level():
   rows += [_row(10, 1e-2, s, None, "diverged") for s in (5, 6, 7)]
   v = claims.evaluate(_claim(pool="mean"), SWEPT, rows)
   assert v["n_seeds"] == 2 and v["verdict"] == "insufficient"
+
+
+def test_rate_and_boundary_verdicts_are_reread_at_every_stall_margin():
+  # 6 seeds: without warmup (a) every run stalls at margin 0.1 and 0.25 but trains at 0.5
+  rows = []
+  for s in range(6):
+    for w, at in ((0, ("stalled", "stalled", "trained")), (10, ("trained",) * 3)):
+      r = _row(w, 1e-2, s, 3.0, at[1])
+      r.update({f"outcome@{m}": o for m, o in zip((0.1, 0.25, 0.5), at)})
+      rows.append(r)
+  rate = _claim(metric="stalled", direction="lower", where={"optimizer.peak_lr": 1e-2})
+  v = claims.evaluate(rate, SWEPT, rows)
+  assert v["verdict"] == "reproduced"
+  assert v["verdict_by_margin"] == {"0.1": "reproduced", "0.25": "reproduced",
+                                    "0.5": "inconclusive"}
+  assert any(f.startswith("margin-sensitive") for f in v["flags"])
+  # the same outcome at every margin: stable
+  for r in rows:
+    r["outcome@0.5"] = r["outcome@0.25"]
+  assert "stable" in claims.evaluate(rate, SWEPT, rows)["flags"]
+  # runs made before trajectories decided stalls (no outcome@ columns) say so
+  old = [{k: v for k, v in r.items() if not k.startswith("outcome@")} for r in rows]
+  flags = claims.evaluate(rate, SWEPT, old)["flags"]
+  assert any(f.startswith("stall margins not re-read") for f in flags)
+  # a loss claim is not about the stall rule: no margins
+  assert "verdict_by_margin" not in claims.evaluate(
+      _claim(where={"optimizer.peak_lr": 1e-2}), SWEPT, rows)
+
+
+def test_a_slow_run_counts_as_trained_for_the_boundary():
+  lrs = (1e-3, 1e-2, 1e-1)
+  rows = [_row(w, lr, s, 3.0, "slow" if lr == 1e-3 else "trained" if lr == 1e-2 else
+               "diverged") for w in (0, 10) for lr in lrs for s in range(3)]
+  v = claims.evaluate(_claim(metric="max_trained_lr", direction="higher"), SWEPT, rows)
+  assert v["censored"] == {"a": [0, 3], "b": [0, 3]} and "non-monotone outcomes" not in v["flags"]
+  rate = claims.evaluate(_claim(metric="failed", direction="lower"), SWEPT, rows)
+  assert rate["failed"] is None and rate["per_level"][0]["effect"] == 0.0

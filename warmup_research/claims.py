@@ -128,6 +128,7 @@ import math
 
 from warmup_research import stats
 from warmup_research.errors import ConfigError
+from warmup_research.metrics_io import FAILED, STALL_MARGINS
 
 PER_RUN = ("final_eval_loss", "best_eval_loss")
 RATES = ("stalled", "diverged", "failed")
@@ -274,13 +275,16 @@ def _key(row, fields) -> str:
 
 
 def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = None,
-             measured: dict | None = None) -> dict:
+             measured: dict | None = None, *, at_margins: bool = True) -> dict:
   """One claim's test over seeds: effect, CIs, p, verdict, per-level
   results, failures, MDE and flags (the module docstring has the rules).
 
   `rows`: runs.csv's rows (swept values, outcome, losses); `curves`: run_id ->
   [(step, eval_loss)] (for steps_to); `measured`: run_id -> analysis.csv's
-  rows of that run (for peak)."""
+  rows of that run (for peak). A rate or boundary claim is also decided at
+  each stall margin of `STALL_MARGINS` (`at_margins`), from the rows'
+  `outcome@M` columns: `verdict_by_margin`, flagged `stable` when the raw
+  verdict is the same at all of them, else `margin-sensitive`."""
   metric, kind = c["metric"], option(c, "kind")
   out = dict(claim=c["claim"], paper=c["paper"], metric=metric, kind=kind,
              direction=c["direction"], margin=option(c, "margin"), a=c["a"], b=c["b"],
@@ -369,7 +373,29 @@ def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = 
   result.setdefault("p_note", None)
   if metric == "max_trained_lr":
     result["censored"] = censored
+  if at_margins and (metric in RATES or metric == "max_trained_lr"):
+    _at_each_margin(result, c, swept, rows, curves, measured)
   return result
+
+
+def _at_each_margin(result, c, swept, rows, curves, measured) -> None:
+  """`verdict_by_margin` and its flag; runs without an outcome at every
+  margin (results made before trajectories decided stalls) get a note."""
+  cols = [f"outcome@{m}" for m in STALL_MARGINS]
+  done = [r for r in rows if r.get("outcome") is not None]
+  if not done or not all(r.get(col) not in (None, "") for r in done for col in cols):
+    result["flags"].append("stall margins not re-read (runs made before trajectories)")
+    return
+  by = {}
+  for m, col in zip(STALL_MARGINS, cols):
+    moved = [dict(r, outcome=r[col]) if r.get("outcome") is not None else r for r in rows]
+    by[str(m)] = evaluate(c, swept, moved, curves, measured, at_margins=False)["verdict"]
+  result["verdict_by_margin"] = by
+  if len(set(by.values())) == 1:
+    result["flags"].append("stable")
+  else:
+    result["flags"].append("margin-sensitive (" + "; ".join(
+        f"{m}: {v}" for m, v in by.items()) + ")")
 
 
 def _cells(runs, levels, seeds) -> dict:
@@ -412,7 +438,7 @@ def _boundary(runs):
     return None, None
   runs = sorted(runs, key=lambda r: r[LR])
   x = [math.log10(r[LR]) for r in runs]
-  ok = [r["outcome"] == "trained" for r in runs]
+  ok = [r["outcome"] not in FAILED for r in runs]   # a slow run trained, short of updates
   if not any(ok):
     return stats.censored_bounds(x)[0], "below"
   top = max(i for i, t in enumerate(ok) if t)
@@ -432,7 +458,7 @@ def _failed(by_seed: dict, vals: dict, metric: str) -> list[int]:
   no_value = {s for s, v in vals.items() if v[0] is None}
   data = metric in OVER_LR or bool(_argmin(metric))
   bad = [r for s, rs in by_seed.items() for r in rs
-         if s in no_value or (not data and r["outcome"] in ("stalled", "diverged"))]
+         if s in no_value or (not data and r["outcome"] in FAILED)]
   return [len(bad), len(runs)]
 
 
@@ -683,14 +709,14 @@ def _value(metric: str, runs: list[dict], curves, measured=None):
   if metric in PER_RUN:   # a pruned run's loss is its rung's, not a final one
     return runs[0][metric] if runs[0]["outcome"] not in ("diverged", "pruned") else None
   if metric in RATES:
-    bad = ("stalled", "diverged") if metric == "failed" else (metric,)
+    bad = FAILED if metric == "failed" else (metric,)
     return None if runs[0]["outcome"] == "pruned" else float(runs[0]["outcome"] in bad)
   if metric in OVER_LR and any(r["outcome"] == "pruned" for r in runs):
     return None   # the pruned LRs' outcomes are unknown: no boundary, no sensitivity
   if metric == "max_trained_lr":
     return _boundary(runs)[0]
   if (metric == "lr_sensitivity" or _argmin(metric)) and all(
-      r["outcome"] in ("stalled", "diverged") for r in runs):
+      r["outcome"] in FAILED for r in runs):
     return None   # nothing trained: no sensitivity, no best value (a failure, counted)
   if metric == "lr_sensitivity":
     runs = sorted(runs, key=lambda r: r[LR])

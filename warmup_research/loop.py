@@ -121,11 +121,11 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   writer = jax.process_index() == 0
   batches = batches or data.Batches(cfg0)
   entropy = batches.unigram_entropy
-  plateaus = [entropy - c.train.stall_margin for c in cfgs]
 
   def summaries():
-    return [metrics_io.summarize(metrics_io.read(p), plateau)
-            for p, plateau in zip(metrics_paths, plateaus)]
+    return [metrics_io.summarize(metrics_io.read(p), entropy, stall_margin=c.train.stall_margin,
+                                 total_steps=total, warmup_end=config_lib.durations(c)[0])
+            for p, c in zip(metrics_paths, cfgs)]
 
   base = GroupProgram(cfgs, mesh)   # all K variants: init, checkpoints, eval of the frozen
   prog = base                       # the program that runs: base, or a compacted one

@@ -101,24 +101,57 @@ def check_covers(path, step: int, t_cfg, remedy: str) -> None:
                       f"{want}: the file was damaged or replaced; {remedy}")
 
 
-OUTCOMES = ("trained", "stalled", "diverged", "pruned")
+OUTCOMES = ("trained", "slow", "stalled", "diverged", "pruned")
+FAILED = ("stalled", "diverged")   # the outcomes that count as a failed run
+STALL_MARGINS = (0.1, 0.25, 0.5)   # failure verdicts are also reported at each of these
+STALL_WINDOW = 0.5   # stalled: flat on the plateau over this last share of training
+SLOW_DROP = 0.02     # nats: a fall over the window larger than this is still learning
+RISE_TOL = 0.05      # nats: an eval this far above the initial one, after the warmup, diverged
 
 
-def outcome(summary: dict, plateau_loss: float | None) -> str:
-  """'diverged' (a step's loss was non-finite or above the bound), 'pruned'
-  (stopped by successive halving; its final loss is its rung's), 'stalled'
-  (the final eval loss stayed above `plateau_loss`: the data's unigram
-  entropy minus `train.stall_margin`), or 'trained'."""
-  if summary["status"] in ("diverged", "pruned"):
-    return summary["status"]
-  final = summary["final_eval_loss"]
-  if plateau_loss is not None and final is not None and not final <= plateau_loss:
-    return "stalled"
-  return "trained"
+def outcome(status: str, evals: list[tuple[int, float]], plateau_loss: float | None,
+            total_steps: int | None = None, warmup_end: int = 0) -> str:
+  """A run's outcome from its status and eval trajectory [(step, eval_loss)]
+  (step 0: the initial model), in this order:
+
+  - 'diverged': the status says so (a step's loss was non-finite or above
+    `train.divergence_bound`), or an eval after the warmup (step >=
+    `warmup_end`, > 0) is non-finite or above the initial eval loss by more
+    than `RISE_TOL` (5x what 32 fixed eval batches resolve: a model at the
+    initial loss on data it cannot learn is not diverging);
+  - 'pruned': stopped by successive halving;
+  - 'trained': the final eval loss is at or below `plateau_loss` (the
+    data's unigram entropy minus `train.stall_margin`), or no plateau is
+    known;
+  - 'slow': above it, but still falling: over the last `STALL_WINDOW` of
+    training (from the last eval at or before that point; at least the
+    last two evals) the eval loss fell by more than `SLOW_DROP`;
+  - 'stalled': above it and flat over that window: it never left the
+    plateau band for the last half of its evals.
+  A slow run is not a failure: it is short of updates, not unstable."""
+  if status == "diverged":
+    return "diverged"
+  if evals:
+    init = evals[0][1]
+    if any(s >= warmup_end and s > 0 and not (e <= init + RISE_TOL) for s, e in evals[1:]):
+      return "diverged"
+  if status == "pruned":
+    return "pruned"
+  if plateau_loss is None or not evals or evals[-1][1] <= plateau_loss:
+    return "trained"
+  last = evals[-1][0]
+  start = last - STALL_WINDOW * (total_steps if total_steps else last)
+  before = [e for s, e in evals[:-1] if s <= start] or [e for _, e in evals[:-1]]
+  if before and before[-1] - evals[-1][1] > SLOW_DROP:
+    return "slow"
+  return "stalled"
 
 
-def summarize(rows: list[dict], plateau_loss: float | None = None) -> dict:
-  """A run's status, outcome and losses from its rows."""
+def summarize(rows: list[dict], entropy: float | None = None, *, stall_margin: float = 0.25,
+              total_steps: int | None = None, warmup_end: int = 0) -> dict:
+  """A run's status, outcome and losses from its rows; `outcomes`: its
+  outcome at each of `STALL_MARGINS` (where the entropy is known), which
+  failure verdicts are re-read at."""
   pruned = next((r["step"] for r in rows if r.get("pruned")), None)
   if pruned is not None:   # its rows after the rung are those of frozen params
     rows = [r for r in rows if r["step"] <= pruned if "loss" not in r or r["step"] < pruned]
@@ -134,7 +167,12 @@ def summarize(rows: list[dict], plateau_loss: float | None = None) -> dict:
       final_eval_loss=evals[-1]["eval_loss"] if evals else None,
       best_eval_loss=min(finite_evals) if finite_evals else None,
       steps=evals[-1]["step"] if evals else 0)
-  summary["outcome"] = outcome(summary, plateau_loss)
+  curve = [(r["step"], r["eval_loss"]) for r in evals]
+  read = lambda margin: outcome(summary["status"], curve,
+                                None if entropy is None else entropy - margin,
+                                total_steps, warmup_end)
+  summary["outcome"] = read(stall_margin)
+  summary["outcomes"] = {m: read(m) for m in STALL_MARGINS} if entropy is not None else None
   return summary
 
 

@@ -326,7 +326,7 @@ def _loss_vs_lr(path, keys, rows, agg) -> pathlib.Path:
       ax.errorbar(xs[has], ys[has], yerr=err, fmt="none", ecolor=st["color"], capsize=2)
     seeds = [(r["optimizer.peak_lr"] * shift, r["final_eval_loss"]) for r in rows
              if tuple(r[f] for f in others) == s and r.get("final_eval_loss") is not None
-             and r["status"] != "diverged"]
+             and r["status"] != "diverged" and r.get("outcome") != "diverged"]
     if seeds:
       ax.scatter(*zip(*seeds), color=st["color"], s=9, alpha=0.45, lw=0)
   lrs = sorted({a["optimizer.peak_lr"] for a in agg})

@@ -18,7 +18,7 @@ import statistics
 
 from warmup_research import claims as claims_lib
 from warmup_research import config as config_lib
-from warmup_research import loggers, metrics_io, stats
+from warmup_research import loggers, metrics_io, schedules, stats
 from warmup_research import plots as plots_lib
 from warmup_research.errors import ConfigError
 from warmup_research.workdir import read_marker, strict_json, write_atomic
@@ -101,9 +101,14 @@ def run_rows(loaded, also=()) -> tuple[list[str], list[dict]]:
   rows = []
   for r in runs:
     cfg, g = r["config"], group_of.get(r["run_id"], {})
-    entropy = g.get("unigram_entropy")   # None in records made before stalls were told apart
-    plateau = None if entropy is None else entropy - cfg["train"].get("stall_margin", 0.25)
-    s = metrics_io.summarize(loaded["metrics"][r["run_id"]], plateau)
+    sched = cfg["schedule"]
+    s = metrics_io.summarize(   # no entropy in records made before stalls were told apart
+        loaded["metrics"][r["run_id"]], g.get("unigram_entropy"),
+        stall_margin=cfg["train"].get("stall_margin", 0.25),
+        total_steps=cfg["train"]["total_steps"],
+        warmup_end=schedules.steps_from_duration(
+            total_steps=cfg["train"]["total_steps"], steps=sched.get("warmup_steps"),
+            ratio=sched.get("warmup_ratio"), field="config.schedule.warmup"))
     row = dict(run_id=r["run_id"], **{f: _field(cfg, f) for f in swept})
     row.update(status=s["status"] if g else "unfinished", outcome=s["outcome"] if g else None,
                diverged_step=s["diverged_step"], pruned_step=s["pruned_step"],
@@ -112,6 +117,8 @@ def run_rows(loaded, also=()) -> tuple[list[str], list[dict]]:
                tokens_seen=applied_updates(s) * cfg["data"]["batch_size"] * cfg["data"]["seq_len"],
                step_seconds=g.get("step_seconds"), compile_seconds=g.get("compile_seconds"),
                group=g.get("group"))
+    for m, o in (s["outcomes"] or {}).items():
+      row[f"outcome@{m}"] = o if g else None
     rows.append(row)
   return swept, rows
 
@@ -143,11 +150,12 @@ def aggregate(swept, rows) -> list[dict]:
     agg = out.setdefault(k, dict(**{f: row[f] for f in keys}, n=0, stalled=0, diverged=0,
                                  final=[], best=[]))
     agg["n"] += 1
-    agg["diverged"] += row["status"] == "diverged"
+    diverged = row["status"] == "diverged" or row.get("outcome") == "diverged"
+    agg["diverged"] += diverged
     agg["stalled"] += row.get("outcome") == "stalled"
     agg["unfinished"] = agg.get("unfinished", 0) + (row["status"] == "unfinished")
     agg["pruned"] = agg.get("pruned", 0) + (row["status"] == "pruned")
-    if row["status"] in ("unfinished", "diverged", "pruned"):   # never in a mean (a diverged
+    if diverged or row["status"] in ("unfinished", "pruned"):   # never in a mean (a diverged
       continue                        # run may have a finite loss; a pruned one stopped early)
     for name, col in (("final", "final_eval_loss"), ("best", "best_eval_loss")):
       if row[col] is not None and math.isfinite(row[col]):
@@ -332,8 +340,12 @@ def markdown(loaded, swept, rows, agg, sens=(), verdicts=(), maps=()) -> str:
            f"- {len(rows)} runs in {len(groups)} compile group(s); train-step compilations: "
            f"{sum(g['train_step_compiles'] for g in groups)}",
            "- eval loss in nats per token, over the seeds (n per row) that did not diverge: "
-           "final as mean [95% t interval], best as mean ± std; stalled: final eval loss "
-           "above the data's unigram entropy minus `train.stall_margin`; "
+           "final as mean [95% t interval], best as mean ± std; diverged: a non-finite or "
+           "out-of-bound loss, or an eval loss after the warmup above the initial one; "
+           "stalled: final eval loss above the data's unigram entropy minus "
+           "`train.stall_margin` and flat (fell by at most "
+           f"{metrics_io.SLOW_DROP} nats) over the last half of training (a run still "
+           "falling there is slow, not a failure); "
            "★ = lowest mean final eval loss"
            + ("; pruned: stopped by successive halving at a rung (`train.prune_steps`), "
               "left out of the means" if pruned else ""), "",
@@ -400,8 +412,10 @@ def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
   loaded = load(wd)
   swept, rows = run_rows(loaded)
   agg = aggregate(swept, rows)
+  margins = [f"outcome@{m}" for m in metrics_io.STALL_MARGINS]
   columns = ["run_id", *swept, *RUN_COLUMNS, *(["pruned_step"] if any(
-      r["status"] == "pruned" for r in rows) else [])]
+      r["status"] == "pruned" for r in rows) else []),
+             *(margins if rows and all(m in r for r in rows for m in margins) else [])]
   write_atomic(wd / "runs.csv", to_csv(columns, rows))
   sens = lr_sensitivities(swept, rows, agg)
   curves = {rid: [(m["step"], m["eval_loss"]) for m in ms if "eval_loss" in m]
@@ -503,7 +517,7 @@ def _b_minus_a(runs_a, runs_b, mean_a, mean_b) -> tuple[str, str, str]:
             f"B: {_seed_names(dict.fromkeys(seeds_b))})", "—", unpaired)
   # a diverged, pruned or unfinished run drops its pair, as `aggregate` drops it from a mean
   value = lambda row: (None if row["status"] in ("unfinished", "diverged", "pruned")
-                       else row["final_eval_loss"])
+                       or row.get("outcome") == "diverged" else row["final_eval_loss"])
   of_b = {s: row for s, row in runs_b}
   d = stats.paired_difference([value(row) for _, row in runs_a],
                               [value(of_b[s]) for s, _ in runs_a])
