@@ -582,3 +582,27 @@ def test_a_slow_run_counts_as_trained_for_the_boundary():
   assert v["censored"] == {"a": [0, 3], "b": [0, 3]} and "non-monotone outcomes" not in v["flags"]
   rate = claims.evaluate(_claim(metric="failed", direction="lower"), SWEPT, rows)
   assert rate["failed"] is None and rate["per_level"][0]["effect"] == 0.0
+
+
+def test_a_group_sequential_plan_tests_each_look_at_the_alpha_it_spends():
+  # 0.1 +- small lower with warmup at every seed: a clear effect, at 3, 4 and 6 seeds
+  rows = [r for s in range(6) for r in (_row(0, 1e-2, s, 3.0 + 0.1 * s),
+                                        _row(10, 1e-2, s, 2.9 + 0.1 * s + 0.003 * (s % 3)))]
+  plan = _claim(looks=[3, 6], planned_seeds=6)
+  at = lambda n: claims.evaluate(plan, SWEPT, [r for r in rows if r["seed"] < n])
+  plain = claims.evaluate(_claim(), SWEPT, [r for r in rows if r["seed"] < 3])
+  first_alpha, last_alpha = stats.look_alphas([3, 6])
+  first = at(3)
+  assert first["look"] == dict(number=1, of=2, seeds=3, alpha=first_alpha)
+  assert first["p_nominal"] == pytest.approx(plain["p"])
+  assert first["p"] == pytest.approx(min(1, plain["p"] * 0.05 / first_alpha))
+  assert (first["verdict"] == "reproduced") == (plain["p"] < first_alpha)
+  assert "exploratory" not in first["flags"]
+  assert "exploratory" in at(4)["flags"] and "look" not in at(4)   # not a declared look
+  final = at(6)
+  assert final["look"]["number"] == 2 and final["verdict"] == "reproduced"
+  assert final["p"] == pytest.approx(final["p_nominal"] * 0.05 / last_alpha)
+  with pytest.raises(ConfigError, match="looks must be increasing"):
+    _claim(looks=[6, 3])
+  with pytest.raises(ConfigError, match="looks must be increasing"):
+    _claim(looks=[3, 6], planned_seeds=5)

@@ -255,3 +255,15 @@ def test_seeds_needed_is_fast_and_capped_and_the_sign_tests_power_is_exact():
   assert stats.sign_power(6, 0.9) == pytest.approx(0.9 ** 6)
   assert stats.sign_power(5, 1.0) == 0.0   # the floor 2 / 32 never passes
   assert stats.sign_seeds_needed(0.5) is None   # no n <= 50 at a coin flip
+
+
+def test_look_alphas_spend_obrien_fleming_and_add_up_to_alpha():
+  from scipy import stats as sps  # the hand computation's normal distribution
+  # two looks at 3 and 6 seeds: t = 1/2 spends 2 - 2 Phi(1.95996 / sqrt(0.5)) = 0.00557
+  first, last = stats.look_alphas([3, 6])
+  assert first == pytest.approx(2 - 2 * sps.norm.cdf(1.959964 / 0.5 ** 0.5), rel=1e-5)
+  assert first == pytest.approx(0.00557, abs=1e-5)
+  assert first + last == pytest.approx(0.05)
+  assert stats.look_alphas([6]) == pytest.approx([0.05])   # one look: the plain test
+  # an earlier look spends less: O'Brien-Fleming keeps the early bar high
+  assert stats.look_alphas([2, 6])[0] < first

@@ -114,6 +114,12 @@ conditions and applies `stats`:
 - `planned_seeds`: the seeds the design planned; a grid with more (grown
   after the fact) flags `exploratory`. `effect`: the effect the design
   should detect, for `warmup-research plan`.
+- `looks`: a group-sequential plan, declared before the first run: the
+  numbers of seeds at which verdicts will be read (e.g. [3, 6]; the last
+  is the planned total). At each look the test spends an O'Brien-Fleming
+  share of the 0.05 (`stats.look_alphas`), so looking early and growing
+  the grid keeps the false-positive rate at 0.05; a grid at any other seed
+  count (or past the last look) is `exploratory`.
 - Multiplicity: `adjust` gives each verdict a Holm-adjusted p within its
   experiment (`p_adjusted`, `verdict_adjusted`: the raw verdict where the
   adjusted p < 0.05, else `inconclusive`); the results table adds
@@ -143,7 +149,7 @@ DECISIVE = ("reproduced", "contradicted", "equivalent", "not equivalent", "non-i
 # The fields added after the first claims were recorded, at their defaults: left out of a
 # claim's dict, so a claim written before them records (and hashes) as it did.
 OPTIONS = dict(kind="superiority", margin=None, pool=None, failures="drop", min_seeds=MIN_SEEDS,
-               planned_seeds=None, effect=None)
+               planned_seeds=None, effect=None, looks=None)
 
 
 def _argmin(metric: str):
@@ -156,7 +162,7 @@ def claim(text: str, *, paper: str, a: dict, b: dict, metric: str, direction: st
           where: dict | None = None, at_best: str | None = None, method: str = "paired t",
           comment: str = "", **options) -> dict:
   """A claim (see the module docstring); `options`: kind, margin, pool,
-  failures, min_seeds, planned_seeds, effect."""
+  failures, min_seeds, planned_seeds, effect, looks."""
   unknown = set(options) - set(OPTIONS)
   if unknown:
     raise ConfigError("claim", f"unknown option(s) {sorted(unknown)}; allowed: "
@@ -239,6 +245,15 @@ def validate(claims, swept) -> list[dict]:
     effect = option(c, "effect")
     if effect is not None and (not isinstance(effect, (int, float)) or not effect > 0):
       raise ConfigError(field, f"effect must be a number > 0 (its size), got {effect!r}")
+    looks = option(c, "looks")
+    if looks is not None and not (
+        isinstance(looks, (list, tuple)) and looks and all(
+            isinstance(n, int) and not isinstance(n, bool) for n in looks)
+        and list(looks) == sorted(set(looks)) and looks[0] >= option(c, "min_seeds")
+        and option(c, "planned_seeds") in (None, looks[-1])):
+      raise ConfigError(field, f"looks must be increasing whole numbers of seeds, the first >= "
+                        f"min_seeds ({option(c, 'min_seeds')}) and the last = planned_seeds "
+                        f"if given, got {looks!r}")
     out.append(c)
   return out
 
@@ -310,9 +325,11 @@ def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = 
   fixed |= {f for f, v in c["where"].items() if not isinstance(v, list)}   # one value: no axis
   levels = [f for f in swept if f not in fixed and f not in seeds]
   flags: list[str] = []
-  planned = option(c, "planned_seeds")
+  looks = option(c, "looks")
+  planned = looks[-1] if looks else option(c, "planned_seeds")
   grid_seeds = {_key(r, seeds) for runs in side.values() for r in runs}
-  if planned is not None and len(grid_seeds) > planned:
+  if (planned is not None and len(grid_seeds) > planned) or (
+      looks and len(grid_seeds) not in looks):
     flags.append("exploratory")
   cells = {k: _cells(runs, levels, seeds) for k, runs in side.items()}
   level_keys = list(dict.fromkeys([*cells["a"], *cells["b"]]))
@@ -373,9 +390,28 @@ def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = 
   result.setdefault("p_note", None)
   if metric == "max_trained_lr":
     result["censored"] = censored
+  if looks and len(grid_seeds) in looks:
+    _at_look(result, c, looks, len(grid_seeds))
   if at_margins and (metric in RATES or metric == "max_trained_lr"):
     _at_each_margin(result, c, swept, rows, curves, measured)
   return result
+
+
+def _at_look(result, c, looks, n: int) -> None:
+  """A group-sequential claim at one of its declared looks: tested at the
+  alpha that look spends (`stats.look_alphas`), as a p scaled to the 0.05
+  scale (`p` = min(1, p_nominal x 0.05 / alpha_look)), so Holm and BH read
+  it like any other; the CIs stay nominal 95%."""
+  k = looks.index(n)
+  alpha = stats.look_alphas(looks)[k]
+  result["look"] = dict(number=k + 1, of=len(looks), seeds=n, alpha=alpha)
+  result["flags"].append(f"look {k + 1} of {len(looks)} at {n} seeds (alpha {alpha:.3g})")
+  if result.get("p") is None:
+    return
+  result["p_nominal"] = result["p"]
+  result["p"] = min(1.0, result["p"] * stats.ALPHA / alpha)
+  if result["verdict"] in DECISIVE or result["verdict"] == "inconclusive":
+    result["verdict"] = _decide(c, result["p"], result.get("side"))
 
 
 def _at_each_margin(result, c, swept, rows, curves, measured) -> None:

@@ -225,6 +225,19 @@ def exact_sign(d, direction: str) -> Test:
               float(x.std(ddof=1)) if x.size > 1 else None, **_signs(x))
 
 
+def look_alphas(looks, alpha: float = ALPHA) -> list[float]:
+  """The nominal two-sided alpha of each look of a group-sequential plan
+  (`looks`: seeds at each look, the last the total): Lan-DeMets'
+  O'Brien-Fleming-type spending, alpha(t) = 2 - 2 Phi(z_{1 - alpha/2} /
+  sqrt(t)) at information t = seeds / total, each look testing at the
+  alpha spent since the last one. Adding the increments (a union bound)
+  instead of solving for the exact boundaries errs on the safe side: the
+  overall false-positive rate stays at most `alpha`."""
+  z = sps.norm.ppf(1 - alpha / 2)
+  spent = [float(2 - 2 * sps.norm.cdf(z / math.sqrt(n / looks[-1]))) for n in looks]
+  return [b - a for a, b in zip([0.0, *spent[:-1]], spent)]
+
+
 def sign_floor_seeds(alpha: float = ALPHA) -> int:
   """The fewest untied seeds at which the exact sign test can pass at
   `alpha` (on the convention: 2 * 2^-n < alpha)."""
