@@ -2,7 +2,7 @@
 table; rederive: committed tables re-read under today's claims."""
 import json
 
-from warmup_research import claims, plan, results, stats, workdir
+from warmup_research import claims, metrics_io, plan, results, stats, workdir
 
 EXPERIMENT = '''
 from warmup_research import config as config_lib
@@ -49,6 +49,19 @@ def test_runs_csv_reads_back_with_its_types(tmp_path):
   assert swept == ["schedule.warmup_steps", "seed"]
   assert rows[1]["schedule.warmup_steps"] == 10 and rows[1]["final_eval_loss"] == 3.0
   assert rows[0]["outcome"] == "trained" and isinstance(rows[0]["seed"], int)
+
+
+def test_the_outcomes_at_each_stall_margin_read_back_as_outcomes_not_axes(tmp_path):
+  _, pilot = _pilot(tmp_path, [0.0])
+  with open(pilot / "runs.csv") as f:
+    lines = f.read().splitlines()
+  margins = ",".join(f"outcome@{m}" for m in metrics_io.STALL_MARGINS)
+  lines = [f"{lines[0]},{margins}"] + [f"{row},trained,slow,stalled" for row in lines[1:]]
+  (pilot / "runs.csv").write_text("\n".join(lines) + "\n")
+  swept, rows = plan.read_runs(pilot)
+  assert swept == ["schedule.warmup_steps", "seed"]
+  assert [rows[0][f"outcome@{m}"] for m in metrics_io.STALL_MARGINS] == [
+      "trained", "slow", "stalled"]
 
 
 def _power(n, d, alpha):

@@ -36,14 +36,15 @@ import pathlib
 
 from warmup_research import claims as claims_lib
 from warmup_research import config as config_lib
-from warmup_research import stats
+from warmup_research import metrics_io, stats
 
 DEFINITION = ("claim", "paper", "a", "b", "where", "metric", "direction", "at_best", "method",
               "comment", *claims_lib.OPTIONS)
 NUMBERS = ("diverged_step", "pruned_step", "final_train_loss", "final_eval_loss",
            "best_eval_loss", "initial_eval_loss", "tokens_seen", "step_seconds",
            "compile_seconds")
-TEXT = ("run_id", "status", "outcome", "group")
+TEXT = ("run_id", "status", "outcome", "group",
+        *(f"outcome@{m}" for m in metrics_io.STALL_MARGINS))
 
 
 def read_runs(workdir) -> tuple[list[str], list[dict]]:
