@@ -129,6 +129,36 @@ def test_rederive_reads_committed_runs_under_todays_claims(tmp_path):
   assert md.startswith("# table\n\nrows\n\nClaims (fixed") and "| old |" not in md
 
 
+def test_runs_made_before_trajectories_get_their_stall_margins_from_final_losses(tmp_path):
+  rows = [dict(run_id="a", outcome="trained", final_eval_loss=3.0),
+          dict(run_id="b", outcome="diverged", final_eval_loss=9.0),
+          dict(run_id="c", outcome="stalled", final_eval_loss=3.1)]
+  summary = dict(groups=[dict(run_ids=["a", "b", "c"], unigram_entropy=3.25)])
+  assert plan._margins_on_final_losses(rows, summary)
+  # plateau levels 3.15 / 3.0 / 2.75: c, stalled by the rule of its run, trains at 0.1
+  assert [[r[f"outcome@{m}"] for m in metrics_io.STALL_MARGINS] for r in rows] == [
+      ["trained", "trained", "stalled"], ["diverged"] * 3, ["trained", "stalled", "stalled"]]
+  # unknown entropy (a group record without it): nothing is made up
+  bare = [dict(run_id="a", outcome="trained", final_eval_loss=3.0)]
+  assert not plan._margins_on_final_losses(bare, dict(groups=[dict(run_ids=["a"])]))
+  assert "outcome@0.1" not in bare[0]
+  # a rederived rate claim then says what its margins were read on
+  spec, pilot = _pilot(tmp_path, [0.0] * 5)
+  (tmp_path / "experiments").mkdir()
+  (tmp_path / "experiments" / "exp.py").write_text(spec.read_text())
+  exp = tmp_path / "results" / "exp"
+  exp.mkdir(parents=True)
+  (exp / "runs.csv").write_text((pilot / "runs.csv").read_text())
+  ids = [line.split(",")[0].strip('"') for line in (pilot / "runs.csv").read_text().split()[1:]]
+  (exp / "summary.json").write_text(json.dumps(dict(
+      experiment="experiments/exp.py", groups=[dict(run_ids=ids, unigram_entropy=3.3)],
+      claims=[dict(claim="warmup stalls less", verdict="inconclusive")])))
+  plan.rederive(tmp_path / "results", tmp_path / "experiments")
+  new = {c["claim"]: c for c in json.loads((exp / "summary.json").read_text())["claims"]}
+  assert "stable on final losses" in new["warmup stalls less"]["flags"]
+  assert "verdict_by_margin" not in new["warmup lowers the loss"]
+
+
 def test_a_relabelled_marker_keeps_its_record_through_a_rerun_and_the_report_flags_it(
     tmp_path):
   # rederive moved the hash and recorded the old one; re-running the committed sweep

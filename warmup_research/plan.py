@@ -193,6 +193,27 @@ def _first_finished(d: pathlib.Path):
   return min(times) if times else None
 
 
+def _margins_on_final_losses(rows, summary) -> bool:
+  """Fills the `outcome@M` columns of runs made before trajectories decided
+  stalls (their eval curves are not committed) by the rule of their time:
+  stalled when the final eval loss is above the entropy minus M. Returns
+  whether it did (their flags then say so); runs that have the columns,
+  or whose entropy is unknown, are left as they are."""
+  cols = [f"outcome@{m}" for m in metrics_io.STALL_MARGINS]
+  if not rows or all(r.get(c) is not None for r in rows for c in cols):
+    return False
+  entropy = {rid: g.get("unigram_entropy") for g in summary.get("groups", [])
+             for rid in g.get("run_ids", [])}
+  if any(entropy.get(r["run_id"]) is None for r in rows):
+    return False
+  for r in rows:
+    for m, col in zip(metrics_io.STALL_MARGINS, cols):
+      final = r.get("final_eval_loss")
+      r[col] = (r["outcome"] if r["outcome"] in ("diverged", "pruned", None) or final is None
+                else "stalled" if not final <= entropy[r["run_id"]] - m else "trained")
+  return True
+
+
 def rederive(results_dir, experiments_dir="experiments") -> list[str]:
   """Re-derives every results_dir/NAME/summary.json's claims (module
   docstring); returns the experiments it re-derived."""
@@ -210,7 +231,13 @@ def rederive(results_dir, experiments_dir="experiments") -> list[str]:
     found = claims_lib.validate(config_lib.load_claims(str(spec)), swept)
     old = {c["claim"]: c for c in summary["claims"]}
     marker = workdir.read_marker(d) or {}
+    on_finals = _margins_on_final_losses(rows, summary)
     new = claims_lib.evaluate_all(found, swept, rows, None, results.read_analysis(d))
+    if on_finals:
+      for v in new:
+        v["flags"] = [f.replace("stable", "stable on final losses", 1) if f == "stable" else
+                      f.replace("margin-sensitive (", "margin-sensitive on final losses (", 1)
+                      for f in v["flags"]]
     # runs shared with an experiment made earlier are its runs, re-read here (not the
     # other way round: the earlier experiment did not reuse anything)
     others = {n: _losses(t) for n, (_, t) in tables.items() if n != d.name and (
