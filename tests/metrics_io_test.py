@@ -49,6 +49,8 @@ def test_a_run_diverged_when_an_eval_after_the_warmup_rises_above_the_initial_lo
   assert _outcome([(0, 5.5), (400, 5.5 + tol * 0.9)], plateau=5.0) == "stalled"
   assert _outcome([(0, 5.5), (400, 5.5 + tol * 1.1)], plateau=5.0) == "diverged"
   assert _outcome([(0, 5.5), (400, 2.0)], status="diverged") == "diverged"
+  # a run successive halving stopped is unknown, whatever its evals did before the rung
+  assert _outcome(rise, status="pruned") == "pruned"
 
 
 def test_summarize_reads_the_outcome_at_every_stall_margin():

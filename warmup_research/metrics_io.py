@@ -114,12 +114,12 @@ def outcome(status: str, evals: list[tuple[int, float]], plateau_loss: float | N
   """A run's outcome from its status and eval trajectory [(step, eval_loss)]
   (step 0: the initial model), in this order:
 
-  - 'diverged': the status says so (a step's loss was non-finite or above
-    `train.divergence_bound`), or an eval after the warmup (step >=
+  - 'diverged' or 'pruned': the status says so (a step's loss was
+    non-finite or above `train.divergence_bound`; stopped by successive
+    halving, so unknown); else 'diverged' when an eval after the warmup (step >=
     `warmup_end`, > 0) is non-finite or above the initial eval loss by more
     than `RISE_TOL` (5x what 32 fixed eval batches resolve: a model at the
     initial loss on data it cannot learn is not diverging);
-  - 'pruned': stopped by successive halving;
   - 'trained': the final eval loss is at or below `plateau_loss` (the
     data's unigram entropy minus `train.stall_margin`), or no plateau is
     known;
@@ -129,14 +129,12 @@ def outcome(status: str, evals: list[tuple[int, float]], plateau_loss: float | N
   - 'stalled': above it and flat over that window: it never left the
     plateau band for the last half of its evals.
   A slow run is not a failure: it is short of updates, not unstable."""
-  if status == "diverged":
-    return "diverged"
+  if status in ("diverged", "pruned"):   # the loop's own verdicts; a pruned run is unknown
+    return status
   if evals:
     init = evals[0][1]
     if any(s >= warmup_end and s > 0 and not (e <= init + RISE_TOL) for s, e in evals[1:]):
       return "diverged"
-  if status == "pruned":
-    return "pruned"
   if plateau_loss is None or not evals or evals[-1][1] <= plateau_loss:
     return "trained"
   last = evals[-1][0]
