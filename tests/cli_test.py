@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, at_users_level, kill_after_checkpoint, run_cli
+from helpers import REPO, at_users_level, kill_after_checkpoint, run_cli
 
 from warmup_research import cli, runtime
 

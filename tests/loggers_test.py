@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from conftest import REPO, kill_after_checkpoint, tiny_config
+from helpers import REPO, kill_after_checkpoint, tiny_config
 from tensorboardX.proto import event_pb2, plugin_hparams_pb2
 
 from warmup_research import config as config_lib

@@ -6,7 +6,7 @@ import shutil
 import jax
 import numpy as np
 import pytest
-from conftest import ACROSS_PROGRAMS, assert_rows_close, tiny_config
+from helpers import ACROSS_PROGRAMS, assert_rows_close, tiny_config
 
 from warmup_research import checkpoints, loop, mesh
 

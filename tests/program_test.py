@@ -6,7 +6,7 @@ import jax
 import jax.extend.core
 import numpy as np
 import pytest
-from conftest import ACROSS_PROGRAMS, assert_rows_close, tiny_config, with_devices
+from helpers import ACROSS_PROGRAMS, assert_rows_close, tiny_config, with_devices
 
 from warmup_research import mesh, program
 
@@ -128,9 +128,10 @@ def test_an_eval_whose_loss_is_known_is_skipped_under_map_only(monkeypatch):
 
 
 _SKIP_ON_TWO_DATA_SHARDS = '''
-import json
-from conftest import tiny_config   # on PYTHONPATH
-from warmup_research import data, mesh, program
+import json, os
+from helpers import tiny_config   # tests/ is on PYTHONPATH
+from warmup_research import data, mesh, program, runtime
+runtime.enable_compilation_cache(os.environ["WARMUP_RESEARCH_JAX_CACHE"])   # the suite's
 cfgs = [tiny_config(**{"optimizer.peak_lr": lr, "train.divergence_bound": 10.0,
                        "schedule.warmup_shape": "none", "optimizer.clip_norm": 0.0})
         for lr in (1e-3, 1e3, 1e-2)]
