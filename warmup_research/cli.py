@@ -115,8 +115,8 @@ def cmd_train(args, rest) -> None:
   result = loop.run_group([cfg], metrics_paths=[wd / "metrics.jsonl"], mesh=mesh,
                           checkpoint_dir=wd / "checkpoints", batches=batches,
                           progress=not args.no_progress,
-                          log=dict(run_ids=["run"], swepts=[{}], tb_dirs=[wd / "tb"],
-                                   backends=loggers.parse(args.logger), workdir=wd))
+                          log=loggers.Targets(run_ids=["run"], swepts=[{}], tb_dirs=[wd / "tb"],
+                                              backends=loggers.parse(args.logger), workdir=wd))
   if jax.process_index() != 0:
     return
   s = result.summaries[0]
