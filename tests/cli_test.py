@@ -297,6 +297,36 @@ def test_every_subcommand_help_shows_defaults_and_config_overrides():
     cli._experiment(p.parse_args(["sweep", "a.py", "--config", "b.py"]))
 
 
+_HELP_IMPORTS = """
+import contextlib, io, json, sys
+from warmup_research import __main__, cli
+cli.parser()
+seen = {"parser": sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)}
+for command in ("", "train", "sweep", "report", "plan", "analyze", "schedules"):
+  with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+    __main__.main([command, "--help"] if command else ["--help"])
+  seen[command or "--help"] = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)
+print(json.dumps(seen))
+"""
+
+
+def test_the_cli_and_every_help_import_no_jax_or_scipy():
+  # Each command imports the heavy modules it needs, so `--help` answers at
+  # once. In a fresh interpreter: this one has jax imported. (No timing here:
+  # performance is measured in benchmarks, not asserted in tests.)
+  heavy = ("jax", "jaxlib", "scipy", "orbax", "tensorflow_datasets", "matplotlib", "flax",
+           "optax", "tensorboardX", "pandas")
+  r = subprocess.run([sys.executable, "-c", f"HEAVY = {heavy!r}\n" + _HELP_IMPORTS], cwd=REPO,
+                     capture_output=True, text=True, timeout=120)
+  assert r.returncode == 0, r.stderr
+  seen = json.loads(r.stdout.splitlines()[-1])
+  assert len(seen) == 8 and seen == {name: [] for name in seen}, seen
+  from warmup_research import loggers
+  assert cli.LOGGER_DEFAULT == loggers.DEFAULT   # the parser's copy, kept without the import
+  assert cli.parser().parse_args(["train", "--config", "c", "--workdir", "w"]).logger == (
+      loggers.DEFAULT)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig,code", [("SIGINT", 130), ("SIGTERM", 143)])
 def test_an_interrupt_stops_with_the_resume_command_and_the_run_resumes(tmp_path, sig, code):
