@@ -132,11 +132,11 @@ def call_timer(prog, state, batch_BxL1, n: int, warmup: int = 3):
   return compile_s, call
 
 
-def _program(cfgs):
+def _program(cfgs, skip_frozen: bool = True):
   from warmup_research import mesh as mesh_lib
   from warmup_research.program import GroupProgram
   shape = mesh_lib.group_shape(cfgs)
-  return GroupProgram(cfgs, mesh_lib.make(*shape)), shape
+  return GroupProgram(cfgs, mesh_lib.make(*shape), skip_frozen=skip_frozen), shape
 
 
 def _base(overrides=None):

@@ -19,7 +19,7 @@ ways in reverse order. After the rounds, the compiled train programs of
 four ways run alone, their calls interleaved (`programs_alone`).
 
 - map, today: every variant's step computed, a frozen one's masked
-  (`program.SKIP_FROZEN` off), the CPU default before skipping existed.
+  (`skip_frozen=False`), the CPU default before skipping existed.
 - map, skip: a frozen variant's step skipped by `lax.cond` (the default).
 - vmap, today: a batched program of all 24 (`mesh.variant_loop=vmap`).
 - vmap, compact: the same, re-packed to the live variants after the first
@@ -32,7 +32,6 @@ four ways run alone, their calls interleaved (`programs_alone`).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
 import math
@@ -77,17 +76,6 @@ def grid(steps: int, lrs=LRS, shares=WARMUP_SHARES, **overrides) -> list:
   return cfgs
 
 
-@contextlib.contextmanager
-def _skipping(skip: bool):
-  """`program.SKIP_FROZEN` set to `skip` inside (programs built there keep it)."""
-  from warmup_research import program  # jax: after setup_process's flags
-  program.SKIP_FROZEN = skip
-  try:
-    yield
-  finally:
-    program.SKIP_FROZEN = True
-
-
 def run_way(cfgs, skip: bool, out: pathlib.Path) -> dict:
   """One way: the group run by `loop.run_group` in this process, its files
   in the new directory `out`."""
@@ -97,11 +85,10 @@ def run_way(cfgs, skip: bool, out: pathlib.Path) -> dict:
   mesh = mesh_lib.make(*mesh_lib.group_shape(cfgs))
   batches = data.Batches(cfgs[0])
   paths = [out / f"{i}.jsonl" for i in range(len(cfgs))]
-  with _skipping(skip):
-    t0 = time.perf_counter()
-    result = loop.run_group(cfgs, metrics_paths=paths, checkpoint_dir=out / "ck", mesh=mesh,
-                            batches=batches, progress=False)
-    wall = time.perf_counter() - t0
+  t0 = time.perf_counter()
+  result = loop.run_group(cfgs, metrics_paths=paths, checkpoint_dir=out / "ck", mesh=mesh,
+                          batches=batches, progress=False, skip_frozen=skip)
+  wall = time.perf_counter() - t0
   rows = [[json.loads(line) for line in p.read_text().splitlines()] for p in paths]
   computed = sum(_computed_steps(r, cfgs[0].train.total_steps) for r in rows)
   return dict(wall_s=wall, step_s=result.step_seconds, compiles=result.train_step_compiles,
@@ -123,8 +110,7 @@ def program_call(cfgs, skip: bool, frozen: list[int], keep_only: bool = False):
   from warmup_research import data, loop
   if keep_only:
     cfgs, frozen = [c for i, c in enumerate(cfgs) if i not in frozen], []
-  with _skipping(skip):
-    prog, _ = bench._program(cfgs)
+  prog, _ = bench._program(cfgs, skip_frozen=skip)
   state = prog.init(prog.keys, prog.hp)
   dead = np.full(prog.k_pad, -1, np.int32)
   dead[frozen] = 0

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import REPO, run_cli, tiny_config, with_devices
+from helpers import REPO, run_cli, tiny_config, with_devices
 
 from warmup_research import analysis, data, results, stats, sweep, train, workdir
 from warmup_research.sweep import axis, product

@@ -5,7 +5,7 @@ import json
 import pathlib
 
 import pytest
-from conftest import tiny_config
+from helpers import tiny_config
 
 from warmup_research import claims, results, stats, sweep, workdir
 from warmup_research.errors import ConfigError

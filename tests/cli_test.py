@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, at_users_level, kill_after_checkpoint, run_cli
+from helpers import REPO, at_users_level, kill_after_checkpoint, run_cli
 
 from warmup_research import cli, runtime
 
@@ -295,6 +295,36 @@ def test_every_subcommand_help_shows_defaults_and_config_overrides():
   assert cli.split_overrides(rest) == {"train.total_steps": "5"}
   with pytest.raises(cli.ConfigError, match="give the experiment once"):
     cli._experiment(p.parse_args(["sweep", "a.py", "--config", "b.py"]))
+
+
+_HELP_IMPORTS = """
+import contextlib, io, json, sys
+from warmup_research import __main__, cli
+cli.parser()
+seen = {"parser": sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)}
+for command in ("", "train", "sweep", "report", "plan", "analyze", "schedules"):
+  with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+    __main__.main([command, "--help"] if command else ["--help"])
+  seen[command or "--help"] = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)
+print(json.dumps(seen))
+"""
+
+
+def test_the_cli_and_every_help_import_no_jax_or_scipy():
+  # Each command imports the heavy modules it needs, so `--help` answers at
+  # once. In a fresh interpreter: this one has jax imported. (No timing here:
+  # performance is measured in benchmarks, not asserted in tests.)
+  heavy = ("jax", "jaxlib", "scipy", "orbax", "tensorflow_datasets", "matplotlib", "flax",
+           "optax", "tensorboardX", "pandas")
+  r = subprocess.run([sys.executable, "-c", f"HEAVY = {heavy!r}\n" + _HELP_IMPORTS], cwd=REPO,
+                     capture_output=True, text=True, timeout=120)
+  assert r.returncode == 0, r.stderr
+  seen = json.loads(r.stdout.splitlines()[-1])
+  assert len(seen) == 8 and seen == {name: [] for name in seen}, seen
+  from warmup_research import loggers
+  assert cli.LOGGER_DEFAULT == loggers.DEFAULT   # the parser's copy, kept without the import
+  assert cli.parser().parse_args(["train", "--config", "c", "--workdir", "w"]).logger == (
+      loggers.DEFAULT)
 
 
 @pytest.mark.slow

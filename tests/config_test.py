@@ -1,6 +1,6 @@
 """Config: loading, overrides, and one clear error per bad value."""
 import pytest
-from conftest import REPO, tiny_config
+from helpers import REPO, tiny_config
 
 from warmup_research import config as config_lib
 from warmup_research.errors import ConfigError

@@ -5,7 +5,7 @@ import pathlib
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-from conftest import tiny_config
+from helpers import tiny_config
 
 from warmup_research import data
 from warmup_research.errors import ConfigError

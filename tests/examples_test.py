@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, tiny_config
+from helpers import REPO, tiny_config
 
 from warmup_research import sweep, workdir
 from warmup_research.sweep import axis, product

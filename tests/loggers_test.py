@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from conftest import REPO, kill_after_checkpoint, tiny_config
+from helpers import REPO, kill_after_checkpoint, tiny_config
 from tensorboardX.proto import event_pb2, plugin_hparams_pb2
 
 from warmup_research import config as config_lib
@@ -168,7 +168,7 @@ def test_tensorboard_carries_the_jsonl_numbers_and_hparams_and_changes_none(tmp_
   cfgs = [tiny_config(**{"optimizer.peak_lr": lr}) for lr in (1e-3, 1e-2)]
   logged = [tmp_path / f"{i}.jsonl" for i in range(2)]
   loop.run_group(cfgs, metrics_paths=logged, checkpoint_dir=tmp_path / "ck", mesh=MESH,
-                 progress=False, log=dict(
+                 progress=False, log=loggers.Targets(
                      run_ids=["a", "b"], swepts=[{"optimizer.peak_lr": c.optimizer.peak_lr}
                                                  for c in cfgs],
                      tb_dirs=[tmp_path / "tb" / "a", tmp_path / "tb" / "b"],
@@ -211,8 +211,8 @@ def test_a_resumed_run_holds_each_row_once_in_tensorboard_and_wandb(tmp_path, wa
   # W&B rows past it: TensorBoard (purges applied) and the newest W&B run of
   # the name then hold exactly the metrics file's rows, the eval at 10 once.
   cfg = tiny_config(**{"train.keep_checkpoints": 5})
-  log = dict(run_ids=["r"], swepts=[{}], tb_dirs=[tmp_path / "tb"],
-             backends=("tensorboard", "wandb"), workdir=tmp_path)
+  log = loggers.Targets(run_ids=["r"], swepts=[{}], tb_dirs=[tmp_path / "tb"],
+                        backends=("tensorboard", "wandb"), workdir=tmp_path)
   loop.run_group([cfg], metrics_paths=[tmp_path / "full.jsonl"],
                  checkpoint_dir=tmp_path / "full", mesh=MESH, progress=False, log=log)
   ckpt, path = _killed_after(tmp_path, "full", 10)

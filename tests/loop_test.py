@@ -6,7 +6,7 @@ import shutil
 import jax
 import numpy as np
 import pytest
-from conftest import ACROSS_PROGRAMS, assert_rows_close, tiny_config
+from helpers import ACROSS_PROGRAMS, assert_rows_close, tiny_config
 
 from warmup_research import checkpoints, loop, mesh
 
@@ -87,17 +87,16 @@ def test_checkpoint_steps_are_saved_and_kept(tmp_path):
   assert checkpoints.Checkpointer(tmp_path / "ck", keep=1).steps() == [2, 4, 14, 20]
 
 
-def test_several_updates_per_call_equal_one_per_call(tmp_path, monkeypatch):
+def test_several_updates_per_call_equal_one_per_call(tmp_path):
   # tiny_config: 20 updates, eval every 10, checkpoint every 5 -> 5 per call;
   # two variants (mapped), rows logged every update
   cfgs = [tiny_config(**{"optimizer.peak_lr": lr}) for lr in (1e-3, 3e-2)]
   assert loop.steps_per_call(cfgs[0].train) == 5
   rows = {}
   for per_call in (loop.STEPS_PER_CALL, 1):
-    monkeypatch.setattr(loop, "STEPS_PER_CALL", per_call)
     paths = [tmp_path / f"{per_call}_{i}.jsonl" for i in range(2)]
     r = loop.run_group(cfgs, metrics_paths=paths, checkpoint_dir=tmp_path / f"ck{per_call}",
-                       mesh=MESH, progress=False)
+                       mesh=MESH, progress=False, max_steps_per_call=per_call)
     assert r.steps_run == 20
     rows[per_call] = [_rows(p) for p in paths]
   assert [r["step"] for r in rows[1][0] if "loss" in r] == list(range(20))

@@ -6,7 +6,7 @@ import jax
 import jax.extend.core
 import numpy as np
 import pytest
-from conftest import ACROSS_PROGRAMS, assert_rows_close, tiny_config, with_devices
+from helpers import ACROSS_PROGRAMS, assert_rows_close, tiny_config, with_devices
 
 from warmup_research import mesh, program
 
@@ -80,7 +80,7 @@ def test_train_program_compiled_from_shapes_runs_the_initialised_state():
     assert int(new_state.step[0]) == 2
 
 
-def test_a_frozen_variant_is_skipped_and_the_others_are_bit_identical(tmp_path, monkeypatch):
+def test_a_frozen_variant_is_skipped_and_the_others_are_bit_identical(tmp_path):
   import json
 
   from warmup_research import loop
@@ -90,10 +90,9 @@ def test_a_frozen_variant_is_skipped_and_the_others_are_bit_identical(tmp_path, 
           for lr in (1e-3, 1e-2, 1e3)]
   rows = {}
   for skip in (True, False):
-    monkeypatch.setattr(program, "SKIP_FROZEN", skip)
     paths = [tmp_path / f"{skip}{i}.jsonl" for i in range(3)]
     loop.run_group(cfgs, metrics_paths=paths, checkpoint_dir=tmp_path / f"ck{skip}", mesh=MESH,
-                   progress=False)
+                   progress=False, skip_frozen=skip)
     rows[skip] = [[json.loads(x) for x in p.read_text().splitlines()] for p in paths]
   # the live variants: every number of every row (two programs: ACROSS_PROGRAMS)
   for a, b in zip(rows[True][:2], rows[False][:2]):
@@ -110,13 +109,12 @@ def test_a_frozen_variant_is_skipped_and_the_others_are_bit_identical(tmp_path, 
   assert evals[True] == evals[False] and len(evals[True]) == 3
 
 
-def test_an_eval_whose_loss_is_known_is_skipped_under_map_only(monkeypatch):
+def test_an_eval_whose_loss_is_known_is_skipped_under_map_only():
   from warmup_research import data
   cfgs = [tiny_config(**{"optimizer.peak_lr": lr}) for lr in (1e-3, 1e-2, 3e-2)]
   batches = data.Batches(cfgs[0])
   for how, skip in (("map", True), ("map", False), ("vmap", True)):
-    monkeypatch.setattr(program, "SKIP_FROZEN", skip)
-    prog = program.GroupProgram(cfgs, MESH, how=how)
+    prog = program.GroupProgram(cfgs, MESH, how=how, skip_frozen=skip)
     state = prog.init(prog.keys, prog.hp)
     evals = [prog.put_batch(batches.eval(i)) for i in range(2)]
     every = prog.eval_losses(state.params, evals)
@@ -128,17 +126,17 @@ def test_an_eval_whose_loss_is_known_is_skipped_under_map_only(monkeypatch):
 
 
 _SKIP_ON_TWO_DATA_SHARDS = '''
-import json
-from conftest import tiny_config   # on PYTHONPATH
-from warmup_research import data, mesh, program
+import json, os
+from helpers import tiny_config   # tests/ is on PYTHONPATH
+from warmup_research import data, mesh, program, runtime
+runtime.enable_compilation_cache(os.environ["WARMUP_RESEARCH_JAX_CACHE"])   # the suite's
 cfgs = [tiny_config(**{"optimizer.peak_lr": lr, "train.divergence_bound": 10.0,
                        "schedule.warmup_shape": "none", "optimizer.clip_norm": 0.0})
         for lr in (1e-3, 1e3, 1e-2)]
 batches = data.Batches(cfgs[0])
 out = {}
 for skip in (True, False):
-  program.SKIP_FROZEN = skip
-  prog = program.GroupProgram(cfgs, mesh.make(1, 2), how="map")
+  prog = program.GroupProgram(cfgs, mesh.make(1, 2), how="map", skip_frozen=skip)
   state = prog.init(prog.keys, prog.hp)
   rows = []
   for t in range(6):

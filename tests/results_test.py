@@ -7,7 +7,7 @@ import math
 import pathlib
 
 import pytest
-from conftest import tiny_config
+from helpers import tiny_config
 
 from warmup_research import results, sweep, workdir
 

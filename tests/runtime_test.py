@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, assert_rows_close
+from helpers import REPO, assert_rows_close
 
 from warmup_research import runtime
 

@@ -11,7 +11,7 @@ import sys
 import jax
 import numpy as np
 import pytest
-from conftest import REPO, kill_after_checkpoint, run_cli, tiny_config, with_devices
+from helpers import REPO, kill_after_checkpoint, run_cli, tiny_config, with_devices
 
 from warmup_research import results, sweep, workdir
 from warmup_research.errors import ConfigError

@@ -4,7 +4,7 @@ from warmup_research import runtime
 
 def main(argv=None) -> None:
   runtime.setup_process()
-  from warmup_research import cli  # imports jax: only after setup_process set XLA's flags
+  from warmup_research import cli  # its commands import jax: after setup_process set the flags
   cli.main(argv)
 
 

@@ -27,27 +27,14 @@ import tempfile
 import threading
 import time
 
-import jax
-
-from warmup_research import (
-  analysis,
-  data,
-  loggers,
-  loop,
-  metrics_io,
-  plots,
-  results,
-  runtime,
-  sweep,
-  train,
-  workdir,
-)
-from warmup_research import claims as claims_lib
-from warmup_research import config as config_lib
-from warmup_research import mesh as mesh_lib
+# Only light modules here: each command imports the heavy ones (jax, orbax,
+# tfds, scipy, matplotlib, and the modules of this package that import them)
+# it needs, so `--help` and bad arguments answer at once.
+from warmup_research import runtime
 from warmup_research.errors import ConfigError
 
 USAGE_EXIT = 2
+LOGGER_DEFAULT = "tensorboard"   # loggers.DEFAULT, without importing loggers (cli_test checks)
 
 
 def split_overrides(rest: list[str]) -> dict[str, str]:
@@ -68,6 +55,7 @@ def split_overrides(rest: list[str]) -> dict[str, str]:
 
 
 def load_config(spec: str, overrides: dict[str, str]):
+  from warmup_research import config as config_lib  # heavy: commands only, not --help
   cfg = config_lib.apply_overrides(config_lib.load(spec), overrides)
   config_lib.validate(cfg)
   return cfg
@@ -75,6 +63,9 @@ def load_config(spec: str, overrides: dict[str, str]):
 
 def _prepare_data(cfg):
   """Builds the dataset (process 0 first, so hosts never build at once)."""
+  import jax  # heavy: commands only, not --help
+
+  from warmup_research import data  # heavy: commands only, not --help
   batches = data.Batches(cfg) if jax.process_index() == 0 else None
   runtime.barrier("data")
   return batches or data.Batches(cfg)
@@ -97,6 +88,18 @@ def _together(fn, *args, fingerprint=None):
 
 
 def cmd_train(args, rest) -> None:
+  import jax  # heavy: commands only, not --help
+
+  from warmup_research import config as config_lib  # heavy: commands only, not --help
+  from warmup_research import (  # heavy: commands only, not --help
+    loggers,
+    loop,
+    metrics_io,
+    train,
+    workdir,
+  )
+  from warmup_research import mesh as mesh_lib  # heavy: commands only, not --help
+
   def check():
     loggers.parse(args.logger)
     cfg = load_config(args.config, split_overrides(rest))
@@ -115,8 +118,8 @@ def cmd_train(args, rest) -> None:
   result = loop.run_group([cfg], metrics_paths=[wd / "metrics.jsonl"], mesh=mesh,
                           checkpoint_dir=wd / "checkpoints", batches=batches,
                           progress=not args.no_progress,
-                          log=dict(run_ids=["run"], swepts=[{}], tb_dirs=[wd / "tb"],
-                                   backends=loggers.parse(args.logger), workdir=wd))
+                          log=loggers.Targets(run_ids=["run"], swepts=[{}], tb_dirs=[wd / "tb"],
+                                              backends=loggers.parse(args.logger), workdir=wd))
   if jax.process_index() != 0:
     return
   s = result.summaries[0]
@@ -158,6 +161,9 @@ def _experiment(args) -> str:
 def _grid(args, rest):
   """(variants, claims, workdir path, sweep.json text, layout, heatmaps) of a
   sweep command, every input checked; a grid that grew keeps its recorded runs."""
+  from warmup_research import claims as claims_lib  # heavy: commands only, not --help
+  from warmup_research import config as config_lib  # heavy: commands only, not --help
+  from warmup_research import loggers, results, sweep, workdir  # heavy: commands only, not --help
   spec = _experiment(args)
   loggers.parse(args.logger)
   overrides = split_overrides(rest)
@@ -208,6 +214,7 @@ def _record(wd: pathlib.Path) -> dict:
 
 def _check_analysis(wd: pathlib.Path) -> None:
   """analysis.csv, which the tables re-read, parses; else one `error:` line."""
+  from warmup_research import analysis, results  # heavy: commands only, not --help
   try:
     results.read_analysis(wd)
   except analysis.CSV_ERRORS as e:
@@ -217,12 +224,28 @@ def _check_analysis(wd: pathlib.Path) -> None:
 def _keeps_runs(wd, variants, claims, record, heatmaps) -> bool:
   """Whether `sweep` keeps the runs recorded in `wd` (the same grid, or one
   it grows), so it will read their files."""
+  from warmup_research import config as config_lib  # heavy: commands only, not --help
+  from warmup_research import workdir  # heavy: commands only, not --help
   return wd.is_dir() and not workdir.differences_from(
       wd, record, kind="sweep", upgrade=config_lib.upgrade_record,
       grows=_grows(json.loads(record)["experiment"], variants, claims, heatmaps))
 
 
 def cmd_sweep(args, rest) -> None:
+  import jax  # heavy: commands only, not --help
+
+  from warmup_research import config as config_lib  # heavy: commands only, not --help
+  from warmup_research import (  # heavy: commands only, not --help
+    data,
+    loggers,
+    metrics_io,
+    results,
+    sweep,
+    train,
+    workdir,
+  )
+  from warmup_research import mesh as mesh_lib  # heavy: commands only, not --help
+
   def check():
     variants, claims, wd, record, layout, heatmaps = _grid(args, rest)
     for _, members in sweep.groups_of(variants, layout):   # every group fits, before compute
@@ -270,6 +293,7 @@ def cmd_sweep(args, rest) -> None:
 
 def _grows(spec, variants, claims, heatmaps):
   """`workdir.prepare`'s test of a recorded grid that this one grows."""
+  from warmup_research import sweep  # heavy: commands only, not --help
   return lambda old, new: new == json.loads(
       sweep.grow(old, spec, variants, claims, heatmaps) or "null")
 
@@ -280,6 +304,8 @@ def _dry_run(variants, claims, wd, record, layout, heatmaps, overwrite=False) ->
   refused as `sweep` would refuse it, or with `overwrite` counted as empty
   (its runs would be deleted). The wall time is estimated from the rates
   recorded by finished groups of the same signature (`_recorded_rates`)."""
+  from warmup_research import config as config_lib  # heavy: commands only, not --help
+  from warmup_research import sweep, workdir  # heavy: commands only, not --help
   spec = json.loads(record)["experiment"]
   grows = _grows(spec, variants, claims, heatmaps)
   replaced = wd.is_dir() and bool(workdir.differences_from(
@@ -342,6 +368,9 @@ def _recorded_rates(dirs, variants) -> dict[str, tuple[float, str]]:
   groups' `step_seconds` (per update of the group) divided by their runs,
   from the group records in `dirs` (or, committed results without them,
   their summary.json). A group counts only if all its runs are in this grid."""
+  import jax  # heavy: commands only, not --help
+
+  from warmup_research import config as config_lib  # heavy: commands only, not --help
   by_id = {v.run_id: v for v in variants}
   here = f"{jax.devices()[0].platform} x{jax.device_count()}"
   rates = {}
@@ -384,6 +413,7 @@ def _sweep_dir(path: str, runs: bool = False, lock: bool = True, analysis: bool 
   sweep.json, (`analysis`) analysis.csv, and (`finished`, for a command
   that computes before it re-makes the tables) the finished groups' records
   and metrics files, as the tables will read them."""
+  from warmup_research import metrics_io, workdir  # heavy: commands only, not --help
   wd = pathlib.Path(path)
   if not ((wd / "sweep.json").is_file() or (runs and (wd / "config.json").is_file())):
     raise ConfigError("WORKDIR", f"{wd} holds no sweep (no sweep.json)"
@@ -433,6 +463,7 @@ def cmd_plan(args, rest) -> None:
 
 
 def cmd_report(args, rest) -> None:
+  from warmup_research import results  # heavy: commands only, not --help
   _no_extra(rest)
   if args.claims:
     d = pathlib.Path(args.workdir)
@@ -466,6 +497,7 @@ def cmd_report(args, rest) -> None:
 def _heatmap(wd: pathlib.Path, spec: str) -> None:
   """`report WORKDIR --heatmap x=FIELD,y=FIELD`: the heatmap of any two swept
   numeric fields, and its best-y-per-x table."""
+  from warmup_research import plots, results  # heavy: commands only, not --help
   parts = dict(p.partition("=")[::2] for p in spec.split(","))
   if set(parts) != {"x", "y"} or not all(parts.values()):
     raise ConfigError("--heatmap", f"must be x=FIELD,y=FIELD (e.g. x=schedule.warmup_steps,"
@@ -480,6 +512,7 @@ def _heatmap(wd: pathlib.Path, spec: str) -> None:
 
 
 def cmd_analyze(args, rest) -> None:
+  from warmup_research import analysis  # heavy: commands only, not --help
   _no_extra(rest)
   wd = _sweep_dir(args.workdir, analysis=False,   # `analyze` refuses a torn one if it keeps rows
                   finished=True)
@@ -498,6 +531,7 @@ def cmd_analyze(args, rest) -> None:
 
 
 def cmd_schedules(args, rest) -> None:
+  from warmup_research import plots  # heavy: commands only, not --help
   _no_extra(rest)
   if args.total_steps < 1:
     raise ConfigError("--total-steps", f"must be an integer >= 1, got {args.total_steps}")
@@ -536,7 +570,7 @@ def parser() -> argparse.ArgumentParser:
   sub = p.add_subparsers(dest="command", required=True)
   add = lambda name, help: sub.add_parser(name, help=help, description=help,
                                           formatter_class=_Help, epilog=OVERRIDES)
-  logger = dict(default=loggers.DEFAULT,
+  logger = dict(default=LOGGER_DEFAULT,
                 help="live loggers besides the JSONL files: a comma list of tensorboard "
                      "(WORKDIR/tb), wandb (WANDB_MODE=offline keeps it on disk), or none")
   cache = dict(default=runtime.default_cache_dir(),

@@ -34,6 +34,7 @@ thinks is running).
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import hashlib
 import json
 import os
@@ -58,6 +59,25 @@ DEFAULT = "tensorboard"
 # many rows (bounded memory), besides every checkpoint's flush.
 FLUSH_SECONDS = 10.0
 FLUSH_ROWS = 100_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Targets:
+  """Where a group's rows go besides its JSONL files: `Logger`'s arguments
+  other than the files, the configs and the start (the loop has those)."""
+  run_ids: list[str] | None = None    # one per variant; None: '0', '1', ...
+  swepts: list[dict] | None = None    # each run's swept values; None: {} each
+  tb_dirs: list | None = None         # each run's TensorBoard dir; None: no TensorBoard
+  backends: tuple[str, ...] = ()      # of BACKENDS (`parse`); (): the JSONL files only
+  workdir: str | pathlib.Path | None = None   # W&B's root and group name
+
+  def logger(self, metrics_paths, cfgs, start: int) -> Logger:
+    """The `Logger` of a group's variants `cfgs`, from update `start`."""
+    k = len(cfgs)
+    return Logger(metrics_paths, cfgs=cfgs, start=start,
+                  run_ids=self.run_ids or [str(i) for i in range(k)],
+                  swepts=self.swepts or [{}] * k, tb_dirs=self.tb_dirs,
+                  backends=self.backends, workdir=self.workdir)
 
 
 def parse(text: str) -> tuple[str, ...]:

@@ -20,22 +20,24 @@ analysis): an orbax checkpoint of the stacked state. A re-run
 resumes from the newest valid checkpoint, cuts each metrics file back to
 that step, and ends with the same numbers as an uninterrupted run.
 
-Dead variants (docs/sweeps.md): a variant frozen at an eval keeps its eval
-loss, so later evals reuse it (under `map` they skip its forward passes).
-At each of `train.prune_steps`, after its eval, successive halving freezes
-the worse variants of each comparison set (`prune`). After an eval, a vmap
-group whose frozen share reached `train.compact_frozen` continues as a
-smaller program of the live variants (`compact`); evals already read the
-device, and checkpoint cadence is the user's choice for safety, not for
-compute. Checkpoints keep the whole group's state, and their meta records
-these decisions (`stops`, `active`, `known_eval`), so a resumed run makes
-the same ones and writes the same numbers.
+Dead variants (docs/sweeps.md): `roster.Roster` decides who runs, is
+frozen (diverged or pruned) or compacted away, and keeps the frozen
+variants' eval losses; the loop asks it after each eval and executes its
+answers (`_Programs`). A frozen variant's eval is reused (under `map`
+its forward passes are skipped). At each of `train.prune_steps`, after its
+eval, successive halving freezes the worse variants of each comparison
+set. After an eval, a vmap group whose frozen share reached
+`train.compact_frozen` continues as a smaller program of the live
+variants; evals already read the device, and checkpoint cadence is the
+user's choice for safety, not for compute. Checkpoints keep the whole
+group's state, and their meta records the roster's decisions
+(`Roster.to_json`), so a resumed run makes the same ones and writes the
+same numbers.
 """
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import json
 import math
 import sys
 import time
@@ -49,6 +51,7 @@ from warmup_research import program as program_lib
 from warmup_research.errors import ConfigError
 from warmup_research.program import GroupProgram
 from warmup_research.progress import Progress
+from warmup_research.roster import Roster
 
 # The loop waits every SYNC_EVERY calls for the call dispatched SYNC_EVERY
 # before, so at most 2 * SYNC_EVERY calls are queued and the host syncs once
@@ -64,15 +67,15 @@ SYNC_EVERY = 8
 STEPS_PER_CALL = 8
 
 
-def steps_per_call(t_cfg) -> int:
-  """The largest n <= STEPS_PER_CALL that divides `total_steps`,
+def steps_per_call(t_cfg, most: int = STEPS_PER_CALL) -> int:
+  """The largest n <= `most` that divides `total_steps`,
   `eval_every`, `checkpoint_every` and every `checkpoint_steps`, so every
   call ends on or before each eval, checkpoint and the last update, and a
   resumed run (from a checkpoint step) is cut into the same calls as an
   uninterrupted one."""
   g = math.gcd(t_cfg.total_steps, t_cfg.eval_every, t_cfg.checkpoint_every,
                *t_cfg.get("checkpoint_steps", ()), *t_cfg.get("prune_steps", ()))
-  return max(n for n in range(1, STEPS_PER_CALL + 1) if g % n == 0)
+  return max(n for n in range(1, most + 1) if g % n == 0)
 
 
 @dataclasses.dataclass
@@ -104,217 +107,69 @@ def in_background(fn, *args) -> concurrent.futures.Future:
 
 def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
               progress: bool | Progress = True, batches: data.Batches | None = None,
-              log: dict | None = None) -> GroupResult:
+              log: loggers.Targets | None = None, skip_frozen: bool = True,
+              max_steps_per_call: int = STEPS_PER_CALL) -> GroupResult:
   """Trains the variants `cfgs` (validated, one static signature) together.
 
   `progress`: the sweep's display (`desc` names this group in it), or
   whether to show one of this group's own. Every process of a multi-process
   run calls this; only process 0 writes metrics (the JSONL files, and the
-  live loggers `log` names: a dict of `loggers.Logger` arguments: run_ids,
-  swepts, tb_dirs, backends, workdir).
+  live loggers `log` names). `skip_frozen`: see `GroupProgram`;
+  `max_steps_per_call`: the most updates per call (`steps_per_call`).
   """
   t_entry = time.perf_counter()
-  cfg0 = cfgs[0]
-  t_cfg = cfg0.train
-  total = t_cfg.total_steps
-  k = len(cfgs)
+  cfg0, k = cfgs[0], len(cfgs)
+  t_cfg, total = cfg0.train, cfg0.train.total_steps
   writer = jax.process_index() == 0
   batches = batches or data.Batches(cfg0)
   entropy = batches.unigram_entropy
-
-  def summaries():
-    return [metrics_io.summarize(metrics_io.read(p), entropy, stall_margin=c.train.stall_margin,
-                                 total_steps=total, warmup_end=config_lib.durations(c)[0])
-            for p, c in zip(metrics_paths, cfgs)]
-
-  base = GroupProgram(cfgs, mesh)   # all K variants: init, checkpoints, eval of the frozen
-  prog = base                       # the program that runs: base, or a compacted one
-  active = list(range(k))           # the variants `prog` runs, as indices into cfgs
-  full = None                       # while compacted: the whole K state (frozen rows kept)
-  known_eval: dict[int, float] = {}  # the eval loss of a variant frozen at an eval (constant)
-  frozen_lr: dict[int, np.ndarray] = {}  # a compacted-out variant's schedule, for its rows
-  compact_at = t_cfg.get("compact_frozen", 0.0) if base.how == "vmap" else 0.0
-  executables: dict[tuple, object] = {}   # compiled `steps`, by `GroupProgram.shape_key`
-  compile_seconds = 0.0
-  stops = [train.NEVER] * k         # each variant's hp.stop_step: the rung that pruned it
-  rungs = set(t_cfg.get("prune_steps", ()))
-  sets: dict[str, list[int]] = {}   # successive halving's comparison sets
-  for i, c in enumerate(cfgs):
-    flat = config_lib.flatten(c.to_dict())
-    sets.setdefault(json.dumps({f: v for f, v in flat.items()
-                                if f not in t_cfg.get("prune_over", ())}, sort_keys=True),
-                    []).append(i)
-
+  progs = _Programs(cfgs, mesh, desc, skip_frozen)
+  roster = Roster.of(cfgs, progs.base.how)
   extra = set(t_cfg.get("checkpoint_steps", ()))
   ckpt = checkpoints.Checkpointer(checkpoint_dir, keep=t_cfg.keep_checkpoints, preserve=extra)
-  restored = ckpt.restore_latest(base.abstract_state)
-  compiled_before, devices_before = set(), set()   # earlier attempts' (from the checkpoint)
-  if restored is None:
-    start, state = 0, None   # initialised below, while the train program compiles
-    if writer:
-      for p in metrics_paths:
-        metrics_io.write(p, [])
-  else:
-    start, state, meta = restored
-    try:
-      for p in metrics_paths:
-        metrics_io.check_covers(p, start, t_cfg, metrics_io.restart_remedy(checkpoint_dir))
-    except ConfigError:
-      ckpt.close()
-      raise
-    if meta.get("finished"):
-      start = total
-    stops = list(meta.get("stops", stops))
-    base.set_stops(stops)
-    known_eval = {int(i): float.fromhex(x) for i, x in meta.get("known_eval", {}).items()}
-    compiled_before = set(meta.get("compiled_sizes", ()))
-    devices_before = set(meta.get("device_counts", ()))
-    if writer:
-      for p in metrics_paths:
-        metrics_io.truncate(p, start)
+  start, progs.state, meta = _resume(ckpt, progs.base.abstract_state, metrics_paths, t_cfg,
+                                     checkpoint_dir, writer)
+  was_active = None   # the variants the checkpoint's run ran, if it was compacted then
+  if meta is not None:
+    was_active = roster.from_json(meta)
+    progs.base.set_stops(roster.stops)
+    progs.compiled_before = set(meta.get("compiled_sizes", ()))
+  devices_before = set((meta or {}).get("device_counts", ()))   # earlier attempts'
 
   # Checkpoints are written at multiples of n (n divides checkpoint_every, and a
   # run that stops early on divergence stops at a call's end), so start is one
   # too; the gcd keeps calls on the boundaries even if a checkpoint is not.
-  n = math.gcd(steps_per_call(t_cfg), start)
+  n = math.gcd(steps_per_call(t_cfg, max_steps_per_call), start)
   bar = progress if isinstance(progress, Progress) else Progress(
       [(desc, k, (total - start) * k)], enabled=bool(progress) and writer)
   bar.start(desc, max(0, total - start) * k)
   if start >= total:  # nothing left to run: report from the metrics files
     ckpt.close()
-    bar.finish()
-    if bar is not progress:
-      bar.close()
-    return GroupResult(summaries=summaries(), compile_seconds=0.0, step_seconds=None,
-                       steps_run=0, unigram_entropy=entropy, train_step_compiles=0,
-                       device_counts=sorted(devices_before))
-  eval_batches = [base.put_batch(batches.eval(i)) for i in range(t_cfg.eval_batches)]
-
-  def whole_state():
-    """The whole K state (compacted: the running variants written back into it)."""
-    nonlocal full
-    if full is not None:
-      full = program_lib.put_rows(full, state, active)
-      return full
-    return state
-
-  def compact(keep: list[int]):
-    """Runs only the variants `keep` from here on: their states gathered into
-    a program for len(keep) variants (compiled once per size). The others
-    are frozen, with their eval losses in `known_eval`."""
-    nonlocal prog, state, full, active
-    whole = whole_state()
-    missing = [i for i in set(active) - set(keep) if i not in known_eval]
-    if missing:   # a checkpoint from before `known_eval` was recorded
-      losses = base.eval_losses(whole.params, eval_batches)
-      known_eval.update({i: float(losses[i]) for i in missing})
-    for i in set(active) - set(keep):
-      frozen_lr[i] = np.asarray(schedules.schedule(np.arange(total),
-                                                   train.hparams(cfgs[i]).schedule), np.float32)
-    full, active = whole, keep
-    prog = GroupProgram([cfgs[i] for i in keep], mesh, base.how)
-    prog.set_stops([stops[i] for i in keep])
-    state = prog.take(full, keep)
-    print(f"[loop] {desc}: {k - len(keep)} of {k} variants frozen; compacted to "
-          f"{len(keep)} (vmap over {prog.k_pad})", file=sys.stderr)
-
-  def running() -> list[int]:
-    """The variants `prog` runs that are not frozen (diverged or pruned)."""
-    frozen = np.asarray(jax.device_get(prog.frozen(state, prog.hp)))[:len(active)]
-    return [i for i, f in zip(active, frozen) if not f]
-
-  def maybe_compact(live: list[int]) -> bool:
-    """After an eval: compact to the variants `live` (the running ones not
-    frozen) once the frozen share reaches `train.compact_frozen` (vmap only;
-    see the module docstring)."""
-    if compact_at <= 0:
-      return False
-    if live and (len(active) - len(live)) / len(active) >= compact_at:
-      compact(live)
-      return True
-    return False
-
-  def steps_for(batches_NxBxL1):
-    """`prog.steps` compiled ahead of time, once per shape (`shape_key`)."""
-    nonlocal compile_seconds
-    key = prog.shape_key()
-    if key not in executables:
-      executables[key], seconds = prog.compile_steps(batches_NxBxL1)
-      compile_seconds += seconds
-    return executables[key]
-
-  if restored is not None and meta.get("active", active) != active:
-    compact(meta["active"])   # the variants that ran when this checkpoint was saved
+    _finish(bar, progress)
+    return GroupResult(summaries=_summaries(metrics_paths, cfgs, entropy), compile_seconds=0.0,
+                       step_seconds=None, steps_run=0, unigram_entropy=entropy,
+                       train_step_compiles=0, device_counts=sorted(devices_before))
+  eval_batches = [progs.base.put_batch(batches.eval(i)) for i in range(t_cfg.eval_batches)]
+  if was_active is not None:
+    progs.compact(roster, was_active, eval_batches)
 
   def put_call(t):   # the batches of updates t .. t + n - 1
-    return prog.train_batches(batches, t, n)
+    return progs.prog.train_batches(batches, t, n)
 
   ready = {start: put_call(start)}   # batches already put for a call (for a compile, too)
-  compiling = in_background(steps_for, ready[start])
-  if state is None:
-    state = base.init(base.keys, base.hp)
-
-  logger = None
-  if writer:
-    log = dict(run_ids=[str(i) for i in range(k)], swepts=[{}] * k, backends=()) | (log or {})
-    logger = loggers.Logger(metrics_paths, cfgs=cfgs, start=start, **log)
-
-  def write(rows_per_variant):
-    if logger is not None:
-      logger.write(rows_per_variant)
+  compiling = in_background(progs.steps_for, ready[start])
+  if progs.state is None:
+    progs.state = progs.base.init(progs.base.keys, progs.base.hp)
+  rows = _Rows((log or loggers.Targets()).logger(metrics_paths, cfgs, start) if writer else None,
+               cfgs, roster)
 
   def evaluate(after):
     """Writes the eval rows after `after` updates; returns (variant -> eval
-    loss, the running variants not frozen). A frozen variant's loss is
-    computed once, then kept."""
-    known = [j for j, i in enumerate(active) if i in known_eval]
-    losses = prog.eval_losses(state.params, eval_batches, known)
-    by_variant = dict(zip(active, map(float, losses))) | known_eval
-    write([dict(step=after, eval_loss=by_variant[i]) for i in range(k)])
-    live = running()
-    known_eval.update({i: by_variant[i] for i in active if i not in live})
-    return by_variant, live
-
-  def prune(rung, losses, live: list[int]) -> list[int]:
-    """Successive halving at `rung`: in each comparison set (variants that
-    differ only in `train.prune_over`), keep the best `train.prune_keep`
-    share (at least one) of the variants `live` by eval loss; freeze the
-    rest from here on (`hp.stop_step`) and mark them `pruned` in their rows.
-    Returns the variants still live."""
-    out, alive = [], set(live)
-    for members in sets.values():
-      ranked = sorted((i for i in members if i in alive),
-                      key=lambda i: (not math.isfinite(losses[i]), losses[i], i))
-      out += ranked[max(1, math.ceil(t_cfg.prune_keep * len(ranked))):]
-    if not out:
-      return live
-    for i in out:
-      stops[i] = rung
-      known_eval[i] = losses[i]   # frozen from here on
-    base.set_stops(stops)
-    if prog is not base:
-      prog.set_stops([stops[i] for i in active])
-    write([{"step": rung, "pruned": 1.0} if i in out else None for i in range(k)])
-    return [i for i in live if i not in out]
-
-  def flush(pending):
-    """Writes the logged rows of a call; returns its last logged step's metrics."""
-    if pending is None:
-      return None
-    t, logged, m, ran = pending
-    m = jax.device_get(m)
-    for s in logged:
-      rows = {i: {"step": s, **{key: float(m[key][s - t][j]) for key in metrics_io.TRAIN_KEYS}}
-              for j, i in enumerate(ran)}
-      write([rows.get(i) or frozen_row(i, s) for i in range(k)])
-    return {key: m[key][logged[-1] - t][:len(ran)] for key in ("loss", "diverged")}
-
-  def frozen_row(i, s):   # as `program.frozen_result` writes a skipped variant's row
-    return {"step": s, **{key: math.nan for key in metrics_io.TRAIN_KEYS},
-            "lr": float(frozen_lr[i][s]), "diverged": float(stops[i] == train.NEVER)}
-
-  def compiled_sizes():   # the train programs' sizes compiled over every attempt
-    return sorted(compiled_before | {key[0] for key in executables})
+    loss, the running variants not frozen)."""
+    losses, live = roster.evaluated(progs.eval_losses(eval_batches, roster.known_positions()),
+                                    progs.frozen())
+    rows.evals(after, losses)
+    return losses, live
 
   def device_counts():
     return sorted(devices_before | {jax.device_count()})
@@ -326,59 +181,218 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   fence = None   # metrics of the last call the loop will wait for
   done = start
   for call, t in enumerate(range(start, total, n)):
-    state, metrics = steps_fn(state, ready.pop(t) if t in ready else put_call(t), prog.hp)
+    progs.state, metrics = steps_fn(progs.state, ready.pop(t) if t in ready else put_call(t),
+                                    progs.prog.hp)
     if call % SYNC_EVERY == 0:
       if fence is not None:
         jax.block_until_ready(fence)
       fence = metrics
-    m = flush(pending)   # read the previous call's metrics only after this one is dispatched
+    m = rows.train(pending)   # read the previous call's metrics only after this one is dispatched
     logged = [s for s in range(t, t + n) if s % t_cfg.log_every == 0 or s == total - 1]
-    pending = (t, logged, metrics, list(active)) if logged else None
+    pending = (t, logged, metrics, list(roster.active)) if logged else None
     done = t + n
     all_diverged = m is not None and bool(np.all(m["diverged"]))
     if call == 0:   # steady-state timing starts after the first call (its first run is slower)
-      jax.block_until_ready(state)
+      jax.block_until_ready(progs.state)
       timed_from, t_steady = done, time.perf_counter()
       first_step_seconds = t_steady - t_entry
     finished = done == total or all_diverged
-    repacked = False
+    keep = None
     if done % t_cfg.eval_every == 0 or finished:
-      flush(pending)
+      rows.train(pending)
       pending = None
       losses, live = evaluate(done)   # one read of who is frozen, kept up to date below
-      if done in rungs and not finished:
-        live = prune(done, losses, live)
-      repacked = not finished and maybe_compact(live)
+      if not finished:
+        pruned, live = roster.prune(done, losses, live)
+        if pruned:
+          progs.set_stops(roster)
+          rows.pruned(done, pruned)
+        if keep := roster.compaction(live):
+          progs.compact(roster, keep, eval_batches)
     if done % t_cfg.checkpoint_every == 0 or done in extra or finished:
-      flush(pending)
+      rows.train(pending)
       pending = None
-      if logger is not None:
-        logger.flush()
-      ckpt.save(done, whole_state(), dict(
-          step=done, finished=finished, active=active, stops=stops,
-          known_eval={str(i): x.hex() for i, x in known_eval.items()},
-          compiled_sizes=compiled_sizes(), device_counts=device_counts(),
+      rows.flush()
+      ckpt.save(done, progs.whole_state(roster.active), dict(
+          step=done, finished=finished, **roster.to_json(),
+          compiled_sizes=progs.compiled_sizes(), device_counts=device_counts(),
           configs=[c.to_dict() for c in cfgs]))
-    if repacked:   # the next call's batches, for the new shape
+    if keep:   # the next call's batches, for the new shape
       ready[done] = put_call(done)
-      steps_fn = steps_for(ready[done])
+      steps_fn = progs.steps_for(ready[done])
     bar.advance(n * k, *((m["loss"], m["diverged"]) if m is not None else ()))
     if all_diverged:
       break
-  flush(pending)
-  jax.block_until_ready(state)
+  rows.train(pending)
+  jax.block_until_ready(progs.state)
   end = time.perf_counter()
-  bar.finish()
-  if bar is not progress:
-    bar.close()
-  if logger is not None:
-    logger.close()
+  _finish(bar, progress)
+  rows.close()
   ckpt.close()
   steps_timed = (done - timed_from) if timed_from is not None else 0
   step_seconds = (end - t_steady) / steps_timed if steps_timed > 0 else None
-  spec = str(jax.tree.leaves(state.params)[0].sharding.spec)
-  return GroupResult(summaries=summaries() if writer else [], compile_seconds=compile_seconds,
-                     step_seconds=step_seconds, steps_run=done - start, state_sharding=spec,
-                     variant_loop=prog.how, first_step_seconds=first_step_seconds,
-                     unigram_entropy=entropy, train_step_compiles=len(compiled_sizes()),
+  spec = str(jax.tree.leaves(progs.state.params)[0].sharding.spec)
+  return GroupResult(summaries=_summaries(metrics_paths, cfgs, entropy) if writer else [],
+                     compile_seconds=progs.compile_seconds, step_seconds=step_seconds,
+                     steps_run=done - start, state_sharding=spec, variant_loop=progs.prog.how,
+                     first_step_seconds=first_step_seconds, unigram_entropy=entropy,
+                     train_step_compiles=len(progs.compiled_sizes()),
                      device_counts=device_counts())
+
+
+def _resume(ckpt, abstract_state, metrics_paths, t_cfg, checkpoint_dir, writer):
+  """(first update to run, the restored state or None, the checkpoint's meta
+  or None): the newest valid checkpoint, with each metrics file cut back to
+  it (process 0), or none, with the files emptied."""
+  restored = ckpt.restore_latest(abstract_state)
+  if restored is None:
+    if writer:
+      for p in metrics_paths:
+        metrics_io.write(p, [])
+    return 0, None, None
+  start, state, meta = restored
+  try:
+    for p in metrics_paths:
+      metrics_io.check_covers(p, start, t_cfg, metrics_io.restart_remedy(checkpoint_dir))
+  except ConfigError:
+    ckpt.close()
+    raise
+  if meta.get("finished"):
+    start = t_cfg.total_steps
+  if writer:
+    for p in metrics_paths:
+      metrics_io.truncate(p, start)
+  return start, state, meta
+
+
+def _summaries(metrics_paths, cfgs, entropy) -> list[dict]:
+  """One summary per variant, from its metrics file."""
+  return [metrics_io.summarize(metrics_io.read(p), entropy, stall_margin=c.train.stall_margin,
+                               total_steps=c.train.total_steps,
+                               warmup_end=config_lib.durations(c)[0])
+          for p, c in zip(metrics_paths, cfgs)]
+
+
+def _finish(bar: Progress, progress) -> None:
+  """Ends this group on the display, and closes the display if it is its own."""
+  bar.finish()
+  if bar is not progress:
+    bar.close()
+
+
+class _Programs:
+  """What runs a group: the group's own program (`base`, all K variants),
+  or after a compaction one of the roster's `active` variants (`prog`), and
+  its `state`; while compacted, the whole K state is kept in `full` (the
+  frozen rows as they froze). The compiled train programs, once per shape."""
+
+  def __init__(self, cfgs, mesh, desc: str, skip_frozen: bool):
+    self.cfgs, self.mesh, self.desc = cfgs, mesh, desc
+    self.base = self.prog = GroupProgram(cfgs, mesh, skip_frozen=skip_frozen)
+    self.state = None   # the running program's
+    self.full = None    # while compacted: the whole K state
+    self.executables: dict[tuple, object] = {}   # compiled `steps`, by `shape_key`
+    self.compiled_before: set[int] = set()   # sizes earlier attempts compiled (checkpoint)
+    self.compile_seconds = 0.0
+
+  def whole_state(self, active: list[int]):
+    """The whole K state (compacted: the running variants `active` written back into it)."""
+    if self.full is not None:
+      self.full = program_lib.put_rows(self.full, self.state, active)
+      return self.full
+    return self.state
+
+  def compact(self, roster: Roster, keep: list[int], eval_batches) -> None:
+    """Runs only the variants `keep` from here on: their states gathered into
+    a program for len(keep) variants (compiled once per size). The others
+    are frozen, with their eval losses known to the roster."""
+    whole = self.whole_state(roster.active)
+    if missing := roster.unknown_evals(keep):
+      losses = self.base.eval_losses(whole.params, eval_batches)
+      roster.know({i: float(losses[i]) for i in missing})
+    roster.compact(keep)
+    self.full = whole
+    self.prog = GroupProgram([self.cfgs[i] for i in keep], self.mesh, self.base.how,
+                             skip_frozen=self.base.skip_frozen)
+    self.prog.set_stops(roster.active_stops())
+    self.state = self.prog.take(whole, keep)
+    k = len(self.cfgs)
+    print(f"[loop] {self.desc}: {k - len(keep)} of {k} variants frozen; compacted to "
+          f"{len(keep)} (vmap over {self.prog.k_pad})", file=sys.stderr)
+
+  def set_stops(self, roster: Roster) -> None:
+    """The roster's `stops` into every program's `hp.stop_step`."""
+    self.base.set_stops(roster.stops)
+    if self.prog is not self.base:
+      self.prog.set_stops(roster.active_stops())
+
+  def eval_losses(self, eval_batches, known) -> np.ndarray:
+    """The running program's eval losses (NaN at the positions `known`, where skipped)."""
+    return self.prog.eval_losses(self.state.params, eval_batches, known)
+
+  def frozen(self) -> np.ndarray:
+    """Whether each running variant is frozen (diverged or pruned)."""
+    return np.asarray(jax.device_get(self.prog.frozen(self.state, self.prog.hp)))[:self.prog.k]
+
+  def steps_for(self, batches_NxBxL1):
+    """`prog.steps` compiled ahead of time, once per shape (`shape_key`)."""
+    key = self.prog.shape_key()
+    if key not in self.executables:
+      self.executables[key], seconds = self.prog.compile_steps(batches_NxBxL1)
+      self.compile_seconds += seconds
+    return self.executables[key]
+
+  def compiled_sizes(self) -> list[int]:
+    """The train programs' sizes compiled over every attempt."""
+    return sorted(self.compiled_before | {key[0] for key in self.executables})
+
+
+class _Rows:
+  """The metrics rows of a group's K variants, through `logger` (process 0;
+  None elsewhere: nothing is written, but train metrics are still read)."""
+
+  def __init__(self, logger: loggers.Logger | None, cfgs, roster: Roster):
+    self.logger, self.cfgs, self.roster = logger, cfgs, roster
+    self.lr: dict[int, np.ndarray] = {}   # a compacted-out variant's schedule, for its rows
+
+  def write(self, rows_per_variant) -> None:
+    if self.logger is not None:
+      self.logger.write(rows_per_variant)
+
+  def evals(self, step: int, losses: dict[int, float]) -> None:
+    self.write([dict(step=step, eval_loss=losses[i]) for i in range(len(self.cfgs))])
+
+  def pruned(self, step: int, pruned: list[int]) -> None:
+    self.write([{"step": step, "pruned": 1.0} if i in pruned else None
+                for i in range(len(self.cfgs))])
+
+  def train(self, pending):
+    """Writes the logged rows of a call (t, logged steps, its metrics, the
+    variants it ran); returns its last logged step's metrics."""
+    if pending is None:
+      return None
+    t, logged, m, ran = pending
+    m = jax.device_get(m)
+    if self.logger is not None:
+      for s in logged:
+        rows = {i: {"step": s, **{key: float(m[key][s - t][j]) for key in metrics_io.TRAIN_KEYS}}
+                for j, i in enumerate(ran)}
+        self.write([rows.get(i) or self._frozen_row(i, s) for i in range(len(self.cfgs))])
+    return {key: m[key][logged[-1] - t][:len(ran)] for key in ("loss", "diverged")}
+
+  def _frozen_row(self, i: int, s: int) -> dict:
+    """A compacted-out variant's row, as `program.frozen_result` writes a skipped one's."""
+    if i not in self.lr:
+      c = self.cfgs[i]
+      self.lr[i] = np.asarray(schedules.schedule(np.arange(c.train.total_steps),
+                                                 train.hparams(c).schedule), np.float32)
+    return {"step": s, **{key: math.nan for key in metrics_io.TRAIN_KEYS},
+            "lr": float(self.lr[i][s]), "diverged": float(not self.roster.pruned(i))}
+
+  def flush(self) -> None:
+    if self.logger is not None:
+      self.logger.flush()
+
+  def close(self) -> None:
+    if self.logger is not None:
+      self.logger.close()

@@ -26,11 +26,6 @@ from jax.sharding import PartitionSpec as P
 from warmup_research import data, schedules, train
 from warmup_research import mesh as mesh_lib
 
-# Under `map`, skip frozen variants' updates and the evals whose loss is
-# known (`frozen_result`, `known_result`); off, they are computed (and the
-# update masked) as under vmap (the benchmarks compare the two).
-SKIP_FROZEN = True
-
 
 def is_frozen(state, hp):
   """A variant that diverged, or was pruned (frozen from `hp.stop_step`)."""
@@ -124,15 +119,19 @@ class GroupProgram:
   repeat the last variant; their results are dropped) and sharded over it;
   each batch is sharded over `data`. Metrics and eval losses come back
   replicated, so every process can read them. `how` (see
-  `mesh.variant_loop`) picks vmap or map over a device's variants.
+  `mesh.variant_loop`) picks vmap or map over a device's variants. Under
+  map, `skip_frozen` skips frozen variants' updates and the evals whose loss
+  is known (`frozen_result`, `known_result`); off, they are computed (and
+  the update masked) as under vmap (the benchmarks compare the two).
 
   `step(state, batch_BxL1, hp)` runs one update; `steps(state,
   batches_NxBxL1, hp)` runs N in order (a `lax.scan` of the same step) and
   returns the metrics of each, stacked on a leading N axis.
   """
 
-  def __init__(self, cfgs, mesh, how: str | None = None):
+  def __init__(self, cfgs, mesh, how: str | None = None, skip_frozen: bool = True):
     trainer = train.Trainer(cfgs[0])
+    self.skip_frozen = skip_frozen
     self.per_variant, self.batch_sharding, replicated = mesh_lib.shardings(mesh)
     self.how = how or mesh_lib.variant_loop(cfgs[0])
     self.k = len(cfgs)
@@ -155,7 +154,7 @@ class GroupProgram:
     self.init = jax.jit(jax.vmap(init), out_shardings=self.per_variant)
     streams = len(self.data_seeds)
     step_fn = trainer.train_step if streams == 1 else train_own_stream
-    one = over_variants(step_fn, mesh, self.how, skip=frozen_result if SKIP_FROZEN else None)
+    one = over_variants(step_fn, mesh, self.how, skip=frozen_result if skip_frozen else None)
     self.step = jax.jit(one, out_shardings=(self.per_variant, replicated), donate_argnums=0)
     self.steps = jax.jit(
         lambda x, batches, hp: jax.lax.scan(lambda x, batch: one(x, batch, hp), x, batches),
@@ -165,7 +164,7 @@ class GroupProgram:
     self.batches_sharding = NamedSharding(mesh, P(None, *[None] * (streams > 1), "data"))
     eval_fn = lambda x, batch, hp: trainer.eval_step(x[0], batch, hp)  # noqa: E731
     self.eval = jax.jit(over_variants(eval_fn, mesh, self.how,
-                                      skip=known_result if SKIP_FROZEN else None),
+                                      skip=known_result if skip_frozen else None),
                         out_shardings=replicated)
     # per variant: frozen (diverged or pruned) or not, readable by every process
     self.frozen = jax.jit(is_frozen, out_shardings=replicated)

@@ -297,9 +297,10 @@ def run(variants: list[Variant], workdir: pathlib.Path, *, progress: bool = True
         metrics_paths=paths,
         checkpoint_dir=workdir / "checkpoints" / gid,
         desc=gid,
-        log=dict(run_ids=[v.run_id for v in members], swepts=[v.swept for v in members],
-                 tb_dirs=[workdir / "tb" / v.run_id for v in members], backends=backends,
-                 workdir=workdir))
+        log=loggers.Targets(run_ids=[v.run_id for v in members],
+                            swepts=[v.swept for v in members],
+                            tb_dirs=[workdir / "tb" / v.run_id for v in members],
+                            backends=backends, workdir=workdir))
     record = dict(group=gid, run_ids=[v.run_id for v in members],
                   metrics={v.run_id: metrics_io.digest(p) for v, p in zip(members, paths)}
                   if writer else {},
