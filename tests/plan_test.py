@@ -152,7 +152,10 @@ def test_runs_made_before_trajectories_get_their_stall_margins_from_final_losses
   ids = [line.split(",")[0].strip('"') for line in (pilot / "runs.csv").read_text().split()[1:]]
   (exp / "summary.json").write_text(json.dumps(dict(
       experiment="experiments/exp.py", groups=[dict(run_ids=ids, unigram_entropy=3.3)],
-      claims=[dict(claim="warmup stalls less", verdict="inconclusive")])))
+      claims=[dict(claim="warmup stalls less", paper="P", a={"schedule.warmup_steps": 0},
+                   b={"schedule.warmup_steps": 10}, where={}, metric="stalled",
+                   direction="lower", at_best=None, method="paired t", comment="",
+                   effect=0.5, verdict="inconclusive")])))
   plan.rederive(tmp_path / "results", tmp_path / "experiments")
   new = {c["claim"]: c for c in json.loads((exp / "summary.json").read_text())["claims"]}
   assert "stable on final losses" in new["warmup stalls less"]["flags"]
