@@ -26,6 +26,10 @@ BAD = [
     ({"data.name": "bytes", "data.seq_len": 2048}, "config.data.seq_len: must be <= 1024"),
     ({"schedule.decay_shape": "exponential", "schedule.final_frac": 0.0},
      "config.schedule.final_frac: must be > 0 with decay_shape='exponential'"),
+    ({"model.block": "gpt3"}, "config.model.block: unknown value 'gpt3'; allowed: gpt2, llama$"),
+    ({"model.block": "llama", "model.num_heads": 32},
+     r"config.model.num_heads: with model.block='llama', the head dim d_model / num_heads must "
+     r"be even .*, got 32 / 32 = 1; allowed: 1, 2, 4, 8, 16$"),
     ({"model.attention": "flash"},
      "config.model.attention: unknown value 'flash'; allowed: einsum, xla, cudnn"),
     ({"model.attention": "cudnn"}, "config.model.attention: 'cudnn' .* needs model.dtype='bfloat16'"),
