@@ -30,6 +30,9 @@ BAD = [
     ({"model.block": "llama", "model.num_heads": 32},
      r"config.model.num_heads: with model.block='llama', the head dim d_model / num_heads must "
      r"be even .*, got 32 / 32 = 1; allowed: 1, 2, 4, 8, 16$"),
+    ({"train.grad_accum": 3}, r"config.train.grad_accum: must divide data.batch_size \(4\) into "
+     "equal microbatches, got 3; allowed: 1, 2, 4$"),
+    ({"train.grad_accum": 0}, "config.train.grad_accum: must be an integer >= 1, got 0"),
     ({"model.attention": "flash"},
      "config.model.attention: unknown value 'flash'; allowed: einsum, xla, cudnn"),
     ({"model.attention": "cudnn"}, "config.model.attention: 'cudnn' .* needs model.dtype='bfloat16'"),

@@ -112,6 +112,8 @@ def default_config() -> ml_collections.ConfigDict:
 
   c.train = ml_collections.ConfigDict()
   c.train.total_steps = 1000      # optimizer updates: step 0 .. total_steps - 1
+  c.train.grad_accum = 1          # microbatches per update (a scan; the gradient is their
+                                  # mean): must divide each data shard's rows
   c.train.eval_every = 100        # eval cadence, in updates
   c.train.eval_batches = 4        # fixed validation batches per eval
   c.train.log_every = 10          # a metrics row every k updates (and the last)
@@ -292,7 +294,7 @@ def to_json(cfg) -> str:
 
 # Fields added after runs were first saved, with the value that reproduces
 # the code before them (attention was `jax.nn.dot_product_attention`).
-ADDED_FIELDS = {"model.attention": "xla", "model.block": "gpt2",
+ADDED_FIELDS = {"model.attention": "xla", "model.block": "gpt2", "train.grad_accum": 1,
                 "train.checkpoint_steps": [],
                 "train.compact_frozen": 0.0, "train.prune_steps": [], "train.prune_keep": 1 / 3,
                 "train.prune_over": ["optimizer.peak_lr"]}
@@ -460,7 +462,11 @@ def validate(cfg) -> None:
   if dc.seed is not None:
     _number(cfg, "data.seed", lo=0, hi=MAX_SEED, integer=True)
   seq = _number(cfg, "data.seq_len", lo=2, integer=True)
-  _number(cfg, "data.batch_size", lo=1, integer=True)
+  batch = _number(cfg, "data.batch_size", lo=1, integer=True)
+  accum = _number(cfg, "train.grad_accum", lo=1, integer=True)
+  _check(batch % accum == 0, "train.grad_accum",
+         f"must divide data.batch_size ({batch}) into equal microbatches, got {accum}; "
+         f"allowed: {', '.join(str(k) for k in range(1, batch + 1) if batch % k == 0)}")
   if dc.name == "bytes":
     _check(seq <= MAX_BYTES_SEQ_LEN, "data.seq_len",
            f"must be <= {MAX_BYTES_SEQ_LEN} for data.name='bytes', got {seq}")
