@@ -88,6 +88,9 @@ def test_from_saved_fills_fields_a_saved_config_predates():
   assert config_lib.from_saved(saved).model.attention == "einsum"  # kept as saved
   del saved["model"]["attention"]
   assert config_lib.from_saved(saved).model.attention == "xla"  # the code that saved it
+  del saved["model"]["block"], saved["train"]["grad_accum"]
+  old = config_lib.from_saved(saved)
+  assert (old.model.block, old.train.grad_accum) == ("gpt2", 1)
 
 
 def _experiment(tmp_path, body, name="exp.py"):
