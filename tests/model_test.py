@@ -153,8 +153,8 @@ def _llama_block_reference(p, x, norm, qk_norm):
     w_in = np.asarray(p["mlp"]["w_in_Dx2xF"], np.float64)
     return (_silu(h @ w_in[:, 0]) * (h @ w_in[:, 1])) @ np.asarray(p["mlp"]["w_out_FxD"])
 
-  ln_attn = lambda h: _rms_norm_reference(h, p["ln_attn"]["scale"])  # noqa: E731
-  ln_mlp = lambda h: _rms_norm_reference(h, p["ln_mlp"]["scale"])  # noqa: E731
+  ln_attn = lambda h: _rms_norm_reference(h, p["ln_attn"]["scale"])
+  ln_mlp = lambda h: _rms_norm_reference(h, p["ln_mlp"]["scale"])
   if norm == "pre":
     x = x + attention(ln_attn(x))
     return x + mlp(ln_mlp(x))

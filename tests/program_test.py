@@ -210,7 +210,8 @@ def test_accumulating_on_two_data_shards_gives_the_whole_batchs_metrics():
   import subprocess
   import sys
   tests = pathlib.Path(__file__).parent
-  env = with_devices(2, {"PYTHONPATH": os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")])})
+  path = os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")])
+  env = with_devices(2, {"PYTHONPATH": path})
   r = subprocess.run([sys.executable, "-c", _ACCUM_ON_TWO_DATA_SHARDS], env=env,
                      cwd=tests.parent, capture_output=True, text=True, timeout=300)
   assert r.returncode == 0, r.stderr[-3000:]
