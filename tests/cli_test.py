@@ -142,6 +142,9 @@ BAD_INPUTS = [
     (["--config.data.name=bytes", "--config.data.data_dir=/proc/wr-test"],
      "config.data.data_dir: cannot write the dataset under /proc/wr-test"),
     (["--config.model.mlp_ratio=2.5", "--config.seed=-1"], "config.seed: must be"),  # 2.5 is fine
+    (["--config.model.block=gpt3"],
+     "config.model.block: unknown value 'gpt3'; allowed: gpt2, llama"),
+    (["--config.train.grad_accum=3"], "config.train.grad_accum: must divide data.batch_size"),
 ]
 
 

@@ -26,6 +26,13 @@ BAD = [
     ({"data.name": "bytes", "data.seq_len": 2048}, "config.data.seq_len: must be <= 1024"),
     ({"schedule.decay_shape": "exponential", "schedule.final_frac": 0.0},
      "config.schedule.final_frac: must be > 0 with decay_shape='exponential'"),
+    ({"model.block": "gpt3"}, "config.model.block: unknown value 'gpt3'; allowed: gpt2, llama$"),
+    ({"model.block": "llama", "model.num_heads": 32},
+     r"config.model.num_heads: with model.block='llama', the head dim d_model / num_heads must "
+     r"be even .*, got 32 / 32 = 1; allowed: 1, 2, 4, 8, 16$"),
+    ({"train.grad_accum": 3}, r"config.train.grad_accum: must divide data.batch_size \(4\) into "
+     "equal microbatches, got 3; allowed: 1, 2, 4$"),
+    ({"train.grad_accum": 0}, "config.train.grad_accum: must be an integer >= 1, got 0"),
     ({"model.attention": "flash"},
      "config.model.attention: unknown value 'flash'; allowed: einsum, xla, cudnn"),
     ({"model.attention": "cudnn"}, "config.model.attention: 'cudnn' .* needs model.dtype='bfloat16'"),
@@ -81,6 +88,9 @@ def test_from_saved_fills_fields_a_saved_config_predates():
   assert config_lib.from_saved(saved).model.attention == "einsum"  # kept as saved
   del saved["model"]["attention"]
   assert config_lib.from_saved(saved).model.attention == "xla"  # the code that saved it
+  del saved["model"]["block"], saved["train"]["grad_accum"]
+  old = config_lib.from_saved(saved)
+  assert (old.model.block, old.train.grad_accum) == ("gpt2", 1)
 
 
 def _experiment(tmp_path, body, name="exp.py"):

@@ -1,5 +1,5 @@
 """Mesh shapes: picked to waste the fewest padded variants, checked against
-the devices and the batch."""
+the devices and the batch (and its microbatches)."""
 import pytest
 
 from warmup_research import mesh
@@ -31,3 +31,17 @@ def test_choose_shape_given_and_bad():
     mesh.choose_shape(8, 3, 32, variant=3)
   with pytest.raises(ConfigError, match=r"config.mesh.data: data axis 8 must divide data.batch_size \(4\)"):
     mesh.choose_shape(8, 3, 4, data=8)
+
+
+def test_each_data_shard_splits_into_the_microbatches():
+  # picked: the data axis leaves each shard rows for every microbatch
+  assert mesh.choose_shape(8, 6, 8, prefer_data=True, grad_accum=2) == (2, 4)
+  assert mesh.choose_shape(8, 1, 8, grad_accum=8) == (8, 1)
+  assert mesh.choose_shape(2, 1, 8, data=2, grad_accum=4) == (1, 2)
+  with pytest.raises(ConfigError, match=r"config.train.grad_accum: must divide each data shard's "
+                     r"rows \(data.batch_size 8 / mesh data axis 8 = 1\) into equal microbatches, "
+                     r"got 2; allowed: 1 \(or a smaller data axis\)$"):
+    mesh.choose_shape(8, 3, 8, data=8, grad_accum=2)
+  with pytest.raises(ConfigError, match="config.train.grad_accum: .* = 6.* got 4; allowed: 1, 2, "
+                     "3, 6 "):
+    mesh.check_batch_split(12, 2, 4)

@@ -1,7 +1,8 @@
 """The stacked, sharded program of a compile group: map and vmap over
 variants agree, one variant per device skips the map, and the train program
 compiled from shapes alone runs the initialised state; skipping frozen
-variants changes no live number, on one device or with the batch split."""
+variants changes no live number, on one device or with the batch split;
+accumulated microbatches on two data shards give the whole batch's step."""
 import jax
 import jax.extend.core
 import numpy as np
@@ -173,3 +174,47 @@ def test_skipping_with_the_batch_split_over_two_devices_changes_no_live_number()
     assert s["diverged"] == c["diverged"]
     if t > first:
       assert np.isnan(s["param_norm"][1]) and np.isfinite(c["param_norm"][1])
+
+
+_ACCUM_ON_TWO_DATA_SHARDS = '''
+import json
+from conftest import tiny_config   # on PYTHONPATH
+from warmup_research import data, mesh, program
+out = {}
+for how in ("map", "vmap"):
+  for accum in (1, 4):
+    cfgs = [tiny_config(**{"optimizer.peak_lr": lr, "data.batch_size": 8,
+                           "train.grad_accum": accum}) for lr in (1e-3, 1e-2)]
+    batches = data.Batches(cfgs[0])
+    prog = program.GroupProgram(cfgs, mesh.make(1, 2), how=how)
+    state = prog.init(prog.keys, prog.hp)
+    rows = []
+    for t in range(3):
+      state, m = prog.step(state, prog.train_batch(batches, t), prog.hp)
+      rows.append({k: [float(x) for x in v] for k, v in m.items()})
+    out[f"{how}{accum}"] = rows
+print(json.dumps(out))
+'''
+
+
+@pytest.mark.slow
+def test_accumulating_on_two_data_shards_gives_the_whole_batchs_metrics():
+  # Each shard's 4 rows split into 4 microbatches of one row (rows i, i + 4 of
+  # the batch): the scan must see every shard's share of each microbatch.
+  # Tolerance: sums in another order (see train_test's ACCUM_RTOL).
+  import json
+  import os
+  import pathlib
+  import subprocess
+  import sys
+  tests = pathlib.Path(__file__).parent
+  path = os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")])
+  env = with_devices(2, {"PYTHONPATH": path})
+  r = subprocess.run([sys.executable, "-c", _ACCUM_ON_TWO_DATA_SHARDS], env=env,
+                     cwd=tests.parent, capture_output=True, text=True, timeout=300)
+  assert r.returncode == 0, r.stderr[-3000:]
+  out = json.loads(r.stdout.splitlines()[-1])
+  for how in ("map", "vmap"):
+    for t, (a, b) in enumerate(zip(out[f"{how}4"], out[f"{how}1"])):
+      for key in a:
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-5, err_msg=f"{how} {key} at {t}")

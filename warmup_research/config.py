@@ -30,6 +30,7 @@ from warmup_research.errors import ConfigError
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "radam", "lion", "gi_adam", "gi_adam_bc")
 NORMS = ("pre", "post")
+BLOCKS = ("gpt2", "llama")
 DTYPES = ("float32", "bfloat16")
 ATTENTIONS = ("einsum", "xla", "cudnn")
 BUILTIN_DATASETS = ("bytes", "synthetic")
@@ -72,9 +73,11 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.d_model = 128
   c.model.num_layers = 2
   c.model.num_heads = 4          # must divide d_model
-  c.model.mlp_ratio = 4.0        # MLP hidden = int(mlp_ratio * d_model)
-  c.model.norm = "pre"           # 'pre' (x + f(LN(x))) | 'post' (LN(x + f(x)))
-  c.model.qk_norm = False        # LayerNorm of queries and keys, per head
+  c.model.block = "gpt2"         # 'gpt2' (LayerNorm, learned positions, GELU MLP) | 'llama'
+                                 # (RMSNorm, rotary positions, SwiGLU MLP; no biases)
+  c.model.mlp_ratio = 4.0        # MLP hidden = int(mlp_ratio * d_model); llama: 2/3 of that
+  c.model.norm = "pre"           # 'pre' (x + f(N(x))) | 'post' (N(x + f(x))); N: the block's
+  c.model.qk_norm = False        # the block's norm of queries and keys, per head
   c.model.init_scale = 0.02      # std of the weights (residual outputs scaled down, GPT-2)
   c.model.tie_embeddings = True  # output projection = input embedding
   c.model.dtype = "float32"      # compute dtype: 'float32' | 'bfloat16' (params stay f32)
@@ -109,6 +112,8 @@ def default_config() -> ml_collections.ConfigDict:
 
   c.train = ml_collections.ConfigDict()
   c.train.total_steps = 1000      # optimizer updates: step 0 .. total_steps - 1
+  c.train.grad_accum = 1          # microbatches per update (a scan; the gradient is their
+                                  # mean): must divide each data shard's rows
   c.train.eval_every = 100        # eval cadence, in updates
   c.train.eval_batches = 4        # fixed validation batches per eval
   c.train.log_every = 10          # a metrics row every k updates (and the last)
@@ -289,7 +294,8 @@ def to_json(cfg) -> str:
 
 # Fields added after runs were first saved, with the value that reproduces
 # the code before them (attention was `jax.nn.dot_product_attention`).
-ADDED_FIELDS = {"model.attention": "xla", "train.checkpoint_steps": [],
+ADDED_FIELDS = {"model.attention": "xla", "model.block": "gpt2", "train.grad_accum": 1,
+                "train.checkpoint_steps": [],
                 "train.compact_frozen": 0.0, "train.prune_steps": [], "train.prune_keep": 1 / 3,
                 "train.prune_over": ["optimizer.peak_lr"]}
 
@@ -431,6 +437,13 @@ def validate(cfg) -> None:
          f"must divide model.d_model ({d}), got {h}; allowed: "
          f"{', '.join(str(k) for k in range(1, d + 1) if d % k == 0)}")
   _number(cfg, "model.mlp_ratio", lo=0, lo_open=True)
+  _choice(cfg, "model.block", BLOCKS)
+  if m.block == "llama":
+    even = [str(k) for k in range(1, d + 1) if d % k == 0 and d // k % 2 == 0]
+    _check((d // h) % 2 == 0, "model.num_heads",
+           f"with model.block='llama', the head dim d_model / num_heads must be even (rotary "
+           f"embeddings rotate pairs of dims), got {d} / {h} = {d // h}; allowed: "
+           f"{', '.join(even) or 'none (d_model is odd): make d_model even'}")
   _choice(cfg, "model.norm", NORMS)
   _check(isinstance(m.qk_norm, bool), "model.qk_norm", f"must be True or False, got {m.qk_norm!r}")
   _check(isinstance(m.tie_embeddings, bool), "model.tie_embeddings",
@@ -449,7 +462,11 @@ def validate(cfg) -> None:
   if dc.seed is not None:
     _number(cfg, "data.seed", lo=0, hi=MAX_SEED, integer=True)
   seq = _number(cfg, "data.seq_len", lo=2, integer=True)
-  _number(cfg, "data.batch_size", lo=1, integer=True)
+  batch = _number(cfg, "data.batch_size", lo=1, integer=True)
+  accum = _number(cfg, "train.grad_accum", lo=1, integer=True)
+  _check(batch % accum == 0, "train.grad_accum",
+         f"must divide data.batch_size ({batch}) into equal microbatches, got {accum}; "
+         f"allowed: {', '.join(str(k) for k in range(1, batch + 1) if batch % k == 0)}")
   if dc.name == "bytes":
     _check(seq <= MAX_BYTES_SEQ_LEN, "data.seq_len",
            f"must be <= {MAX_BYTES_SEQ_LEN} for data.name='bytes', got {seq}")

@@ -12,8 +12,9 @@ with vmapped variants (accelerators), the variant-axis size (a divisor of
 the device count) that wastes the fewest padded variants, larger first, with
 the rest on `data` (which must divide the batch); with mapped variants (CPU,
 see `variant_loop`), the largest data axis that divides the batch (faster on
-CPU for small K; benchmarks/NOTES.md). A shape that does not fit the devices
-is a ConfigError.
+CPU for small K; benchmarks/NOTES.md). With `train.grad_accum` k, each data
+shard's rows must split into k microbatches too. A shape that does not fit the
+devices or the batch is a ConfigError.
 """
 from __future__ import annotations
 
@@ -67,11 +68,13 @@ def group_shape(cfgs) -> tuple[int, int]:
   """The (variant, data) mesh of a compile group: `config.mesh`, else picked."""
   c = cfgs[0]
   return choose_shape(jax.device_count(), len(cfgs), c.data.batch_size,
-                      c.mesh.variant, c.mesh.data, prefer_data=variant_loop(c) == "map")
+                      c.mesh.variant, c.mesh.data, prefer_data=variant_loop(c) == "map",
+                      grad_accum=c.train.grad_accum)
 
 
 def choose_shape(n_devices: int, n_variants: int, batch_size: int,
-                 variant: int = 0, data: int = 0, prefer_data: bool = False) -> tuple[int, int]:
+                 variant: int = 0, data: int = 0, prefer_data: bool = False,
+                 grad_accum: int = 1) -> tuple[int, int]:
   """(variant, data) axis sizes; 0 = pick. Checked against the devices.
 
   Picking: the variant-axis size that pads the fewest variants, larger
@@ -94,16 +97,29 @@ def choose_shape(n_devices: int, n_variants: int, batch_size: int,
                         f"{', '.join(str(d) for d in _divisors(n_devices))}")
     variant, data = (variant, n_devices // variant) if variant else (n_devices // data, data)
   else:
-    options = [v for v in _divisors(n_devices) if batch_size % (n_devices // v) == 0]
+    options = [v for v in _divisors(n_devices)
+               if batch_size % (n_devices // v * grad_accum) == 0] or [n_devices]
     if prefer_data:
       variant = min(options)
     else:
       variant = min(options, key=lambda v: (math.ceil(n_variants / v) * v, -v))
     data = n_devices // variant
+  check_batch_split(batch_size, data, grad_accum)
+  return variant, data
+
+
+def check_batch_split(batch_size: int, data: int, grad_accum: int = 1) -> None:
+  """The batch splits into `data` equal shards, each into `grad_accum`
+  equal microbatches (a shard's share of each; see `train.Trainer`)."""
   if batch_size % data:
     raise ConfigError("config.mesh.data", f"data axis {data} must divide data.batch_size "
                       f"({batch_size})")
-  return variant, data
+  rows = batch_size // data
+  if rows % grad_accum:
+    raise ConfigError("config.train.grad_accum", f"must divide each data shard's rows "
+                      f"(data.batch_size {batch_size} / mesh data axis {data} = {rows}) into "
+                      f"equal microbatches, got {grad_accum}; allowed: "
+                      f"{', '.join(str(k) for k in _divisors(rows))} (or a smaller data axis)")
 
 
 def _divisors(n: int) -> list[int]:

@@ -3,12 +3,17 @@
 Shapes in names: B batch, L sequence, D d_model, H heads, K head dim,
 F MLP hidden, V vocab.
 
-Options (all static: they shape the program): pre-LN (`x + f(LN(x))`, with a
-final LN) or post-LN (`LN(x + f(x))`, Vaswani et al. 2017; no final LN);
-QK-layernorm (LN of queries and keys per head, Dehghani et al. 2023); tied or
-separate output embeddings; compute dtype float32 or bfloat16 with float32
-parameters; learned absolute positions. Weights are N(0, init_scale^2), the
-residual output projections N(0, (init_scale / sqrt(2 * layers))^2) (GPT-2).
+Options (all static: they shape the program): the block, 'gpt2' (LayerNorm,
+learned absolute positions, a GELU MLP) or 'llama' (RMSNorm, rotary position
+embeddings on queries and keys, a SwiGLU MLP of 2/3 the hidden width, so the
+same parameters; Touvron et al. 2023); pre-norm (`x + f(N(x))`, with a final
+norm) or post-norm (`N(x + f(x))`, Vaswani et al. 2017; no final norm);
+QK-norm (the block's norm of queries and keys per head, Dehghani et al. 2023;
+before the rotation, as OLMo 2 and Qwen 3 do); tied or separate output
+embeddings; compute dtype float32 or bfloat16 with float32 parameters. No
+block has biases in its matmuls; only LayerNorm has one. Weights are
+N(0, init_scale^2), the residual output projections
+N(0, (init_scale / sqrt(2 * layers))^2) (GPT-2).
 Attention is causal: `softmax(q k^T / sqrt(K) + causal bias) v` with the
 softmax in float32. `attention` picks how (static): 'einsum' (default; written
 out with an additive mask, faster on CPU than the next one: benchmarks/NOTES.md,
@@ -41,6 +46,7 @@ class ModelConfig:
   tie_embeddings: bool = True
   dtype: str = "float32"
   attention: str = "einsum"
+  block: str = "gpt2"
 
   @classmethod
   def from_config(cls, cfg) -> "ModelConfig":
@@ -49,16 +55,54 @@ class ModelConfig:
     return cls(vocab_size=m.vocab_size, d_model=m.d_model, num_layers=m.num_layers,
                num_heads=m.num_heads, mlp_ratio=m.mlp_ratio, max_len=cfg.data.seq_len,
                norm=m.norm, qk_norm=m.qk_norm, init_scale=m.init_scale,
-               tie_embeddings=m.tie_embeddings, dtype=m.dtype, attention=m.attention)
+               tie_embeddings=m.tie_embeddings, dtype=m.dtype, attention=m.attention,
+               block=m.block)
 
   @property
   def compute_dtype(self):
     return jnp.dtype(self.dtype)
 
+  @property
+  def mlp_hidden(self) -> int:
+    """F: int(mlp_ratio * D) for the GELU MLP; 2/3 of it for SwiGLU, whose
+    three matrices then hold what the GELU MLP's two do (LLaMA's rule)."""
+    f = self.mlp_ratio * self.d_model
+    return int(f) if self.block == "gpt2" else int(2 * f / 3)
+
+
+ROPE_BASE = 10000.0   # the rotary embeddings' wavelength base (RoFormer, LLaMA)
+
 
 def _layer_norm(d, rngs):
   # float32 statistics whatever the compute dtype.
   return nnx.LayerNorm(d, epsilon=1e-6, dtype=jnp.float32, rngs=rngs)
+
+
+def _norm(cfg: ModelConfig, d, rngs):
+  """The block's norm: LayerNorm (gpt2) or RMSNorm (llama), float32 statistics."""
+  if cfg.block == "llama":
+    return nnx.RMSNorm(d, epsilon=1e-6, dtype=jnp.float32, rngs=rngs)
+  return _layer_norm(d, rngs)
+
+
+def rotary(x_BxLxHxK, base: float = ROPE_BASE):
+  """Rotary position embedding (Su et al. 2021) of position l = 0 .. L-1.
+
+  Dims i and i + K/2 (the half-split pairing of GPT-NeoX and HF LLaMA) form
+  a plane rotated by the angle l * base^(-2i / K), so a rotated query and
+  key meet in `q . k` through their offset l - m alone. Computed in float32.
+  """
+  seq_len, k = x_BxLxHxK.shape[1], x_BxLxHxK.shape[3]
+  # Constants of the static shape, in float64 before the cast (as the bias in
+  # causal_attention), so every program gets the same angles.
+  inv_freq_K2 = base ** (-np.arange(0, k, 2, dtype=np.float64) / k)
+  angle_LxK2 = np.arange(seq_len, dtype=np.float64)[:, None] * inv_freq_K2[None]
+  cos_1xLx1xK2 = np.cos(angle_LxK2).astype(np.float32)[None, :, None]
+  sin_1xLx1xK2 = np.sin(angle_LxK2).astype(np.float32)[None, :, None]
+  x1_BxLxHxK2, x2_BxLxHxK2 = jnp.split(x_BxLxHxK.astype(jnp.float32), 2, axis=-1)
+  return jnp.concatenate([x1_BxLxHxK2 * cos_1xLx1xK2 - x2_BxLxHxK2 * sin_1xLx1xK2,
+                          x2_BxLxHxK2 * cos_1xLx1xK2 + x1_BxLxHxK2 * sin_1xLx1xK2],
+                         axis=-1).astype(x_BxLxHxK.dtype)
 
 
 class Attention(nnx.Module):
@@ -72,8 +116,8 @@ class Attention(nnx.Module):
     self.w_qkv_Dx3xHxK = nnx.Param(init(rngs.params(), (d, 3, h, k)))
     self.w_out_HxKxD = nnx.Param(out_init(rngs.params(), (h, k, d)))
     if cfg.qk_norm:
-      self.q_norm = _layer_norm(k, rngs)
-      self.k_norm = _layer_norm(k, rngs)
+      self.q_norm = _norm(cfg, k, rngs)
+      self.k_norm = _norm(cfg, k, rngs)
 
   def __call__(self, x_BxLxD):
     dt = self.cfg.compute_dtype
@@ -86,6 +130,8 @@ class Attention(nnx.Module):
     if self.cfg.qk_norm:
       q_BxLxHxK = self.q_norm(q_BxLxHxK).astype(dt)
       k_BxLxHxK = self.k_norm(k_BxLxHxK).astype(dt)
+    if self.cfg.block == "llama":
+      q_BxLxHxK, k_BxLxHxK = rotary(q_BxLxHxK), rotary(k_BxLxHxK)
     o_BxLxHxK = causal_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, self.cfg.attention)
     return o_BxLxHxK.reshape(*o_BxLxHxK.shape[:2], h * k) @ self.w_out_HxKxD[...].reshape(
         h * k, d).astype(dt)
@@ -110,7 +156,7 @@ def causal_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, impl: str = "einsum"):
 class Mlp(nnx.Module):
 
   def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
-    d, f = cfg.d_model, int(cfg.mlp_ratio * cfg.d_model)
+    d, f = cfg.d_model, cfg.mlp_hidden
     init = nnx.initializers.normal(cfg.init_scale)
     out_init = nnx.initializers.normal(cfg.init_scale / math.sqrt(2 * cfg.num_layers))
     self.dtype = cfg.compute_dtype
@@ -122,15 +168,35 @@ class Mlp(nnx.Module):
     return h_BxLxF @ self.w_out_FxD[...].astype(self.dtype)
 
 
+class SwiGlu(nnx.Module):
+  """`(silu(x W_gate) * (x W_up)) W_down` (Shazeer 2020), LLaMA's MLP."""
+
+  def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+    d, f = cfg.d_model, cfg.mlp_hidden
+    init = nnx.initializers.normal(cfg.init_scale)
+    out_init = nnx.initializers.normal(cfg.init_scale / math.sqrt(2 * cfg.num_layers))
+    self.dtype = cfg.compute_dtype
+    # gate and up as one [D, 2F] matmul (as the attention's qkv), split by a reshape
+    self.w_in_Dx2xF = nnx.Param(init(rngs.params(), (d, 2, f)))
+    self.w_out_FxD = nnx.Param(out_init(rngs.params(), (f, d)))
+
+  def __call__(self, x_BxLxD):
+    w_in_Dx2xF = self.w_in_Dx2xF[...].astype(self.dtype)
+    d, _, f = w_in_Dx2xF.shape
+    h_BxLx2xF = (x_BxLxD @ w_in_Dx2xF.reshape(d, 2 * f)).reshape(*x_BxLxD.shape[:2], 2, f)
+    h_BxLxF = jax.nn.silu(h_BxLx2xF[:, :, 0]) * h_BxLx2xF[:, :, 1]
+    return h_BxLxF @ self.w_out_FxD[...].astype(self.dtype)
+
+
 class Block(nnx.Module):
 
   def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
     self.pre_ln = cfg.norm == "pre"
     self.dtype = cfg.compute_dtype
-    self.ln_attn = _layer_norm(cfg.d_model, rngs)
+    self.ln_attn = _norm(cfg, cfg.d_model, rngs)
     self.attn = Attention(cfg, rngs=rngs)
-    self.ln_mlp = _layer_norm(cfg.d_model, rngs)
-    self.mlp = Mlp(cfg, rngs=rngs)
+    self.ln_mlp = _norm(cfg, cfg.d_model, rngs)
+    self.mlp = (SwiGlu if cfg.block == "llama" else Mlp)(cfg, rngs=rngs)
 
   def __call__(self, x_BxLxD):
     dt = self.dtype
@@ -148,17 +214,21 @@ class TransformerLM(nnx.Module):
     self.cfg = cfg
     init = nnx.initializers.normal(cfg.init_scale)
     self.embed_VxD = nnx.Param(init(rngs.params(), (cfg.vocab_size, cfg.d_model)))
-    self.pos_LxD = nnx.Param(init(rngs.params(), (cfg.max_len, cfg.d_model)))
+    if cfg.block == "gpt2":   # llama's positions are the rotations inside attention
+      self.pos_LxD = nnx.Param(init(rngs.params(), (cfg.max_len, cfg.d_model)))
     self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.num_layers)])
     if cfg.norm == "pre":
-      self.ln_final = _layer_norm(cfg.d_model, rngs)
+      self.ln_final = _norm(cfg, cfg.d_model, rngs)
     if not cfg.tie_embeddings:
       self.unembed_DxV = nnx.Param(init(rngs.params(), (cfg.d_model, cfg.vocab_size)))
 
   def __call__(self, tokens_BxL):
     cfg, dt = self.cfg, self.cfg.compute_dtype
     seq_len = tokens_BxL.shape[1]
-    x_BxLxD = (self.embed_VxD[...][tokens_BxL] + self.pos_LxD[...][:seq_len]).astype(dt)
+    x_BxLxD = self.embed_VxD[...][tokens_BxL]
+    if cfg.block == "gpt2":
+      x_BxLxD = x_BxLxD + self.pos_LxD[...][:seq_len]
+    x_BxLxD = x_BxLxD.astype(dt)
     for block in self.blocks:
       x_BxLxD = block(x_BxLxD)
     if cfg.norm == "pre":
@@ -171,13 +241,32 @@ def num_params(params) -> int:
   return sum(int(x.size) for x in jax.tree.leaves(params))
 
 
+def param_count(cfg: ModelConfig) -> int:
+  """The parameters `TransformerLM(cfg)` has (`num_params` of its state),
+  from the config alone."""
+  d, k = cfg.d_model, cfg.d_model // cfg.num_heads
+  vectors = 1 if cfg.block == "llama" else 2   # per norm: RMSNorm a scale, LayerNorm a bias too
+  per_layer = (4 * d * d + _mlp_matrices(cfg) * d * cfg.mlp_hidden + 2 * vectors * d
+               + (2 * vectors * k if cfg.qk_norm else 0))
+  embeddings = cfg.vocab_size * d * (1 if cfg.tie_embeddings else 2)
+  positions = cfg.max_len * d if cfg.block == "gpt2" else 0
+  final_norm = vectors * d if cfg.norm == "pre" else 0
+  return embeddings + positions + cfg.num_layers * per_layer + final_norm
+
+
+def _mlp_matrices(cfg: ModelConfig) -> int:
+  return 3 if cfg.block == "llama" else 2   # SwiGLU: gate, up, down
+
+
 def flops_per_token(cfg: ModelConfig, seq_len: int) -> float:
   """Training FLOPs per token: 6 * matmul params + attention (fwd+bwd = 3x fwd).
 
   Counts 2 FLOPs per multiply-add; attention scores and values are
   2 * 2 * L * D per token per layer forward (the full L x L, as computed).
+  The elementwise work (norms, activations, rotations) is left out.
   """
-  d, f = cfg.d_model, int(cfg.mlp_ratio * cfg.d_model)
-  matmul_params = cfg.num_layers * (4 * d * d + 2 * d * f) + d * cfg.vocab_size
+  d, f = cfg.d_model, cfg.mlp_hidden
+  matmul_params = (cfg.num_layers * (4 * d * d + _mlp_matrices(cfg) * d * f)
+                   + d * cfg.vocab_size)
   attention = cfg.num_layers * 2 * 2 * seq_len * d
   return 6 * matmul_params + 3 * attention

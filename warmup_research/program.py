@@ -132,6 +132,9 @@ class GroupProgram:
   def __init__(self, cfgs, mesh, how: str | None = None, skip_frozen: bool = True):
     trainer = train.Trainer(cfgs[0])
     self.skip_frozen = skip_frozen
+    # a mesh given by the caller, not picked for this batch, may not split it
+    mesh_lib.check_batch_split(cfgs[0].data.batch_size, mesh.shape["data"],
+                               cfgs[0].train.grad_accum)
     self.per_variant, self.batch_sharding, replicated = mesh_lib.shardings(mesh)
     self.how = how or mesh_lib.variant_loop(cfgs[0])
     self.k = len(cfgs)

@@ -7,6 +7,12 @@ hp)` are pure functions of arrays, jitted once and vmapped over a leading
 arrays) is never static: changing any schedule or optimizer number, schedule
 shape, or seed reuses the compiled program.
 
+Gradient accumulation (`train.grad_accum` k, static): a step's batch is k
+microbatches, their gradients summed in a `lax.scan` and divided by k, so
+one microbatch's activations are alive at a time; loss, gradient and
+metrics are the whole batch's, up to the order of the sums. With k = 1 the
+step is the plain one, unchanged.
+
 Divergence: a step whose loss is non-finite or above `hp.divergence_bound`
 is not applied, and the variant stays frozen from then on (`diverged_step`
 records the update index). A variant pruned by successive halving is frozen
@@ -25,6 +31,7 @@ import optax
 from flax import nnx
 
 from warmup_research import config as config_lib
+from warmup_research import model as model_lib
 from warmup_research import optimizers, schedules
 from warmup_research.errors import ConfigError
 from warmup_research.model import ModelConfig, TransformerLM
@@ -91,6 +98,7 @@ class Trainer:
         lambda: TransformerLM(self.model_cfg, rngs=nnx.Rngs(0))))
     self.opt_name = cfg.optimizer.name
     self.nesterov = cfg.optimizer.nesterov
+    self.grad_accum = cfg.train.grad_accum
 
   def optimizer(self, hp: HParams) -> optax.GradientTransformation:
     return optimizers.make(self.opt_name, nesterov=self.nesterov, hp=hp.opt,
@@ -110,10 +118,30 @@ class Trainer:
     ce, z = cross_entropy(logits, batch_BxL1[:, 1:], hp.z_loss)
     return ce + z, (ce, z)
 
+  def loss_and_grads(self, params, batch_BxL1, hp: HParams):
+    """(ce, z, grads) of the batch's mean loss, over `grad_accum` microbatches."""
+    grad_fn = jax.value_and_grad(self.loss_fn, has_aux=True)
+    if self.grad_accum == 1:   # static: the plain step, bit for bit as before accumulation
+      (_, (ce, z)), grads = grad_fn(params, batch_BxL1, hp)
+      return ce, z, grads
+    k = self.grad_accum
+    # Microbatch i is rows i, i + k, i + 2k, ...: a data shard holds a block of
+    # whole rows, so it holds its share of every microbatch and the scan moves no data.
+    micro_KxMxL1 = batch_BxL1.reshape(-1, k, batch_BxL1.shape[1]).swapaxes(0, 1)
+
+    def add(total, micro_MxL1):
+      (_, ce_z), grads = grad_fn(params, micro_MxL1, hp)
+      return jax.tree.map(jnp.add, total, grads), ce_z
+
+    # The losses come out per microbatch, not in the carry: a carry must vary over
+    # the axes its updates do (a `shard_map` over variants), as zeros_like(params) does.
+    grads, (ce_K, z_K) = jax.lax.scan(add, jax.tree.map(jnp.zeros_like, params), micro_KxMxL1)
+    # equal microbatches: the mean of their means is the batch's mean
+    return jnp.mean(ce_K), jnp.mean(z_K), jax.tree.map(lambda g: g / k, grads)
+
   def train_step(self, state: TrainState, batch_BxL1, hp: HParams):
     """One update; returns the new state and this update's metrics."""
-    (_, (ce, z)), grads = jax.value_and_grad(self.loss_fn, has_aux=True)(
-        state.params, batch_BxL1, hp)
+    ce, z, grads = self.loss_and_grads(state.params, batch_BxL1, hp)
     tx = self.optimizer(hp)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
@@ -143,13 +171,20 @@ STATE_BYTES_PER_PARAM = 5 * 4
 def memory_bytes(cfg, n_variants: int, batched: bool) -> int:
   """A rough upper estimate of the memory `n_variants` stacked variants of
   `cfg` need: their train state, plus the activations kept for the backward
-  pass (of every variant at once when `batched` (vmap), else of one)."""
+  pass (of every variant at once when `batched` (vmap), else of one).
+
+  With `train.grad_accum` k, the activations are one microbatch's (1/k of
+  the batch's), the state holds a gradient sum more, and an eval's forward
+  pass of the whole batch (its logits and one layer's attention
+  probabilities) may be the larger."""
   m = ModelConfig.from_config(cfg)
-  d, f, v = m.d_model, int(m.mlp_ratio * m.d_model), m.vocab_size
-  params = (v * d * (1 if m.tie_embeddings else 2) + m.max_len * d
-            + m.num_layers * (4 * d * d + 2 * d * f + 4 * d))
+  d, f, v = m.d_model, m.mlp_hidden, m.vocab_size
+  k = cfg.train.grad_accum
+  params = model_lib.param_count(m)
   tokens = cfg.data.batch_size * cfg.data.seq_len
   heads_scores = m.num_heads * cfg.data.seq_len   # attention probabilities per token
-  activations = 4 * tokens * (m.num_layers * (16 * d + 2 * f + 2 * heads_scores) + 3 * v)
-  return n_variants * params * STATE_BYTES_PER_PARAM + activations * (
-      n_variants if batched else 1)
+  mlp = f * (3 if m.block == "llama" else 2)      # SwiGLU keeps gate, up and their product
+  train = 4 * tokens // k * (m.num_layers * (16 * d + mlp + 2 * heads_scores) + 3 * v)
+  activations = max(train, 4 * tokens * (3 * v + 2 * heads_scores))
+  state = STATE_BYTES_PER_PARAM + (4 if k > 1 else 0)
+  return n_variants * params * state + activations * (n_variants if batched else 1)
