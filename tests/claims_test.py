@@ -598,7 +598,10 @@ def test_a_group_sequential_plan_tests_each_look_at_the_alpha_it_spends():
   assert first["p"] == pytest.approx(min(1, plain["p"] * 0.05 / first_alpha))
   assert (first["verdict"] == "reproduced") == (plain["p"] < first_alpha)
   assert "exploratory" not in first["flags"]
-  assert "exploratory" in at(4)["flags"] and "look" not in at(4)   # not a declared look
+  # between looks: exploratory, and tested at the latest look's alpha, never at the full 0.05
+  between = at(4)
+  assert "exploratory" in between["flags"] and between["look"]["alpha"] == first_alpha
+  assert between["p"] == pytest.approx(min(1, between["p_nominal"] * 0.05 / first_alpha))
   final = at(6)
   assert final["look"]["number"] == 2 and final["verdict"] == "reproduced"
   assert final["p"] == pytest.approx(final["p_nominal"] * 0.05 / last_alpha)

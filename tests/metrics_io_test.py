@@ -34,6 +34,10 @@ def test_a_stall_is_flat_on_the_plateau_and_a_run_still_falling_is_slow():
   drop = metrics_io.SLOW_DROP
   assert _outcome([(0, 5.5), (200, 3.2), (400, 3.2 - drop * 0.9)]) == "stalled"
   assert _outcome([(0, 5.5), (200, 3.2), (400, 3.2 - drop * 1.5)]) == "slow"
+  # the reference is never the initial eval: a run that only learned token frequencies and
+  # sat there is stalled, not "slow" for having fallen from ln V
+  assert _outcome([(0, 5.5), (400, 3.2)]) == "stalled"
+  assert _outcome([(0, 5.5), (300, 3.2), (400, 3.2)]) == "stalled"
   # no plateau known (data without an entropy): only divergence is decided
   assert _outcome(flat, plateau=None) == "trained"
 
@@ -44,6 +48,7 @@ def test_a_run_diverged_when_an_eval_after_the_warmup_rises_above_the_initial_lo
   # the same rise inside the warmup (steps < 250) is the warmup's business, not divergence
   assert _outcome(rise, warmup=250) != "diverged"
   assert _outcome([(0, 5.5), (200, float("nan")), (400, 2.0)]) == "diverged"
+  assert _outcome([(0, 5.5), (100, float("nan")), (400, 2.0)], warmup=250) == "diverged"
   # at the initial loss within RISE_TOL (a model on data it cannot learn) is not divergence
   tol = metrics_io.RISE_TOL
   assert _outcome([(0, 5.5), (400, 5.5 + tol * 0.9)], plateau=5.0) == "stalled"

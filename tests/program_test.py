@@ -177,9 +177,10 @@ def test_skipping_with_the_batch_split_over_two_devices_changes_no_live_number()
 
 
 _ACCUM_ON_TWO_DATA_SHARDS = '''
-import json
-from conftest import tiny_config   # on PYTHONPATH
-from warmup_research import data, mesh, program
+import json, os
+from helpers import tiny_config   # tests/ is on PYTHONPATH
+from warmup_research import data, mesh, program, runtime
+runtime.enable_compilation_cache(os.environ["WARMUP_RESEARCH_JAX_CACHE"])   # the suite's
 out = {}
 for how in ("map", "vmap"):
   for accum in (1, 4):

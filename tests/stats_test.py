@@ -264,6 +264,9 @@ def test_look_alphas_spend_obrien_fleming_and_add_up_to_alpha():
   assert first == pytest.approx(2 - 2 * sps.norm.cdf(1.959964 / 0.5 ** 0.5), rel=1e-5)
   assert first == pytest.approx(0.00557, abs=1e-5)
   assert first + last == pytest.approx(0.05)
-  assert stats.look_alphas([6]) == pytest.approx([0.05])   # one look: the plain test
+  assert stats.look_alphas([6]) == [stats.ALPHA]   # one look: the plain test, exactly
+  # a very early look spends a tiny share, never 0 (1 - cdf cancels there; sf does not)
+  early, rest = stats.look_alphas([3, 100])
+  assert 0 < early < 1e-12 and rest == pytest.approx(0.05)
   # an earlier look spends less: O'Brien-Fleming keeps the early bar high
   assert stats.look_alphas([2, 6])[0] < first

@@ -390,7 +390,7 @@ def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = 
   result.setdefault("p_note", None)
   if metric == "max_trained_lr":
     result["censored"] = censored
-  if looks and len(grid_seeds) in looks:
+  if looks:
     _at_look(result, c, looks, len(grid_seeds))
   if at_margins and (metric in RATES or metric == "max_trained_lr"):
     _at_each_margin(result, c, swept, rows, curves, measured)
@@ -398,20 +398,28 @@ def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = 
 
 
 def _at_look(result, c, looks, n: int) -> None:
-  """A group-sequential claim at one of its declared looks: tested at the
-  alpha that look spends (`stats.look_alphas`), as a p scaled to the 0.05
+  """A group-sequential claim, tested at the alpha its look spends
+  (`stats.look_alphas`): at a declared look, that look's; between looks or
+  past the last (flagged `exploratory`), the latest look's at or below n
+  (the first's below it), never the full 0.05. As a p scaled to the 0.05
   scale (`p` = min(1, p_nominal x 0.05 / alpha_look)), so Holm and BH read
-  it like any other; the CIs stay nominal 95%."""
-  k = looks.index(n)
+  it like any other; the CIs stay nominal 95%, and an inconclusive verdict's
+  MDE is at the look's alpha. Per-level results stay at 0.05 (within the
+  claim, Holm), which errs towards showing a level the claim does not pass."""
+  k = max([i for i, m in enumerate(looks) if m <= n], default=0)
   alpha = stats.look_alphas(looks)[k]
   result["look"] = dict(number=k + 1, of=len(looks), seeds=n, alpha=alpha)
-  result["flags"].append(f"look {k + 1} of {len(looks)} at {n} seeds (alpha {alpha:.3g})")
+  result["flags"].append(f"look {k + 1} of {len(looks)} at {looks[k]} seeds "
+                         f"(alpha {alpha:.3g})")
   if result.get("p") is None:
     return
   result["p_nominal"] = result["p"]
-  result["p"] = min(1.0, result["p"] * stats.ALPHA / alpha)
+  result["p"] = min(1.0, result["p"] * stats.ALPHA / alpha) if alpha > 0 else 1.0
   if result["verdict"] in DECISIVE or result["verdict"] == "inconclusive":
     result["verdict"] = _decide(c, result["p"], result.get("side"))
+    result["mde"], result["mde_note"] = _mde(result["method"], result.get("sd"),
+                                             result["n_seeds"], option(c, "kind"),
+                                             result["verdict"], alpha)
 
 
 def _at_each_margin(result, c, swept, rows, curves, measured) -> None:
@@ -807,7 +815,8 @@ def adjust(results: list[dict], method: str = "holm", key: str = "adjusted") -> 
       v = v if p is not None and p < stats.ALPHA else "inconclusive"
     extra = {f"mde_{key}": r.get("mde"), f"mde_note_{key}": r.get("mde_note")}
     if v == "inconclusive" and p and r.get("p"):
-      alpha = stats.ALPHA * r["p"] / p
+      # a look's p is scaled to 0.05: its own alpha is the base the adjustment scales
+      alpha = (r["look"]["alpha"] if r.get("look") else stats.ALPHA) * r["p"] / p
       extra = dict(zip(extra, _mde(str(r.get("method", "")), r.get("sd"),
                                    r.get("n_seeds") or 0, r.get("kind"), v, alpha)))
       if extra[f"mde_{key}"] is None and extra[f"mde_note_{key}"] is None:

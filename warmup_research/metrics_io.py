@@ -123,23 +123,29 @@ def outcome(status: str, evals: list[tuple[int, float]], plateau_loss: float | N
   - 'trained': the final eval loss is at or below `plateau_loss` (the
     data's unigram entropy minus `train.stall_margin`), or no plateau is
     known;
-  - 'slow': above it, but still falling: over the last `STALL_WINDOW` of
-    training (from the last eval at or before that point; at least the
-    last two evals) the eval loss fell by more than `SLOW_DROP`;
-  - 'stalled': above it and flat over that window: it never left the
-    plateau band for the last half of its evals.
+  - 'slow': above it, but still falling: the final eval lies more than
+    `SLOW_DROP` below the reference, the last eval (after step 0) at or
+    before the start of the last `STALL_WINDOW` of training (or, when none
+    is, the eval before the final one);
+  - 'stalled': above it and not falling so (a run that regressed onto the
+    plateau from below is stalled too); a run whose only evals are the
+    initial and the final one has no reference and is stalled.
+  A non-finite eval at any step is divergence.
   A slow run is not a failure: it is short of updates, not unstable."""
   if status in ("diverged", "pruned"):   # the loop's own verdicts; a pruned run is unknown
     return status
   if evals:
     init = evals[0][1]
-    if any(s >= warmup_end and s > 0 and not (e <= init + RISE_TOL) for s, e in evals[1:]):
+    if any(not math.isfinite(e) or (s >= warmup_end and s > 0 and not e <= init + RISE_TOL)
+           for s, e in evals[1:]):
       return "diverged"
   if plateau_loss is None or not evals or evals[-1][1] <= plateau_loss:
     return "trained"
   last = evals[-1][0]
   start = last - STALL_WINDOW * (total_steps if total_steps else last)
-  before = [e for s, e in evals[:-1] if s <= start] or [e for _, e in evals[:-1]]
+  # the reference is a trained eval, never the initial one (about ln V, far above any plateau)
+  later = evals[1:-1]
+  before = [e for s, e in later if s <= start] or [e for _, e in later]
   if before and before[-1] - evals[-1][1] > SLOW_DROP:
     return "slow"
   return "stalled"

@@ -234,7 +234,9 @@ def look_alphas(looks, alpha: float = ALPHA) -> list[float]:
   instead of solving for the exact boundaries errs on the safe side: the
   overall false-positive rate stays at most `alpha`."""
   z = sps.norm.ppf(1 - alpha / 2)
-  spent = [float(2 - 2 * sps.norm.cdf(z / math.sqrt(n / looks[-1]))) for n in looks]
+  # the tail as sf, not 1 - cdf: an early look's share (1e-18 at t = 0.05) would cancel to 0
+  spent = [float(2 * sps.norm.sf(z / math.sqrt(n / looks[-1]))) for n in looks[:-1]]
+  spent.append(alpha)   # the last look spends the rest, exactly
   return [b - a for a, b in zip([0.0, *spent[:-1]], spent)]
 
 
