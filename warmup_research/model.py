@@ -153,12 +153,17 @@ def causal_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, impl: str = "einsum"):
   return jnp.einsum("bhlm,bmhk->blhk", p_BxHxLxL, v_BxLxHxK)
 
 
+def _mlp_inits(cfg: ModelConfig):
+  """(d, hidden width, init, output init) of either MLP: the output layer's
+  init scaled by 1 / sqrt(2 layers), as GPT-2's residual projections."""
+  return (cfg.d_model, cfg.mlp_hidden, nnx.initializers.normal(cfg.init_scale),
+          nnx.initializers.normal(cfg.init_scale / math.sqrt(2 * cfg.num_layers)))
+
+
 class Mlp(nnx.Module):
 
   def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
-    d, f = cfg.d_model, cfg.mlp_hidden
-    init = nnx.initializers.normal(cfg.init_scale)
-    out_init = nnx.initializers.normal(cfg.init_scale / math.sqrt(2 * cfg.num_layers))
+    d, f, init, out_init = _mlp_inits(cfg)
     self.dtype = cfg.compute_dtype
     self.w_in_DxF = nnx.Param(init(rngs.params(), (d, f)))
     self.w_out_FxD = nnx.Param(out_init(rngs.params(), (f, d)))
@@ -172,9 +177,7 @@ class SwiGlu(nnx.Module):
   """`(silu(x W_gate) * (x W_up)) W_down` (Shazeer 2020), LLaMA's MLP."""
 
   def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
-    d, f = cfg.d_model, cfg.mlp_hidden
-    init = nnx.initializers.normal(cfg.init_scale)
-    out_init = nnx.initializers.normal(cfg.init_scale / math.sqrt(2 * cfg.num_layers))
+    d, f, init, out_init = _mlp_inits(cfg)
     self.dtype = cfg.compute_dtype
     # gate and up as one [D, 2F] matmul (as the attention's qkv), split by a reshape
     self.w_in_Dx2xF = nnx.Param(init(rngs.params(), (d, 2, f)))
