@@ -27,14 +27,15 @@ from ml_collections import config_dict
 
 from warmup_research import schedules
 from warmup_research.errors import ConfigError
+from warmup_research.text import MIN_BPE_VOCAB
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "radam", "lion", "gi_adam", "gi_adam_bc")
 NORMS = ("pre", "post")
 BLOCKS = ("gpt2", "llama")
 DTYPES = ("float32", "bfloat16")
 ATTENTIONS = ("einsum", "xla", "cudnn")
-BUILTIN_DATASETS = ("bytes", "synthetic")
-MAX_BYTES_SEQ_LEN = 1024
+BUILTIN_DATASETS = ("bytes", "prose", "text", "synthetic")
+MAX_BYTES_SEQ_LEN = 1024   # a window of a record of 1025 tokens (data.RECORD_LEN)
 MAX_SEED = 2**32 - 1     # a PRNG key holds 32 bits of seed: larger seeds would collide
 MAX_STEPS = 2**31 - 2    # step counters are int32
 
@@ -55,16 +56,22 @@ def default_config() -> ml_collections.ConfigDict:
   c.seed = 0                     # model-init seed (a traced PRNG key)
 
   c.data = ml_collections.ConfigDict()
-  c.data.name = "bytes"          # 'bytes' (offline byte corpus), 'synthetic' (copy task), or a
-                                 # TFDS catalog name prepared as array_record (e.g. 'lm1b')
-  c.data.corpus_dir = ""         # text directory for 'bytes' ('' = Python's standard library)
+  c.data.name = "bytes"          # 'bytes' (offline byte corpus), 'prose' (the stdlib's docstrings
+                                 # and comments), 'text' (the files of corpus_dir), 'synthetic'
+                                 # (copy task), or a TFDS catalog name prepared as array_record
+                                 # (e.g. 'lm1b'); see docs/data.md
+  c.data.corpus_dir = ""         # text directory for 'bytes' and 'text' ('' = Python's standard
+                                 # library); 'text' also reads .jsonl / .parquet (text_key)
+  c.data.tokenizer = "bytes"     # 'bytes' | 'bpe:N' (byte-level BPE of N tokens, trained once on
+                                 # the train split) | path of a tokenizer.json or SentencePiece
+                                 # .model (static: model.vocab_size must hold its vocabulary)
   c.data.data_dir = ""           # TFDS data dir ('' = $WARMUP_RESEARCH_DATA_DIR or
                                  # ~/.cache/warmup_research/tensorflow_datasets)
   c.data.seed = config_dict.placeholder(int)  # train batch stream: batch = f(data.seed, step);
                                  # None = the run's `seed`, so a seed is a whole replicate
-  c.data.seq_len = 128           # tokens per row (<= 1024 for 'bytes')
+  c.data.seq_len = 128           # tokens per row (<= 1024 but for a catalog set as bytes)
   c.data.batch_size = 32         # rows per step (split over the mesh's data axis)
-  c.data.text_key = "text"       # text feature of a catalog dataset
+  c.data.text_key = "text"       # text feature of a catalog dataset, .jsonl or .parquet
   c.data.train_split = "train"   # catalog splits (TFDS slices and sums allowed)
   c.data.eval_split = "validation"
 
@@ -295,6 +302,7 @@ def to_json(cfg) -> str:
 # Fields added after runs were first saved, with the value that reproduces
 # the code before them (attention was `jax.nn.dot_product_attention`).
 ADDED_FIELDS = {"model.attention": "xla", "model.block": "gpt2", "train.grad_accum": 1,
+                "data.tokenizer": "bytes",
                 "train.checkpoint_steps": [],
                 "train.compact_frozen": 0.0, "train.prune_steps": [], "train.prune_keep": 1 / 3,
                 "train.prune_over": ["optimizer.peak_lr"]}
@@ -467,9 +475,26 @@ def validate(cfg) -> None:
   _check(batch % accum == 0, "train.grad_accum",
          f"must divide data.batch_size ({batch}) into equal microbatches, got {accum}; "
          f"allowed: {', '.join(str(k) for k in range(1, batch + 1) if batch % k == 0)}")
-  if dc.name == "bytes":
+  tok = dc.tokenizer
+  bpe = tok.partition(":")[2] if isinstance(tok, str) and tok.startswith("bpe:") else None
+  _check(isinstance(tok, str) and (tok == "bytes" or (bpe is not None and bpe.isdigit() and int(
+      bpe) >= MIN_BPE_VOCAB) or (bpe is None and tok.endswith((".json", ".model")))),
+         "data.tokenizer", f"unknown value {tok!r}; allowed: 'bytes', 'bpe:N' (a byte-level BPE "
+         f"of N >= {MIN_BPE_VOCAB} tokens, trained on the train split), or the path of a HF "
+         "tokenizer.json or SentencePiece .model")
+  _check(tok == "bytes" or dc.name not in ("bytes", "synthetic"), "data.tokenizer",
+         f"must be 'bytes' with data.name={dc.name!r}, got {tok!r}; for another tokenizer use "
+         "data.name='text' (the files of data.corpus_dir), 'prose' or a TFDS catalog name")
+  if bpe is not None:
+    _check(m.vocab_size >= int(bpe), "model.vocab_size",
+           f"must be >= the tokenizer's vocabulary ({int(bpe)} tokens, data.tokenizer={tok!r}), "
+           f"got {m.vocab_size}; set model.vocab_size={int(bpe)}")
+  windows = dc.name in ("bytes", "prose", "text") or tok != "bytes"   # records of 1025 tokens
+  if windows and dc.name != "synthetic":
     _check(seq <= MAX_BYTES_SEQ_LEN, "data.seq_len",
-           f"must be <= {MAX_BYTES_SEQ_LEN} for data.name='bytes', got {seq}")
+           f"must be <= {MAX_BYTES_SEQ_LEN} for data.name={dc.name!r} with "
+           f"data.tokenizer={tok!r}, got {seq}")
+  if dc.name in ("bytes", "prose", "text") and tok == "bytes":
     _check(m.vocab_size >= 256, "model.vocab_size",
            f"must be >= 256 for byte-level data, got {m.vocab_size}")
 

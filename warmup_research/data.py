@@ -1,7 +1,8 @@
 """Datasets through TFDS (no TensorFlow needed), as batches that are a pure
 function of (data seed, step).
 
-Three sources, chosen by `config.data.name`:
+Sources, chosen by `config.data.name`, and tokenizers, by `data.tokenizer`
+(text.py: 'bytes', 'bpe:N', or a user's tokenizer file):
 
 * `'bytes'` (the offline default): a byte-level text corpus built by the TFDS
   builder `ByteCorpus` from a local directory of text files (by default the
@@ -10,14 +11,21 @@ Three sources, chosen by `config.data.name`:
   20 to validation), joined with NUL separators, and cut into records of
   `RECORD_LEN` bytes, prepared once as ArrayRecord into the data dir and read
   by random access with `tfds.data_source`. A row is a random window of
-  `seq_len + 1` bytes from a random record.
+  `seq_len + 1` bytes from a random record. Its tokenizer is 'bytes' only.
+* `'prose'`: English prose every Python has (text.prose_docs: the standard
+  library's docstrings and comments, and pydoc's help topics); `'text'`: the
+  documents of `data.corpus_dir` (text.dir_docs: .txt .md .rst .py, .jsonl
+  and .parquet records of `data.text_key`). Split by a hash of each
+  document's path as above, tokenized once by `TokenCorpus` into records of
+  `RECORD_LEN` tokens, read as windows as above.
 * `'synthetic'`: a copy task (a random prefix, then the prefix again), made on
   the fly; a model that learns in-context copying drives its loss well down.
 * any other name: a TFDS catalog dataset (e.g. `'lm1b'`) that the user has
   prepared as ArrayRecord in the data dir (`_catalog_builder` and
   `_split_source` say what is missing otherwise: the preparation, the format,
-  or the split). Rows are packed: from a random record on, texts (UTF-8 bytes
-  of `data.text_key`) joined by NUL until the row is full.
+  or the split). With the 'bytes' tokenizer, rows are packed: from a random
+  record on, texts (UTF-8 bytes of `data.text_key`) joined by NUL until the
+  row is full; with another, its splits are tokenized once by `TokenCorpus`.
 
 Every batch is `[batch_size, seq_len + 1]` int32 (inputs are `[:, :-1]`,
 targets `[:, 1:]`), drawn by `numpy.random.default_rng((seed, stream, step))`,
@@ -27,10 +35,11 @@ None (the default), so one seed draws a replicate's init AND data order; the
 eval batches are the same for every seed (EVAL_SEED), so replicates are
 compared on one validation set.
 
-`unigram_entropy` (nats per token) is the loss of a model that knows only
-token frequencies: a run whose loss stays near it learned nothing beyond
-them (a stalled run). The byte corpus computes it once, over its train
-split, and stores it in the prepared dataset's metadata.
+`unigram_entropy` (nats per token of the chosen tokenizer) is the loss of a
+model that knows only token frequencies: a run whose loss stays near it
+learned nothing beyond them (a stalled run). `tokens_per_byte` (of the
+validation text) turns a loss per token into bits per byte, which compare
+across tokenizers. The prepared corpora store both in their metadata.
 """
 from __future__ import annotations
 
@@ -38,27 +47,25 @@ import hashlib
 import math
 import os
 import pathlib
-import stat
 import sys
-import sysconfig
-from typing import NamedTuple
 
 import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging as absl_logging
 
+from warmup_research import text
 from warmup_research.errors import ConfigError
+from warmup_research.text import SKIP_DIRS, TEXT_SUFFIXES, CorpusFile, corpus_files  # noqa: F401
 
 tfds.display_progress_bar(False)
 absl_logging.set_verbosity(absl_logging.ERROR)  # TFDS's per-build chatter
 
-RECORD_LEN = 1025          # bytes per record: windows of up to 1024 + 1
-TEXT_SUFFIXES = (".py", ".txt", ".md", ".rst")
-SKIP_DIRS = ("site-packages", "dist-packages", "__pycache__")
+RECORD_LEN = 1025          # bytes (tokens) per record: windows of up to 1024 + 1
 VALIDATION_EVERY = 20      # 1 file in 20 (by path hash) goes to validation
 TRAIN_STREAM, EVAL_STREAM = 0, 1
 EVAL_SEED = 0              # the validation batches do not depend on the run's seed
 CATALOG_ENTROPY_RECORDS = 2000  # records a catalog dataset's unigram entropy is estimated on
+TOKEN_SOURCES = ("prose", "text")   # the built-in sources TokenCorpus tokenizes
 
 
 def data_seed(cfg) -> int:
@@ -81,39 +88,7 @@ def default_data_dir() -> pathlib.Path:
 
 
 def default_corpus_dir() -> pathlib.Path:
-  return pathlib.Path(sysconfig.get_paths()["stdlib"])
-
-
-class CorpusFile(NamedTuple):
-  rel: str    # path relative to the corpus directory, '/'-separated
-  path: str
-  size: int   # bytes, when scanned
-
-
-def corpus_files(corpus_dir: str | os.PathLike) -> list[CorpusFile]:
-  """The text files of a corpus directory, sorted by relative path.
-
-  Every process that opens the dataset pays this scan, so skipped and hidden
-  directories are pruned before descending and each file is stat-ed once
-  (benchmarks/NOTES.md, attempt 40).
-  """
-  corpus_dir = os.fspath(corpus_dir)
-  files = []
-  for root, dirs, names in os.walk(corpus_dir):
-    dirs[:] = [d for d in dirs if d not in SKIP_DIRS and not d.startswith(".")]
-    rel_root = os.path.relpath(root, corpus_dir).replace(os.sep, "/")
-    for name in names:
-      if name.startswith(".") or os.path.splitext(name)[1] not in TEXT_SUFFIXES:
-        continue
-      path = os.path.join(root, name)
-      try:
-        st = os.stat(path)
-      except OSError:   # a dangling link
-        continue
-      if stat.S_ISREG(st.st_mode):
-        files.append(CorpusFile(name if rel_root == "." else f"{rel_root}/{name}", path,
-                                st.st_size))
-  return sorted(files)
+  return text.stdlib_dir()
 
 
 def _is_validation(rel_path: str) -> bool:
@@ -203,6 +178,189 @@ def build_byte_corpus(corpus_dir: str | os.PathLike | None,
   return builder
 
 
+class TokenCorpusConfig(tfds.core.BuilderConfig):
+
+  def __init__(self, *, dtype, **kw):
+    super().__init__(**kw)
+    self.dtype = dtype
+    self.prepare = None   # () -> (train tokens, validation tokens, metadata): set to build
+
+
+class TokenCorpus(tfds.core.GeneratorBasedBuilder):
+  """A corpus's token streams under one tokenizer, records of RECORD_LEN tokens."""
+
+  VERSION = tfds.core.Version("1.0.0")
+
+  def _info(self):
+    return tfds.core.DatasetInfo(
+        builder=self, description="Token streams of a text corpus under one tokenizer",
+        features=tfds.features.FeaturesDict(
+            {"tokens": tfds.features.Tensor(shape=(RECORD_LEN,),
+                                            dtype=self.builder_config.dtype)}),
+        metadata=tfds.core.MetadataDict())
+
+  def _split_generators(self, dl_manager):
+    del dl_manager
+    train, validation, metadata = self.builder_config.prepare()
+    self.info.metadata.update(metadata)
+    return {"train": self._generate_examples(train),
+            "validation": self._generate_examples(validation)}
+
+  def _generate_examples(self, stream: np.ndarray):
+    for i in range(len(stream) // RECORD_LEN):
+      yield i, {"tokens": stream[i * RECORD_LEN:(i + 1) * RECORD_LEN]}
+
+
+class _TextSource:
+  """A corpus before it is read: `key` (what its documents depend on, read
+  cheaply), `field` (the config field its problems are told by) and
+  `read()` -> (train texts, validation texts, corpus info)."""
+
+  def __init__(self, key: str, field: str, read):
+    self.key, self.field, self.read = key, field, read
+
+
+def _split_docs(docs: list[text.Doc]):
+  train = [d.text for d in docs if not _is_validation(d.rel)]
+  validation = [d.text for d in docs if _is_validation(d.rel)]
+  return train, validation, text.corpus_info(docs)
+
+
+def _text_source(d, data_dir: str) -> _TextSource:
+  """The source of `data.name` for TokenCorpus, checked as far as it can be
+  without reading its text: the directory holds text files, a parquet file
+  has the text column, a catalog dataset is prepared with its splits."""
+  if d.name == "prose":
+    return _TextSource(f"prose:{text.prose_key()}", "config.data.name",
+                       lambda: _split_docs(text.prose_docs()))
+  if d.name == "text":
+    corpus = pathlib.Path(d.corpus_dir) if d.corpus_dir else default_corpus_dir()
+    if not corpus.is_dir():
+      raise ConfigError("config.data.corpus_dir", f"not a directory: {corpus}")
+    files = text.dir_files(corpus)
+    if not files:
+      raise ConfigError("config.data.corpus_dir", "no text files ("
+                        f"{', '.join(text.TEXT_SUFFIXES + text.RECORD_SUFFIXES)}) under {corpus}")
+    for f in files:
+      if f.rel.endswith(".parquet"):
+        text.check_parquet(f.path, d.text_key)
+    key = f"text:{_config_name(corpus, files)}:{d.text_key}"
+    return _TextSource(key, "config.data.corpus_dir",
+                       lambda: _split_docs(text.dir_docs(corpus, d.text_key)))
+  builder = _catalog_builder(d.name, data_dir)
+  sources = {field: _split_source(builder, d.name, split, f"config.data.{field}")
+             for field, split in (("train_split", d.train_split), ("eval_split", d.eval_split))}
+
+  def read():
+    texts = {}
+    for field, source in sources.items():
+      texts[field] = [t.decode("utf-8", errors="replace") if isinstance(t, bytes) else str(t)
+                      for t in (source[i][d.text_key] for i in range(len(source)))]
+    docs = [text.Doc(f"{d.name}/{f}#{i}", t) for f, ts in texts.items() for i, t in enumerate(ts)]
+    return texts["train_split"], texts["eval_split"], text.corpus_info(docs)
+  key = f"catalog:{d.name}:{builder.data_dir}:{d.train_split}:{d.eval_split}:{d.text_key}"
+  return _TextSource(key, "config.data.name", read)
+
+
+def resolve_tokenizer(spec: str, vocab_size: int):
+  """(the user's tokenizer or None, its vocabulary size or bound), refused
+  by name when it does not load or is larger than `model.vocab_size`."""
+  n = text.bpe_vocab(spec)
+  tok = None
+  if spec == "bytes":
+    n = 256
+  elif n is None:
+    tok = text.load_tokenizer(spec)
+    n = tok.vocab_size
+  if n > vocab_size:
+    raise ConfigError("config.model.vocab_size", f"must be >= the tokenizer's vocabulary ({n} "
+                      f"tokens, data.tokenizer={spec!r}), got {vocab_size}; set "
+                      f"model.vocab_size={n}")
+  return tok, n
+
+
+def _token_builder(d, vocab_size: int, data_dir: pathlib.Path):
+  """(TokenCorpus builder of the config's source and tokenizer, unprepared
+  or not, the source, the user's tokenizer): nothing is read or written."""
+  source = _text_source(d, str(data_dir))
+  tok, n = resolve_tokenizer(d.tokenizer, vocab_size)
+  tok_key = tok.sha256 if tok else d.tokenizer
+  name = "tok_" + hashlib.sha1(f"{source.key}|{tok_key}".encode()).hexdigest()[:12]
+  dtype = np.uint16 if n <= 2**16 else np.int32
+  builder = TokenCorpus(config=TokenCorpusConfig(name=name, dtype=dtype), data_dir=str(data_dir),
+                        file_format="array_record")
+  return builder, source, tok
+
+
+def _stream(token_lists, eos: int | None, dtype) -> np.ndarray:
+  sep = [np.asarray([eos], dtype)] if eos is not None else []
+  parts = [p for ids in token_lists for p in (np.asarray(ids, dtype), *sep)]
+  return np.concatenate(parts) if parts else np.zeros(0, dtype)
+
+
+def _tokenize(d, source: _TextSource, tok, data_dir: pathlib.Path, dtype):
+  """Reads the source and tokenizes it (training the BPE first, cached in
+  the data dir by the train text's hash and N): (train, validation, metadata)."""
+  train_texts, val_texts, info = source.read()
+  if not train_texts or not val_texts:
+    raise ConfigError(source.field, f"{d.name!r} has no text for a "
+                      f"{'train' if not train_texts else 'validation'} split")
+  if tok is None and d.tokenizer == "bytes":
+    tok = text.bytes_tokenizer()
+  elif tok is None:
+    h = hashlib.sha256()
+    for t in train_texts:
+      h.update(t.encode("utf-8", errors="replace") + b"\0")
+    n = text.bpe_vocab(d.tokenizer)
+    print(f"[data] training a byte-level BPE of {n} tokens on {len(train_texts)} documents "
+          "(once; cached)", file=sys.stderr, flush=True)
+    tok = text.train_bpe(train_texts, n, data_dir / "tokenizers" /
+                         f"bpe_{h.hexdigest()[:16]}_{n}.json")
+  train = _stream(tok.encode_batch(train_texts), tok.eos, dtype)
+  validation = _stream(tok.encode_batch(val_texts), tok.eos, dtype)
+  for split, stream in (("train", train), ("validation", validation)):
+    if len(stream) < RECORD_LEN:
+      raise ConfigError(source.field, f"{d.name!r} has too little text for a {split} split "
+                        f"({len(stream)} tokens; needs at least {RECORD_LEN}; documents go "
+                        f"to validation by a hash of their path, 1 in {VALIDATION_EVERY})")
+  kept = train[:len(train) // RECORD_LEN * RECORD_LEN].astype(np.int64)
+  val_bytes = sum(len(t.encode("utf-8", errors="replace")) + 1 for t in val_texts)
+  metadata = dict(
+      unigram_entropy=entropy_of_counts(np.bincount(kept, minlength=tok.vocab_size)),
+      tokens_per_byte=len(validation) / val_bytes, validation_tokens=len(validation),
+      validation_bytes=val_bytes, train_tokens=len(train), corpus=info,
+      tokenizer=dict(spec=d.tokenizer, vocab_size=tok.vocab_size, eos=tok.eos,
+                     sha256=tok.sha256))
+  return train, validation, metadata
+
+
+def build_token_corpus(cfg) -> tfds.core.DatasetBuilder:
+  """Prepares (once) and returns the TokenCorpus builder of `cfg.data`: its
+  text is read, checked and tokenized before anything is written."""
+  d = cfg.data
+  data_dir = pathlib.Path(d.data_dir) if d.data_dir else default_data_dir()
+  builder, source, tok = _token_builder(d, cfg.model.vocab_size, data_dir)
+  if pathlib.Path(builder.data_dir).joinpath("dataset_info.json").exists():
+    return builder
+  print(f"[data] tokenizing {d.name!r} with {d.tokenizer!r} into {builder.data_dir} "
+        "(once; later runs reuse it)", file=sys.stderr, flush=True)
+  parts = _tokenize(d, source, tok, data_dir, builder.builder_config.dtype)
+  builder.builder_config.prepare = lambda: parts
+  try:
+    builder.download_and_prepare()
+  except OSError as e:
+    raise ConfigError("config.data.data_dir", f"cannot write the dataset under {data_dir} "
+                      f"({e.strerror or e}); give a writable directory") from e
+  return builder
+
+
+def uses_token_corpus(d) -> bool:
+  """Whether `data` is tokenized by TokenCorpus (not the byte corpus, the
+  copy task or a catalog dataset packed as bytes)."""
+  return d.name in TOKEN_SOURCES or (d.name not in ("bytes", "synthetic")
+                                     and d.tokenizer != "bytes")
+
+
 def _catalog_builder(name: str, data_dir: str):
   """A prepared catalog dataset's builder, checked in the order a user meets
   the problems, each with its own message: the name is in the catalog; it is
@@ -271,6 +429,13 @@ def check_source(cfg) -> None:
         parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)):
       raise ConfigError("config.data.data_dir", f"cannot write the dataset under {data_dir} "
                         f"({parent} is not a writable directory); give a writable directory")
+  elif uses_token_corpus(d):
+    builder, _, _ = _token_builder(d, cfg.model.vocab_size, data_dir)
+    parent = next(p for p in [data_dir, *data_dir.parents] if p.exists())
+    if not (pathlib.Path(builder.data_dir) / "dataset_info.json").exists() and not (
+        parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)):
+      raise ConfigError("config.data.data_dir", f"cannot write the dataset under {data_dir} "
+                        f"({parent} is not a writable directory); give a writable directory")
   elif d.name != "synthetic":
     builder = _catalog_builder(d.name, str(data_dir))
     splits = list(builder.info.splits)
@@ -291,16 +456,24 @@ class Batches:
     self.vocab_size = cfg.model.vocab_size
     self.name, self.text_key = d.name, d.text_key
     self._entropy = None
+    self.tokens_per_byte = 1.0   # byte-level text, unless its metadata says otherwise
+    self.metadata = {}
     if d.name == "synthetic":
-      self.sources = None
+      self.kind, self.sources, self.tokens_per_byte = "synthetic", None, None
       # the prefix is uniform over 1 .. vocab - 1, then repeated: half the tokens
       self._entropy = math.log(self.vocab_size - 1)
-    elif d.name == "bytes":
-      builder = build_byte_corpus(d.corpus_dir, d.data_dir)
+    elif d.name == "bytes" or uses_token_corpus(d):
+      if d.name == "bytes":
+        self.kind, builder = "bytes", build_byte_corpus(d.corpus_dir, d.data_dir)
+      else:
+        self.kind, builder = "tokens", build_token_corpus(cfg)
       self.sources = {TRAIN_STREAM: builder.as_data_source(split="train"),
                       EVAL_STREAM: builder.as_data_source(split="validation")}
-      self._entropy = builder.info.metadata.get("unigram_entropy")
+      self.metadata = dict(builder.info.metadata)
+      self._entropy = self.metadata.get("unigram_entropy")
+      self.tokens_per_byte = self.metadata.get("tokens_per_byte", 1.0)
     else:
+      self.kind = "packed"
       data_dir = d.data_dir or str(default_data_dir())
       builder = _catalog_builder(d.name, data_dir)
       self.sources = {
@@ -335,23 +508,23 @@ class Batches:
 
   def _batch(self, seed: int, stream: int, index: int) -> np.ndarray:
     rng = np.random.default_rng((seed, stream, index))
-    if self.name == "synthetic":
+    if self.kind == "synthetic":
       return self._copy_task(rng)
     source = self.sources[stream]
-    if self.name == "bytes":
-      return self._windows(rng, source)
-    return self._packed(rng, source)
+    if self.kind == "packed":
+      return self._packed(rng, source)
+    return self._windows(rng, source, self.kind)
 
   def _copy_task(self, rng):
     half = (self.row_len + 1) // 2
     prefix = rng.integers(1, self.vocab_size, size=(self.batch_size, half))
     return np.concatenate([prefix, prefix], axis=1)[:, :self.row_len].astype(np.int32)
 
-  def _windows(self, rng, source):
+  def _windows(self, rng, source, feature: str):
     records = rng.integers(0, len(source), size=self.batch_size)
     offsets = rng.integers(0, RECORD_LEN - self.row_len + 1, size=self.batch_size)
     rows = source.__getitems__(records.tolist())
-    return np.stack([r["bytes"][o:o + self.row_len] for r, o in zip(rows, offsets)]
+    return np.stack([r[feature][o:o + self.row_len] for r, o in zip(rows, offsets)]
                     ).astype(np.int32)
 
   def _packed(self, rng, source):

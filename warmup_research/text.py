@@ -138,7 +138,7 @@ def prose_docs() -> list[Doc]:
     if prose:
       docs.append(Doc(f.rel, prose))
   from pydoc_data import topics  # only for this corpus: a 1 MB module
-  docs += [Doc(f"pydoc_data/topics/{k}", topics.topics[k]) for k in sorted(topics.topics)]
+  docs += [Doc(f"pydoc_data/topics.py#{k}", topics.topics[k]) for k in sorted(topics.topics)]
   return docs
 
 
@@ -170,7 +170,8 @@ def dir_docs(corpus_dir: str | os.PathLike, text_key: str) -> list[Doc]:
   return docs
 
 
-def _parquet_texts(path: str, text_key: str) -> list[str]:
+def check_parquet(path: str, text_key: str) -> None:
+  """Refuses a parquet file without the text column, from its schema alone."""
   import pyarrow.parquet as pq  # only for parquet corpora
   try:
     names = pq.read_schema(path).names
@@ -180,6 +181,11 @@ def _parquet_texts(path: str, text_key: str) -> list[str]:
   if text_key not in names:
     raise ConfigError("config.data.text_key", f"{path} has no column {text_key!r}; allowed: "
                       f"{', '.join(map(repr, names))} (set data.text_key to its text column)")
+
+
+def _parquet_texts(path: str, text_key: str) -> list[str]:
+  import pyarrow.parquet as pq  # only for parquet corpora
+  check_parquet(path, text_key)
   column = pq.read_table(path, columns=[text_key]).column(text_key).to_pylist()
   return [t if isinstance(t, str) else "" if t is None else str(t) for t in column]
 
@@ -204,10 +210,11 @@ def _jsonl_texts(path: str, text_key: str) -> list[str]:
   return texts
 
 
-def corpus_info(docs: list[Doc], files: int) -> dict:
+def corpus_info(docs: list[Doc]) -> dict:
   """Size (UTF-8 bytes and MB), file and document counts, and a SHA-256 of
   the documents (paths and texts, in order): what a prepared dataset says
   about its text."""
+  files = len({d.rel.partition("#")[0] for d in docs})
   h, n = hashlib.sha256(), 0
   for d in docs:
     b = d.text.encode("utf-8", errors="replace")
