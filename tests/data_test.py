@@ -176,3 +176,138 @@ def test_bad_data_inputs_name_the_field(tiny_cfg, tmp_path):
   (tmp_path / "tiny" / "a.txt").write_text("too short")
   with pytest.raises(ConfigError, match="config.data.corpus_dir: .* too little text"):
     data.Batches(tiny_cfg(**{"data.name": "bytes", "data.corpus_dir": str(tmp_path / "tiny")}))
+
+
+def _golden_corpus(root):
+  """60 files of generated text: the same bytes on every machine."""
+  for i in range(60):
+    (root / f"d{i % 3}").mkdir(parents=True, exist_ok=True)
+    (root / f"d{i % 3}" / f"f{i}.txt").write_text("".join(
+        f"line {j} of file {i}: {'abc' * (j % 5)}\n" for j in range(40)))
+  return root
+
+
+def test_the_byte_corpus_batches_are_those_of_before_tokenizers(tiny_cfg, tmp_path):
+  # Recorded from the code before data.tokenizer existed (ae8b2c0): 'bytes'
+  # must keep drawing these batches bit for bit, or committed results change.
+  import hashlib  # only here
+  b = data.Batches(tiny_cfg(**{"data.name": "bytes",
+                               "data.corpus_dir": str(_golden_corpus(tmp_path / "c"))}))
+  got = {name: hashlib.sha256(x.tobytes()).hexdigest()[:16]
+         for name, x in (("train0", b.train(0)), ("train1", b.train(1)), ("eval0", b.eval(0)))}
+  assert got == {"train0": "9fa4b9b3f25c5516", "train1": "a7b93c6e670257b6",
+                 "eval0": "d9b876c78c485733"}
+  assert b.unigram_entropy == pytest.approx(2.740264252635311, rel=1e-12)
+  assert b.tokens_per_byte == 1.0
+
+
+def test_text_dir_with_bytes_is_one_token_per_byte(tiny_cfg, tmp_path):
+  corpus = _golden_corpus(tmp_path / "c")
+  b = data.Batches(tiny_cfg(**{"data.name": "text", "data.corpus_dir": str(corpus)}))
+  assert b.kind == "tokens" and b.tokens_per_byte == 1.0
+  x = b.train(0)
+  assert x.shape == (4, 33) and b"line" in bytes(x.astype(np.uint8).ravel())
+  info = b.metadata["corpus"]
+  assert info["files"] == 60 and len(info["sha256"]) == 64
+  assert info["bytes"] == sum(f.stat().st_size for f in corpus.rglob("*.txt"))
+
+
+def _bpe_cfg(tiny_cfg, **kw):
+  return tiny_cfg(**{"data.tokenizer": "bpe:300", "model.vocab_size": 300, **kw})
+
+
+def test_text_dir_with_bpe_is_tokenized_once_and_pure_in_seed_and_step(tiny_cfg, tmp_path,
+                                                                       monkeypatch):
+  import pyarrow as pa  # only here
+  import pyarrow.parquet as pq  # as above
+  corpus = tmp_path / "c"
+  _golden_corpus(corpus)
+  (corpus / "more.jsonl").write_text("".join(
+      f'{{"body": "record {i} says hello"}}\n' for i in range(100)))
+  pq.write_table(pa.table({"body": [f"row {i} of the table" for i in range(100)]}),
+                 corpus / "t.parquet")
+  cfg = _bpe_cfg(tiny_cfg, **{"data.name": "text", "data.corpus_dir": str(corpus),
+                              "data.text_key": "body"})
+  a = data.Batches(cfg)
+  x = a.train(0)
+  assert x.shape == (4, 33) and x.dtype == np.int32 and 0 <= x.min() and x.max() < 300
+  assert 0.1 < a.tokens_per_byte < 0.9   # a BPE packs several bytes per token
+  assert 0 < a.unigram_entropy < np.log(300)
+  assert a.metadata["tokenizer"]["vocab_size"] == 300
+  # The second reader reads the prepared records; it neither re-reads nor re-trains.
+  monkeypatch.setattr(data.text, "dir_docs", lambda *a: pytest.fail("re-read the corpus"))
+  monkeypatch.setattr(data.text, "train_bpe", lambda *a: pytest.fail("re-trained the BPE"))
+  b = data.Batches(cfg)
+  np.testing.assert_array_equal(a.train(3), b.train(3))
+  assert not np.array_equal(a.train(3), a.eval(3))
+  assert not np.array_equal(a.train(3), data.Batches(
+      _bpe_cfg(tiny_cfg, **{"data.name": "text", "data.corpus_dir": str(corpus), "seed": 1,
+                            "data.text_key": "body"})).train(3))
+
+
+def test_prose_corpus_with_bpe(tiny_cfg, tmp_path, monkeypatch):
+  # A small "standard library" (the real one takes about a minute to read).
+  lib = tmp_path / "lib"
+  for i in range(30):
+    (lib / f"m{i}.py").parent.mkdir(parents=True, exist_ok=True)
+    (lib / f"m{i}.py").write_text(f'"""Module {i} explains things."""\n# why {i}\nx = {i}\n')
+  monkeypatch.setattr(data.text, "stdlib_dir", lambda: lib)
+  b = data.Batches(_bpe_cfg(tiny_cfg, **{"data.name": "prose"}))
+  info = b.metadata["corpus"]
+  assert info["files"] == 31 and info["documents"] > 30   # 30 modules and pydoc's topics
+  assert b.tokens_per_byte < 0.9 and b.train(0).max() < 300
+
+
+class WrTestParagraphs(tfds.core.GeneratorBasedBuilder):
+  """A catalog dataset of longer texts: enough for a BPE's token records."""
+
+  VERSION = tfds.core.Version("1.0.0")
+
+  def _info(self):
+    return tfds.core.DatasetInfo(
+        builder=self, features=tfds.features.FeaturesDict({"text": tfds.features.Text()}))
+
+  def _split_generators(self, dl_manager):
+    del dl_manager
+    return {"train": self._generate_examples(0, 300), "test": self._generate_examples(300, 400)}
+
+  def _generate_examples(self, first, end):
+    for i in range(first, end):
+      yield i, {"text": f"Paragraph {i}: the cat sat on the mat, and then the dog {i % 7} came."}
+
+
+def test_catalog_dataset_with_a_bpe_tokenizer(tiny_cfg, tmp_path):
+  tfds.builder("wr_test_paragraphs", data_dir=str(tmp_path),
+               file_format="array_record").download_and_prepare()
+  cfg = _bpe_cfg(tiny_cfg, **{"data.name": "wr_test_paragraphs", "data.data_dir": str(tmp_path),
+                              "data.eval_split": "test"})
+  b = data.Batches(cfg)
+  assert b.kind == "tokens" and b.train(0).max() < 300 and b.tokens_per_byte < 0.9
+  assert b.metadata["corpus"]["documents"] == 400
+  np.testing.assert_array_equal(data.Batches(cfg).eval(1), b.eval(1))
+  data.check_source(cfg)   # a prepared one passes the dry run
+
+
+def test_bad_tokenizers_and_corpora_name_the_field_and_write_nothing(tiny_cfg, tmp_path):
+  import pyarrow as pa  # only here
+  import pyarrow.parquet as pq  # as above
+  corpus = _golden_corpus(tmp_path / "c")
+  out = tmp_path / "data"
+  cfg = lambda **kw: tiny_cfg(**{"data.name": "text", "data.corpus_dir": str(corpus),
+                                 "data.data_dir": str(out), **kw})
+  with pytest.raises(ConfigError, match=r"config.data.tokenizer: no such file: .*nope.json"):
+    data.Batches(cfg(**{"data.tokenizer": str(tmp_path / "nope.json")}))
+  (tmp_path / "bad.json").write_text("[]")
+  with pytest.raises(ConfigError, match=r"config.data.tokenizer: .*bad.json does not parse"):
+    data.check_source(cfg(**{"data.tokenizer": str(tmp_path / "bad.json")}))
+  data.text.train_bpe(["a b c d e f g h"] * 20, 280, tmp_path / "tokenizer.json")
+  with pytest.raises(ConfigError, match=r"config.model.vocab_size: must be >= the tokenizer's "
+                     r"vocabulary \(\d+ tokens, .*\), got 256; set model.vocab_size="):
+    data.Batches(cfg(**{"data.tokenizer": str(tmp_path / "tokenizer.json")}))
+  (tmp_path / "empty").mkdir()
+  with pytest.raises(ConfigError, match=r"config.data.corpus_dir: no text files \(.*\.jsonl"):
+    data.Batches(cfg(**{"data.corpus_dir": str(tmp_path / "empty")}))
+  pq.write_table(pa.table({"body": ["x"]}), corpus / "t.parquet")
+  with pytest.raises(ConfigError, match=r"config.data.text_key: .*t.parquet has no column 'text'"):
+    data.check_source(cfg())
+  assert not out.exists()   # nothing was written

@@ -109,15 +109,18 @@ def prose_of_source(source: str) -> str:
       if doc and node.body:
         parts.append((node.body[0].lineno, doc))
   try:
-    block, first = [], 0
+    block, first, last = [], 0, 0   # a run of comment lines, one under the other, is a paragraph
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-      if tok.type == tokenize.COMMENT:
-        line = tok.string.lstrip("#").strip()
-        if line and not line.startswith("!"):   # '#!' lines and bare '#' are no prose
-          block, first = block + [line], first or tok.start[0]
-      elif tok.type not in (tokenize.NL, tokenize.NEWLINE) and block:
-        parts.append((first, " ".join(block)))   # a run of comment lines is one paragraph
-        block, first = [], 0
+      if tok.type in (tokenize.NL, tokenize.NEWLINE):
+        continue
+      row = tok.start[0]
+      if block and (tok.type != tokenize.COMMENT or row != last + 1):
+        parts.append((first, " ".join(block)))
+        block = []
+      line = tok.string.lstrip("#").strip()
+      if tok.type == tokenize.COMMENT and line and not line.startswith("!"):  # not '#!', '#'
+        block, first = block + [line], first if block else row
+      last = row
     if block:
       parts.append((first, " ".join(block)))
   except (tokenize.TokenError, SyntaxError):
