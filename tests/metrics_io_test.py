@@ -66,3 +66,15 @@ def test_summarize_reads_the_outcome_at_every_stall_margin():
   assert s["outcomes"] == {0.1: "trained", 0.25: "trained", 0.5: "slow"}
   assert s["outcome"] == "trained"
   assert metrics_io.summarize(rows)["outcomes"] is None   # no entropy: no margins
+
+
+def test_bits_per_byte_follow_the_tokenizers_tokens_per_byte():
+  import math  # only here
+  rows = [{"step": 0, "eval_loss": 5.0}, {"step": 1, "loss": 4.0, "diverged": 0},
+          {"step": 1, "eval_loss": 2.0}, {"step": 2, "eval_loss": 3.0}]
+  s = metrics_io.summarize(rows, tokens_per_byte=0.25)
+  assert s["final_eval_bpb"] == 3.0 * 0.25 / math.log(2)
+  assert s["best_eval_bpb"] == 2.0 * 0.25 / math.log(2)
+  # bytes as tokens: the loss in bits; unknown tokens per byte (the copy task): none
+  assert metrics_io.bits_per_byte(math.log(2), 1.0) == 1.0
+  assert metrics_io.summarize(rows)["final_eval_bpb"] is None

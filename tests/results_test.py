@@ -264,3 +264,15 @@ def test_against_puts_a_remade_grid_beside_the_committed_table(tmp_path):
   assert "largest difference: 0.0250 nats" in text
   with pytest.raises(results.ConfigError, match="summary.json: is not a readable"):
     results.against(new, tmp_path / "nothing")
+
+
+def test_bits_per_byte_are_averaged_and_shown_beside_the_loss():
+  rows = [dict(_row(1e-3, s, 3.0 + s), final_eval_bpb=1.0 + s) for s in (0, 1)]
+  (agg,) = results.aggregate(SWEPT, rows)
+  assert agg["final_eval_bpb_mean"] == 1.5
+  loaded = dict(record=dict(experiment="x"), groups=[])
+  md = results.markdown(loaded, SWEPT, rows, [agg])
+  assert "| final eval loss | best eval loss | final eval bpb |" in md and "| 1.5000 |" in md
+  assert "final eval bpb" not in results.markdown(loaded, SWEPT, ROWS,
+                                                  results.aggregate(SWEPT, ROWS))
+  assert results.RUN_COLUMNS[-2:] == ("final_eval_bpb", "best_eval_bpb")

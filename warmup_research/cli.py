@@ -133,6 +133,7 @@ def cmd_train(args, rest) -> None:
                  metrics_digest=metrics_io.digest(wd / "metrics.jsonl"),   # `report` checks it
                  first_step_seconds=result.first_step_seconds,
                  unigram_entropy=result.unigram_entropy,
+                 tokens_per_byte=result.tokens_per_byte,
                  device=mesh_lib.describe(mesh), code=workdir.code_version(),
                  command=" ".join(["python -m warmup_research train --config", args.config,
                                    "--workdir", args.workdir, *rest]),

@@ -90,6 +90,7 @@ class GroupResult:
   first_step_seconds: float | None = None  # from entering run_group to the end of its first
                                            # call (build, init, compiles, eval 0); None if none ran
   unigram_entropy: float | None = None     # of the training data: the stall level's base
+  tokens_per_byte: float | None = None     # of the validation text: loss -> bits per byte
   train_step_compiles: int = 1             # 1, plus one per compacted size (over every
                                            # attempt: a resume keeps the earlier ones)
   device_counts: list[int] = dataclasses.field(default_factory=list)  # of every attempt;
@@ -123,6 +124,7 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   writer = jax.process_index() == 0
   batches = batches or data.Batches(cfg0)
   entropy = batches.unigram_entropy
+  per_byte = batches.tokens_per_byte
   progs = _Programs(cfgs, mesh, desc, skip_frozen)
   roster = Roster.of(cfgs, progs.base.how)
   extra = set(t_cfg.get("checkpoint_steps", ()))
@@ -146,8 +148,9 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   if start >= total:  # nothing left to run: report from the metrics files
     ckpt.close()
     _finish(bar, progress)
-    return GroupResult(summaries=_summaries(metrics_paths, cfgs, entropy), compile_seconds=0.0,
-                       step_seconds=None, steps_run=0, unigram_entropy=entropy,
+    return GroupResult(summaries=_summaries(metrics_paths, cfgs, entropy, per_byte),
+                       compile_seconds=0.0, step_seconds=None, steps_run=0,
+                       unigram_entropy=entropy, tokens_per_byte=per_byte,
                        train_step_compiles=0, device_counts=sorted(devices_before))
   eval_batches = [progs.base.put_batch(batches.eval(i)) for i in range(t_cfg.eval_batches)]
   if was_active is not None:
@@ -232,7 +235,8 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   steps_timed = (done - timed_from) if timed_from is not None else 0
   step_seconds = (end - t_steady) / steps_timed if steps_timed > 0 else None
   spec = str(jax.tree.leaves(progs.state.params)[0].sharding.spec)
-  return GroupResult(summaries=_summaries(metrics_paths, cfgs, entropy) if writer else [],
+  return GroupResult(summaries=_summaries(metrics_paths, cfgs, entropy, per_byte)
+                     if writer else [], tokens_per_byte=per_byte,
                      compile_seconds=progs.compile_seconds, step_seconds=step_seconds,
                      steps_run=done - start, state_sharding=spec, variant_loop=progs.prog.how,
                      first_step_seconds=first_step_seconds, unigram_entropy=entropy,
@@ -265,10 +269,11 @@ def _resume(ckpt, abstract_state, metrics_paths, t_cfg, checkpoint_dir, writer):
   return start, state, meta
 
 
-def _summaries(metrics_paths, cfgs, entropy) -> list[dict]:
+def _summaries(metrics_paths, cfgs, entropy, tokens_per_byte=None) -> list[dict]:
   """One summary per variant, from its metrics file."""
   return [metrics_io.summarize(metrics_io.read(p), entropy, stall_margin=c.train.stall_margin,
                                total_steps=c.train.total_steps,
+                               tokens_per_byte=tokens_per_byte,
                                warmup_end=config_lib.durations(c)[0])
           for p, c in zip(metrics_paths, cfgs)]
 

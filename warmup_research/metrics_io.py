@@ -152,10 +152,13 @@ def outcome(status: str, evals: list[tuple[int, float]], plateau_loss: float | N
 
 
 def summarize(rows: list[dict], entropy: float | None = None, *, stall_margin: float = 0.25,
-              total_steps: int | None = None, warmup_end: int = 0) -> dict:
+              total_steps: int | None = None, warmup_end: int = 0,
+              tokens_per_byte: float | None = None) -> dict:
   """A run's status, outcome and losses from its rows; `outcomes`: its
   outcome at each of `STALL_MARGINS` (where the entropy is known), which
-  failure verdicts are re-read at."""
+  failure verdicts are re-read at. Losses are nats per token; the `*_bpb`
+  ones are bits per byte of the validation text (`bits_per_byte`), None
+  where the data's tokens per byte is unknown (the copy task, old records)."""
   pruned = next((r["step"] for r in rows if r.get("pruned")), None)
   if pruned is not None:   # its rows after the rung are those of frozen params
     rows = [r for r in rows if r["step"] <= pruned if "loss" not in r or r["step"] < pruned]
@@ -171,6 +174,8 @@ def summarize(rows: list[dict], entropy: float | None = None, *, stall_margin: f
       final_eval_loss=evals[-1]["eval_loss"] if evals else None,
       best_eval_loss=min(finite_evals) if finite_evals else None,
       steps=evals[-1]["step"] if evals else 0)
+  for name in ("final", "best"):
+    summary[f"{name}_eval_bpb"] = bits_per_byte(summary[f"{name}_eval_loss"], tokens_per_byte)
   curve = [(r["step"], r["eval_loss"]) for r in evals]
   read = lambda margin: outcome(summary["status"], curve,
                                 None if entropy is None else entropy - margin,
@@ -178,6 +183,14 @@ def summarize(rows: list[dict], entropy: float | None = None, *, stall_margin: f
   summary["outcome"] = read(stall_margin)
   summary["outcomes"] = {m: read(m) for m in STALL_MARGINS} if entropy is not None else None
   return summary
+
+
+def bits_per_byte(loss: float | None, tokens_per_byte: float | None) -> float | None:
+  """Nats per token -> bits per byte: loss * tokens / (bytes * ln 2), with the
+  tokenizer's tokens per byte of the validation text (data.Batches)."""
+  if loss is None or tokens_per_byte is None:
+    return None
+  return loss * tokens_per_byte / math.log(2)
 
 
 def finished_group(workdir, gid: str) -> dict:

@@ -25,7 +25,7 @@ from warmup_research.workdir import read_marker, strict_json, write_atomic
 
 RUN_COLUMNS = ("status", "outcome", "diverged_step", "final_train_loss", "final_eval_loss",
                "best_eval_loss", "initial_eval_loss", "tokens_seen", "step_seconds",
-               "compile_seconds", "group")
+               "compile_seconds", "group", "final_eval_bpb", "best_eval_bpb")
 
 
 def record(workdir) -> dict:
@@ -79,6 +79,7 @@ def _train_group(wd: pathlib.Path) -> list[dict]:
                       metrics_io.restart_remedy(wd / "checkpoints", wd / "summary.json")) from None
   return [dict(group="run", run_ids=["run"], compile_seconds=s.get("compile_seconds"),
                step_seconds=s.get("step_seconds"), unigram_entropy=s.get("unigram_entropy"),
+               tokens_per_byte=s.get("tokens_per_byte"),
                device=s.get("device") or {}, command=s.get("command", "warmup-research train"),
                code=s.get("code"), finished_at=s.get("finished_at", "see summary.json"),
                metrics=s.get("metrics_digest"),
@@ -105,7 +106,7 @@ def run_rows(loaded, also=()) -> tuple[list[str], list[dict]]:
     s = metrics_io.summarize(   # no entropy in records made before stalls were told apart
         loaded["metrics"][r["run_id"]], g.get("unigram_entropy"),
         stall_margin=cfg["train"].get("stall_margin", 0.25),
-        total_steps=cfg["train"]["total_steps"],
+        total_steps=cfg["train"]["total_steps"], tokens_per_byte=g.get("tokens_per_byte"),
         warmup_end=schedules.steps_from_duration(
             total_steps=cfg["train"]["total_steps"], steps=sched.get("warmup_steps"),
             ratio=sched.get("warmup_ratio"), field="config.schedule.warmup"))
@@ -114,6 +115,7 @@ def run_rows(loaded, also=()) -> tuple[list[str], list[dict]]:
                diverged_step=s["diverged_step"], pruned_step=s["pruned_step"],
                final_train_loss=s["final_train_loss"], final_eval_loss=s["final_eval_loss"],
                best_eval_loss=s["best_eval_loss"], initial_eval_loss=s["initial_eval_loss"],
+               final_eval_bpb=s["final_eval_bpb"], best_eval_bpb=s["best_eval_bpb"],
                tokens_seen=applied_updates(s) * cfg["data"]["batch_size"] * cfg["data"]["seq_len"],
                step_seconds=g.get("step_seconds"), compile_seconds=g.get("compile_seconds"),
                group=g.get("group"))
@@ -148,7 +150,7 @@ def aggregate(swept, rows) -> list[dict]:
   for row in rows:
     k = tuple(json.dumps(row[f]) for f in keys)
     agg = out.setdefault(k, dict(**{f: row[f] for f in keys}, n=0, stalled=0, diverged=0,
-                                 final=[], best=[]))
+                                 final=[], best=[], bpb=[]))
     agg["n"] += 1
     diverged = row["status"] == "diverged" or row.get("outcome") == "diverged"
     agg["diverged"] += diverged
@@ -157,8 +159,9 @@ def aggregate(swept, rows) -> list[dict]:
     agg["pruned"] = agg.get("pruned", 0) + (row["status"] == "pruned")
     if diverged or row["status"] in ("unfinished", "pruned"):   # never in a mean (a diverged
       continue                        # run may have a finite loss; a pruned one stopped early)
-    for name, col in (("final", "final_eval_loss"), ("best", "best_eval_loss")):
-      if row[col] is not None and math.isfinite(row[col]):
+    for name, col in (("final", "final_eval_loss"), ("best", "best_eval_loss"),
+                      ("bpb", "final_eval_bpb")):
+      if row.get(col) is not None and math.isfinite(row[col]):
         agg[name].append(row[col])
   result = []
   for agg in out.values():
@@ -168,6 +171,8 @@ def aggregate(swept, rows) -> list[dict]:
       agg[f"{name}_eval_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0 if vals else None
       ci = stats.mean_ci(vals)
       agg[f"{name}_eval_ci95"] = None if ci.lo is None else [ci.lo, ci.hi]
+    bpb = agg.pop("bpb")   # bits per byte: what compares across tokenizers
+    agg["final_eval_bpb_mean"] = statistics.fmean(bpb) if bpb else None
     result.append(agg)
   return result
 
@@ -326,6 +331,7 @@ def markdown(loaded, swept, rows, agg, sens=(), verdicts=(), maps=()) -> str:
   valid = [a for a in agg if a["final_eval_mean"] is not None and a["diverged"] < a["n"]
            and not a.get("unfinished")]
   best = min(valid, key=lambda a: a["final_eval_mean"]) if valid else None
+  bpb = any(a.get("final_eval_bpb_mean") is not None for a in agg)
   lines = [f"# {loaded['record']['experiment']}", "",
            f"- command: `{groups[-1]['command'] if groups else ''}`"
            + (f" at code {groups[-1]['code']}" if groups and groups[-1].get("code") else ""),
@@ -347,18 +353,22 @@ def markdown(loaded, swept, rows, agg, sens=(), verdicts=(), maps=()) -> str:
            f"{metrics_io.SLOW_DROP} nats) over the last half of training (a run still "
            "falling there is slow, not a failure); "
            "★ = lowest mean final eval loss"
+           + ("; final eval bpb: the mean final eval loss in bits per byte of the validation "
+              "text (loss x tokens / (bytes x ln 2)), comparable across tokenizers" if bpb else "")
            + ("; pruned: stopped by successive halving at a rung (`train.prune_steps`), "
               "left out of the means" if pruned else ""), "",
            "| " + " | ".join([*(k.split(".")[-1] for k in keys), "n", "stalled", "diverged",
                               *(["pruned"] if pruned else []),
-                              "final eval loss", "best eval loss", ""]) + " |",
-           "|" + "---|" * (len(keys) + 6 + pruned)]
+                              "final eval loss", "best eval loss",
+                              *(["final eval bpb"] if bpb else []), ""]) + " |",
+           "|" + "---|" * (len(keys) + 6 + pruned + bpb)]
   for a in agg:
     cells = [str(a[k]) for k in keys] + [str(a["n"]), f"{a['stalled']}/{a['n']}",
                                          f"{a['diverged']}/{a['n']}",
                                          *([f"{a['pruned']}/{a['n']}"] if pruned else []),
                                          _ci(a["final_eval_mean"], a["final_eval_ci95"]),
                                          _pm(a["best_eval_mean"], a["best_eval_std"]),
+                                         *([_bpb(a.get("final_eval_bpb_mean"))] if bpb else []),
                                          "★" if a is best else ""]
     lines.append("| " + " | ".join(cells) + " |")
   if sens:
@@ -375,6 +385,10 @@ def markdown(loaded, swept, rows, agg, sens=(), verdicts=(), maps=()) -> str:
   lines += heatmap_markdown(list(maps))
   lines += claims_lib.markdown(list(verdicts))
   return "\n".join(lines) + "\n"
+
+
+def _bpb(x: float | None) -> str:
+  return "n/a" if x is None else f"{x:.4f}"
 
 
 def read_analysis(workdir) -> dict[str, list[dict]]:

@@ -312,6 +312,7 @@ def run(variants: list[Variant], workdir: pathlib.Path, *, progress: bool = True
                   device_counts=result.device_counts,
                   n_variants=len(members), state_sharding=result.state_sharding,
                   variant_loop=result.variant_loop, unigram_entropy=result.unigram_entropy,
+                  tokens_per_byte=result.tokens_per_byte,
                   device=mesh_lib.describe(mesh), command=command,
                   code=code, finished_at=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
     if writer:
