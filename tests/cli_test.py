@@ -656,3 +656,48 @@ def test_a_dry_run_estimates_the_wall_time_from_a_recorded_rate(finished_sweep, 
   assert ("wall time: no rate recorded (no finished group of this signature in "
           f"{tmp_path / 'fresh'} or results/exp), so no estimate") in r.stdout
   assert not (tmp_path / "fresh").exists()
+
+
+def _text_corpus(root):
+  root.mkdir()
+  for i in range(60):
+    (root / f"f{i}.txt").write_text(f"Text file {i} tells a short story about warmup. " * 80)
+  return root
+
+
+def test_a_bpe_run_reports_its_loss_in_bits_per_byte(tmp_path):
+  corpus = _text_corpus(tmp_path / "corpus")
+  wd = tmp_path / "run"
+  r = _train(wd, *TINY, "--config.data.name=text", f"--config.data.corpus_dir={corpus}",
+             "--config.data.tokenizer=bpe:300", "--config.model.vocab_size=300",
+             "--config.train.total_steps=4", "--config.train.eval_every=2")
+  assert r.returncode == 0, r.stderr
+  s = json.loads((wd / "summary.json").read_text())
+  assert 0 < s["tokens_per_byte"] < 1
+  assert s["final_eval_bpb"] == pytest.approx(
+      s["final_eval_loss"] * s["tokens_per_byte"] / 0.6931471805599453)
+  r = run_cli("report", wd)
+  assert r.returncode == 0, r.stderr
+  with open(wd / "runs.csv") as f:
+    (row,) = csv.DictReader(f)
+  assert float(row["final_eval_bpb"]) == pytest.approx(s["final_eval_bpb"])
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--config.data.tokenizer=/no/such/tokenizer.json"],
+     "config.data.tokenizer: no such file: /no/such/tokenizer.json; allowed: 'bytes', 'bpe:N'"),
+    (["--config.data.tokenizer=bpe:512"], "config.model.vocab_size: must be >= the tokenizer's"),
+    (["--config.data.tokenizer=words"], "config.data.tokenizer: unknown value 'words'"),
+    (["--config.data.corpus_dir=EMPTY"], "config.data.corpus_dir: no text files"),
+], ids=["missing-tokenizer", "too-large", "unknown", "empty-dir"])
+def test_bad_text_inputs_exit_2_with_one_line_and_write_nothing(tmp_path, extra, message):
+  (tmp_path / "empty").mkdir()
+  corpus = _text_corpus(tmp_path / "corpus")
+  extra = [e.replace("EMPTY", str(tmp_path / "empty")) for e in extra]
+  r = _train(tmp_path / "run", *TINY, "--config.data.name=text",
+             f"--config.data.corpus_dir={corpus}", f"--config.data.data_dir={tmp_path / 'd'}",
+             *extra)
+  assert r.returncode == 2, (r.stdout, r.stderr)
+  errors = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+  assert len(errors) == 1 and message in errors[0], r.stderr
+  assert not (tmp_path / "run").exists() and not (tmp_path / "d").exists()

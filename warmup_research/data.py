@@ -315,7 +315,7 @@ def _tokenize(d, source: _TextSource, tok, data_dir: pathlib.Path, dtype):
     print(f"[data] training a byte-level BPE of {n} tokens on {len(train_texts)} documents "
           "(once; cached)", file=sys.stderr, flush=True)
     tok = text.train_bpe(train_texts, n, data_dir / "tokenizers" /
-                         f"bpe_{h.hexdigest()[:16]}_{n}.json")
+                         f"bpe_{h.hexdigest()[:16]}_{n}.json", save=False)
   train = _stream(tok.encode_batch(train_texts), tok.eos, dtype)
   validation = _stream(tok.encode_batch(val_texts), tok.eos, dtype)
   for split, stream in (("train", train), ("validation", validation)):
@@ -323,6 +323,8 @@ def _tokenize(d, source: _TextSource, tok, data_dir: pathlib.Path, dtype):
       raise ConfigError(source.field, f"{d.name!r} has too little text for a {split} split "
                         f"({len(stream)} tokens; needs at least {RECORD_LEN}; documents go "
                         f"to validation by a hash of their path, 1 in {VALIDATION_EVERY})")
+  if tok.file is not None:   # a BPE trained here, now that its corpus passed
+    text.save_bpe(tok)
   kept = train[:len(train) // RECORD_LEN * RECORD_LEN].astype(np.int64)
   val_bytes = sum(len(t.encode("utf-8", errors="replace")) + 1 for t in val_texts)
   metadata = dict(

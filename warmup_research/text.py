@@ -238,6 +238,7 @@ class Tokenizer:
   def __init__(self, spec: str, vocab_size: int, eos: int | None, sha256: str, encode_batch):
     self.spec, self.vocab_size, self.eos, self.sha256 = spec, vocab_size, eos, sha256
     self.encode_batch = encode_batch
+    self.file = None   # a trained BPE's (cache path, JSON), until saved
 
 
 def bytes_tokenizer() -> Tokenizer:
@@ -283,13 +284,17 @@ def load_tokenizer(spec: str) -> Tokenizer:
                       f"({first}); {TOKENIZER_HELP}") from e
 
 
-def train_bpe(texts: list[str], vocab_size: int, cache: pathlib.Path) -> Tokenizer:
-  """A byte-level BPE of `vocab_size` tokens trained on `texts`, saved to
-  `cache` (and read from it when there). Training is deterministic: the same
-  texts give the same merges."""
+def train_bpe(texts: list[str], vocab_size: int, cache: pathlib.Path,
+              save: bool = True) -> Tokenizer:
+  """A byte-level BPE of `vocab_size` tokens trained on `texts`, read from
+  `cache` when there, else saved to it (`save`; or later by `save_bpe`, once
+  the corpus it tokenizes has passed its checks). Training is deterministic:
+  the same texts give the same merges."""
   import tokenizers  # only for BPE tokenizers
   from tokenizers import decoders, models, pre_tokenizers, trainers  # as above
-  if not cache.exists():
+  if cache.exists():
+    raw = cache.read_text()
+  else:
     tok = tokenizers.Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -297,10 +302,20 @@ def train_bpe(texts: list[str], vocab_size: int, cache: pathlib.Path) -> Tokeniz
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False)
     tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
+    raw = tok.to_str()
+  out = _hf(f"bpe:{vocab_size}", tokenizers.Tokenizer.from_str(raw),
+            hashlib.sha256(raw.encode()).hexdigest())
+  out.file = (cache, raw)
+  if save:
+    save_bpe(out)
+  return out
+
+
+def save_bpe(tok: Tokenizer) -> None:
+  """Writes a trained BPE to its cache file (atomically), if not there yet."""
+  cache, raw = tok.file
+  if not cache.exists():
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(tok.to_str())
+    tmp.write_text(raw)
     os.replace(tmp, cache)
-  raw = cache.read_text()
-  return _hf(f"bpe:{vocab_size}", tokenizers.Tokenizer.from_str(raw),
-             hashlib.sha256(raw.encode()).hexdigest())
