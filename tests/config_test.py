@@ -36,6 +36,19 @@ BAD = [
     ({"model.attention": "flash"},
      "config.model.attention: unknown value 'flash'; allowed: einsum, xla, cudnn"),
     ({"model.attention": "cudnn"}, "config.model.attention: 'cudnn' .* needs model.dtype='bfloat16'"),
+    ({"data.name": "text", "data.tokenizer": "words"},
+     r"config.data.tokenizer: unknown value 'words'; allowed: 'bytes', 'bpe:N' \(a byte-level BPE "
+     r"of N >= 257 tokens"),
+    ({"data.name": "text", "data.tokenizer": "bpe:100"}, "config.data.tokenizer: unknown value"),
+    ({"data.name": "prose", "data.tokenizer": "bpe:4096"},
+     r"config.model.vocab_size: must be >= the tokenizer's vocabulary \(4096 tokens, "
+     r"data.tokenizer='bpe:4096'\), got 256; set model.vocab_size=4096$"),
+    ({"data.name": "bytes", "data.tokenizer": "bpe:300", "model.vocab_size": 300},
+     "config.data.tokenizer: must be 'bytes' with data.name='bytes', got 'bpe:300'; for another "
+     "tokenizer use data.name='text'"),
+    ({"data.name": "text", "data.seq_len": 1025}, "config.data.seq_len: must be <= 1024"),
+    ({"data.name": "lm1b", "data.tokenizer": "bpe:300", "model.vocab_size": 300,
+      "data.seq_len": 2048}, "config.data.seq_len: must be <= 1024"),
     ({"train.checkpoint_steps": [5, 21]},
      r"config.train.checkpoint_steps: must be a list of integers in \[1, train.total_steps=20\]"),
 ]
@@ -81,6 +94,14 @@ def test_static_signature_ignores_dynamic_fields():
   c = tiny_config(**{"model.norm": "post"})
   assert config_lib.static_signature(a) == config_lib.static_signature(b)
   assert config_lib.static_signature(a) != config_lib.static_signature(c)
+  # the tokenizer changes the token streams and the vocabulary: a program of its own
+  d = tiny_config(**{"data.name": "text", "data.tokenizer": "bpe:300", "model.vocab_size": 300})
+  e = tiny_config(**{"data.name": "text", "data.tokenizer": "bpe:300", "model.vocab_size": 300,
+                     "data.seed": 4})
+  assert config_lib.static_signature(d) == config_lib.static_signature(e)
+  assert config_lib.static_signature(d) != config_lib.static_signature(
+      tiny_config(**{"data.name": "text", "data.tokenizer": "bpe:280", "model.vocab_size": 300}))
+  tiny_config(**{"data.name": "lm1b", "data.seq_len": 2048})   # packed bytes: no record bound
 
 
 def test_from_saved_fills_fields_a_saved_config_predates():
