@@ -89,3 +89,19 @@ def test_loss_vs_lr_draws_a_ci_only_where_a_condition_has_two_seeds(monkeypatch,
   (ax,) = figures["loss_vs_peak_lr.png"].axes
   assert _error_bars(ax) == [] and "95% CI" not in ax.get_ylabel()
   assert "n = 1" in ax.get_ylabel() and "no CI" in ax.get_ylabel()
+
+
+def test_eval_losses_get_a_bits_per_byte_axis_where_the_data_knows_it(monkeypatch, tmp_path):
+  import json  # only here
+  import math  # as above
+  grid = [{"optimizer.peak_lr": lr} for lr in (1e-3, 1e-2)]
+  wd = fake_workdir(tmp_path / "w", grid, [3.0, 2.5])
+  _, figures = _drawn(monkeypatch, wd)
+  labels = lambda fig: [a.get_ylabel() for ax in fig.axes for a in (ax, *ax.child_axes)]
+  assert "bits per byte (validation text)" not in labels(figures["loss_curves.png"])
+  record = wd / "groups" / "g000.json"
+  record.write_text(json.dumps(dict(json.loads(record.read_text()), tokens_per_byte=0.25)))
+  assert plots.bits_per_nat(results.load(wd)) == pytest.approx(0.25 / math.log(2))
+  _, figures = _drawn(monkeypatch, wd)
+  for name in ("loss_curves.png", "loss_vs_peak_lr.png"):
+    assert "bits per byte (validation text)" in labels(figures[name]), name

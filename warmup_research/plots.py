@@ -171,8 +171,28 @@ def plot_sweep(workdir: pathlib.Path, loaded, swept, rows, agg) -> list[pathlib.
     written.append(_save(norms, out / "norms.png"))
   written.append(_save(_lr_schedules(lay, loaded), out / "lr_schedules.png"))
   if "optimizer.peak_lr" in swept:
-    written.append(_loss_vs_lr(out / "loss_vs_peak_lr.png", lay["keys"], rows, agg))
+    written.append(_loss_vs_lr(out / "loss_vs_peak_lr.png", lay["keys"], rows, agg,
+                               bits_per_nat(loaded)))
   return written
+
+
+def bits_per_nat(loaded) -> float | None:
+  """Bits per byte per nat per token (tokens_per_byte / ln 2) of the
+  workdir's data, when every group has the same, known one; else None."""
+  per_byte = {g.get("tokens_per_byte") for g in loaded.get("groups", [])}
+  k = per_byte.pop() if len(per_byte) == 1 else None
+  return None if k is None else k / math.log(2)
+
+
+def _bpb_axis(ax, k: float | None) -> None:
+  """A right-hand axis in bits per byte, which compares across tokenizers."""
+  if k is None:
+    return
+  sec = ax.secondary_yaxis("right", functions=(lambda y: y * k, lambda b: b / k))
+  sec.set_ylabel("bits per byte (validation text)", fontsize=8)
+  plain = matplotlib.ticker.FormatStrFormatter("%.3g")   # not 2.4x10^0 on a log axis
+  sec.yaxis.set_major_formatter(plain)
+  sec.yaxis.set_minor_formatter(plain)
 
 
 def _loss_curves(lay, loaded) -> Figure:
@@ -215,6 +235,8 @@ def _loss_curves(lay, loaded) -> Figure:
   for ax in axes.flat:
     ax.set_yscale("log")
   _log_ticks(axes[0][0])   # the axes share y
+  for ax in axes[:, 1]:
+    _bpb_axis(ax, bits_per_nat(loaded))
   for ax in axes[-1]:
     ax.set_xlabel(lay["xlabel"])
   _legend(fig, axes[0][1])
@@ -297,7 +319,7 @@ def _lr_schedules(lay, loaded) -> Figure:
   return fig
 
 
-def _loss_vs_lr(path, keys, rows, agg) -> pathlib.Path:
+def _loss_vs_lr(path, keys, rows, agg, bits: float | None = None) -> pathlib.Path:
   others = [k for k in keys if k != "optimizer.peak_lr"]
   settings = list(dict.fromkeys(tuple(a[f] for f in others) for a in agg))
   style = _style(settings)
@@ -336,6 +358,7 @@ def _loss_vs_lr(path, keys, rows, agg) -> pathlib.Path:
          "final eval loss (under 2 seeds finished per point: no CI)")
   ax.set_xticks(lrs, [f"{x:g}" for x in lrs])
   ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+  _bpb_axis(ax, bits)
   _legend(fig, ax)
   return _save(fig, path)
 
