@@ -201,6 +201,25 @@ def test_the_byte_corpus_batches_are_those_of_before_tokenizers(tiny_cfg, tmp_pa
   assert b.tokens_per_byte == 1.0
 
 
+# The default corpus as the code before tokenizers drew it, recorded on the
+# Python 3.11 standard library of the development machine; on another the
+# corpus differs, and the generated corpus above is the check.
+STDLIB_NAME = "dir_e90d39bd77f3"
+
+
+def test_the_default_corpus_batches_are_those_of_before_tokenizers(tiny_cfg):
+  import hashlib  # only here
+  corpus = data.default_corpus_dir()
+  if data._config_name(corpus, data.corpus_files(corpus)) != STDLIB_NAME:
+    pytest.skip("another standard library than the one the batches were recorded on")
+  b = data.Batches(tiny_cfg(**{"data.name": "bytes"}))
+  got = [hashlib.sha256(x.tobytes()).hexdigest()[:16] for x in (b.train(0), b.train(1),
+                                                                b.eval(0))]
+  assert got == ["3788ff24c7000f81", "46ecf7db92599c02", "ac07d16aed8cbb7d"]
+  assert b.unigram_entropy == pytest.approx(3.271656269852282, rel=1e-12)
+  assert (len(b.sources[data.TRAIN_STREAM]), len(b.sources[data.EVAL_STREAM])) == (29402, 1791)
+
+
 def test_text_dir_with_bytes_is_one_token_per_byte(tiny_cfg, tmp_path):
   corpus = _golden_corpus(tmp_path / "c")
   b = data.Batches(tiny_cfg(**{"data.name": "text", "data.corpus_dir": str(corpus)}))
