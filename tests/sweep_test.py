@@ -479,3 +479,24 @@ def test_growing_a_grid_with_successive_halving_is_refused():
   with pytest.raises(ConfigError, match="successive halving .* new --workdir"):
     sweep.grow(old, "e.py", grid([1e-3, 1e-2, 3e-2]))
   assert sweep.grow(old, "e.py", grid([1e-3, 1e-2])) is None   # unchanged: no growth
+
+
+def test_a_grid_over_tokenizers_splits_into_groups_and_compares_in_bits_per_byte(tmp_path):
+  corpus = tmp_path / "corpus"
+  corpus.mkdir()
+  for i in range(60):
+    (corpus / f"f{i}.txt").write_text(f"Story {i}: the warmup ends and the loss falls. " * 60)
+  summary = _run_in_process(
+      [{"data.tokenizer": t} for t in ("bytes", "bpe:300")], tmp_path / "w",
+      **{"data.name": "text", "data.corpus_dir": str(corpus), "model.vocab_size": 300,
+         "train.total_steps": 4, "train.eval_every": 2, "schedule.warmup_steps": 2})
+  assert summary["n_groups"] == 2   # the tokenizer is static: a program each
+  per_byte = {}
+  for g in (tmp_path / "w" / "groups").glob("*.json"):
+    record = json.loads(g.read_text())
+    per_byte.update({rid: record["tokens_per_byte"] for rid in record["run_ids"]})
+  rows = {r["data.tokenizer"]: r for r in summary["runs"]}
+  assert per_byte[rows["bytes"]["run_id"]] == 1.0 and per_byte[rows["bpe:300"]["run_id"]] < 0.9
+  for r in rows.values():
+    assert r["final_eval_bpb"] == pytest.approx(
+        r["final_eval_loss"] * per_byte[r["run_id"]] / np.log(2))
