@@ -66,6 +66,7 @@ TRAIN_STREAM, EVAL_STREAM = 0, 1
 EVAL_SEED = 0              # the validation batches do not depend on the run's seed
 CATALOG_ENTROPY_RECORDS = 2000  # records a catalog dataset's unigram entropy is estimated on
 TOKEN_SOURCES = ("prose", "text")   # the built-in sources TokenCorpus tokenizes
+READ_BATCH = 4096          # records read, and documents tokenized, at a time
 
 
 def data_seed(cfg) -> int:
@@ -253,9 +254,11 @@ def _text_source(d, data_dir: str) -> _TextSource:
 
   def read():
     texts = {}
-    for field, source in sources.items():
+    for field, source in sources.items():   # in batches: a record at a time is slow
+      records = (r for i in range(0, len(source), READ_BATCH)
+                 for r in source.__getitems__(list(range(i, min(i + READ_BATCH, len(source))))))
       texts[field] = [t.decode("utf-8", errors="replace") if isinstance(t, bytes) else str(t)
-                      for t in (source[i][d.text_key] for i in range(len(source)))]
+                      for t in (r[d.text_key] for r in records)]
     docs = [text.Doc(f"{d.name}/{f}#{i}", t) for f, ts in texts.items() for i, t in enumerate(ts)]
     return texts["train_split"], texts["eval_split"], text.corpus_info(docs)
   key = f"catalog:{d.name}:{builder.data_dir}:{d.train_split}:{d.eval_split}:{d.text_key}"
@@ -292,10 +295,15 @@ def _token_builder(d, vocab_size: int, data_dir: pathlib.Path):
   return builder, source, tok
 
 
-def _stream(token_lists, eos: int | None, dtype) -> np.ndarray:
-  sep = [np.asarray([eos], dtype)] if eos is not None else []
-  parts = [p for ids in token_lists for p in (np.asarray(ids, dtype), *sep)]
-  return np.concatenate(parts) if parts else np.zeros(0, dtype)
+def _stream(tok, texts: list[str], dtype) -> np.ndarray:
+  """The texts' tokens, each document followed by `tok.eos` (if any), as one
+  array; encoded in chunks, so only one chunk's Python lists are alive."""
+  sep = [tok.eos] if tok.eos is not None else []
+  chunks = []
+  for i in range(0, len(texts), READ_BATCH):
+    ids = [t for doc in tok.encode_batch(texts[i:i + READ_BATCH]) for t in (*doc, *sep)]
+    chunks.append(np.asarray(ids, dtype))
+  return np.concatenate(chunks) if chunks else np.zeros(0, dtype)
 
 
 def _tokenize(d, source: _TextSource, tok, data_dir: pathlib.Path, dtype):
@@ -316,8 +324,7 @@ def _tokenize(d, source: _TextSource, tok, data_dir: pathlib.Path, dtype):
           "(once; cached)", file=sys.stderr, flush=True)
     tok = text.train_bpe(train_texts, n, data_dir / "tokenizers" /
                          f"bpe_{h.hexdigest()[:16]}_{n}.json", save=False)
-  train = _stream(tok.encode_batch(train_texts), tok.eos, dtype)
-  validation = _stream(tok.encode_batch(val_texts), tok.eos, dtype)
+  train, validation = _stream(tok, train_texts, dtype), _stream(tok, val_texts, dtype)
   for split, stream in (("train", train), ("validation", validation)):
     if len(stream) < RECORD_LEN:
       raise ConfigError(source.field, f"{d.name!r} has too little text for a {split} split "
