@@ -55,7 +55,7 @@ from absl import logging as absl_logging
 
 from warmup_research import text
 from warmup_research.errors import ConfigError
-from warmup_research.text import SKIP_DIRS, TEXT_SUFFIXES, CorpusFile, corpus_files  # noqa: F401
+from warmup_research.text import TEXT_SUFFIXES, CorpusFile, corpus_files
 
 tfds.display_progress_bar(False)
 absl_logging.set_verbosity(absl_logging.ERROR)  # TFDS's per-build chatter
