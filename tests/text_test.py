@@ -117,3 +117,7 @@ def test_user_tokenizers_load_and_bad_files_name_data_tokenizer(tmp_path):
   with pytest.raises(ConfigError, match=r"config.data.tokenizer: .*bad.model does not parse as "
                      r"a SentencePiece .model"):
     text.load_tokenizer(str(tmp_path / "bad.model"))
+
+
+def test_a_nul_inside_a_document_is_not_its_end():
+  assert text.bytes_tokenizer().encode_batch(["a\0b"]) == [[97, 32, 98]]

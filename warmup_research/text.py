@@ -42,6 +42,7 @@ from warmup_research.errors import ConfigError
 TEXT_SUFFIXES = (".py", ".txt", ".md", ".rst")
 RECORD_SUFFIXES = (".jsonl", ".parquet")   # one document per line / row, not per file
 SKIP_DIRS = ("site-packages", "dist-packages", "__pycache__")
+PROSE_VERSION = 1          # of prose_of_source: a change rebuilds the prepared corpora
 EOS = "<|endoftext|>"
 EOS_NAMES = (EOS, "</s>", "<eos>", "<|end_of_text|>", "[SEP]")   # a user tokenizer's separator
 MIN_BPE_VOCAB = 257        # the 256 bytes of the byte-level alphabet and EOS
@@ -148,7 +149,7 @@ def prose_docs() -> list[Doc]:
 def prose_key() -> str:
   """What `prose_docs()` depends on, read without reading the files: the
   standard library's location and its `.py` files' names and sizes."""
-  h = hashlib.sha1(str(stdlib_dir().resolve()).encode())
+  h = hashlib.sha1(f"{PROSE_VERSION}:{stdlib_dir().resolve()}".encode())
   for f in corpus_files(stdlib_dir(), (".py",)):
     h.update(f"{f.rel}:{f.size}\n".encode())
   return h.hexdigest()[:12]
@@ -242,8 +243,9 @@ class Tokenizer:
 
 
 def bytes_tokenizer() -> Tokenizer:
-  return Tokenizer("bytes", 256, 0, "bytes",
-                   lambda texts: [list(t.encode("utf-8", errors="replace")) for t in texts])
+  # NUL separates documents, so a NUL inside one becomes a space (as in data.ByteCorpus)
+  return Tokenizer("bytes", 256, 0, "bytes", lambda texts: [
+      list(t.replace("\0", " ").encode("utf-8", errors="replace")) for t in texts])
 
 
 def bpe_vocab(spec: str) -> int | None:
