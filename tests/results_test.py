@@ -276,3 +276,12 @@ def test_bits_per_byte_are_averaged_and_shown_beside_the_loss():
   assert "final eval bpb" not in results.markdown(loaded, SWEPT, ROWS,
                                                   results.aggregate(SWEPT, ROWS))
   assert results.RUN_COLUMNS[-2:] == ("final_eval_bpb", "best_eval_bpb")
+
+
+def test_groups_recorded_before_tokens_per_byte_read_bytes_as_one(tmp_path):
+  grid = [{"optimizer.peak_lr": 1e-3}]
+  synthetic = results.run_rows(results.load(fake_workdir(tmp_path / "s", grid, [3.0])))[1]
+  assert synthetic[0]["final_eval_bpb"] is None   # the copy task has no bytes
+  wd = fake_workdir(tmp_path / "b", grid, [3.0], overrides={"data.name": "bytes"})
+  (row,) = results.run_rows(results.load(wd))[1]
+  assert row["final_eval_bpb"] == pytest.approx(3.0 / math.log(2))

@@ -86,6 +86,15 @@ def _train_group(wd: pathlib.Path) -> list[dict]:
                train_step_compiles=int(s.get("compile_seconds") is not None))]
 
 
+def _tokens_per_byte(group: dict, cfg: dict) -> float | None:
+  """The group record's tokens per byte; for one recorded before it was
+  kept, 1 where the data was byte-level text (every token a byte)."""
+  if "tokens_per_byte" in group or not group:
+    return group.get("tokens_per_byte")
+  data = cfg["data"]
+  return 1.0 if data["name"] != "synthetic" and data.get("tokenizer", "bytes") == "bytes" else None
+
+
 def _field(cfg: dict, dotted: str):
   """A run's effective value of a field (swept in other points or not)."""
   for key in dotted.split("."):
@@ -106,7 +115,7 @@ def run_rows(loaded, also=()) -> tuple[list[str], list[dict]]:
     s = metrics_io.summarize(   # no entropy in records made before stalls were told apart
         loaded["metrics"][r["run_id"]], g.get("unigram_entropy"),
         stall_margin=cfg["train"].get("stall_margin", 0.25),
-        total_steps=cfg["train"]["total_steps"], tokens_per_byte=g.get("tokens_per_byte"),
+        total_steps=cfg["train"]["total_steps"], tokens_per_byte=_tokens_per_byte(g, cfg),
         warmup_end=schedules.steps_from_duration(
             total_steps=cfg["train"]["total_steps"], steps=sched.get("warmup_steps"),
             ratio=sched.get("warmup_ratio"), field="config.schedule.warmup"))
