@@ -674,6 +674,7 @@ def test_a_bpe_run_reports_its_loss_in_bits_per_byte(tmp_path):
   assert r.returncode == 0, r.stderr
   s = json.loads((wd / "summary.json").read_text())
   assert 0 < s["tokens_per_byte"] < 1
+  assert f"{s['final_eval_bpb']:.4f} bits/byte" in r.stdout
   assert s["final_eval_bpb"] == pytest.approx(
       s["final_eval_loss"] * s["tokens_per_byte"] / 0.6931471805599453)
   r = run_cli("report", wd)

@@ -143,7 +143,10 @@ def cmd_train(args, rest) -> None:
         + (f" (diverged at step {s['diverged_step']})" if s["diverged_step"] is not None else "")
         + f" | train loss {_fmt(s['final_train_loss'])} | eval loss "
         f"{_fmt(s['initial_eval_loss'])} -> {_fmt(s['final_eval_loss'])} "
-        f"(best {_fmt(s['best_eval_loss'])}) | compile {result.compile_seconds:.1f}s | "
+        f"(best {_fmt(s['best_eval_loss'])})"
+        + (f", {_fmt(s['final_eval_bpb'])} bits/byte" if s.get("final_eval_bpb") is not None
+           else "")
+        + f" | compile {result.compile_seconds:.1f}s | "
         f"{result.steps_run} steps run here"
         + (f", {1 / result.step_seconds:.1f} steps/s" if timed else "")
         + f" | {wd}")
