@@ -96,6 +96,16 @@ def test_plan_gives_the_seeds_a_power_computation_gives_at_alpha_over_m(tmp_path
       rate[7])
 
 
+def test_a_group_sequential_claim_is_planned_at_its_last_looks_alpha(tmp_path):
+  spec, pilot = _pilot(tmp_path, [0.1, -0.1, 0.1, -0.1, 0.0])
+  spec.write_text(spec.read_text().replace(
+      'direction="lower", effect=0.1)', 'direction="lower", effect=0.1, looks=[3, 6])'))
+  text = plan.plan(str(spec), pilot)
+  alpha = stats.look_alphas([3, 6])[-1] / 4   # what look 1 left of 0.05, over 4 claims
+  assert _line(text, "warmup lowers the loss")[5] == f"{alpha:.3g}"
+  assert _line(text, "warmup changes nothing")[5] == "0.0125"   # no plan: 0.05 / 4
+
+
 def test_rederive_reads_committed_runs_under_todays_claims(tmp_path):
   spec, pilot = _pilot(tmp_path, [0.01, -0.01, 0.005, 0.0, -0.004])
   exp = tmp_path / "results" / "exp"

@@ -101,7 +101,9 @@ def plan(experiment: str, pilot) -> str:
     kind = claims_lib.option(c, "kind")
     target = claims_lib.option(c, "effect" if kind == "superiority" else "margin")
     m = _tested_levels(v)
-    alpha = stats.ALPHA / (m_exp * m)
+    looks = claims_lib.option(c, "looks")
+    # a group-sequential claim's last look tests at what the earlier looks left of 0.05
+    alpha = (stats.look_alphas(looks)[-1] if looks else stats.ALPHA) / (m_exp * m)
     sds = [v["sd"]] if m == 1 else [p["sd"] for p in v["per_level"] if p["p"] is not None]
     sds = [s for s in sds if s is not None]
     sd = max(sds) if sds else None   # the noisiest level sets the design
