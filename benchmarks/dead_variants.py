@@ -144,7 +144,7 @@ def _survivors_equal(a: dict, b: dict) -> tuple[bool, float]:
   """(every survivor's rows bit-identical, max relative difference of any number)."""
   worst, equal = 0.0, True
   for sa, ra, rb in zip(a["summaries"], a["rows"], b["rows"]):
-    if sa["outcome"] in ("diverged", "pruned"):
+    if sa["status"] in ("diverged", "pruned"):   # frozen by the loop
       continue
     for x, y in zip(ra, rb, strict=True):
       for key in x:
@@ -204,7 +204,7 @@ def measure(steps: int, rounds: int = 1, lrs=LRS, shares=WARMUP_SHARES, **overri
         # every round computes the same numbers (json: NaN equals NaN)
         runs["deterministic"] &= json.dumps(run["rows"]) == json.dumps(runs["rows"])
     # the train program alone, with the variants that diverged frozen from the start
-    dead = [i for i, s in enumerate(out["map, today"]["summaries"]) if s["outcome"] == "diverged"]
+    dead = [i for i, s in enumerate(out["map, today"]["summaries"]) if s["status"] == "diverged"]
     for name, seconds in programs_alone(ways, dead).items():
       out[name]["program_s"] = seconds
   return out
@@ -226,7 +226,9 @@ def _ratios(ways: dict, key: str) -> dict:
 
 def report(ways: dict, steps: int, command: str, d_model: int = 64, lrs=LRS,
            shares=WARMUP_SHARES) -> dict:
-  dead = [s for s in ways["map, today"]["summaries"] if s["outcome"] == "diverged"]
+  # the variants the loop froze (a finite loss that rose above the initial one is
+  # "diverged" too, but it kept training)
+  dead = [s for s in ways["map, today"]["summaries"] if s["status"] == "diverged"]
   n = len(ways["map, today"]["summaries"])
   skip_eq, skip_diff = _survivors_equal(ways["map, skip"], ways["map, today"])
   comp_eq, comp_diff = _survivors_equal(ways["vmap, compact"], ways["vmap, today"])
