@@ -330,3 +330,50 @@ def test_bad_tokenizers_and_corpora_name_the_field_and_write_nothing(tiny_cfg, t
   with pytest.raises(ConfigError, match=r"config.data.text_key: .*t.parquet has no column 'text'"):
     data.check_source(cfg())
   assert not out.exists()   # nothing was written
+
+
+def test_raw_record_reads_equal_tfds_decoding_and_fall_back_where_they_cannot(tiny_cfg,
+                                                                            tmp_path):
+  # Non-ASCII text: a record stored as int64 varints (TFDS's default
+  # encoding) is longer than its 1025 values, so only the raw layout reads
+  # it by slicing; uint16 BPE tokens (above 127) take the same path.
+  corpus = _golden_corpus(tmp_path / "c")
+  (corpus / "d0" / "u.txt").write_text("".join(f"ünïcödé €{i} ☃\n" for i in range(400)))
+  for cfg in (tiny_cfg(**{"data.name": "bytes", "data.corpus_dir": str(corpus)}),
+              _bpe_cfg(tiny_cfg, **{"data.name": "text", "data.corpus_dir": str(corpus)})):
+    b = data.Batches(cfg)
+    assert all(r is not None for r in b._raw.values())
+    want = {s: [r[b.kind] for r in src.__getitems__(list(range(len(src))))]
+            for s, src in b.sources.items()}
+    for s, raw in b._raw.items():
+      got = raw.read(list(range(len(b.sources[s]))))
+      assert all(np.array_equal(g, w) and g.dtype == w.dtype for g, w in zip(got, want[s]))
+    assert any(w.max() > 127 for w in want[data.TRAIN_STREAM])
+    decoded = data.Batches(cfg)
+    decoded._raw = dict.fromkeys(decoded._raw)   # the TFDS path
+    for step in range(3):
+      np.testing.assert_array_equal(b.train(step), decoded.train(step))
+      np.testing.assert_array_equal(b.eval(step), decoded.eval(step))
+
+  class Varints(tfds.core.GeneratorBasedBuilder):   # an older corpus's encoding
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+      return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(
+          {"bytes": tfds.features.Tensor(shape=(data.RECORD_LEN,), dtype=np.uint8)}))
+
+    def _split_generators(self, dl_manager):
+      return {"train": self._generate_examples()}
+
+    def _generate_examples(self):
+      rows = [np.full(data.RECORD_LEN, 97), np.arange(data.RECORD_LEN) % 256,
+              np.full(data.RECORD_LEN, 98)]
+      for i, r in enumerate(rows):
+        yield i, {"bytes": r.astype(np.uint8)}
+  builder = Varints(data_dir=str(tmp_path / "v"), file_format="array_record")
+  builder.download_and_prepare()
+  source = builder.as_data_source(split="train")
+  raw = data._RawRecords.of(source, "bytes")
+  assert raw is not None and len(source.data_source[1]) != raw.record_len
+  got = raw.read([2, 1, 0])
+  assert [list(g) for g in got] == [list(source[i]["bytes"]) for i in (2, 1, 0)]

@@ -106,14 +106,16 @@ class ByteCorpusConfig(tfds.core.BuilderConfig):
 class ByteCorpus(tfds.core.GeneratorBasedBuilder):
   """Byte-level text corpus from a local directory, records of RECORD_LEN bytes."""
 
-  VERSION = tfds.core.Version("1.1.0")   # 1.1.0: stores the unigram entropy
+  VERSION = tfds.core.Version("1.2.0")   # 1.1.0: stores the unigram entropy; 1.2.0: raw
+                                         # bytes records (_RawRecords), the same data
 
   def _info(self):
     return tfds.core.DatasetInfo(
         builder=self,
         description=f"Byte-level text of {self.builder_config.corpus_dir}",
         features=tfds.features.FeaturesDict(
-            {"bytes": tfds.features.Tensor(shape=(RECORD_LEN,), dtype=np.uint8)}),
+            {"bytes": tfds.features.Tensor(shape=(RECORD_LEN,), dtype=np.uint8,
+                                           encoding=tfds.features.Encoding.BYTES)}),
         metadata=tfds.core.MetadataDict())
 
   def _split_generators(self, dl_manager):
@@ -190,14 +192,15 @@ class TokenCorpusConfig(tfds.core.BuilderConfig):
 class TokenCorpus(tfds.core.GeneratorBasedBuilder):
   """A corpus's token streams under one tokenizer, records of RECORD_LEN tokens."""
 
-  VERSION = tfds.core.Version("1.0.0")
+  VERSION = tfds.core.Version("1.1.0")   # 1.1.0: raw bytes records (_RawRecords)
 
   def _info(self):
     return tfds.core.DatasetInfo(
         builder=self, description="Token streams of a text corpus under one tokenizer",
         features=tfds.features.FeaturesDict(
             {"tokens": tfds.features.Tensor(shape=(RECORD_LEN,),
-                                            dtype=self.builder_config.dtype)}),
+                                            dtype=self.builder_config.dtype,
+                                            encoding=tfds.features.Encoding.BYTES)}),
         metadata=tfds.core.MetadataDict())
 
   def _split_generators(self, dl_manager):
@@ -454,6 +457,39 @@ def check_source(cfg) -> None:
         _split_source(builder, d.name, split, field)   # refuses it, by name
 
 
+class _RawRecords:
+  """A prepared corpus's records read without TFDS's per-record decoding
+  (about 55 us a record, most of a window's cost at seq 128;
+  benchmarks/NOTES.md, "data pipeline"). The corpora store their tensor as
+  raw bytes (`Encoding.BYTES`): a record is a serialized tf.Example whose
+  fixed-size header is followed by the tensor's bytes, so every record has
+  one length. `of` checks that layout on the split's first and last
+  records against TFDS's own decoding (None where it does not hold); a
+  record of another length (a corpus prepared with int64 varints, whose
+  length varies) is decoded by TFDS, so every read equals TFDS's."""
+
+  def __init__(self, source, feature: str, record_len: int):
+    self.source, self.feature, self.record_len = source, feature, record_len
+    self.dtype = np.dtype(source.dataset_info.features[feature].np_dtype)
+    self.offset = record_len - RECORD_LEN * self.dtype.itemsize
+
+  @classmethod
+  def of(cls, source, feature: str):
+    try:
+      ends = [0, len(source) - 1]
+      raw = cls(source, feature, len(source.data_source[0]))
+      ok = raw.offset >= 0 and all(np.array_equal(r, source[i][feature])
+                                   for i, r in zip(ends, raw.read(ends)))
+    except Exception:   # a TFDS without these internals: the decoded path is right
+      return None
+    return raw if ok else None
+
+  def read(self, indices: list[int]) -> list[np.ndarray]:
+    return [np.frombuffer(r, self.dtype, RECORD_LEN, self.offset) if len(r) == self.record_len
+            else self.source[i][self.feature]
+            for i, r in zip(indices, self.source.data_source.__getitems__(indices))]
+
+
 class Batches:
   """`train(step)` and `eval(index)`: [batch, seq_len + 1] int32, pure functions;
   `train_steps(first, n)`: the train batches of steps first .. first + n - 1,
@@ -478,6 +514,7 @@ class Batches:
         self.kind, builder = "tokens", build_token_corpus(cfg)
       self.sources = {TRAIN_STREAM: builder.as_data_source(split="train"),
                       EVAL_STREAM: builder.as_data_source(split="validation")}
+      self._raw = {s: _RawRecords.of(src, self.kind) for s, src in self.sources.items()}
       self.metadata = dict(builder.info.metadata)
       self._entropy = self.metadata.get("unigram_entropy")
       self.tokens_per_byte = self.metadata.get("tokens_per_byte", 1.0)
@@ -522,19 +559,21 @@ class Batches:
     source = self.sources[stream]
     if self.kind == "packed":
       return self._packed(rng, source)
-    return self._windows(rng, source, self.kind)
+    return self._windows(rng, source, self.kind, self._raw[stream])
 
   def _copy_task(self, rng):
     half = (self.row_len + 1) // 2
     prefix = rng.integers(1, self.vocab_size, size=(self.batch_size, half))
     return np.concatenate([prefix, prefix], axis=1)[:, :self.row_len].astype(np.int32)
 
-  def _windows(self, rng, source, feature: str):
+  def _windows(self, rng, source, feature: str, raw=None):
     records = rng.integers(0, len(source), size=self.batch_size)
     offsets = rng.integers(0, RECORD_LEN - self.row_len + 1, size=self.batch_size)
-    rows = source.__getitems__(records.tolist())
-    return np.stack([r[feature][o:o + self.row_len] for r, o in zip(rows, offsets)]
-                    ).astype(np.int32)
+    if raw is not None:
+      rows = raw.read(records.tolist())
+    else:
+      rows = [r[feature] for r in source.__getitems__(records.tolist())]
+    return np.stack([r[o:o + self.row_len] for r, o in zip(rows, offsets)]).astype(np.int32)
 
   def _packed(self, rng, source):
     out = np.zeros((self.batch_size, self.row_len), np.int32)

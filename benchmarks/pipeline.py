@@ -1,0 +1,161 @@
+"""Data pipeline throughput: tokens per second from a prepared corpus into
+device batches, alone and beside the train step.
+
+    python -m benchmarks.pipeline [--calls N] [--out-dir DIR]
+
+(from the repository root; writes results/benchmarks/pipeline.md). Rows are
+a source and tokenizer (the byte corpus of Python's sources; English prose
+under a byte-level BPE of 4096 tokens) at a row size: the quickstart's
+(batch 32 x seq 128) and a GPU run's (batch 32 x seq 1024). Tokens are
+counted as the train step counts them, batch x seq per update.
+
+- `host`: `Batches.train_steps(first, n)`, the numpy batches of one call of
+  the loop's program (n = `loop.steps_per_call` updates), over `calls`
+  consecutive calls from a fresh `Batches` (the first call, which opens the
+  files, untimed).
+- `to device`: the same, put on the mesh as the loop puts them
+  (`GroupProgram.train_batches`, blocked until ready).
+- `beside the step` (quickstart row size, that source's quickstart model):
+  the loop's order, which hides loading behind compute: dispatch call t's
+  compiled train program, build and put call t+1's batches, wait for call
+  t. `loader` is the tokens/s of the loading alone in that loop, `step` the
+  train step's consumption (tokens/s of the whole loop), `x` their ratio;
+  `slow-down` is the loop's time per call over the same program's with one
+  fixed batch put once (what loading costs the step on this machine; on a
+  GPU host the loader and the step do not share the cores).
+"""
+from __future__ import annotations
+
+import pathlib
+import statistics
+import sys
+import time
+
+from benchmarks.bench import QUICKSTART, REPO, _program, _write, header
+
+BPE = "bpe:4096"
+# (source, tokenizer, batch, seq, beside the step?)
+ROWS = [("bytes", "bytes", 32, 128, True), ("prose", BPE, 32, 128, True),
+        ("bytes", "bytes", 32, 1024, False), ("prose", BPE, 32, 1024, False)]
+
+
+def config(name: str, tokenizer: str, batch: int, seq: int, overrides=None):
+  """The quickstart config on `name` under `tokenizer` at batch x seq (and
+  `overrides`)."""
+  from warmup_research import config as config_lib  # after setup_process, as above
+  from warmup_research import text
+  o = {"data.name": name, "data.tokenizer": tokenizer, "data.batch_size": batch,
+       "data.seq_len": seq}
+  if tokenizer != "bytes":
+    o["model.vocab_size"] = text.bpe_vocab(tokenizer)
+  return config_lib.apply_overrides(config_lib.load(QUICKSTART), {**o, **(overrides or {})})
+
+
+def loader_rate(cfg, calls: int, prog=None) -> float:
+  """Tokens/s of `calls` consecutive calls' train batches: host numpy
+  arrays, or (with `prog`, a GroupProgram of cfg) device arrays."""
+  import jax  # here and below: after main's setup_process (XLA reads its flags at import)
+
+  from warmup_research import data, loop
+  batches, n = data.Batches(cfg), loop.steps_per_call(cfg.train)
+
+  def one(t):
+    if prog is None:
+      return batches.train_steps(t, n)
+    return jax.block_until_ready(prog.train_batches(batches, t, n))
+  one(0)
+  t0 = time.perf_counter()
+  for c in range(1, calls + 1):
+    one(c * n)
+  return calls * n * cfg.data.batch_size * cfg.data.seq_len / (time.perf_counter() - t0)
+
+
+def beside_step(cfg, calls: int, prog) -> dict:
+  """The loop's order (see the module docstring): loader and step tokens/s,
+  and the slow-down against the same program fed one fixed batch."""
+  import jax  # here and below: after main's setup_process (XLA reads its flags at import)
+
+  from warmup_research import data, loop
+  batches, n = data.Batches(cfg), loop.steps_per_call(cfg.train)
+  tokens = n * cfg.data.batch_size * cfg.data.seq_len
+  state = prog.init(prog.keys, prog.hp)
+  fixed = prog.train_batches(batches, 0, n)
+  steps, _ = prog.compile_steps(fixed)
+  for _ in range(3):
+    state, _m = steps(state, fixed, prog.hp)
+  jax.block_until_ready(state)
+  alone = []
+  for _ in range(calls):
+    t0 = time.perf_counter()
+    state, _m = steps(state, fixed, prog.hp)
+    jax.block_until_ready(state)
+    alone.append(time.perf_counter() - t0)
+  loading, t0, nxt = 0.0, time.perf_counter(), prog.train_batches(batches, n, n)
+  for c in range(1, calls + 1):
+    state, _m = steps(state, nxt, prog.hp)
+    t1 = time.perf_counter()
+    nxt = jax.block_until_ready(prog.train_batches(batches, (c + 1) * n, n))
+    loading += time.perf_counter() - t1
+    jax.block_until_ready(state)
+  per_call = (time.perf_counter() - t0) / calls
+  return dict(loader=calls * tokens / loading, step=tokens / per_call,
+              slowdown=per_call / statistics.median(alone) - 1)
+
+
+def measure(rows=ROWS, calls: int = 50, overrides=None) -> list[dict]:
+  from warmup_research import data  # after setup_process, as above
+  out = []
+  for name, tokenizer, batch, seq, beside in rows:
+    cfg = config(name, tokenizer, batch, seq, overrides)
+    data.Batches(cfg)   # prepares the corpus (once per data dir), outside the timing
+    prog, shape = _program([cfg])
+    r = dict(source=name, tokenizer=tokenizer, batch=batch, seq=seq,
+             mesh=f"{shape[0]}x{shape[1]}", host=loader_rate(cfg, calls),
+             device=loader_rate(cfg, calls, prog))
+    if beside:
+      r.update(beside_step(cfg, calls, prog))
+    out.append(r)
+  return out
+
+
+def write_table(rows, out: pathlib.Path, command: str, calls: int) -> None:
+  def k(x):
+    return f"{x / 1e3:,.0f}k"
+  lines = header("Data pipeline throughput", command) + [
+      "", f"Tokens per second (batch x seq per update), {calls} consecutive calls of the loop's "
+      "train batches per row; `host`: numpy batches; `to device`: put on the mesh; beside the "
+      "step: the loop's order at that source's quickstart model (`loader`: loading's own "
+      "tokens/s there, `step`: the train step's consumption, `x`: loader / step, `slow-down`: "
+      "time per call over the same program fed a fixed batch). See benchmarks/pipeline.py.", "",
+      "| source | tokenizer | batch x seq | mesh | host tokens/s | to device tokens/s "
+      "| beside the step: loader | step | x | slow-down |",
+      "|---|---|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    side = (f"{k(r['loader'])} | {k(r['step'])} | {r['loader'] / r['step']:.0f}x | "
+            f"{r['slowdown']:+.1%}" if "loader" in r else "- | - | - | -")
+    lines.append(f"| {r['source']} | {r['tokenizer']} | {r['batch']} x {r['seq']} | {r['mesh']} "
+                 f"| {k(r['host'])} | {k(r['device'])} | {side} |")
+  _write(out, lines)
+
+
+def main(argv=None) -> None:
+  import argparse  # only the command needs it
+
+  from warmup_research import runtime
+  p = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--calls", type=int, default=50, help="timed calls per row (>= 1)")
+  p.add_argument("--out-dir", default=str(REPO / "results" / "benchmarks"))
+  args = p.parse_args(argv)
+  if args.calls < 1:
+    print(f"error: --calls: must be an integer >= 1, got {args.calls}", file=sys.stderr)
+    sys.exit(2)
+  runtime.setup_process()
+  runtime.enable_compilation_cache("")   # the step's compile is not what is measured
+  rows = measure(calls=args.calls)
+  write_table(rows, pathlib.Path(args.out_dir) / "pipeline.md",
+              " ".join(["python -m benchmarks.pipeline", *sys.argv[1:]]), args.calls)
+
+
+if __name__ == "__main__":
+  main()
