@@ -3,6 +3,7 @@ pooled), failures kept, equivalence by TOST, Holm and BH adjustments;
 the results page's table generated from summary.json files."""
 import json
 import pathlib
+import statistics
 
 import pytest
 from helpers import tiny_config
@@ -105,6 +106,31 @@ def test_a_side_that_failed_is_premise_failed_not_a_verdict_from_one_pair():
   capped = claims.evaluate(_claim(failures="cap", direction="higher"), SWEPT, rows)
   assert capped["n_seeds"] == 5 and capped["verdict"] == "reproduced"
   assert capped["effect"] == pytest.approx((4 * 2.0 + 0.2) / 5)
+
+
+def test_bits_per_byte_compares_sides_under_different_tokenizers():
+  # A BPE side's loss per token is higher (a token holds ~3 bytes) but its bits per byte
+  # lower: the claim reads the metric it names, and a BPE run that diverged is a failure.
+  tpb = {"bytes": 1.0, "bpe": 0.3}
+  rows = [{"run_id": f"{t}-{s}", "data.tokenizer": t, "seed": s, "outcome": "trained",
+           "final_eval_loss": loss, "best_eval_loss": loss,
+           "final_eval_bpb": loss * tpb[t] / 0.6931471805599453,
+           "best_eval_bpb": loss * tpb[t] / 0.6931471805599453}
+          for s in range(5) for t, loss in (("bytes", 1.60 + 0.01 * s), ("bpe", 4.0 + 0.02 * s))]
+  swept = ["data.tokenizer", "seed"]
+  mk = lambda **kw: claims.validate([claims.claim(  # noqa: E731
+      "x", paper="P", a={"data.tokenizer": "bytes"}, b={"data.tokenizer": "bpe"},
+      direction="lower", **kw)], swept)[0]
+  bpb = claims.evaluate(mk(metric="final_eval_bpb"), swept, rows)
+  assert bpb["verdict"] == "reproduced" and bpb["n_seeds"] == 5
+  assert bpb["effect"] == pytest.approx(statistics.fmean(
+      [(4.0 + 0.02 * s) * 0.3 / 0.6931471805599453 - (1.60 + 0.01 * s) / 0.6931471805599453
+       for s in range(5)]))
+  assert claims.evaluate(mk(metric="final_eval_loss"), swept, rows)["verdict"] == "contradicted"
+  rows[1] = dict(rows[1], outcome="diverged", final_eval_bpb=None)
+  assert claims.evaluate(mk(metric="final_eval_bpb"), swept, rows)["failed"]["b"] == [1, 5]
+  with pytest.raises(ConfigError, match="failures must be 'drop' or"):
+    mk(metric="final_eval_bpb", failures="cap")
 
 
 def test_fewer_than_three_seeds_never_get_a_verdict():

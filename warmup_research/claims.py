@@ -45,7 +45,11 @@ conditions and applies `stats`:
   in-sample choice (all seeds) is shown
   beside it. A choice at an end of the field's values for more than half
   the seeds of either side flags `optimum at grid edge`.
-- `metric`: 'final_eval_loss' or 'best_eval_loss' (per run); 'max_trained_lr'
+- `metric`: 'final_eval_loss' or 'best_eval_loss' (per run, nats per
+  token); 'final_eval_bpb' or 'best_eval_bpb' (the same in bits per byte
+  of the validation text, so sides under different tokenizers compare;
+  `at_best` still picks by the loss, the same order within one tokenizer;
+  failures 'drop' only); 'max_trained_lr'
   (the trainable-LR boundary: per side and seed, the midpoint in log10 of
   the gap above the largest LR that trained, `stats.gap_boundary`. Chosen
   over a logistic fit because it is monotone in the outcomes by
@@ -136,7 +140,8 @@ from warmup_research import stats
 from warmup_research.errors import ConfigError
 from warmup_research.metrics_io import FAILED, STALL_MARGINS
 
-PER_RUN = ("final_eval_loss", "best_eval_loss")
+PER_RUN = ("final_eval_loss", "best_eval_loss", "final_eval_bpb", "best_eval_bpb")
+CAPPABLE = PER_RUN[:2]   # nats per token: a diverged run's cap is its initial eval loss
 RATES = ("stalled", "diverged", "failed")
 LR = "optimizer.peak_lr"
 OVER_LR = ("max_trained_lr", "lr_sensitivity")
@@ -236,8 +241,8 @@ def validate(claims, swept) -> list[dict]:
     if option(c, "pool") not in POOLS:
       raise ConfigError(field, "pool must be None (each level) or 'mean'")
     if option(c, "failures") not in FAILURES or (option(c, "failures") == "cap"
-                                                  and metric not in PER_RUN):
-      raise ConfigError(field, f"failures must be 'drop' or (for {', '.join(PER_RUN)}) 'cap'")
+                                                  and metric not in CAPPABLE):
+      raise ConfigError(field, f"failures must be 'drop' or (for {', '.join(CAPPABLE)}) 'cap'")
     for name, least in (("min_seeds", MIN_SEEDS), ("planned_seeds", option(c, "min_seeds"))):
       n = option(c, name)
       if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < least):
@@ -464,7 +469,7 @@ def _seed_value(c, runs, curves, measured):
     return _boundary(runs)
   if not (metric in OVER_LR or _argmin(metric)) and len(runs) != 1:
     return None, None   # several runs where one was meant: no value (a list without at_best)
-  if metric in PER_RUN and option(c, "failures") == "cap" and runs[0]["outcome"] == "diverged":
+  if metric in CAPPABLE and option(c, "failures") == "cap" and runs[0]["outcome"] == "diverged":
     init = runs[0].get("initial_eval_loss")
     return (None if init is None else capped_loss(runs[0], init)), None
   x = _value(metric, runs, curves, measured)
