@@ -127,6 +127,12 @@ def test_bits_per_byte_compares_sides_under_different_tokenizers():
       [(4.0 + 0.02 * s) * 0.3 / 0.6931471805599453 - (1.60 + 0.01 * s) / 0.6931471805599453
        for s in range(5)]))
   assert claims.evaluate(mk(metric="final_eval_loss"), swept, rows)["verdict"] == "contradicted"
+  # the vocabulary size, zipped with the tokenizer, belongs to each side: not an axis whose
+  # levels (256 on one side, 4096 on the other) would never pair
+  zipped = [dict(r, **{"model.vocab_size": 256 if r["data.tokenizer"] == "bytes" else 4096})
+            for r in rows]
+  v = claims.evaluate(mk(metric="final_eval_bpb"), [*swept, "model.vocab_size"], zipped)
+  assert v["n_seeds"] == 5 and v["verdict"] == "reproduced" and v["per_level"] == []
   rows[1] = dict(rows[1], outcome="diverged", final_eval_bpb=None)
   assert claims.evaluate(mk(metric="final_eval_bpb"), swept, rows)["failed"]["b"] == [1, 5]
   with pytest.raises(ConfigError, match="failures must be 'drop' or"):

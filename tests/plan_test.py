@@ -64,6 +64,12 @@ def test_the_outcomes_at_each_stall_margin_read_back_as_outcomes_not_axes(tmp_pa
       "trained", "slow", "stalled"]
 
 
+def test_every_run_column_reads_back_as_a_result_not_an_axis():
+  # a column runs.csv gained (the bits per byte) read as an axis would split every claim
+  # into levels by loss value
+  assert set(results.RUN_COLUMNS) <= set(plan.NUMBERS) | set(plan.TEXT)
+
+
 def _power(n, d, alpha):
   """The paired t's power by hand: P(|T'| > t crit), T' noncentral t (df n - 1,
   noncentrality d sqrt(n))."""

@@ -328,6 +328,10 @@ def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = 
   over = {LR} if metric in OVER_LR else {LR, _argmin(metric)} if _argmin(metric) else set()
   fixed = set(c["a"]) | set(c["b"]) | over | ({c["at_best"]} if c.get("at_best") else set())
   fixed |= {f for f, v in c["where"].items() if not isinstance(v, list)}   # one value: no axis
+  # a field each side holds at one value (zipped with one the side names, e.g. the vocab
+  # size with the tokenizer) belongs to the side: as an axis its levels would never pair
+  fixed |= {f for f in swept if f not in seeds and all(
+      len({json.dumps(r.get(f)) for r in runs}) == 1 for runs in side.values() if runs)}
   levels = [f for f in swept if f not in fixed and f not in seeds]
   flags: list[str] = []
   looks = option(c, "looks")
