@@ -12,6 +12,9 @@ Run (CPU scale; results/README.md has the measured wall time; writes
 results/adam_variance/):
 
     ./launch.sh experiments/adam_variance.py
+    # the bracket check: every method at 3e-4, below the grid's lowest LR, where
+    # Adam without warmup was still best (no claims; compared in results/README.md):
+    ./launch.sh experiments/adam_variance.py:below --workdir results/adam_variance_below
     # GPU scale (d_model 512, 8 layers, seq 256, 4000 steps):
     ./launch.sh experiments/adam_variance.py:gpu --workdir results/adam_variance_gpu
 
@@ -35,6 +38,7 @@ from ._ablation import SEEDS, ablation_scale
 
 B2 = 0.99
 LRS = [1e-3, 3e-3, 1e-2, 3e-2]   # 1e-3: below the first grid's edge winners (3e-3)
+BELOW = [3e-4]   # arg 'below': below this grid's edge winner (1e-3), on the same seeds
 
 
 def get_config(arg=None):
@@ -58,8 +62,9 @@ def mean_lr_ratio(total_steps: int) -> float:
 
 
 def _lrs(arg):
+  lrs = BELOW if arg == "below" else LRS
   ratio = mean_lr_ratio(get_config(arg).train.total_steps)
-  return LRS, [float(f"{lr * ratio:.4g}") for lr in LRS]
+  return lrs, [float(f"{lr * ratio:.4g}") for lr in lrs]
 
 
 def get_sweep(arg=None):
@@ -73,6 +78,8 @@ def get_sweep(arg=None):
 
 
 def get_claims(arg=None):
+  if arg == "below":   # one LR per method: nothing to choose a best LR over
+    return []
   lrs, control = _lrs(arg)
   paper = "Liu et al. 2019; Ma & Yarats 2021"
   adam = {"optimizer.name": "adam", "schedule.warmup_steps": 0, "optimizer.peak_lr": lrs}
