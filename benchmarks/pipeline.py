@@ -19,10 +19,11 @@ counted as the train step counts them, batch x seq per update.
   the loop's order, which hides loading behind compute: dispatch call t's
   compiled train program, build and put call t+1's batches, wait for call
   t. `loader` is the tokens/s of the loading alone in that loop, `step` the
-  train step's consumption (tokens/s of the whole loop), `x` their ratio;
+  train step's consumption (tokens/s of the loop's calls), `x` their ratio;
   `slow-down` is the loop's time per call over the same program's with one
-  fixed batch put once (what loading costs the step on this machine; on a
-  GPU host the loader and the step do not share the cores).
+  fixed batch put once (each a median over the calls; what loading costs
+  the step on this machine: on a GPU host the loader and the step do not
+  share the cores).
 """
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ ROWS = [("bytes", "bytes", 32, 128, True), ("prose", BPE, 32, 128, True),
 def config(name: str, tokenizer: str, batch: int, seq: int, overrides=None):
   """The quickstart config on `name` under `tokenizer` at batch x seq (and
   `overrides`)."""
-  from warmup_research import config as config_lib  # after setup_process, as above
+  # after main's setup_process: XLA reads its flags when jax is first imported
+  from warmup_research import config as config_lib
   from warmup_research import text
   o = {"data.name": name, "data.tokenizer": tokenizer, "data.batch_size": batch,
        "data.seq_len": seq}
@@ -90,20 +92,22 @@ def beside_step(cfg, calls: int, prog) -> dict:
     state, _m = steps(state, fixed, prog.hp)
     jax.block_until_ready(state)
     alone.append(time.perf_counter() - t0)
-  loading, t0, nxt = 0.0, time.perf_counter(), prog.train_batches(batches, n, n)
+  loading, fed, nxt = [], [], prog.train_batches(batches, n, n)
   for c in range(1, calls + 1):
+    t0 = time.perf_counter()
     state, _m = steps(state, nxt, prog.hp)
     t1 = time.perf_counter()
     nxt = jax.block_until_ready(prog.train_batches(batches, (c + 1) * n, n))
-    loading += time.perf_counter() - t1
+    loading.append(time.perf_counter() - t1)
     jax.block_until_ready(state)
-  per_call = (time.perf_counter() - t0) / calls
-  return dict(loader=calls * tokens / loading, step=tokens / per_call,
+    fed.append(time.perf_counter() - t0)
+  per_call = statistics.median(fed)
+  return dict(loader=tokens / statistics.median(loading), step=tokens / per_call,
               slowdown=per_call / statistics.median(alone) - 1)
 
 
 def measure(rows=ROWS, calls: int = 50, overrides=None) -> list[dict]:
-  from warmup_research import data  # after setup_process, as above
+  from warmup_research import data  # after main's setup_process (see `config`)
   out = []
   for name, tokenizer, batch, seq, beside in rows:
     cfg = config(name, tokenizer, batch, seq, overrides)
@@ -141,7 +145,7 @@ def write_table(rows, out: pathlib.Path, command: str, calls: int) -> None:
 def main(argv=None) -> None:
   import argparse  # only the command needs it
 
-  from warmup_research import runtime
+  from warmup_research import runtime  # sets XLA's flags before jax is imported
   p = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--calls", type=int, default=50, help="timed calls per row (>= 1)")

@@ -13,7 +13,7 @@ results/adam_variance/):
 
     ./launch.sh experiments/adam_variance.py
     # the bracket check: every method at 3e-4, below the grid's lowest LR, where
-    # Adam without warmup was still best (no claims; compared in results/README.md):
+    # Adam without warmup was still best (no claims; results/README.md compares it):
     ./launch.sh experiments/adam_variance.py:below --workdir results/adam_variance_below
     # GPU scale (d_model 512, 8 layers, seq 256, 4000 steps):
     ./launch.sh experiments/adam_variance.py:gpu --workdir results/adam_variance_gpu

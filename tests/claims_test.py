@@ -133,10 +133,29 @@ def test_bits_per_byte_compares_sides_under_different_tokenizers():
             for r in rows]
   v = claims.evaluate(mk(metric="final_eval_bpb"), [*swept, "model.vocab_size"], zipped)
   assert v["n_seeds"] == 5 and v["verdict"] == "reproduced" and v["per_level"] == []
+  assert "sides differ in model.vocab_size (256 vs 4096)" in v["flags"]
   rows[1] = dict(rows[1], outcome="diverged", final_eval_bpb=None)
   assert claims.evaluate(mk(metric="final_eval_bpb"), swept, rows)["failed"]["b"] == [1, 5]
   with pytest.raises(ConfigError, match="failures must be 'drop' or"):
     mk(metric="final_eval_bpb", failures="cap")
+  with pytest.raises(ConfigError, match="does not compare across tokenizers"):
+    mk(metric="final_eval_bpb", at_best="data.tokenizer")
+
+
+def test_a_real_axis_with_missing_runs_is_never_taken_for_a_sides_field():
+  # width x depth, but only (32, 2) and (64, 4) finished: depth is an axis of the grid,
+  # not a property of the sides, so width's claim has no pairs (never a depth effect)
+  swept = ["model.d_model", "model.num_layers", "seed"]
+  rows = [{"run_id": f"{w}-{d}-{s}", "model.d_model": w, "model.num_layers": d, "seed": s,
+           "outcome": "trained" if (w, d) in ((32, 2), (64, 4)) else None,
+           "final_eval_loss": 3.0 - 0.1 * (d == 4) + 0.01 * s, "best_eval_loss": 3.0}
+          for w in (32, 64) for d in (2, 4) for s in range(5)]
+  c = claims.validate([claims.claim("x", paper="P", a={"model.d_model": 32},
+                                    b={"model.d_model": 64}, metric="final_eval_loss",
+                                    direction="lower")], swept)[0]
+  v = claims.evaluate(c, swept, rows)
+  assert v["n_seeds"] == 0 and v["verdict"].startswith("insufficient")
+  assert not any(f.startswith("sides differ") for f in v["flags"])
 
 
 def test_fewer_than_three_seeds_never_get_a_verdict():

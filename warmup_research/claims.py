@@ -14,7 +14,10 @@ conditions and applies `stats`:
   `where`: the runs the claim is about.
 - **The seed is the unit.** The swept fields named `seed` (`seed`,
   `data.seed`) make a run's seed; every other swept field the claim does not
-  fix (by `a`, `b`, `at_best` or its metric) is an axis, and each setting
+  fix (by `a`, `b`, `at_best` or its metric), and that the sides do not
+  each hold at one value over the grid (a field zipped with one a side
+  names, e.g. the vocab size with the tokenizer: the side's, flagged `sides
+  differ in FIELD` where their values differ), is an axis, and each setting
   of the axes is a *level* (e.g. one peak LR). At each level a seed gives
   one paired difference b - a (the same init and data on both sides), and
   the test runs over seeds: `n` is always a number of seeds.
@@ -223,6 +226,11 @@ def validate(claims, swept) -> list[dict]:
       raise ConfigError(field, f"{metric} needs {LR} swept")
     if c["at_best"] is not None and c["at_best"] not in swept:
       raise ConfigError(field, f"at_best names {c['at_best']!r}, which the grid does not sweep")
+    if metric in PER_RUN[2:] and c["at_best"] in ("data.tokenizer", "model.vocab_size"):
+      # at_best picks by the loss per token, which does not compare across tokenizers
+      raise ConfigError(field, f"at_best={c['at_best']!r} with {metric}: the best run is "
+                        "picked by the loss per token, which does not compare across "
+                        "tokenizers; name the tokenizer in a and b instead")
     if kind not in KINDS:
       raise ConfigError(field, f"kind must be one of {', '.join(KINDS)}")
     if kind != "superiority":
@@ -328,12 +336,11 @@ def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = 
   over = {LR} if metric in OVER_LR else {LR, _argmin(metric)} if _argmin(metric) else set()
   fixed = set(c["a"]) | set(c["b"]) | over | ({c["at_best"]} if c.get("at_best") else set())
   fixed |= {f for f, v in c["where"].items() if not isinstance(v, list)}   # one value: no axis
-  # a field each side holds at one value (zipped with one the side names, e.g. the vocab
-  # size with the tokenizer) belongs to the side: as an axis its levels would never pair
-  fixed |= {f for f in swept if f not in seeds and all(
-      len({json.dumps(r.get(f)) for r in runs}) == 1 for runs in side.values() if runs)}
+  held = _held(c, rows, swept, fixed | set(seeds))
+  fixed |= set(held)
   levels = [f for f in swept if f not in fixed and f not in seeds]
-  flags: list[str] = []
+  flags: list[str] = [f"sides differ in {f} ({held[f][0]} vs {held[f][1]})" for f in held
+                      if held[f][0] != held[f][1]]
   looks = option(c, "looks")
   planned = looks[-1] if looks else option(c, "planned_seeds")
   grid_seeds = {_key(r, seeds) for runs in side.values() for r in runs}
@@ -449,6 +456,24 @@ def _at_each_margin(result, c, swept, rows, curves, measured) -> None:
   else:
     result["flags"].append("margin-sensitive (" + "; ".join(
         f"{m}: {v}" for m, v in by.items()) + ")")
+
+
+def _held(c, rows, swept, fixed) -> dict:
+  """{field: (a's value, b's value)} of the swept fields each side holds at
+  one value over all its grid's runs (finished or not): fields zipped with
+  one the side names, e.g. the vocab size with the tokenizer. They belong
+  to the side; as an axis their levels would never pair. Decided on the
+  whole grid, so a missing, unfinished or pruned run never makes a real
+  axis look held."""
+  side = {k: [r for r in rows if matches(r, c["where"]) and matches(r, c[k])] for k in "ab"}
+  if not side["a"] or not side["b"]:
+    return {}
+  out = {}
+  for f in swept:
+    values = [{json.dumps(r.get(f)) for r in side[k]} for k in "ab"]
+    if f not in fixed and all(len(v) == 1 for v in values):
+      out[f] = tuple(json.loads(v.pop()) for v in values)
+  return out
 
 
 def _cells(runs, levels, seeds) -> dict:
