@@ -376,6 +376,40 @@ def test_a_grid_grows_in_place_and_only_its_new_runs_run(tmp_path):
   assert lines[0].endswith("| +0.0000 |")   # the same runs on both sides
 
 
+def test_a_sweep_command_grows_its_grid_once_and_its_plan_counts_the_cost(tmp_path,
+                                                                          monkeypatch):
+  # Issue 32: a sweep command decides its plan once (`cli._plan`, a `sweep.Plan`):
+  # `sweep.grow` runs once in a dry run and once in a sweep of a grown grid, and
+  # the plan's cost is what a count of the workdir by hand gives.
+  from warmup_research import cli
+  point = '{{"optimizer.peak_lr": {}}}'
+  two = ", ".join(point.format(lr) for lr in (1e-3, 1e-2))
+  exp = _experiment(tmp_path, total=10, eval_every=5, ckpt_every=5, grid=f"[{two}]")
+  wd = tmp_path / "w"
+  assert _sweep_cmd(exp, wd).returncode == 0
+  grown = f'[{two}, {point.format(3e-2)}, {{"optimizer.peak_lr": 3e-2, "model.d_model": 64}}]'
+  _experiment(tmp_path, total=10, eval_every=5, ckpt_every=5, grid=grown)
+  calls, plans, grow, plan = [], [], sweep.grow, cli._plan
+  monkeypatch.setattr(sweep, "grow", lambda *a, **k: calls.append(a) or grow(*a, **k))
+  monkeypatch.setattr(cli, "_plan", lambda *a: plans.append(plan(*a)) or plans[-1])
+  (wd / "checkpoints" / "g001" / "5").mkdir(parents=True)   # as if stopped after update 5
+  dry = _sweep_cmd(exp, wd, "--dry-run")
+  assert dry.returncode == 0, dry.stderr
+  assert len(calls) == 1 and "group g001: 1 runs x 10 updates, from update 5" in dry.stdout
+  # by hand: g000's 2 runs finished; g001 (the new LR) 5 of its 10 updates left;
+  # g002 (a wider model: another program) all 10; 4 runs x 10 in the grid
+  (p,) = plans
+  assert p.done == {"g000": 10, "g001": 5, "g002": 0} and p.left == {
+      "g000": 0, "g001": 5, "g002": 10}
+  assert (p.steps_to_run, p.steps_in_grid, p.compiles) == (15, 40, 2)
+  assert "compilations: 2; cost: 15 run-steps to run (40 in the whole grid)" in dry.stdout
+  (wd / "checkpoints" / "g001" / "5").rmdir()
+  calls.clear()
+  r = _sweep_cmd(exp, wd)
+  assert r.returncode == 0, r.stderr
+  assert len(calls) == 1 and len(plans) == 2 and len(_runs(wd)) == 4
+
+
 def test_heatmaps_of_an_experiment_and_of_report_any_two_numeric_fields(tmp_path):
   grid = ('product(axis("schedule.warmup_steps", [0, 5]), axis("optimizer.peak_lr", '
           '[1e-3, 1e-2, 1e-1]), axis("seed", [0, 1]))')

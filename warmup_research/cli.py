@@ -162,9 +162,9 @@ def _experiment(args) -> str:
   return args.experiment or args.config_file
 
 
-def _grid(args, rest):
-  """(variants, claims, workdir path, sweep.json text, layout, heatmaps) of a
-  sweep command, every input checked; a grid that grew keeps its recorded runs."""
+def _plan(args, rest):
+  """The plan of a sweep command (`sweep.Plan`), every input checked; a grid
+  that grows the one recorded in its workdir keeps the recorded runs."""
   from warmup_research import claims as claims_lib  # heavy: commands only, not --help
   from warmup_research import config as config_lib  # heavy: commands only, not --help
   from warmup_research import loggers, results, sweep, workdir  # heavy: commands only, not --help
@@ -179,19 +179,19 @@ def _grid(args, rest):
   name = pathlib.Path(spec.partition(":")[0]).stem
   wd = workdir.check_path(f"results/{name}" if args.workdir is None else args.workdir)
   record = sweep.sweep_record(spec, variants, claims, heatmaps=heatmaps)
-  recorded = wd / "sweep.json"
+  path, recorded, grown = wd / "sweep.json", None, None
   # A recorded grid this one grows (or equals) keeps its layout, with --overwrite too:
   # --overwrite replaces only a different grid, so an unchanged one loses nothing.
-  if recorded.is_file():
+  if path.is_file():
     try:
-      old = config_lib.upgrade_record(json.loads(recorded.read_text()))
-      record = sweep.grow(old, spec, variants, claims, heatmaps) or record
+      old = config_lib.upgrade_record(json.loads(path.read_text()))
+      recorded, grown = old, sweep.grow(old, spec, variants, claims, heatmaps)
     except (ValueError, KeyError, TypeError, AttributeError) as e:
       if not args.overwrite:   # with it, `workdir.prepare` replaces the grid
-        raise ConfigError(str(recorded), _unreadable(e, SWEEP_JSON_REMEDY + "; or --overwrite "
-                                                     "to start the grid afresh (deletes its "
-                                                     "runs)")) from None
-  return variants, claims, wd, record, json.loads(record).get("groups"), heatmaps
+        raise ConfigError(str(path), _unreadable(e, SWEEP_JSON_REMEDY + "; or --overwrite "
+                                                 "to start the grid afresh (deletes its "
+                                                 "runs)")) from None
+  return sweep.Plan(spec, variants, claims, heatmaps, wd, grown or record, recorded, grown)
 
 
 SWEEP_JSON_REMEDY = ("it records the grid: restore it from a copy; or, if the grid never grew "
@@ -225,16 +225,6 @@ def _check_analysis(wd: pathlib.Path) -> None:
     raise analysis.unreadable_csv(wd, e) from None
 
 
-def _keeps_runs(wd, variants, claims, record, heatmaps) -> bool:
-  """Whether `sweep` keeps the runs recorded in `wd` (the same grid, or one
-  it grows), so it will read their files."""
-  from warmup_research import config as config_lib  # heavy: commands only, not --help
-  from warmup_research import workdir  # heavy: commands only, not --help
-  return wd.is_dir() and not workdir.differences_from(
-      wd, record, kind="sweep", upgrade=config_lib.upgrade_record,
-      grows=_grows(json.loads(record)["experiment"], variants, claims, heatmaps))
-
-
 def cmd_sweep(args, rest) -> None:
   import jax  # heavy: commands only, not --help
 
@@ -251,42 +241,41 @@ def cmd_sweep(args, rest) -> None:
   from warmup_research import mesh as mesh_lib  # heavy: commands only, not --help
 
   def check():
-    variants, claims, wd, record, layout, heatmaps = _grid(args, rest)
-    for _, members in sweep.groups_of(variants, layout):   # every group fits, before compute
+    plan = _plan(args, rest)
+    for _, members in plan.groups:   # every group fits, before compute
       cfgs = [v.cfg for v in members]
       variant, _ = mesh_lib.group_shape(cfgs)
       mesh_lib.check_fits(cfgs, train.memory_bytes(
           cfgs[0], -(-len(cfgs) // variant), batched=mesh_lib.variant_loop(cfgs[0]) == "vmap"))
-    if _keeps_runs(wd, variants, claims, record, heatmaps):   # as `sweep.run` checks them
-      metrics_io.finished_runs(wd)   # the finished groups' records and whole metrics files
-    return variants, claims, wd, record, layout, heatmaps
+    if plan.keeps_runs:   # as `sweep.run` checks them
+      metrics_io.finished_runs(plan.workdir)  # the finished groups' records and whole metrics files
+    return plan
 
   if args.dry_run:   # every check of the real run, and the data's without building it
     # The checks ask the devices (count, memory): an accelerator is not preallocated
     # for that, so a dry run beside a running job takes none of its memory.
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-    grid = check()
-    sources = {json.dumps(v.cfg.data.to_dict(), sort_keys=True): v.cfg for v in grid[0]}
+    plan = check()
+    sources = {json.dumps(v.cfg.data.to_dict(), sort_keys=True): v.cfg for v in plan.variants}
     for cfg in sources.values():   # each data config once (a corpus is walked to check it)
       data.check_source(cfg)
-    return _dry_run(*grid, overwrite=args.overwrite)
+    return _dry_run(plan, overwrite=args.overwrite)
   runtime.start_jax(args.jax_cache_dir)
-  variants, claims, wd, record, layout, heatmaps = _together(check, fingerprint=lambda out: out[3])
-  groups = sweep.groups_of(variants, layout)
-  for _, members in groups:
+  plan = _together(check, fingerprint=lambda p: p.record)
+  wd = plan.workdir
+  for _, members in plan.groups:
     _together(_prepare_data, members[0].cfg)
   _together(lambda: workdir.prepare(
-      wd, record, kind="sweep", overwrite=args.overwrite, write=jax.process_index() == 0,
-      upgrade=config_lib.upgrade_record,
-      grows=_grows(_experiment(args), variants, claims, heatmaps)))
+      wd, plan.record, kind="sweep", overwrite=args.overwrite, write=jax.process_index() == 0,
+      upgrade=config_lib.upgrade_record, grows=plan.grows))
   if jax.process_index() == 0:
-    print(f"[sweep] {_experiment(args)}: {len(variants)} runs in {len(groups)} compile "
+    print(f"[sweep] {plan.spec}: {len(plan.variants)} runs in {len(plan.groups)} compile "
           f"group(s) on {jax.device_count()} {jax.devices()[0].platform} device(s), "
           f"{jax.process_count()} process(es) -> {wd}", file=sys.stderr)
-  command = " ".join(["python -m warmup_research sweep", _experiment(args),
+  command = " ".join(["python -m warmup_research sweep", plan.spec,
                       *(["--workdir", args.workdir] if args.workdir else []), *rest])
-  sweep.run(variants, wd, progress=not args.no_progress, command=command, layout=layout,
-            backends=loggers.parse(args.logger))
+  sweep.run(plan.variants, wd, progress=not args.no_progress, command=command,
+            layout=plan.layout, backends=loggers.parse(args.logger))
   runtime.barrier("done")
   if jax.process_index() == 0:
     summary = results.write(wd)
@@ -295,14 +284,7 @@ def cmd_sweep(args, rest) -> None:
     print((wd / "summary.md").read_text())
 
 
-def _grows(spec, variants, claims, heatmaps):
-  """`workdir.prepare`'s test of a recorded grid that this one grows."""
-  from warmup_research import sweep  # heavy: commands only, not --help
-  return lambda old, new: new == json.loads(
-      sweep.grow(old, spec, variants, claims, heatmaps) or "null")
-
-
-def _dry_run(variants, claims, wd, record, layout, heatmaps, overwrite=False) -> None:
+def _dry_run(plan, overwrite=False) -> None:
   """What `sweep` would run, from the files and the checks alone: nothing
   written, nothing compiled or run. A workdir holding another grid is
   refused as `sweep` would refuse it, or with `overwrite` counted as empty
@@ -310,38 +292,21 @@ def _dry_run(variants, claims, wd, record, layout, heatmaps, overwrite=False) ->
   recorded by finished groups of the same signature (`_recorded_rates`)."""
   from warmup_research import config as config_lib  # heavy: commands only, not --help
   from warmup_research import sweep, workdir  # heavy: commands only, not --help
-  spec = json.loads(record)["experiment"]
-  grows = _grows(spec, variants, claims, heatmaps)
-  replaced = wd.is_dir() and bool(workdir.differences_from(
-      wd, record, kind="sweep", upgrade=config_lib.upgrade_record, grows=grows))
+  wd, replaced = plan.workdir, plan.replaced
   if replaced and not overwrite:   # refused, by name, as `sweep` would refuse it
-    workdir.prepare(wd, record, kind="sweep", write=False, upgrade=config_lib.upgrade_record,
-                    grows=grows)
-
-  def done_steps(gid, total):
-    if replaced:
-      return 0
-    if (wd / "groups" / f"{gid}.json").is_file():
-      return total
-    ckpt = wd / "checkpoints" / gid
-    saved = [int(c.name) for c in ckpt.iterdir() if c.name.isdigit()] if ckpt.is_dir() else []
-    return max(saved, default=0)
-
-  swept = sweep.swept_fields(variants)
-  print(f"{len(variants)} variants; swept: {', '.join(swept) or 'nothing'}; workdir {wd}"
-        + (" (grown in place: recorded runs kept)" if layout else ""))
-  to_run, cost = 0, 0
-  committed = pathlib.Path("results") / pathlib.Path(spec.partition(":")[0]).stem
-  rates = _recorded_rates([d for d in dict.fromkeys([wd, committed]) if d.is_dir() and not (
-      replaced and d == wd) and not workdir.differences_from(
-          d, record, kind="sweep", upgrade=config_lib.upgrade_record, grows=grows)], variants)
+    workdir.prepare(wd, plan.record, kind="sweep", write=False,
+                    upgrade=config_lib.upgrade_record, grows=plan.grows)
+  swept = sweep.swept_fields(plan.variants)
+  print(f"{len(plan.variants)} variants; swept: {', '.join(swept) or 'nothing'}; workdir {wd}"
+        + (" (grown in place: recorded runs kept)" if plan.layout else ""))
+  committed = pathlib.Path("results") / pathlib.Path(plan.spec.partition(":")[0]).stem
+  rates = _recorded_rates([d for d in dict.fromkeys([wd, committed]) if (
+      plan.keeps_runs if d == wd else d.is_dir() and not workdir.differences_from(
+          d, plan.record, kind="sweep", upgrade=config_lib.upgrade_record, grows=plan.grows))],
+      plan.variants)
   seconds, based_on, unrated = 0.0, {}, []
-  for gid, members in sweep.groups_of(variants, layout):
-    total = members[0].cfg.train.total_steps
-    done = done_steps(gid, total)
-    left = (total - done) * len(members)
-    to_run += left > 0
-    cost += left
+  for gid, members in plan.groups:
+    total, done, left = members[0].cfg.train.total_steps, plan.done[gid], plan.left[gid]
     rate = rates.get(config_lib.static_signature(members[0].cfg))
     if left and rate:
       seconds += left * rate[0]
@@ -352,9 +317,9 @@ def _dry_run(variants, claims, wd, record, layout, heatmaps, overwrite=False) ->
     print(f"  group {gid}: {len(members)} runs x {total} updates, {state}")
     for v in members:
       print(f"    {v.run_id}")
-  print(f"train-step compilations: {to_run}; cost: {cost:,} run-steps to run "
-        f"({sum(v.cfg.train.total_steps for v in variants):,} in the whole grid); "
-        f"{len(claims)} claim(s). Dry run: nothing written"
+  print(f"train-step compilations: {plan.compiles}; cost: {plan.steps_to_run:,} run-steps to "
+        f"run ({plan.steps_in_grid:,} in the whole grid); "
+        f"{len(plan.claims)} claim(s). Dry run: nothing written"
         + (f" (--overwrite would first delete the other grid's runs in {wd})." if replaced
            else "."))
   if based_on:
@@ -362,7 +327,7 @@ def _dry_run(variants, claims, wd, record, layout, heatmaps, overwrite=False) ->
           f"the rate per run (seconds per update / runs) recorded by {'; '.join(based_on)}"
           + (f"; group(s) {', '.join(unrated)}: no rate recorded, not counted" if unrated
              else ""))
-  elif cost:
+  elif plan.steps_to_run:
     print(f"wall time: no rate recorded (no finished group of this signature in {wd}"
           + (f" or {committed}" if committed != wd else "") + "), so no estimate")
 

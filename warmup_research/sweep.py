@@ -22,6 +22,9 @@ keeps every recorded run and its group, and puts the new runs in new groups
 after them (recorded in sweep.json's `groups`; a grid that never grew has
 none, and its groups are `group`'s, in grid order).
 
+A `sweep` command decides once what it will do (`Plan`: its grid, groups,
+what is done, what grows, the cost), and its run and `--dry-run` read that.
+
 Workdir layout (`results.py` reads it; `report` rebuilds tables from it):
 
     sweep.json            the expanded grid (run ids, swept values, configs, claims;
@@ -32,6 +35,7 @@ Workdir layout (`results.py` reads it; `report` rebuilds tables from it):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -197,6 +201,89 @@ def grow(old: dict, spec: str, variants: list[Variant], claims=(), heatmaps=()) 
   layout += [[v.run_id for v in members]
              for members in group([v for v in variants if v.run_id not in recorded])]
   return sweep_record(spec, variants, claims, layout, heatmaps)
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  """What one `sweep` command does, decided once (`cli._plan`): the run, its
+  `--dry-run` and `workdir.prepare`'s test of a grown grid all read it, so
+  `grow` runs once. `record` is the sweep.json it writes: `grown` when the
+  grid grows the one `recorded` in `workdir`, else the grid's own. What is
+  done, and so the cost, is read from the workdir's files on first use."""
+  spec: str                     # the experiment file, experiments/NAME.py[:arg]
+  variants: list[Variant]       # the expanded grid, every variant validated
+  claims: list
+  heatmaps: list
+  workdir: pathlib.Path
+  record: str
+  recorded: dict | None = None  # workdir's sweep.json, upgraded; None: none, or it failed
+  grown: str | None = None      # `grow(recorded, ...)`; None: this grid does not grow it
+
+  @property
+  def layout(self) -> list[list[str]] | None:
+    return json.loads(self.record).get("groups")
+
+  @functools.cached_property
+  def groups(self) -> list[tuple[str, list[Variant]]]:
+    return groups_of(self.variants, self.layout)
+
+  def grows(self, old: dict, new: dict) -> bool:
+    """`workdir.prepare`'s test that the record `new` grows the recorded grid
+    `old`. `grow` depends on `old` alone besides the plan, so its answer for
+    `recorded` is kept; another grid (a rate source's in another directory,
+    or a sweep.json rewritten since) is grown here."""
+    same = self.recorded is not None and (
+        json.dumps(old, sort_keys=True) == json.dumps(self.recorded, sort_keys=True))
+    grown = self.grown if same else grow(old, self.spec, self.variants, self.claims,
+                                         self.heatmaps)
+    return new == json.loads(grown or "null")
+
+  @functools.cached_property
+  def replaced(self) -> bool:
+    """Whether `workdir` holds another grid: `sweep` refuses it, or with
+    --overwrite deletes its runs."""
+    return self.workdir.is_dir() and bool(workdir_lib.differences_from(
+        self.workdir, self.record, kind="sweep", upgrade=config_lib.upgrade_record,
+        grows=self.grows))
+
+  @property
+  def keeps_runs(self) -> bool:
+    """Whether `sweep` keeps the runs recorded in `workdir` (the same grid, or
+    one it grows), so it will read their files."""
+    return self.workdir.is_dir() and not self.replaced
+
+  @functools.cached_property
+  def done(self) -> dict[str, int]:
+    """group id -> updates it has run: all once its groups/GID.json is
+    written, else its last checkpoint's step; none where it is replaced."""
+    def updates(gid, total):
+      if self.replaced:
+        return 0
+      if (self.workdir / "groups" / f"{gid}.json").is_file():
+        return total
+      ckpt = self.workdir / "checkpoints" / gid
+      saved = [int(c.name) for c in ckpt.iterdir() if c.name.isdigit()] if ckpt.is_dir() else []
+      return max(saved, default=0)
+    return {gid: updates(gid, members[0].cfg.train.total_steps) for gid, members in self.groups}
+
+  @functools.cached_property
+  def left(self) -> dict[str, int]:
+    """group id -> run-steps (updates times runs) it has left to run."""
+    return {gid: (members[0].cfg.train.total_steps - self.done[gid]) * len(members)
+            for gid, members in self.groups}
+
+  @property
+  def steps_to_run(self) -> int:
+    return sum(self.left.values())
+
+  @property
+  def steps_in_grid(self) -> int:
+    return sum(v.cfg.train.total_steps for v in self.variants)
+
+  @property
+  def compiles(self) -> int:
+    """Train-step compilations: one per group with updates left."""
+    return sum(left > 0 for left in self.left.values())
 
 
 def group_id(index: int) -> str:
