@@ -86,6 +86,28 @@ def _write(out: pathlib.Path, lines: list[str]) -> None:
   out.write_text("\n".join(lines) + "\n")
 
 
+def command(prog: str, doc: str, flag: str, default: int, help: str):
+  """The arguments of a benchmark command of one count option (`--flag`,
+  an integer >= 1: else one `error:` line, exit 2) and `--out-dir`, with
+  the process set up for JAX (XLA's flags; the persistent compilation
+  cache off, so compiles are cold)."""
+  import argparse  # only the commands need it
+
+  from warmup_research import runtime  # sets XLA's flags before jax is imported
+  p = argparse.ArgumentParser(prog=prog, description=doc,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument(f"--{flag}", type=int, default=default, help=f"{help} (>= 1)")
+  p.add_argument("--out-dir", default=str(REPO / "results" / "benchmarks"))
+  args = p.parse_args(sys.argv[1:])
+  if getattr(args, flag) < 1:
+    print(f"error: --{flag}: must be an integer >= 1, got {getattr(args, flag)}",
+          file=sys.stderr)
+    sys.exit(2)
+  runtime.setup_process()
+  runtime.enable_compilation_cache("")
+  return args
+
+
 def matmul_gflops(n: int = 2048, dtype: str = "float32", reps: int = 10) -> float:
   """Dense n x n x n matmul on one device: 2 n^3 FLOPs / median seconds."""
   import jax

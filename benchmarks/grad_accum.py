@@ -21,7 +21,7 @@ import sys
 
 import numpy as np
 
-from benchmarks.bench import REPO, _base, _program, _write, call_timer, header
+from benchmarks.bench import _base, _program, _write, call_timer, command, header
 
 ACCUM = (1, 2, 4, 8)
 SIZES = {
@@ -77,20 +77,8 @@ def write_table(rows, out: pathlib.Path, command: str, steps: int) -> None:
   _write(out, lines)
 
 
-def main(argv=None) -> None:
-  import argparse  # only the command needs it
-
-  from warmup_research import runtime  # sets XLA's flags before jax is imported
-  p = argparse.ArgumentParser(prog="python -m benchmarks.grad_accum", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--steps", type=int, default=10, help="timed calls per row (>= 1)")
-  p.add_argument("--out-dir", default=str(REPO / "results" / "benchmarks"))
-  args = p.parse_args(argv)
-  if args.steps < 1:
-    print(f"error: --steps: must be an integer >= 1, got {args.steps}", file=sys.stderr)
-    sys.exit(2)
-  runtime.setup_process()
-  runtime.enable_compilation_cache("")   # cold compiles: nothing read from a cache
+def main() -> None:
+  args = command("python -m benchmarks.grad_accum", __doc__, "steps", 10, "timed calls per row")
   write_table(measure(steps=args.steps), pathlib.Path(args.out_dir) / "grad_accum.md",
               " ".join(["python -m benchmarks.grad_accum", *sys.argv[1:]]), args.steps)
 

@@ -32,7 +32,7 @@ import statistics
 import sys
 import time
 
-from benchmarks.bench import QUICKSTART, REPO, _program, _write, header
+from benchmarks.bench import QUICKSTART, _program, _write, command, header
 
 BPE = "bpe:4096"
 # (source, tokenizer, batch, seq, beside the step?)
@@ -142,20 +142,8 @@ def write_table(rows, out: pathlib.Path, command: str, calls: int) -> None:
   _write(out, lines)
 
 
-def main(argv=None) -> None:
-  import argparse  # only the command needs it
-
-  from warmup_research import runtime  # sets XLA's flags before jax is imported
-  p = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--calls", type=int, default=50, help="timed calls per row (>= 1)")
-  p.add_argument("--out-dir", default=str(REPO / "results" / "benchmarks"))
-  args = p.parse_args(argv)
-  if args.calls < 1:
-    print(f"error: --calls: must be an integer >= 1, got {args.calls}", file=sys.stderr)
-    sys.exit(2)
-  runtime.setup_process()
-  runtime.enable_compilation_cache("")   # the step's compile is not what is measured
+def main() -> None:
+  args = command("python -m benchmarks.pipeline", __doc__, "calls", 50, "timed calls per row")
   rows = measure(calls=args.calls)
   write_table(rows, pathlib.Path(args.out_dir) / "pipeline.md",
               " ".join(["python -m benchmarks.pipeline", *sys.argv[1:]]), args.calls)

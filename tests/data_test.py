@@ -111,13 +111,19 @@ class WrTestSentences(tfds.core.GeneratorBasedBuilder):
     return tfds.core.DatasetInfo(
         builder=self, features=tfds.features.FeaturesDict({"text": tfds.features.Text()}))
 
+  SPLITS = {"train": (0, 40), "test": (40, 50)}   # record numbers first .. end - 1
+
   def _split_generators(self, dl_manager):
     del dl_manager
-    return {"train": self._generate_examples(0, 40), "test": self._generate_examples(40, 50)}
+    return {split: self._generate_examples(*span) for split, span in self.SPLITS.items()}
 
   def _generate_examples(self, first, end):
     for i in range(first, end):
-      yield i, {"text": f"sentence number {i}"}
+      yield i, {"text": self.text(i)}
+
+  @staticmethod
+  def text(i):
+    return f"sentence number {i}"
 
 
 def _prepare_catalog_dataset(data_dir):
@@ -277,22 +283,14 @@ def test_prose_corpus_with_bpe(tiny_cfg, tmp_path, monkeypatch):
   assert b.tokens_per_byte < 0.9 and b.train(0).max() < 300
 
 
-class WrTestParagraphs(tfds.core.GeneratorBasedBuilder):
+class WrTestParagraphs(WrTestSentences):
   """A catalog dataset of longer texts: enough for a BPE's token records."""
 
-  VERSION = tfds.core.Version("1.0.0")
+  SPLITS = {"train": (0, 300), "test": (300, 400)}
 
-  def _info(self):
-    return tfds.core.DatasetInfo(
-        builder=self, features=tfds.features.FeaturesDict({"text": tfds.features.Text()}))
-
-  def _split_generators(self, dl_manager):
-    del dl_manager
-    return {"train": self._generate_examples(0, 300), "test": self._generate_examples(300, 400)}
-
-  def _generate_examples(self, first, end):
-    for i in range(first, end):
-      yield i, {"text": f"Paragraph {i}: the cat sat on the mat, and then the dog {i % 7} came."}
+  @staticmethod
+  def text(i):
+    return f"Paragraph {i}: the cat sat on the mat, and then the dog {i % 7} came."
 
 
 def test_catalog_dataset_with_a_bpe_tokenizer(tiny_cfg, tmp_path):
