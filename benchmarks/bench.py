@@ -136,7 +136,8 @@ def call_timer(prog, state, batch_BxL1, n: int, warmup: int = 3):
   """(compile seconds, call): `call()` runs `prog.steps` once more over n
   updates (the same batch each), from where the last call left the state,
   and returns its seconds per update (to `block_until_ready`); `warmup`
-  calls run first, untimed."""
+  calls run first, untimed. `call.steps` is the compiled program (for its
+  memory analysis, or calls of one's own), so no caller compiles it again."""
   import jax
   import numpy as np
   batches = prog.put_batches(np.stack([batch_BxL1] * n))
@@ -151,6 +152,7 @@ def call_timer(prog, state, batch_BxL1, n: int, warmup: int = 3):
     state, m = steps(state, batches, prog.hp)
     jax.block_until_ready((state, m))
     return (time.perf_counter() - t) / n
+  call.steps = steps
   return compile_s, call
 
 

@@ -19,8 +19,6 @@ import pathlib
 import statistics
 import sys
 
-import numpy as np
-
 from benchmarks.bench import _base, _program, _write, call_timer, command, header
 
 ACCUM = (1, 2, 4, 8)
@@ -37,13 +35,10 @@ def memory(cfg, steps: int) -> dict:
   from warmup_research import data, loop  # after main's setup_process (XLA's flags)
   prog, shape = _program([cfg])
   n = loop.steps_per_call(cfg.train)
-  batch_BxL1 = data.Batches(cfg).train(0)
-  batches = prog.put_batches(np.stack([batch_BxL1] * n))
-  compiled, _ = prog.compile_steps(batches)
-  m = compiled.memory_analysis()
+  _, call = call_timer(prog, prog.init(prog.keys, prog.hp), data.Batches(cfg).train(0), n)
+  m = call.steps.memory_analysis()
   total = (m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes
            - m.alias_size_in_bytes)
-  _, call = call_timer(prog, prog.init(prog.keys, prog.hp), batch_BxL1, n)
   return dict(mesh=f"{shape[0]}x{shape[1]}", temp=m.temp_size_in_bytes,
               args=m.argument_size_in_bytes, total=total,
               step_ms=statistics.median(call() for _ in range(steps)) * 1e3)

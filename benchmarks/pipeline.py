@@ -32,7 +32,7 @@ import statistics
 import sys
 import time
 
-from benchmarks.bench import QUICKSTART, _program, _write, command, header
+from benchmarks.bench import QUICKSTART, _program, _write, call_timer, command, header
 
 BPE = "bpe:4096"
 # (source, tokenizer, batch, seq, beside the step?)
@@ -80,18 +80,9 @@ def beside_step(cfg, calls: int, prog) -> dict:
   from warmup_research import data, loop
   batches, n = data.Batches(cfg), loop.steps_per_call(cfg.train)
   tokens = n * cfg.data.batch_size * cfg.data.seq_len
-  state = prog.init(prog.keys, prog.hp)
-  fixed = prog.train_batches(batches, 0, n)
-  steps, _ = prog.compile_steps(fixed)
-  for _ in range(3):
-    state, _m = steps(state, fixed, prog.hp)
-  jax.block_until_ready(state)
-  alone = []
-  for _ in range(calls):
-    t0 = time.perf_counter()
-    state, _m = steps(state, fixed, prog.hp)
-    jax.block_until_ready(state)
-    alone.append(time.perf_counter() - t0)
+  _, alone = call_timer(prog, prog.init(prog.keys, prog.hp), batches.train(0), n)
+  per_call_alone = statistics.median(alone() * n for _ in range(calls))
+  steps, state = alone.steps, prog.init(prog.keys, prog.hp)
   loading, fed, nxt = [], [], prog.train_batches(batches, n, n)
   for c in range(1, calls + 1):
     t0 = time.perf_counter()
@@ -103,7 +94,7 @@ def beside_step(cfg, calls: int, prog) -> dict:
     fed.append(time.perf_counter() - t0)
   per_call = statistics.median(fed)
   return dict(loader=tokens / statistics.median(loading), step=tokens / per_call,
-              slowdown=per_call / statistics.median(alone) - 1)
+              slowdown=per_call / per_call_alone - 1)
 
 
 def measure(rows=ROWS, calls: int = 50, overrides=None) -> list[dict]:
