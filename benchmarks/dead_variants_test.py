@@ -15,7 +15,8 @@ import pytest  # noqa: E402
 from benchmarks import dead_variants  # noqa: E402
 
 TINY = {"model.d_model": 32, "model.num_layers": 1, "model.num_heads": 2,
-        "data.seq_len": 16, "data.batch_size": 4, "data.name": "synthetic"}
+        "data.seq_len": 16, "data.batch_size": 4, "data.name": "synthetic",
+        "train.checkpoint_every": 30}   # one checkpoint a run: the test times nothing
 
 
 @pytest.mark.slow

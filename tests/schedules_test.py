@@ -117,6 +117,16 @@ def _hp(**kw):
   return schedules.make_hparams(**{**base, **kw})
 
 
+@pytest.mark.parametrize("kw", [dict(warmup_shape="cosine", decay_shape="cosine"),
+                                dict(warmup_shape="exponential", decay_shape="rsqrt"),
+                                dict(decay_shape="wsd", cooldown_steps=30, cooldown_shape="1-sqrt")])
+def test_a_compiled_curve_is_the_schedule_at_every_update(kw):
+  hp = _hp(**kw)
+  eager = np.asarray(schedules.schedule(np.arange(101), hp))
+  np.testing.assert_allclose(np.asarray(schedules.curve(101, hp)), eager, rtol=1e-6, atol=0)
+  assert schedules.curve(101, hp).shape == (101,)
+
+
 @pytest.mark.parametrize("shape", schedules.WARMUP_SHAPES)
 def test_warmup_shapes(shape):
   lr = np.asarray(schedules.schedule(np.arange(101), _hp(warmup_shape=shape,

@@ -157,8 +157,8 @@ def test_divergence_is_a_result_and_leaves_the_others_unchanged(tmp_path):
 
 @pytest.mark.slow
 def test_sigkill_mid_sweep_then_relaunch_equals_uninterrupted(tmp_path):
-  # killed after the checkpoint at 100 or later: 300 updates (5 s here) left to land in
-  exp = _experiment(tmp_path, total=400, eval_every=100, log_every=25, ckpt_every=50)
+  # killed after the checkpoint at 100 or later: 150 updates (over 1 s) left to land in
+  exp = _experiment(tmp_path, total=250, eval_every=100, log_every=25, ckpt_every=50)
   full = _sweep_cmd(exp, tmp_path / "full", process=True)
   assert full.returncode == 0, full.stderr
   proc = _sweep_cmd(exp, tmp_path / "cut", wait=False)
@@ -446,7 +446,7 @@ def test_heatmaps_of_an_experiment_and_of_report_any_two_numeric_fields(tmp_path
 def test_sigkill_after_a_compaction_then_relaunch_equals_uninterrupted(tmp_path):
   # 4 vmapped variants, 2 diverge at once: compacted after the eval at 100,
   # killed after the checkpoint at 200 (saved from the compacted program), relaunched.
-  exp = _experiment(tmp_path, total=400, eval_every=100, log_every=50, ckpt_every=100,
+  exp = _experiment(tmp_path, total=300, eval_every=100, log_every=50, ckpt_every=100,
                     grid='axis("optimizer.peak_lr", [1e-3, 1e3, 1e-2, 3e3])')
   extra = ["--config.mesh.variant_loop=vmap", "--config.train.compact_frozen=0.25",
            "--config.train.divergence_bound=10.0", "--config.optimizer.clip_norm=0.0",

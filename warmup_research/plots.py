@@ -305,7 +305,7 @@ def _lr_schedules(lay, loaded) -> Figure:
       cfg = config_lib.from_saved(r["config"])
       steps = np.arange(cfg.train.total_steps + 1)
       value = at(c, [colour_by])[0] if colour_by else None
-      ax.plot(steps, np.asarray(schedules.schedule(steps, train.hparams(cfg).schedule)),
+      ax.plot(steps, np.asarray(schedules.curve(len(steps), train.hparams(cfg).schedule)),
               color=lay["colours"][value], lw=1.2,
               label=f"{lay['name']}={value}" if colour_by and fi == 0 else None)
     ax.set_title(_label(facet_by, facet) if facet_by else "learning-rate schedules", fontsize=8)
@@ -550,7 +550,7 @@ def plot_schedules(out_path, *, total_steps: int = 1000, warmup_steps: int = 200
   for ax, (title, field, names, extra) in zip(axes, panels):
     for name in names:
       hp = schedules.make_hparams(**{**base, **extra, field: name})
-      ax.plot(steps, np.asarray(schedules.schedule(steps, hp)), label=name)
+      ax.plot(steps, np.asarray(schedules.curve(len(steps), hp)), label=name)
     ax.axvline(warmup_steps, color="gray", lw=0.5, ls=":")
     ax.set(title=title, xlabel="step (0 = first update)", ylabel="lr / peak_lr")
     ax.legend(fontsize=8)

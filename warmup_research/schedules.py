@@ -43,6 +43,7 @@ turned into whole steps in ONE place, `steps_from_duration`, the HF way:
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable
 
@@ -169,6 +170,13 @@ def schedule(step, hp: ScheduleHParams) -> jax.Array:
       final + (1 - final) * cooldown,
   ])
   return hp.peak_lr * jnp.where(s < warm, warmup_factor, decay_factor)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def curve(n_steps: int, hp: ScheduleHParams) -> jax.Array:
+  """LRs of updates 0 .. n_steps - 1 in one compiled call, for host-side
+  curves (plots): eager `schedule` dispatches each of its ops on its own."""
+  return schedule(jnp.arange(n_steps), hp)
 
 
 # ---------------------------------------------------------------------------
