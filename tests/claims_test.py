@@ -660,3 +660,22 @@ def test_a_group_sequential_plan_tests_each_look_at_the_alpha_it_spends():
     _claim(looks=[6, 3])
   with pytest.raises(ConfigError, match="looks must be increasing"):
     _claim(looks=[3, 6], planned_seeds=5)
+
+
+def test_a_looks_levels_are_decided_at_its_alpha_not_at_005():
+  # two LRs, each with a clear effect at 3 seeds: p about 0.004 each, under 0.05 / 2
+  # (Holm at 0.05 passes both levels) but above the first look's alpha x 1/2
+  rows = _pairs([[-0.10, -0.10], [-0.11, -0.12], [-0.09, -0.095]], lrs=(1e-3, 1e-2))
+  plain = claims.evaluate(_claim(), SWEPT, rows)
+  looked = claims.evaluate(_claim(looks=[3, 6], planned_seeds=6), SWEPT, rows)
+  first_alpha = stats.look_alphas([3, 6])[0]
+  assert [p["verdict_within"] for p in plain["per_level"]] == ["reproduced"] * 2
+  assert plain["verdict"] == "reproduced"
+  for lp, lq in zip(plain["per_level"], looked["per_level"]):
+    assert lq["p_within"] == pytest.approx(min(1, lp["p_within"] * 0.05 / first_alpha))
+    assert lq["verdict_within"] == ("reproduced" if lp["p_within"] < first_alpha
+                                    else "inconclusive")
+  assert all(lp["p_within"] > first_alpha for lp in plain["per_level"])
+  assert looked["verdict"] == "inconclusive"
+  # the combined p comes from the levels' (already on the 0.05 scale): not scaled twice
+  assert looked["p"] in (None, *[lq["p_within"] for lq in looked["per_level"]])

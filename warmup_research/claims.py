@@ -125,8 +125,8 @@ conditions and applies `stats`:
   numbers of seeds at which verdicts will be read (e.g. [3, 6]; the last
   is the planned total). At each look the test spends an O'Brien-Fleming
   share of the 0.05 (`stats.look_alphas`), so looking early and growing
-  the grid keeps the false-positive rate at 0.05; a grid at any other seed
-  count (or past the last look) is `exploratory`.
+  the grid keeps the false-positive rate at 0.05 (each level's test too);
+  a grid at any other seed count (or past the last look) is `exploratory`.
 - Multiplicity: `adjust` gives each verdict a Holm-adjusted p within its
   experiment (`p_adjusted`, `verdict_adjusted`: the raw verdict where the
   adjusted p < 0.05, else `inconclusive`); the results table adds
@@ -378,7 +378,9 @@ def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = 
     n_grid = len(_grid_seeds(cells, [lk]))
     per_level.append(dict(level=_level(levels, lk), n_grid=n_grid, failed=failed,
                           **_test(c, list(d.values()), n_grid, failed)))
-  _holm_within(per_level, c)
+  alpha = _look(looks, len(grid_seeds))[1] if looks else stats.ALPHA
+  _holm_within(per_level, c, alpha)
+  combined = False
   if not level_keys:   # no run on either side
     head = dict(_test(c, [], 0, None), failed=None)
   elif len(level_keys) > 1 and option(c, "pool") == "mean":
@@ -392,7 +394,7 @@ def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = 
   elif len(level_keys) == 1:
     head = {k: v for k, v in per_level[0].items() if k not in ("level", "n_grid")}
   else:
-    head = _combine(c, per_level)
+    head, combined = _combine(c, per_level), True
   if _mixed(per_level):
     flags.append("mixed signs")
   if holes:
@@ -407,27 +409,33 @@ def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = 
   if metric == "max_trained_lr":
     result["censored"] = censored
   if looks:
-    _at_look(result, c, looks, len(grid_seeds))
+    _at_look(result, c, looks, len(grid_seeds), scaled=combined)
   if at_margins and (metric in RATES or metric == "max_trained_lr"):
     _at_each_margin(result, c, swept, rows, curves, measured)
   return result
 
 
-def _at_look(result, c, looks, n: int) -> None:
-  """A group-sequential claim, tested at the alpha its look spends
-  (`stats.look_alphas`): at a declared look, that look's; between looks or
-  past the last (flagged `exploratory`), the latest look's at or below n
-  (the first's below it), never the full 0.05. As a p scaled to the 0.05
-  scale (`p` = min(1, p_nominal x 0.05 / alpha_look)), so Holm and BH read
-  it like any other; the CIs stay nominal 95%, and an inconclusive verdict's
-  MDE is at the look's alpha. Per-level results stay at 0.05 (within the
-  claim, Holm), which errs towards showing a level the claim does not pass."""
+def _look(looks, n: int) -> tuple[int, float]:
+  """(index, alpha) of the look a claim with `n` seeds is tested at: a
+  declared look's; between looks or past the last, the latest look's at or
+  below n (the first's below it), never the full 0.05."""
   k = max([i for i, m in enumerate(looks) if m <= n], default=0)
-  alpha = stats.look_alphas(looks)[k]
+  return k, stats.look_alphas(looks)[k]
+
+
+def _at_look(result, c, looks, n: int, scaled: bool = False) -> None:
+  """A group-sequential claim, tested at the alpha its look spends
+  (`stats.look_alphas`, `_look`; between looks flagged `exploratory`). As
+  a p scaled to the 0.05 scale (`p` = min(1, p_nominal x 0.05 /
+  alpha_look)), so Holm and BH read it like any other; the CIs stay
+  nominal 95%, and an inconclusive verdict's MDE is at the look's alpha.
+  The per-level p's are on that scale already (`_holm_within`), so a
+  verdict combined from them (`scaled`) is not scaled again."""
+  k, alpha = _look(looks, n)
   result["look"] = dict(number=k + 1, of=len(looks), seeds=n, alpha=alpha)
   result["flags"].append(f"look {k + 1} of {len(looks)} at {looks[k]} seeds "
                          f"(alpha {alpha:.3g})")
-  if result.get("p") is None:
+  if result.get("p") is None or scaled:
     return
   result["p_nominal"] = result["p"]
   result["p"] = min(1.0, result["p"] * stats.ALPHA / alpha) if alpha > 0 else 1.0
@@ -621,16 +629,18 @@ def _mde(method: str, sd, n: int, kind: str, verdict: str, alpha: float):
   return got, None if got is not None else f"{n} seeds cannot reach 80% power at {alpha:.3g}"
 
 
-def _holm_within(per_level: list[dict], c) -> None:
+def _holm_within(per_level: list[dict], c, alpha: float = stats.ALPHA) -> None:
   """Each level's p Holm-adjusted over the claim's testable levels, its
-  verdict at that p and, inconclusive, its MDE at 0.05 / levels."""
+  verdict at that p and, inconclusive, its MDE at alpha / levels. A
+  group-sequential claim's look tests at its own `alpha`: the adjusted p
+  is put on the 0.05 scale (x 0.05 / alpha), as `_at_look` puts the claim's."""
   testable = [p for p in per_level if p["n_seeds"] >= option(c, "min_seeds")
               and p["p"] is not None]
   for p, adj in zip(testable, stats.holm([p["p"] for p in testable])):
-    p["p_within"] = adj
-    p["verdict_within"] = _decide(c, adj, p["side"])
+    p["p_within"] = min(1.0, adj * stats.ALPHA / alpha) if alpha > 0 else 1.0
+    p["verdict_within"] = _decide(c, p["p_within"], p["side"])
     p["mde"], p["mde_note"] = _mde(p["method"], p["sd"], p["n_seeds"], option(c, "kind"),
-                                   p["verdict_within"], stats.ALPHA / len(testable))
+                                   p["verdict_within"], alpha / len(testable))
   for p in per_level:
     p.setdefault("p_within", None)
     p.setdefault("verdict_within", p["verdict"])
