@@ -1,0 +1,112 @@
+"""Loss-curve laws on curves the laws themselves made: fitted on two
+schedules, they must predict held-out ones; and their inputs are checked."""
+import numpy as np
+import pytest
+
+from warmup_research import laws, schedules
+from warmup_research.errors import ConfigError
+
+TOTAL, WARMUP, EVERY = 400, 20, 10
+TRUE = {"multi_power": dict(L0=2.0, A=0.4, alpha=0.5, B=40.0, C=2.0, beta=0.6, gamma=0.4),
+        "momentum": dict(L0=2.0, A=0.4, alpha=0.5, C=0.25)}
+
+
+def _lrs(decay, **kw):
+  hp = schedules.make_hparams(peak_lr=1e-2, total_steps=TOTAL, warmup_steps=WARMUP,
+                              decay_shape=decay, final_frac=kw.pop("final_frac", 0.1), **kw)
+  return np.asarray(schedules.curve(TOTAL, hp), np.float64)
+
+
+SCHEDULES = {"constant": _lrs("constant"), "cosine": _lrs("cosine"),
+             "wsd": _lrs("wsd", cooldown_steps=80), "linear to zero": _lrs("linear", final_frac=0.0),
+             "wsd 1-sqrt": _lrs("wsd", cooldown_steps=120, cooldown_shape="1-sqrt")}
+
+
+def _curve(name, law, noise=0.0, seed=0):
+  steps = np.arange(0, TOTAL + 1, EVERY)
+  truth = laws.Fit(law, TRUE[law], 0.0, 0, {})
+  lrs = SCHEDULES[name]
+  loss = np.full(steps.shape, 5.0)   # before the warmup ends: not the law's, not fitted
+  after = steps > WARMUP
+  loss[after] = truth.predict(lrs, steps[after], WARMUP)
+  loss *= np.exp(noise * np.random.default_rng(seed).standard_normal(steps.shape))
+  return laws.Curve(lrs, steps, loss, WARMUP, name)
+
+
+@pytest.mark.parametrize("law", ["multi_power", "momentum"])
+def test_fitted_on_constant_and_cosine_the_law_predicts_held_out_schedules(law):
+  fit = laws.fit([_curve("constant", law), _curve("cosine", law)], law)
+  assert fit.n_points == 2 * len([s for s in range(0, TOTAL + 1, EVERY) if s > WARMUP])
+  held = [_curve(n, law) for n in ("wsd", "linear to zero", "wsd 1-sqrt")]
+  for name, e in laws.errors(fit, held).items():
+    assert e["max_abs"] < 5e-3, (name, e, fit.params)
+  # the decay terms matter: without them (a pure power law in S1) WSD's drop is missed
+  flat = laws.Fit(law, {**fit.params, ("B" if law == "multi_power" else "C"): 0.0}, 0, 0, {})
+  assert laws.errors(flat, held[:1])["wsd"]["max_abs"] > 0.05
+  assert max(abs(r).max() for r in fit.residuals.values()) < 1e-3
+  assert set(fit.to_json()["params"]) == set(TRUE[law])
+
+
+def test_a_constant_lr_after_warmup_is_a_power_law_in_the_lr_area():
+  lrs, steps = SCHEDULES["constant"], np.arange(WARMUP + 10, TOTAL + 1, EVERY)
+  fit = laws.Fit("multi_power", TRUE["multi_power"], 0, 0, {})
+  s1 = np.cumsum(lrs)[steps - 1]
+  p = TRUE["multi_power"]
+  np.testing.assert_allclose(fit.predict(lrs, steps, WARMUP), p["L0"] + p["A"] * s1 ** -p["alpha"],
+                             rtol=1e-12)
+
+
+def test_noisy_curves_still_predict_within_the_noise():
+  law = "multi_power"
+  fit = laws.fit([_curve("constant", law, 0.003, 1), _curve("cosine", law, 0.003, 2)], law)
+  e = laws.errors(fit, [_curve("wsd", law)])["wsd"]
+  assert abs(e["final"]) < 0.03, (e, fit.params)
+
+
+def test_a_law_is_never_fitted_on_fewer_evals_than_it_has_parameters():
+  short = laws.Curve(SCHEDULES["constant"], np.array([0, 10, 30, 40]), np.array([5., 4, 3, 2.9]),
+                     WARMUP, "short")
+  with pytest.raises(ConfigError, match="has 7 parameters but the runs given hold 2 evals"):
+    laws.fit([short], "multi_power")
+  with pytest.raises(ConfigError, match="unknown law 'chinchilla'; allowed: multi_power, "):
+    laws.fit([short], "chinchilla")
+  bad = laws.Curve(SCHEDULES["constant"], np.arange(30, 200, 10), np.zeros(17), WARMUP, "zero")
+  with pytest.raises(ConfigError, match="non-positive eval loss"):
+    laws.fit([bad], "momentum")
+
+
+@pytest.mark.parametrize("law", ["multi_power", "momentum"])
+def test_the_fits_gradient_is_the_laws_derivative(law):
+  prep = laws._prepare(SCHEDULES["wsd"], np.arange(WARMUP + 10, TOTAL + 1, EVERY), WARMUP)
+  p = np.array(list(TRUE[law].values()))
+  fn = laws.LAWS[law].fn
+  _, d = fn(p, prep, grad=True)
+  for i in range(len(p)):
+    h = 1e-6 * p[i]
+    up, down = p.copy(), p.copy()
+    up[i] += h
+    down[i] -= h
+    np.testing.assert_allclose(d[:, i], (fn(up, prep) - fn(down, prep)) / (2 * h),
+                               rtol=1e-5, atol=1e-9, err_msg=laws.LAWS[law].params[i])
+
+
+def test_a_workdirs_runs_become_curves_of_their_own_schedules(tmp_path):
+  from helpers import tiny_config
+
+  from warmup_research import metrics_io, sweep, train, workdir
+  variants = sweep.expand(tiny_config(**{"train.total_steps": 10, "train.eval_every": 5}),
+                          sweep.axis("schedule.decay_shape", ["constant", "cosine"]))
+  wd = tmp_path / "w"
+  workdir.prepare(wd, sweep.sweep_record("inline", variants), kind="sweep")
+  sweep.run(variants, wd, progress=False)
+  curves = laws.workdir_curves(wd, [v.run_id for v in variants])
+  for v, cv in zip(variants, curves):
+    assert cv.name == v.run_id and cv.warmup == 5 and len(cv.lrs) == 10
+    np.testing.assert_array_equal(cv.lrs, np.asarray(
+        schedules.curve(10, train.hparams(v.cfg).schedule), np.float64))
+    evals = [r for r in metrics_io.read(wd / "metrics" / f"{v.run_id}.jsonl") if "eval_loss" in r]
+    assert list(cv.steps) == [0, 5, 10] == [r["step"] for r in evals]
+    assert list(cv.losses) == [r["eval_loss"] for r in evals]
+  assert not np.array_equal(curves[0].lrs, curves[1].lrs)
+  with pytest.raises(ConfigError, match="--fit-on: no run 'nope' in"):
+    laws.workdir_curves(wd, ["nope"])
