@@ -1,5 +1,7 @@
 """Figures of a sweep drawn from synthetic workdirs (no training): what
 `plot_sweep` draws, read back from the figures it saves."""
+import json
+
 import matplotlib.container
 import numpy as np
 import pytest
@@ -62,6 +64,29 @@ def test_plot_sweep_draws_gradient_and_update_norms(monkeypatch, tmp_path):
   for ax, norm in zip(axes, ([r["grad_norm"] for r in rows], [r["update_norm"] for r in rows],
                              [r["update_norm"] / r["param_norm"] for r in rows])):
     assert any(np.allclose(l.get_ydata(), norm) for l in ax.get_lines()), ax.get_title()
+
+
+def test_update_sizes_are_drawn_per_run_over_the_first_updates(monkeypatch, tmp_path):
+  grid = [{"optimizer.peak_lr": lr, "seed": s} for lr in (1e-3, 1e-2) for s in (0, 1)]
+  wd = fake_workdir(tmp_path / "w", grid, [3.0, 3.2, 2.0, 2.4],
+                    overrides={"train.total_steps": 40})
+  paths, figures = _drawn(monkeypatch, wd)
+  assert wd / "plots" / "update_sizes.png" in paths
+  axes = figures["update_sizes.png"].axes
+  assert [ax.get_title().split(" (")[0] for ax in axes] == ["relative update ||dW|| / ||W||",
+                                                           "angular update of the weight matrices"]
+  rows = [r for r in results.load(wd)["metrics"]["peak_lr=0.01,seed=1"] if "loss" in r]
+  window = max(4 * 5, 40 // 5)   # the warmup (5 updates) x 4
+  for ax, m in zip(axes, ("update_ratio", "angle")):
+    mean = [(r[f"{m}/blocks.0"] + r[f"{m}/embed_VxD"]) / 2 for r in rows if r["step"] < window]
+    assert any(np.allclose(l.get_ydata(), mean) for l in ax.get_lines()), m
+    assert max(max(l.get_xdata()) for l in ax.get_lines()) == window - 1
+  # metrics files from before update sizes were logged: no figure, the others as before
+  for f in (wd / "metrics").iterdir():
+    f.write_text("".join(json.dumps({k: v for k, v in json.loads(line).items() if "/" not in k})
+                         + "\n" for line in f.read_text().splitlines()))
+  paths, _ = _drawn(monkeypatch, wd)
+  assert wd / "plots" / "update_sizes.png" not in paths and wd / "plots" / "norms.png" in paths
 
 
 def _error_bars(ax):

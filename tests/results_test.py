@@ -204,7 +204,10 @@ def fake_workdir(path, points, finals, overrides=(), diverged=()):
     rows = [dict(step=s, loss=2.5 + 2.9 * 0.7 ** s + 0.05 * (-1) ** s + 0.01 * i, z_loss=0.0,
                  lr=v.cfg.optimizer.peak_lr * min(1, (s + 1) / 5), grad_norm=1.0 + 0.1 * s + i,
                  update_norm=0.01 * (s + 1), param_norm=10.0 + 0.01 * s,
-                 diverged=int(i in diverged and s >= 10)) for s in range(total)]
+                 diverged=int(i in diverged and s >= 10),
+                 **{f"{m}/{b}": k * (i + 1) / (s + 1) for m, k in (("angle", 1e-3),
+                                                                   ("update_ratio", 2e-3))
+                    for b in ("blocks.0", "embed_VxD")}) for s in range(total)]
     rows += [dict(step=0, eval_loss=5.5), dict(step=total, eval_loss=final)]
     (wd / "metrics" / f"{v.run_id}.jsonl").write_text("".join(json.dumps(r) + "\n"
                                                               for r in rows))

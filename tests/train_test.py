@@ -182,3 +182,37 @@ def test_memory_estimate_keeps_one_microbatchs_activations():
   assert sizes[0] > sizes[1] > sizes[2] > sizes[3]
   # at 16 microbatches the whole batch's eval forward pass (its logits) is the larger
   assert sizes[3] == sizes[4] >= 4 * (16 * 32) * 3 * 256
+
+
+def test_update_sizes_per_block_are_the_updates_own_from_update_0():
+  cfg, trainer, hp, batches = _setup(**{"model.num_layers": 2, "schedule.warmup_steps": 0,
+                                        "optimizer.peak_lr": 1e-2})
+  state = trainer.init(jax.random.key(0), hp)
+  batch = jnp.asarray(batches.train(0))
+  new, m = jax.jit(trainer.train_step)(state, batch, hp)
+  w = jax.tree.map(np.asarray, state.params)
+  u = jax.tree.map(lambda a, b: np.asarray(a, np.float64) - np.asarray(b, np.float64),
+                   new.params, state.params)   # the applied update (no divergence here)
+  blocks = {"blocks.0": (w["blocks"][0], u["blocks"][0]),
+            "blocks.1": (w["blocks"][1], u["blocks"][1]),
+            "embed_VxD": (w["embed_VxD"], u["embed_VxD"]), "ln_final": (w["ln_final"], u["ln_final"])}
+  assert {k for k in m if "/" in k} == {f"update_ratio/{b}" for b in [*blocks, "pos_LxD"]} | {
+      f"angle/{b}" for b in ("blocks.0", "blocks.1", "embed_VxD", "pos_LxD")}
+  norm = lambda t: np.sqrt(sum(np.sum(np.asarray(x, np.float64) ** 2) for x in jax.tree.leaves(t)))
+  for name, (wb, ub) in blocks.items():
+    np.testing.assert_allclose(float(m[f"update_ratio/{name}"]), norm(ub) / norm(wb), rtol=1e-4)
+    mats = [(a.astype(np.float64), b) for a, b in zip(jax.tree.leaves(wb), jax.tree.leaves(ub))
+            if a.ndim >= 2]
+    if mats:
+      cos = [np.sum(a * (a + b)) / (np.linalg.norm(a) * np.linalg.norm(a + b)) for a, b in mats]
+      np.testing.assert_allclose(float(m[f"angle/{name}"]), np.mean(np.arccos(cos)), rtol=1e-3)
+  assert float(m["angle/blocks.0"]) > 0
+
+
+def test_a_tiny_angle_is_resolved_where_a_float32_cosine_rounds_to_one():
+  w = jnp.ones((64, 64), jnp.float32)
+  u = jnp.zeros((64, 64), jnp.float32).at[0, 1].set(1e-3).at[0, 0].set(-1e-3)
+  # W + U rotated by |U| / |W| = 1.41e-3 / 64: 2.2e-5 rad, under arccos's float32 floor
+  assert float(train._angle(w, u)) == pytest.approx(np.sqrt(2) * 1e-3 / 64, rel=1e-3)
+  cos = jnp.sum(w * (w + u)) / (jnp.linalg.norm(w) * jnp.linalg.norm(w + u))
+  assert float(jnp.arccos(jnp.clip(cos, -1, 1))) != pytest.approx(np.sqrt(2) * 1e-3 / 64, rel=0.1)

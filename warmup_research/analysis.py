@@ -351,16 +351,10 @@ def _jitted(cfg) -> dict:
 
 
 def _per_layer(updates, params) -> dict:
-  """||update|| / ||params|| per layer group: embeddings, each block, final LN."""
-  out = {}
-  for name in params:
-    if name == "blocks":
-      for i in params["blocks"]:
-        out[f"blocks.{i}"] = (optax.tree.norm(updates["blocks"][i])
-                              / optax.tree.norm(params["blocks"][i]))
-    else:
-      out[name] = optax.tree.norm(updates[name]) / optax.tree.norm(params[name])
-  return out
+  """||update|| / ||params|| per block (`train.update_sizes`'s blocks:
+  embeddings, each transformer block, the final norm)."""
+  return {k.removeprefix("update_ratio/"): v for k, v in train.update_sizes(params, updates).items()
+          if k.startswith("update_ratio/")}
 
 
 def adam_preconditioner(opt_state, config) -> Any:

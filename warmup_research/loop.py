@@ -359,6 +359,7 @@ class _Rows:
   def __init__(self, logger: loggers.Logger | None, cfgs, roster: Roster):
     self.logger, self.cfgs, self.roster = logger, cfgs, roster
     self.lr: dict[int, np.ndarray] = {}   # a compacted-out variant's schedule, for its rows
+    self.keys = metrics_io.TRAIN_KEYS     # a train row's keys, as the step returns them
 
   def write(self, rows_per_variant) -> None:
     if self.logger is not None:
@@ -379,8 +380,9 @@ class _Rows:
     t, logged, m, ran = pending
     m = jax.device_get(m)
     if self.logger is not None:
+      self.keys = metrics_io.row_keys(m)
       for s in logged:
-        rows = {i: {"step": s, **{key: float(m[key][s - t][j]) for key in metrics_io.TRAIN_KEYS}}
+        rows = {i: {"step": s, **{key: float(m[key][s - t][j]) for key in self.keys}}
                 for j, i in enumerate(ran)}
         self.write([rows.get(i) or self._frozen_row(i, s) for i in range(len(self.cfgs))])
     return {key: m[key][logged[-1] - t][:len(ran)] for key in ("loss", "diverged")}
@@ -391,7 +393,7 @@ class _Rows:
       c = self.cfgs[i]
       self.lr[i] = np.asarray(schedules.schedule(np.arange(c.train.total_steps),
                                                  train.hparams(c).schedule), np.float32)
-    return {"step": s, **{key: math.nan for key in metrics_io.TRAIN_KEYS},
+    return {"step": s, **{key: math.nan for key in self.keys},
             "lr": float(self.lr[i][s]), "diverged": float(not self.roster.pruned(i))}
 
   def flush(self) -> None:

@@ -1,9 +1,11 @@
 """Metrics files: one JSON-lines file per run, read, written and cut back.
 
 Train rows `{"step": s, "loss", "z_loss", "lr", "grad_norm", "update_norm",
-"param_norm", "diverged"}` are of update s (every `log_every` updates and the
-last); eval rows `{"step": n, "eval_loss"}` are after n updates (n = 0 is
-the initial model). Only process 0 writes them.
+"param_norm", "diverged", "update_ratio/B", "angle/B"}` are of update s
+(every `log_every` updates and the last); B is a block of the params
+(`train.update_sizes`: 'embed_VxD', 'blocks.0', ...; files written before
+they were logged lack them). Eval rows `{"step": n, "eval_loss"}` are after
+n updates (n = 0 is the initial model). Only process 0 writes them.
 """
 from __future__ import annotations
 
@@ -17,6 +19,12 @@ from warmup_research.errors import ConfigError
 from warmup_research.workdir import write_atomic
 
 TRAIN_KEYS = ("loss", "z_loss", "lr", "grad_norm", "update_norm", "param_norm", "diverged")
+
+
+def row_keys(metrics) -> tuple[str, ...]:
+  """A train row's keys in file order: TRAIN_KEYS, then the per-block
+  update sizes as the step returns them (sorted)."""
+  return (*TRAIN_KEYS, *sorted(k for k in metrics if k not in TRAIN_KEYS))
 
 
 def read(path) -> list[dict]:

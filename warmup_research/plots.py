@@ -159,8 +159,9 @@ def _train_rows(lay, loaded, r) -> tuple[np.ndarray, list[dict]]:
 
 
 def plot_sweep(workdir: pathlib.Path, loaded, swept, rows, agg) -> list[pathlib.Path]:
-  """loss_curves.png, norms.png (gradient and update norms), lr_schedules.png
-  and, when peak LR is swept, loss_vs_peak_lr.png (each seed a point; the
+  """loss_curves.png, norms.png (gradient and update norms),
+  update_sizes.png (per-block update sizes over the first updates),
+  lr_schedules.png and, when peak LR is swept, loss_vs_peak_lr.png (each seed a point; the
   mean with its 95% CI where a condition has 2 or more seeds)."""
   out = workdir / "plots"
   out.mkdir(exist_ok=True)
@@ -169,6 +170,9 @@ def plot_sweep(workdir: pathlib.Path, loaded, swept, rows, agg) -> list[pathlib.
   norms = _norms(lay, loaded)
   if norms is not None:
     written.append(_save(norms, out / "norms.png"))
+  sizes = _update_sizes(lay, loaded)
+  if sizes is not None:
+    written.append(_save(sizes, out / "update_sizes.png"))
   written.append(_save(_lr_schedules(lay, loaded), out / "lr_schedules.png"))
   if "optimizer.peak_lr" in swept:
     written.append(_loss_vs_lr(out / "loss_vs_peak_lr.png", lay["keys"], rows, agg,
@@ -283,6 +287,56 @@ def _norms(lay, loaded) -> Figure | None:
     ax.set_xlabel(lay["xlabel"])
   fig.suptitle("norms in each logged train row, each run a line"
                + (" (seeds share a colour)" if lay["seeds"] else ""), fontsize=10)
+  _legend(fig, axes[0][0])
+  return fig
+
+
+SIZES = (("relative update ||dW|| / ||W||", "update_ratio/"),
+         ("angular update of the weight matrices (radians)", "angle/"))
+
+
+def _update_sizes(lay, loaded) -> Figure | None:
+  """Per measure of SIZES a column, per panel setting a row: each run's
+  mean over its blocks (bold) and each block (faint, first seed only),
+  over the first updates (the longest warmup x 4, at least a fifth of
+  training). None when no run logged them (files that predate them)."""
+  runs = loaded["record"]["runs"]
+  logged = lambda r: [x for x in loaded["metrics"][r["run_id"]] if "loss" in x
+                      and any(k.startswith("angle/") for k in x)]
+  if not any(logged(r) for r in runs):
+    return None
+  window = max(max(4 * config_lib.durations(config_lib.from_saved(r["config"]))[0],
+                   r["config"]["train"]["total_steps"] // 5) for r in runs)
+  facets, facet_by = lay["facets"], lay["facet_by"]
+  fig = Figure(figsize=(11, 2.8 * len(facets) + 0.8), layout="constrained")
+  axes = fig.subplots(len(facets), len(SIZES), squeeze=False, sharex=True, sharey="col")
+  labelled: set = set()
+  for fi, facet in enumerate(facets):
+    for value, colour in lay["colours"].items():
+      for n, r in enumerate(_members(lay, runs, facet, value)):
+        rows = [x for x in logged(r) if x["step"] < window]
+        for ax, (_, prefix) in zip(axes[fi], SIZES):
+          blocks = sorted({k for x in rows for k in x if k.startswith(prefix)})
+          steps = [_x(lay, r, x["step"]) for x in rows]
+          if n == 0:
+            for b in blocks:
+              ax.plot(steps, [x.get(b, math.nan) for x in rows], color=colour, lw=0.5,
+                      alpha=0.3)
+          mean = [np.mean([x[b] for b in blocks]) if blocks else math.nan for x in rows]
+          ax.plot(steps, mean, color=colour, lw=1.4, alpha=0.9,
+                  label=None if value in labelled or not lay["colour_by"]
+                  else f"{lay['name']}={value}")
+        labelled.add(value)
+    if facet_by:
+      axes[fi][0].set_ylabel(textwrap.fill(_label(facet_by, facet), 40), fontsize=7)
+  for ax, (title, _) in zip(axes[0], SIZES):
+    ax.set_title(title, fontsize=9)
+  for ax in axes.flat:
+    ax.set_yscale("log")
+  for ax in axes[-1]:
+    ax.set_xlabel(lay["xlabel"])
+  fig.suptitle(f"update sizes over the first {window} updates: each run's mean over its "
+               "blocks (bold) and each block of its first seed (faint)", fontsize=10)
   _legend(fig, axes[0][0])
   return fig
 

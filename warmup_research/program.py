@@ -42,10 +42,11 @@ def frozen_result(state, batch, hp):
   del batch
   # derived from the state, so they vary over `variant` like the step's own outputs
   nan = state.step.astype(jnp.float32) * jnp.nan
+  sizes = {k: nan for k in train.update_sizes(state.params, state.params)}  # the same keys
   return is_frozen(state, hp), (state.replace(step=state.step + 1), dict(
       loss=nan, z_loss=nan, lr=schedules.schedule(state.step, hp.schedule).astype(jnp.float32),
       grad_norm=nan, update_norm=nan, param_norm=nan,
-      diverged=(state.diverged_step >= 0).astype(jnp.int32)))
+      diverged=(state.diverged_step >= 0).astype(jnp.int32), **sizes))
 
 
 def known_result(params_known, batch, hp):

@@ -86,6 +86,45 @@ def cross_entropy(logits_BxLxV, targets_BxL, z_loss):
   return ce, z_loss * jnp.mean(log_z_BxL ** 2)
 
 
+def _blocks(tree) -> dict:
+  """The params' (or updates') groups that update sizes are summarised
+  over: each transformer block ('blocks.i'), and each other top-level
+  entry (embeddings, positions, the final norm)."""
+  out = {}
+  for name, sub in tree.items():
+    if name == "blocks":
+      out.update({f"blocks.{i}": b for i, b in sub.items()})
+    else:
+      out[name] = sub
+  return out
+
+
+def _angle(w, u):
+  """The angle (radians) between W and W + U, from U's part orthogonal to
+  W: atan2(|U_perp|, |W| + U.W/|W|), exact where arccos of the cosine
+  rounds to 0 (a float32 cosine cannot resolve angles below about 3e-4)."""
+  w, u = w.astype(jnp.float32), u.astype(jnp.float32)
+  norm = jnp.sqrt(jnp.sum(w * w))
+  along = jnp.sum(u * w) / jnp.maximum(norm, 1e-30)
+  perp = u - along * w / jnp.maximum(norm, 1e-30)
+  return jnp.arctan2(jnp.sqrt(jnp.sum(perp * perp)), norm + along)
+
+
+def update_sizes(params, updates) -> dict:
+  """Per block (`_blocks`): 'update_ratio/B', ||U|| / ||W|| over all its
+  parameters, and, where it holds weight matrices (ndim >= 2),
+  'angle/B', the mean over them of each matrix's angular update
+  (`_angle`, radians; Kosson et al. 2024's measure of the rotation an
+  update makes). U is the update the optimizer returned for params W."""
+  out = {}
+  for name, (w, u) in ((n, (_blocks(params)[n], b)) for n, b in _blocks(updates).items()):
+    out[f"update_ratio/{name}"] = optax.tree.norm(u) / optax.tree.norm(w)
+    angles = [_angle(a, b) for a, b in zip(jax.tree.leaves(w), jax.tree.leaves(u)) if a.ndim >= 2]
+    if angles:
+      out[f"angle/{name}"] = jnp.mean(jnp.stack(angles))
+  return out
+
+
 class Trainer:
   """The static half of a run: model graph and optimizer family."""
 
@@ -155,7 +194,8 @@ class Trainer:
     metrics = dict(loss=ce, z_loss=z, lr=schedules.schedule(state.step, hp.schedule),
                    grad_norm=optax.tree.norm(grads), update_norm=optax.tree.norm(updates),
                    param_norm=optax.tree.norm(state.params),
-                   diverged=(new_state.diverged_step >= 0).astype(jnp.int32))
+                   diverged=(new_state.diverged_step >= 0).astype(jnp.int32),
+                   **update_sizes(state.params, updates))
     return new_state, metrics
 
   def eval_step(self, params, batch_BxL1, hp: HParams):
