@@ -9,7 +9,14 @@ import subprocess
 import sys
 
 import pytest
-from helpers import REPO, at_users_level, kill_after_checkpoint, run_cli, train_summary
+from helpers import (
+  REPO,
+  assert_rows_close,
+  at_users_level,
+  kill_after_checkpoint,
+  run_cli,
+  train_summary,
+)
 
 from warmup_research import cli, runtime
 
@@ -282,6 +289,79 @@ def test_report_on_a_train_workdir_and_its_rerun_changes_nothing(earlier_run, tm
   assert subprocess.run(report, cwd=REPO, capture_output=True).returncode == 0
   assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in wd.rglob("*") if p.is_file()
           } == before
+
+
+@pytest.mark.slow
+def test_a_train_workdir_is_a_sweep_of_one_point(earlier_run, tmp_path):
+  import shutil
+
+  from warmup_research import analysis, results
+  wd = tmp_path / "run"
+  shutil.copytree(earlier_run, wd)
+  (run,) = json.loads((wd / "sweep.json").read_text())["runs"]
+  assert run["run_id"] == "run" and run["swept"] == {}
+  assert json.loads((wd / "groups" / "g000.json").read_text())["run_ids"] == ["run"]
+  assert (wd / "metrics" / "run.jsonl").is_file() and (wd / "checkpoints" / "g000").is_dir()
+  assert json.loads((wd / "summary.json").read_text())["n_runs"] == 1   # the sweep's summary
+  r = run_cli("analyze", wd, "--runs", "run", "--iters", "2")
+  assert r.returncode == 0, r.stderr
+  with open(wd / "analysis.csv") as f:
+    assert [(x["run_id"], x["step"]) for x in csv.DictReader(f)] == [("run", "10")]
+  assert run_cli("report", wd).returncode == 0
+  assert analysis.find_run(wd) == "run" and analysis.load_run(wd, "run").step == 10
+  assert len(analysis.load_metrics(wd)) == len(results.load(wd)["metrics"]["run"])
+
+
+LEGACY = REPO / "tests" / "data" / "legacy_train"   # a finished `train` workdir made by 75d1481
+
+
+def _legacy_args(wd) -> list[str]:
+  """The train command that made tests/data/legacy_train, on `wd`."""
+  argv = shlex.split(json.loads((LEGACY / "summary.json").read_text())["command"])[3:]
+  at = argv.index("--workdir")
+  return [*argv[:at], "--workdir", str(wd), *argv[at + 2:], "--no-progress"]
+
+
+@pytest.mark.slow
+def test_a_legacy_train_workdir_reads_reports_analyzes_and_resumes_in_its_layout(tmp_path):
+  # Made before a train run was a sweep of one point: config.json, metrics.jsonl,
+  # checkpoints/{5,10}, summary.json. Nothing there is moved or rewritten.
+  import shutil
+
+  from warmup_research import analysis, results
+  old = tmp_path / "old"
+  shutil.copytree(LEGACY, old)
+  kept = {n: (old / n).read_bytes() for n in ("config.json", "metrics.jsonl", "summary.json")}
+  loaded = results.load(old)
+  assert [r["run_id"] for r in loaded["record"]["runs"]] == ["run"]
+  assert loaded["metrics"]["run"] == [json.loads(x) for x in kept["metrics.jsonl"].splitlines()]
+  assert run_cli("report", old).returncode == 0
+  with open(old / "runs.csv") as f:
+    (row,) = csv.DictReader(f)
+  assert row["run_id"] == "run" and row["status"] == "finished"
+  r = run_cli("analyze", old, "--iters", "2")
+  assert r.returncode == 0, r.stderr
+  with open(old / "analysis.csv") as f:
+    assert [(x["run_id"], x["step"]) for x in csv.DictReader(f)] == [("run", "5"), ("run", "10")]
+  assert analysis.load_run(old).step == 10 and analysis.load_run(old, "run", step=5).step == 5
+  r = run_cli(*_legacy_args(old))   # finished: nothing runs
+  assert r.returncode == 0 and "done: already finished" in r.stdout, r.stderr
+  assert {n: (old / n).read_bytes() for n in kept} == kept
+  assert not any((old / n).exists() for n in ("sweep.json", "metrics", "groups"))
+  # killed after its first checkpoint: resumed in place, in its layout
+  cut = tmp_path / "cut"
+  shutil.copytree(LEGACY, cut)
+  shutil.rmtree(cut / "checkpoints" / "10")
+  (cut / "summary.json").unlink()
+  r = run_cli(*_legacy_args(cut))
+  assert r.returncode == 0 and "5 steps run here" in r.stdout, r.stderr
+  # the fixture was made at XLA's default level, the suite runs at 0 (helpers.TEST_XLA_FLAGS)
+  assert_rows_close(*[[json.loads(x) for x in b.splitlines()] for b in (
+      (cut / "metrics.jsonl").read_bytes(), kept["metrics.jsonl"])])
+  assert (cut / "config.json").read_bytes() == kept["config.json"]
+  assert sorted(p.name for p in (cut / "checkpoints").iterdir()) == ["10", "5"]
+  assert not any((cut / n).exists() for n in ("sweep.json", "metrics", "groups"))
+  assert results.load(cut)["groups"][0]["run_ids"] == ["run"]
 
 
 def test_every_subcommand_help_shows_defaults_and_config_overrides():
