@@ -9,7 +9,14 @@ import subprocess
 import sys
 
 import pytest
-from helpers import REPO, at_users_level, kill_after_checkpoint, run_cli
+from helpers import (
+  REPO,
+  assert_rows_close,
+  at_users_level,
+  kill_after_checkpoint,
+  run_cli,
+  train_summary,
+)
 
 from warmup_research import cli, runtime
 
@@ -45,7 +52,7 @@ def test_quickstart_config_learns_on_the_offline_corpus(tmp_path):
              "--config.train.checkpoint_every=20", "--config.train.eval_batches=2",
              process=True, env=at_users_level())   # the quickstart model, as a user runs it
   assert r.returncode == 0, r.stderr
-  summary = json.loads((tmp_path / "q" / "summary.json").read_text())
+  summary = train_summary(tmp_path / "q")
   assert summary["status"] == "finished" and summary["steps"] == 40
   assert 0 < summary["compile_seconds"] < summary["first_step_seconds"]
   assert summary["final_eval_loss"] < summary["initial_eval_loss"] - 1.0, summary
@@ -53,8 +60,9 @@ def test_quickstart_config_learns_on_the_offline_corpus(tmp_path):
   assert summary["device"]["host"] == runtime.cpu_model() and summary["device"]["platform"] == "cpu"
   assert summary["code"] == workdir.code_version()
   assert "done: trained after 40 steps" in r.stdout
-  assert (tmp_path / "q" / "metrics.jsonl").exists()
-  assert sorted(p.name for p in (tmp_path / "q" / "checkpoints").iterdir()) == ["20", "40"]
+  assert (tmp_path / "q" / "metrics" / "run.jsonl").exists()
+  assert sorted(p.name for p in (tmp_path / "q" / "checkpoints" / "g000").iterdir()) == [
+      "20", "40"]
 
 
 @pytest.mark.slow
@@ -64,15 +72,15 @@ def test_sigkill_then_rerun_equals_uninterrupted(tmp_path):
   full = _train(tmp_path / "full", *args, process=True)   # the same program as the cut run's
   assert full.returncode == 0, full.stderr
   proc = _train(tmp_path / "cut", *args, wait=False)
-  kill_after_checkpoint(proc, tmp_path / "cut" / "checkpoints", 100)
+  kill_after_checkpoint(proc, tmp_path / "cut" / "checkpoints" / "g000", 100)
   assert not (tmp_path / "cut" / "summary.json").exists()
   again = _train(tmp_path / "cut", *args, process=True)
   assert again.returncode == 0, again.stderr
   assert "steps run here" in again.stdout and "400 steps run here" not in again.stdout
-  assert ((tmp_path / "cut" / "metrics.jsonl").read_text()
-          == (tmp_path / "full" / "metrics.jsonl").read_text())
-  s_full = json.loads((tmp_path / "full" / "summary.json").read_text())
-  s_cut = json.loads((tmp_path / "cut" / "summary.json").read_text())
+  assert ((tmp_path / "cut" / "metrics" / "run.jsonl").read_text()
+          == (tmp_path / "full" / "metrics" / "run.jsonl").read_text())
+  s_full = train_summary(tmp_path / "full")
+  s_cut = train_summary(tmp_path / "cut")
   for k in ("status", "final_train_loss", "final_eval_loss", "best_eval_loss", "steps"):
     assert s_full[k] == s_cut[k], k
 
@@ -100,14 +108,16 @@ def test_damaged_checkpoints_are_set_aside_and_the_rerun_equals_uninterrupted(tm
     wd = tmp_path / f"damaged-{len(damaged)}"
     shutil.copytree(tmp_path / "full", wd)
     for step in damaged:
-      _damage(wd / "checkpoints" / step)
+      _damage(wd / "checkpoints" / "g000" / step)
+    (wd / "groups" / "g000.json").unlink()   # a finished group is skipped, as in a sweep
     r = _train(wd, *args)
     assert r.returncode == 0, r.stderr
     assert f"{5 * len(damaged)} steps run here" in r.stdout
-    assert sorted(p.name for p in (wd / "checkpoints").iterdir()) == ["10", "5"]
-    assert sorted(p.name for p in (wd / "checkpoints.damaged").iterdir()) == damaged
-    assert (wd / "metrics.jsonl").read_text() == (tmp_path / "full" / "metrics.jsonl").read_text()
-    step, state, _ = checkpoints.load(wd / "checkpoints")
+    assert sorted(p.name for p in (wd / "checkpoints" / "g000").iterdir()) == ["10", "5"]
+    assert sorted(p.name for p in (wd / "checkpoints" / "g000.damaged").iterdir()) == damaged
+    assert ((wd / "metrics" / "run.jsonl").read_text()
+            == (tmp_path / "full" / "metrics" / "run.jsonl").read_text())
+    step, state, _ = checkpoints.load(wd / "checkpoints" / "g000")
     assert step == 10 and int(state["step"][0]) == 10
 
 
@@ -190,14 +200,16 @@ def test_a_damaged_metrics_file_is_refused_and_the_run_kept(earlier_run, tmp_pat
   import shutil
   wd = tmp_path / "run"
   shutil.copytree(earlier_run, wd)
-  rows = (wd / "metrics.jsonl").read_text().splitlines()
-  (wd / "metrics.jsonl").write_text("\n".join(rows[:2] + ["garbage"] + rows[2:]) + "\n")
+  rows = (wd / "metrics" / "run.jsonl").read_text().splitlines()
+  (wd / "metrics" / "run.jsonl").write_text("\n".join(rows[:2] + ["garbage"] + rows[2:]) + "\n")
   before = _digest(wd)
   r = _train(wd, *TINY, "--config.train.total_steps=10", "--config.train.eval_every=5")
   assert r.returncode == 2, r.stderr
   errors = [l for l in r.stderr.splitlines() if l.startswith("error:")]
-  assert len(errors) == 1 and "metrics.jsonl: has 2 readable rows" in errors[0], r.stderr
-  assert "the file was damaged or replaced" in errors[0]
+  # refused as a sweep refuses a finished group's damaged file: by its recorded digest
+  assert len(errors) == 1 and "run.jsonl: has 6 lines, not the 5 its finished run recorded" in (
+      errors[0]), r.stderr
+  assert "it was damaged or replaced" in errors[0]
   assert _digest(wd) == before
 
 
@@ -207,9 +219,9 @@ def test_a_run_saved_before_model_attention_resumes_with_the_old_path(earlier_ru
   import shutil
   wd = tmp_path / "old"
   shutil.copytree(earlier_run, wd)
-  saved = json.loads((wd / "config.json").read_text())
-  del saved["model"]["attention"]  # as written before the field existed
-  (wd / "config.json").write_text(json.dumps(saved))
+  saved = json.loads((wd / "sweep.json").read_text())
+  del saved["runs"][0]["config"]["model"]["attention"]  # as written before the field existed
+  (wd / "sweep.json").write_text(json.dumps(saved))
   same = [*TINY, "--config.train.total_steps=10", "--config.train.eval_every=5"]
   r = _train(wd, *same)  # today's default ('einsum') is not what it ran with
   assert r.returncode == 2 and "differs in: model.attention" in r.stderr
@@ -250,7 +262,7 @@ def test_an_empty_workdir_in_a_checkout_is_refused_and_deletes_nothing(tmp_path)
 @pytest.mark.slow
 def test_rerunning_a_finished_run_changes_no_file(earlier_run):
   before = {p: p.read_bytes() for p in earlier_run.rglob("*") if p.is_file()}
-  summary = json.loads((earlier_run / "summary.json").read_text())
+  summary = train_summary(earlier_run)
   r = _train(earlier_run, *TINY, "--config.train.total_steps=10", "--config.train.eval_every=5")
   assert r.returncode == 0, r.stderr
   assert "already finished" in r.stdout
@@ -277,6 +289,79 @@ def test_report_on_a_train_workdir_and_its_rerun_changes_nothing(earlier_run, tm
   assert subprocess.run(report, cwd=REPO, capture_output=True).returncode == 0
   assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in wd.rglob("*") if p.is_file()
           } == before
+
+
+@pytest.mark.slow
+def test_a_train_workdir_is_a_sweep_of_one_point(earlier_run, tmp_path):
+  import shutil
+
+  from warmup_research import analysis, results
+  wd = tmp_path / "run"
+  shutil.copytree(earlier_run, wd)
+  (run,) = json.loads((wd / "sweep.json").read_text())["runs"]
+  assert run["run_id"] == "run" and run["swept"] == {}
+  assert json.loads((wd / "groups" / "g000.json").read_text())["run_ids"] == ["run"]
+  assert (wd / "metrics" / "run.jsonl").is_file() and (wd / "checkpoints" / "g000").is_dir()
+  assert json.loads((wd / "summary.json").read_text())["n_runs"] == 1   # the sweep's summary
+  r = run_cli("analyze", wd, "--runs", "run", "--iters", "2")
+  assert r.returncode == 0, r.stderr
+  with open(wd / "analysis.csv") as f:
+    assert [(x["run_id"], x["step"]) for x in csv.DictReader(f)] == [("run", "10")]
+  assert run_cli("report", wd).returncode == 0
+  assert analysis.find_run(wd) == "run" and analysis.load_run(wd, "run").step == 10
+  assert len(analysis.load_metrics(wd)) == len(results.load(wd)["metrics"]["run"])
+
+
+LEGACY = REPO / "tests" / "data" / "legacy_train"   # a finished `train` workdir made by 75d1481
+
+
+def _legacy_args(wd) -> list[str]:
+  """The train command that made tests/data/legacy_train, on `wd`."""
+  argv = shlex.split(json.loads((LEGACY / "summary.json").read_text())["command"])[3:]
+  at = argv.index("--workdir")
+  return [*argv[:at], "--workdir", str(wd), *argv[at + 2:], "--no-progress"]
+
+
+@pytest.mark.slow
+def test_a_legacy_train_workdir_reads_reports_analyzes_and_resumes_in_its_layout(tmp_path):
+  # Made before a train run was a sweep of one point: config.json, metrics.jsonl,
+  # checkpoints/{5,10}, summary.json. Nothing there is moved or rewritten.
+  import shutil
+
+  from warmup_research import analysis, results
+  old = tmp_path / "old"
+  shutil.copytree(LEGACY, old)
+  kept = {n: (old / n).read_bytes() for n in ("config.json", "metrics.jsonl", "summary.json")}
+  loaded = results.load(old)
+  assert [r["run_id"] for r in loaded["record"]["runs"]] == ["run"]
+  assert loaded["metrics"]["run"] == [json.loads(x) for x in kept["metrics.jsonl"].splitlines()]
+  assert run_cli("report", old).returncode == 0
+  with open(old / "runs.csv") as f:
+    (row,) = csv.DictReader(f)
+  assert row["run_id"] == "run" and row["status"] == "finished"
+  r = run_cli("analyze", old, "--iters", "2")
+  assert r.returncode == 0, r.stderr
+  with open(old / "analysis.csv") as f:
+    assert [(x["run_id"], x["step"]) for x in csv.DictReader(f)] == [("run", "5"), ("run", "10")]
+  assert analysis.load_run(old).step == 10 and analysis.load_run(old, "run", step=5).step == 5
+  r = run_cli(*_legacy_args(old))   # finished: nothing runs
+  assert r.returncode == 0 and "done: already finished" in r.stdout, r.stderr
+  assert {n: (old / n).read_bytes() for n in kept} == kept
+  assert not any((old / n).exists() for n in ("sweep.json", "metrics", "groups"))
+  # killed after its first checkpoint: resumed in place, in its layout
+  cut = tmp_path / "cut"
+  shutil.copytree(LEGACY, cut)
+  shutil.rmtree(cut / "checkpoints" / "10")
+  (cut / "summary.json").unlink()
+  r = run_cli(*_legacy_args(cut))
+  assert r.returncode == 0 and "5 steps run here" in r.stdout, r.stderr
+  # the fixture was made at XLA's default level, the suite runs at 0 (helpers.TEST_XLA_FLAGS)
+  assert_rows_close(*[[json.loads(x) for x in b.splitlines()] for b in (
+      (cut / "metrics.jsonl").read_bytes(), kept["metrics.jsonl"])])
+  assert (cut / "config.json").read_bytes() == kept["config.json"]
+  assert sorted(p.name for p in (cut / "checkpoints").iterdir()) == ["10", "5"]
+  assert not any((cut / n).exists() for n in ("sweep.json", "metrics", "groups"))
+  assert results.load(cut)["groups"][0]["run_ids"] == ["run"]
 
 
 def test_every_subcommand_help_shows_defaults_and_config_overrides():
@@ -339,7 +424,7 @@ def test_an_interrupt_stops_with_the_resume_command_and_the_run_resumes(tmp_path
           "--config.train.eval_every=500", "--config.train.log_every=100"]
   proc = _train(tmp_path / "w", *args, wait=False)
   deadline = time.time() + 240
-  while time.time() < deadline and not list((tmp_path / "w" / "checkpoints").glob("[0-9]*")):
+  while time.time() < deadline and not list((tmp_path / "w" / "checkpoints" / "g000").glob("[0-9]*")):
     time.sleep(0.05)
   proc.send_signal(getattr(signal, sig))
   t0 = time.time()
@@ -404,7 +489,7 @@ def test_a_full_disk_is_one_error_line_and_the_run_resumes(tmp_path, monkeypatch
   assert err[-1].startswith("error: no space left on the device; free some space, then re-run")
   monkeypatch.setattr(checkpoints.Checkpointer, "save", real_save)
   main(args)   # space freed: the same command resumes and finishes
-  summary = json.loads((tmp_path / "w" / "summary.json").read_text())
+  summary = train_summary(tmp_path / "w")
   assert summary["steps"] == 20 and summary["outcome"] in ("trained", "stalled")
 
 
@@ -672,7 +757,7 @@ def test_a_bpe_run_reports_its_loss_in_bits_per_byte(tmp_path):
              "--config.data.tokenizer=bpe:300", "--config.model.vocab_size=300",
              "--config.train.total_steps=4", "--config.train.eval_every=2")
   assert r.returncode == 0, r.stderr
-  s = json.loads((wd / "summary.json").read_text())
+  s = train_summary(wd)
   assert 0 < s["tokens_per_byte"] < 1
   assert f"{s['final_eval_bpb']:.4f} bits/byte" in r.stdout
   assert s["final_eval_bpb"] == pytest.approx(

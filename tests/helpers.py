@@ -111,3 +111,14 @@ def kill_after_checkpoint(proc, checkpoint_dir, step, timeout=300):
   assert proc.poll() is None, "the run finished before it could be killed"
   proc.send_signal(signal.SIGKILL)
   proc.wait()
+
+
+def train_summary(wd) -> dict:
+  """The fields a `train` run's summary.json held before a run was a sweep of
+  one point: its group record (timings, device, code) with the run's
+  summary (`results.summaries`: status, outcome, losses, steps)."""
+  import json
+
+  from warmup_research import results, workdir  # they import jax; this module must not
+  record = json.loads(workdir.Layout.of(wd).group_record("g000").read_text())
+  return {**record, **results.summaries(results.load(wd))["run"]}

@@ -360,13 +360,14 @@ def test_events_are_there_while_the_run_trains_and_a_resume_purges_the_rest(tmp_
          "--config.train.total_steps=400", "--config.train.checkpoint_every=100",
          "--config.train.eval_every=100", "--config.train.keep_checkpoints=5"]
   proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-  kill_after_checkpoint(proc, wd / "checkpoints", 100)
-  evals = [s for s, _ in read_tensorboard(wd / "tb")["eval/loss"]]
+  kill_after_checkpoint(proc, wd / "checkpoints" / "g000", 100)
+  evals = [s for s, _ in read_tensorboard(wd / "tb" / "run")["eval/loss"]]
   assert 100 in evals and 0 in evals   # before the run ended
   assert subprocess.run(cmd, cwd=REPO, capture_output=True).returncode == 0
-  rows = _rows(wd / "metrics.jsonl")
-  assert_scalars_match(read_tensorboard(wd / "tb"), rows)
-  assert [s for s, _ in read_tensorboard(wd / "tb")["eval/loss"]] == [0, 100, 200, 300, 400]
+  rows = _rows(wd / "metrics" / "run.jsonl")
+  assert_scalars_match(read_tensorboard(wd / "tb" / "run"), rows)
+  assert [s for s, _ in read_tensorboard(wd / "tb" / "run")["eval/loss"]] == [0, 100, 200, 300,
+                                                                              400]
 
 
 @pytest.mark.slow

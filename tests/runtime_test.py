@@ -60,6 +60,6 @@ def test_the_suites_xla_level_gives_the_numbers_of_users_default_level(tmp_path)
         timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     rows[name] = [json.loads(line) for line in
-                  (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+                  (tmp_path / name / "metrics" / "run.jsonl").read_text().splitlines()]
   assert sum("eval_loss" in r for r in rows["suite"]) == 3 and len(rows["suite"]) == 23
   assert_rows_close(rows["suite"], rows["default"])

@@ -93,8 +93,8 @@ def test_overwrite_deletes_only_what_the_project_wrote_never_through_a_link(tmp_
   workdir.prepare(wd, '{"seed": 1}', overwrite=True)
   assert (outside / "precious.txt").read_text() == "keep\n"
   assert sorted(p.name for p in wd.iterdir()) == [
-      ".lock", ".warmup_research.json", "config.json", "notes.txt"]
-  assert json.loads((wd / "config.json").read_text()) == {"seed": 1}
+      ".lock", ".warmup_research.json", "notes.txt", "sweep.json"]
+  assert json.loads((wd / "sweep.json").read_text()) == {"seed": 1}
 
 
 def test_a_run_and_a_sweep_never_share_a_workdir(tmp_path):

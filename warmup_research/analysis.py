@@ -30,8 +30,10 @@ import optax
 import pandas as pd
 from jax.flatten_util import ravel_pytree
 
-from warmup_research import checkpoints, data, results, schedules, sweep, train
+from warmup_research import checkpoints, data, program, results, schedules, sweep, train
 from warmup_research import config as config_lib
+from warmup_research import mesh as mesh_lib
+from warmup_research import workdir as workdir_lib
 from warmup_research.errors import ConfigError
 from warmup_research.workdir import write_atomic
 
@@ -82,20 +84,19 @@ def load_metrics(workdir) -> pd.DataFrame:
   return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def find_run(workdir, run_id: str | None = None, **values) -> str | None:
+def find_run(workdir, run_id: str | None = None, **values) -> str:
   """The id of the one run whose swept values (or config fields) equal
   `values` (short names like peak_lr or dotted ones; numbers compared as
   numbers). KeyError lists the candidates when none or several match."""
-  run = _run_entry(workdir, run_id, values)
-  return run["run_id"] if (pathlib.Path(workdir) / "sweep.json").exists() else None
+  return _run_entry(workdir, run_id, values)["run_id"]
 
 
 def _run_entry(workdir, run_id: str | None, values: dict) -> dict:
-  """`find_run`'s run, as its record entry (a `train` workdir: its one run)."""
-  runs = results.record(workdir)["runs"]
-  is_sweep = (pathlib.Path(workdir) / "sweep.json").exists()
+  """`find_run`'s run, as its record entry; a workdir of one run (a `train`
+  run's) gives it when asked for no id and no values."""
+  runs = workdir_lib.read_record(workdir)["runs"]
   if run_id is not None or not values:
-    match = [r for r in runs if r["run_id"] == run_id or not is_sweep]
+    match = [r for r in runs if r["run_id"] == run_id or (run_id is None and len(runs) == 1)]
     if not match:
       raise KeyError(f"no run {run_id!r} in {workdir}; runs: "
                      f"{', '.join(r['run_id'] for r in runs)}")
@@ -139,17 +140,17 @@ def load_run(workdir, run_id: str | None = None, step: int | None = None, **valu
   recorded configs differ there, or it stacks fewer variants): never
   another variant's state."""
   run = _run_entry(workdir, run_id, values)
-  is_sweep = (pathlib.Path(workdir) / "sweep.json").exists()
-  where = sweep.locate(workdir, run["run_id"] if is_sweep else None)
+  where = sweep.locate(workdir, run["run_id"])
+  one_device = mesh_lib.make(1, 1, jax.local_devices()[:1])   # a target's shapes, not placement
   try:
-    step, one = checkpoints.load_row(where.checkpoint_dir, where.index, step,
-                                     target=_abstract_state(where.config))
+    step, one = checkpoints.load_row(where.checkpoint_dir, where.index, step, target=lambda n: (
+        program.GroupProgram([where.config] * n, one_device).abstract_state))
   except IndexError as e:
     raise ConfigError(f"run {run['run_id']!r}", f"is variant {where.index} of its group in "
                       f"sweep.json, but {e}: {_LAYOUT_LOST}") from None
   _check_variants(where.checkpoint_dir, step, checkpoints.load_meta(where.checkpoint_dir, step),
                   {where.index: run})
-  rows = results.load(workdir)["metrics"][run["run_id"] if is_sweep else "run"]   # checked
+  rows = results.load(workdir)["metrics"][run["run_id"]]   # checked
   diverged = int(one.diverged_step)
   return Run(run_id=run["run_id"], config=where.config, step=step, params=one.params,
              opt_state=one.opt_state,
@@ -193,17 +194,6 @@ def _same_config(saved: dict, recorded: dict) -> bool:
   added = set(config_lib.ADDED_FIELDS)
   return (all(a[k] == b[k] for k in a.keys() & b.keys())
           and (a.keys() ^ b.keys()) <= added)
-
-
-def _abstract_state(cfg):
-  """target(n): the structure of `cfg`'s TrainState stacked n times (n is
-  read from the checkpoint)."""
-  def target(n_stacked: int):
-    trainer = train.Trainer(cfg)
-    hp = jax.tree.map(lambda x: jnp.stack([x] * n_stacked), train.hparams(cfg))
-    keys = jnp.stack([jax.random.key(0)] * n_stacked)
-    return jax.eval_shape(jax.vmap(trainer.init), keys, hp)
-  return target
 
 
 def _skip_damaged(gid: str, step: int, ckpt_dir: pathlib.Path, e: Exception) -> None:
@@ -479,30 +469,28 @@ def analyze(workdir, run_ids=None, *, every: int = 1, iters: int = 20) -> list[d
   skipped with one warning line, as resuming skips it; a checkpoint whose
   recorded configs are not the runs sweep.json places there is refused
   (ConfigError), never measured as them."""
-  workdir = pathlib.Path(workdir)
-  record = json.loads((workdir / "sweep.json").read_text())
+  layout = workdir_lib.Layout.of(workdir)
+  record = workdir_lib.read_record(layout.root)
   wanted = set(run_ids or [r["run_id"] for r in record["runs"]])
   order = {r["run_id"]: i for i, r in enumerate(record["runs"])}
-  kept = _earlier_rows(workdir, wanted, order)   # a torn file stops before any compute
-  variants = [sweep.Variant(r["run_id"], config_lib.from_saved(r["config"]), r["swept"])
-              for r in record["runs"]]
+  kept = _earlier_rows(layout.root, wanted, order)   # a torn file stops before any compute
   entries = {r["run_id"]: r for r in record["runs"]}
-  devices = jax.local_devices()
-  mesh = jax.sharding.Mesh(np.array(devices), ("variant",))
-  split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("variant"))
-  whole = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  # every device on the variant axis: the chosen variants split evenly over them
+  mesh = mesh_lib.make(jax.device_count(), 1)
+  split, _, whole = mesh_lib.shardings(mesh)
   rows = []
-  for gid, members in sweep.groups_of(variants, record.get("groups")):
+  for gid, members in sweep.groups_of(sweep.variants_of(record), record.get("groups")):
     chosen = [i for i, v in enumerate(members) if v.run_id in wanted]
     if not chosen:
       continue
     cfg = members[0].cfg
-    padded = chosen + chosen[-1:] * (-len(chosen) % len(devices))  # even split
-    hp = jax.device_put(jax.tree.map(lambda *x: jnp.stack(x), *[
-        train.hparams(members[i].cfg) for i in padded]), split)
+    # the chosen variants' program: their hp padded to the mesh, and the stacked
+    # state's structure (the names of its arrays), built once, not per checkpoint
+    prog = program.GroupProgram([members[i].cfg for i in chosen], mesh)
+    padded = chosen + chosen[-1:] * (prog.k_pad - len(chosen))
     batch = jax.device_put(jnp.asarray(data.Batches(cfg).eval(0)), whole)
-    ckpt_dir = workdir / "checkpoints" / gid
-    stacked = _abstract_state(cfg)(len(members))   # built once, not per checkpoint
+    ckpt_dir = layout.checkpoints(gid)
+    stacked = prog.abstract_state
     for step in [s for s in checkpoints.Checkpointer(ckpt_dir, keep=10**9).steps()
                  if s % every == 0]:
       # A damaged step is skipped, with one line, as resuming skips it; the others
@@ -521,7 +509,7 @@ def analyze(workdir, run_ids=None, *, every: int = 1, iters: int = 20) -> list[d
         _skip_damaged(gid, step, ckpt_dir, e)
         continue
       params, opt_state = jax.device_put((state.params, state.opt_state), split)
-      out = jax.device_get(_jitted(cfg)["measure_many"](params, opt_state, batch, hp,
+      out = jax.device_get(_jitted(cfg)["measure_many"](params, opt_state, batch, prog.hp,
                                                         iters=iters))
       new = [dict(run_id=members[i].run_id,
                   **_row(step, {k: float(x[j]) for k, x in out.items()}, members[i].cfg))
@@ -532,6 +520,6 @@ def analyze(workdir, run_ids=None, *, every: int = 1, iters: int = 20) -> list[d
             flush=True)
   table = sorted(kept + rows, key=lambda r: (order[r["run_id"]], r["step"]))
   columns = list(dict.fromkeys(k for r in table for k in r))
-  write_atomic(workdir / "analysis.csv", results.to_csv(columns, table))
-  results.write(workdir)   # the sharpness plot, and claims on analysis columns (peak:...)
+  write_atomic(layout.root / "analysis.csv", results.to_csv(columns, table))
+  results.write(layout.root)   # the sharpness plot, and claims on analysis columns (peak:...)
   return rows

@@ -25,7 +25,6 @@ import signal
 import sys
 import tempfile
 import threading
-import time
 
 # Only light modules here: each command imports the heavy ones (jax, orbax,
 # tfds, scipy, matplotlib, and the modules of this package that import them)
@@ -88,13 +87,15 @@ def _together(fn, *args, fingerprint=None):
 
 
 def cmd_train(args, rest) -> None:
+  """A sweep of one point (`sweep.one_point`), run as `sweep` runs one, with
+  its own one-line report; a legacy `train` workdir resumes in its layout."""
   import jax  # heavy: commands only, not --help
 
   from warmup_research import config as config_lib  # heavy: commands only, not --help
   from warmup_research import (  # heavy: commands only, not --help
     loggers,
-    loop,
-    metrics_io,
+    results,
+    sweep,
     train,
     workdir,
   )
@@ -104,41 +105,34 @@ def cmd_train(args, rest) -> None:
     loggers.parse(args.logger)
     cfg = load_config(args.config, split_overrides(rest))
     workdir.check_path(args.workdir)
-    shape = mesh_lib.group_shape([cfg])
+    mesh_lib.group_shape([cfg])
     mesh_lib.check_fits([cfg], train.memory_bytes(cfg, 1, batched=False))
-    return cfg, shape
+    return cfg
 
   runtime.start_jax(args.jax_cache_dir)
-  cfg, shape = _together(check, fingerprint=lambda out: config_lib.to_json(out[0]))
-  batches = _together(_prepare_data, cfg)  # bad dataset / corpus fail here, before the workdir
-  wd = _together(lambda: workdir.prepare(
-      args.workdir, config_lib.to_json(cfg), kind="run", overwrite=args.overwrite,
-      write=jax.process_index() == 0, upgrade=config_lib.upgrade_record))
-  mesh = mesh_lib.make(*shape)
-  result = loop.run_group([cfg], metrics_paths=[wd / "metrics.jsonl"], mesh=mesh,
-                          checkpoint_dir=wd / "checkpoints", batches=batches,
-                          progress=not args.no_progress,
-                          log=loggers.Targets(run_ids=["run"], swepts=[{}], tb_dirs=[wd / "tb"],
-                                              backends=loggers.parse(args.logger), workdir=wd))
+  cfg = _together(check, fingerprint=config_lib.to_json)
+  _together(_prepare_data, cfg)  # bad dataset / corpus fail here, before the workdir
+  variants = sweep.one_point(cfg)
+  layout = _together(lambda: workdir.prepare(
+      args.workdir, sweep.sweep_record(f"train {args.config}", variants), kind="run",
+      overwrite=args.overwrite, write=jax.process_index() == 0,
+      upgrade=config_lib.upgrade_record))
+  finished = layout.group_record(sweep.group_id(0)).is_file()
+  command = " ".join(["python -m warmup_research train --config", args.config,
+                      "--workdir", args.workdir, *rest])
+  (record,) = sweep.run(variants, layout.root, progress=not args.no_progress, command=command,
+                        backends=loggers.parse(args.logger))["groups"]
+  runtime.barrier("done")
   if jax.process_index() != 0:
     return
-  s = result.summaries[0]
-  if result.steps_run == 0 and (wd / "summary.json").exists():   # nothing ran: keep its record
+  wd = layout.root
+  if not finished:   # a finished run's files are left as they are
+    results.write(wd)
+  s = results.summaries(results.load(wd))["run"]
+  if finished:
     print(f"done: already finished ({s['outcome']} after {s['steps']} steps); {wd} unchanged")
     return
-  tokens_per_step = cfg.data.batch_size * cfg.data.seq_len
-  timed = result.step_seconds is not None   # None: no call ran after the first
-  summary = dict(**s, compile_seconds=result.compile_seconds, step_seconds=result.step_seconds,
-                 tokens_per_second=tokens_per_step / result.step_seconds if timed else None,
-                 metrics_digest=metrics_io.digest(wd / "metrics.jsonl"),   # `report` checks it
-                 first_step_seconds=result.first_step_seconds,
-                 unigram_entropy=result.unigram_entropy,
-                 tokens_per_byte=result.tokens_per_byte,
-                 device=mesh_lib.describe(mesh), code=workdir.code_version(),
-                 command=" ".join(["python -m warmup_research train --config", args.config,
-                                   "--workdir", args.workdir, *rest]),
-                 finished_at=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
-  workdir.write_atomic(wd / "summary.json", workdir.strict_json(summary, indent=1))
+  step_seconds = record["step_seconds"]   # None: no call ran after the first
   print(f"done: {s['outcome']} after {s['steps']} steps"
         + (f" (diverged at step {s['diverged_step']})" if s["diverged_step"] is not None else "")
         + f" | train loss {_fmt(s['final_train_loss'])} | eval loss "
@@ -146,9 +140,9 @@ def cmd_train(args, rest) -> None:
         f"(best {_fmt(s['best_eval_loss'])})"
         + (f", {_fmt(s['final_eval_bpb'])} bits/byte" if s.get("final_eval_bpb") is not None
            else "")
-        + f" | compile {result.compile_seconds:.1f}s | "
-        f"{result.steps_run} steps run here"
-        + (f", {1 / result.step_seconds:.1f} steps/s" if timed else "")
+        + f" | compile {record['compile_seconds']:.1f}s | "
+        f"{record['steps_run']} steps run here"
+        + (f", {1 / step_seconds:.1f} steps/s" if step_seconds is not None else "")
         + f" | {wd}")
 
 
@@ -179,7 +173,7 @@ def _plan(args, rest):
   name = pathlib.Path(spec.partition(":")[0]).stem
   wd = workdir.check_path(f"results/{name}" if args.workdir is None else args.workdir)
   record = sweep.sweep_record(spec, variants, claims, heatmaps=heatmaps)
-  path, recorded, grown = wd / "sweep.json", None, None
+  path, recorded, grown = workdir.Layout(wd).record, None, None
   # A recorded grid this one grows (or equals) keeps its layout, with --overwrite too:
   # --overwrite replaces only a different grid, so an unchanged one loses nothing.
   if path.is_file():
@@ -188,32 +182,10 @@ def _plan(args, rest):
       recorded, grown = old, sweep.grow(old, spec, variants, claims, heatmaps)
     except (ValueError, KeyError, TypeError, AttributeError) as e:
       if not args.overwrite:   # with it, `workdir.prepare` replaces the grid
-        raise ConfigError(str(path), _unreadable(e, SWEEP_JSON_REMEDY + "; or --overwrite "
-                                                 "to start the grid afresh (deletes its "
-                                                 "runs)")) from None
+        raise ConfigError(str(path), workdir.unreadable(e, workdir.RECORD_REMEDY + "; or "
+                                                        "--overwrite to start the grid afresh "
+                                                        "(deletes its runs)")) from None
   return sweep.Plan(spec, variants, claims, heatmaps, wd, grown or record, recorded, grown)
-
-
-SWEEP_JSON_REMEDY = ("it records the grid: restore it from a copy; or, if the grid never grew "
-                     "in place, delete it and re-run the sweep that made it, which writes it "
-                     "again (a grown grid's group layout is only in this file)")
-
-
-def _unreadable(e: Exception, remedy: str) -> str:
-  return f"is unreadable ({type(e).__name__}: {str(e).splitlines()[0][:160]}); {remedy}"
-
-
-def _record(wd: pathlib.Path) -> dict:
-  """A sweep workdir's sweep.json, or one `error:` line naming it."""
-  path = wd / "sweep.json"
-  try:
-    record = json.loads(path.read_text())
-    if not isinstance(record, dict) or not all(
-        {"run_id", "config", "swept"} <= set(r) for r in record["runs"]):
-      raise ValueError("not a grid of runs (run_id, config, swept)")
-  except (ValueError, KeyError, TypeError) as e:
-    raise ConfigError(str(path), _unreadable(e, SWEEP_JSON_REMEDY)) from None
-  return record
 
 
 def _check_analysis(wd: pathlib.Path) -> None:
@@ -340,15 +312,16 @@ def _recorded_rates(dirs, variants) -> dict[str, tuple[float, str]]:
   import jax  # heavy: commands only, not --help
 
   from warmup_research import config as config_lib  # heavy: commands only, not --help
+  from warmup_research import workdir  # heavy: commands only, not --help
   by_id = {v.run_id: v for v in variants}
   here = f"{jax.devices()[0].platform} x{jax.device_count()}"
   rates = {}
   for d in dirs:
     try:
-      records = [(p, json.loads(p.read_text())) for p in sorted((d / "groups").glob("*.json"))]
-      if not records and (d / "summary.json").is_file():
-        records = [(d / "summary.json", g)
-                   for g in json.loads((d / "summary.json").read_text()).get("groups") or []]
+      records = [(p, json.loads(p.read_text())) for _, p in workdir.Layout.of(d).group_records()]
+      summary = workdir.Layout.of(d).summary
+      if not records and summary and summary.is_file():
+        records = [(summary, g) for g in json.loads(summary.read_text()).get("groups") or []]
       for path, g in records:
         ids, step_seconds = g.get("run_ids") or [], g.get("step_seconds")
         if not step_seconds or not ids or not all(r in by_id for r in ids):
@@ -375,22 +348,18 @@ def _no_extra(rest) -> None:
     raise ConfigError(rest[0], "unknown argument")
 
 
-def _sweep_dir(path: str, runs: bool = False, lock: bool = True, analysis: bool = True,
-               finished: bool = False) -> pathlib.Path:
-  """A sweep's workdir (or, `runs`, a train run's), locked for this process
-  (report and analyze write there), its files checked before any work:
-  sweep.json, (`analysis`) analysis.csv, and (`finished`, for a command
-  that computes before it re-makes the tables) the finished groups' records
-  and metrics files, as the tables will read them."""
+def _workdir(path: str, lock: bool = True, analysis: bool = True,
+             finished: bool = False) -> pathlib.Path:
+  """A workdir (a sweep's or a train run's, any layout), locked for this
+  process (report and analyze write there), its files checked before any
+  work: its record, (`analysis`) analysis.csv, and (`finished`, for a
+  command that computes before it re-makes the tables) the finished groups'
+  records and metrics files, as the tables will read them."""
   from warmup_research import metrics_io, workdir  # heavy: commands only, not --help
   wd = pathlib.Path(path)
-  if not ((wd / "sweep.json").is_file() or (runs and (wd / "config.json").is_file())):
-    raise ConfigError("WORKDIR", f"{wd} holds no sweep (no sweep.json)"
-                      + (" and no train run (no config.json)" if runs else ""))
-  if (wd / "sweep.json").is_file():
-    _record(wd)
-    if finished:
-      metrics_io.finished_runs(wd)
+  workdir.read_record(wd)
+  if finished:
+    metrics_io.finished_runs(wd)
   if analysis:
     _check_analysis(wd)
   if lock:
@@ -432,7 +401,7 @@ def cmd_plan(args, rest) -> None:
 
 
 def cmd_report(args, rest) -> None:
-  from warmup_research import results  # heavy: commands only, not --help
+  from warmup_research import results, workdir  # heavy: commands only, not --help
   _no_extra(rest)
   if args.claims:
     d = pathlib.Path(args.workdir)
@@ -451,16 +420,16 @@ def cmd_report(args, rest) -> None:
     print(results.against(args.workdir, args.against), end="")
     return
   if args.compare:
-    a = _sweep_dir(args.workdir, runs=True, lock=False, analysis=False)
-    b = _sweep_dir(args.compare, runs=True, lock=False, analysis=False)
+    a = _workdir(args.workdir, lock=False, analysis=False)
+    b = _workdir(args.compare, lock=False, analysis=False)
     print(results.compare(a, b), end="")
     return
-  wd = _sweep_dir(args.workdir, runs=True)
+  wd = _workdir(args.workdir)
   if args.heatmap:
     return _writes(wd, _heatmap, wd, args.heatmap)
   _writes(wd, results.write, wd)
   print(f"rebuilt {wd / 'runs.csv'}, summary.md"
-        + (", summary.json" if (wd / "sweep.json").is_file() else "") + ", plots/")
+        + ("" if workdir.Layout.of(wd).legacy else ", summary.json") + ", plots/")
 
 
 def _heatmap(wd: pathlib.Path, spec: str) -> None:
@@ -481,14 +450,14 @@ def _heatmap(wd: pathlib.Path, spec: str) -> None:
 
 
 def cmd_analyze(args, rest) -> None:
-  from warmup_research import analysis  # heavy: commands only, not --help
+  from warmup_research import analysis, workdir  # heavy: commands only, not --help
   _no_extra(rest)
-  wd = _sweep_dir(args.workdir, analysis=False,   # `analyze` refuses a torn one if it keeps rows
-                  finished=True)
+  wd = _workdir(args.workdir, analysis=False,   # `analyze` refuses a torn one if it keeps rows
+                finished=True)
   if args.every < 1:
     raise ConfigError("--every", f"must be an integer >= 1, got {args.every}")
   run_ids = args.runs or None
-  known = [r["run_id"] for r in _record(wd)["runs"]]
+  known = [r["run_id"] for r in workdir.read_record(wd)["runs"]]
   for r in run_ids or []:
     if r not in known:
       raise ConfigError("--runs", f"no run {r!r} in {wd}; runs: {', '.join(known)}")
@@ -592,9 +561,10 @@ def parser() -> argparse.ArgumentParser:
   pl.add_argument("experiment", help="the experiment file: experiments/NAME.py[:arg]")
   pl.add_argument("--pilot", required=True, help="a pilot sweep's workdir (with runs.csv)")
   pl.set_defaults(fn=cmd_plan)
-  a = add("analyze", "sharpness etc. over a sweep's saved checkpoints, then re-make its tables")
+  a = add("analyze", "sharpness etc. over a sweep's (or a train run's) saved checkpoints, "
+          "then re-make its tables")
   a.epilog = NO_OVERRIDES
-  a.add_argument("workdir", help="a sweep's workdir")
+  a.add_argument("workdir", help="a sweep's or a train run's workdir")
   a.add_argument("--runs", action="append", default=[], metavar="RUN_ID",
                  help="a run id (ids hold commas); repeat for several (default: all)")
   a.add_argument("--every", type=int, default=1, help="checkpoint steps divisible by this")

@@ -126,11 +126,12 @@ def _divisors(n: int) -> list[int]:
   return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def make(variant: int, data: int):
-  devices = jax.devices()
-  if variant * data != len(devices):
-    raise ConfigError("config.mesh", f"{variant} x {data} does not fit {len(devices)} devices")
-  return jax.make_mesh((variant, data), AXES,
+def make(variant: int, data: int, devices=None):
+  """The (variant, data) mesh over `devices` (default: every device)."""
+  n = len(jax.devices() if devices is None else devices)
+  if variant * data != n:
+    raise ConfigError("config.mesh", f"{variant} x {data} does not fit {n} devices")
+  return jax.make_mesh((variant, data), AXES, devices=devices,
                        axis_types=(jax.sharding.AxisType.Auto,) * 2)
 
 

@@ -16,7 +16,7 @@ import os
 import pathlib
 
 from warmup_research.errors import ConfigError
-from warmup_research.workdir import write_atomic
+from warmup_research.workdir import Layout, write_atomic
 
 TRAIN_KEYS = ("loss", "z_loss", "lr", "grad_norm", "update_norm", "param_norm", "diverged")
 
@@ -41,8 +41,8 @@ def read(path) -> list[dict]:
 
 
 def digest(path) -> dict:
-  """What a finished run records of its metrics file (its group record, a
-  `train` run's summary.json): the row count and the bytes' sha256."""
+  """What a finished run records of its metrics file (its group record): the
+  row count and the bytes' sha256."""
   data = pathlib.Path(path).read_bytes()
   return dict(rows=data.count(b"\n"), sha256=hashlib.sha256(data).hexdigest())
 
@@ -201,31 +201,48 @@ def bits_per_byte(loss: float | None, tokens_per_byte: float | None) -> float | 
   return loss * tokens_per_byte / math.log(2)
 
 
-def finished_group(workdir, gid: str) -> dict:
-  """A finished group's record, groups/GID.json (sweep.py writes it); one
-  ConfigError, with the remedy that re-runs the group, if it is unreadable."""
-  path = pathlib.Path(workdir) / "groups" / f"{gid}.json"
+def finished_group(layout, gid: str) -> dict:
+  """A finished group's record (`Layout.group_record`: sweep.py writes it;
+  a legacy `train` run's summary.json reads as one); one ConfigError, with
+  the remedy that re-runs the group, if it is unreadable."""
+  path = layout.group_record(gid)
   try:
     record = json.loads(path.read_text())
-    if not isinstance(record, dict) or not isinstance(record.get("run_ids"), list):
+    if not isinstance(record, dict):
+      raise ValueError
+    if layout.legacy and "run_ids" not in record:
+      record = _legacy_group(record)
+    if not isinstance(record.get("run_ids"), list):
       raise ValueError
   except (OSError, ValueError):
     raise ConfigError(str(path), "is not a readable group record; " + restart_remedy(
-        pathlib.Path(workdir) / "checkpoints" / gid, path)) from None
+        layout.checkpoints(gid), path)) from None
   return record
+
+
+def _legacy_group(s: dict) -> dict:
+  """A legacy `train` run's summary.json (the run's summary, timings and
+  device) as the record of its group."""
+  return dict(group="run", run_ids=["run"], compile_seconds=s.get("compile_seconds"),
+              step_seconds=s.get("step_seconds"), unigram_entropy=s.get("unigram_entropy"),
+              tokens_per_byte=s.get("tokens_per_byte"),
+              device=s.get("device") or {}, command=s.get("command", "warmup-research train"),
+              code=s.get("code"), finished_at=s.get("finished_at", "see summary.json"),
+              metrics={"run": s.get("metrics_digest")},
+              train_step_compiles=int(s.get("compile_seconds") is not None))
 
 
 def finished_runs(workdir) -> tuple[dict[str, dict], dict[str, list[dict]]]:
   """(finished group records by gid, rows by run id of their runs) of a
-  sweep workdir: a group is trusted only if every run's metrics file is
-  whole (the digest its record holds); otherwise one ConfigError names the
-  file and the remedy that re-runs the group."""
-  wd = pathlib.Path(workdir)
+  workdir: a group is trusted only if every run's metrics file is whole
+  (the digest its record holds); otherwise one ConfigError names the file
+  and the remedy that re-runs the group."""
+  layout = Layout.of(workdir)
   records, rows = {}, {}
-  for path in sorted((wd / "groups").glob("*.json")):
-    records[path.stem] = record = finished_group(wd, path.stem)
-    remedy = restart_remedy(wd / "checkpoints" / path.stem, path)
+  for gid, path in layout.group_records():
+    records[gid] = record = finished_group(layout, gid)
+    remedy = restart_remedy(layout.checkpoints(gid), path)
     for run_id in record["run_ids"]:
-      rows[run_id] = read_finished(wd / "metrics" / f"{run_id}.jsonl",
-                                   record.get("metrics", {}).get(run_id), remedy)
+      rows[run_id] = read_finished(layout.metrics(run_id),
+                                   (record.get("metrics") or {}).get(run_id), remedy)
   return records, rows

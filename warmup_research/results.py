@@ -1,7 +1,8 @@
 """Result tables and plots of a sweep workdir, rebuilt from its files.
 
-`write(workdir)` reads `sweep.json`, `groups/*.json` and `metrics/*.jsonl`
-and writes, atomically: `runs.csv` (one row per run), `summary.md` (seeds
+`write(workdir)` reads a workdir's record, group records and metrics files
+(`workdir.Layout` names them; a `train` run's workdir is a sweep of one
+run) and writes, atomically: `runs.csv` (one row per run), `summary.md` (seeds
 aggregated as mean ± std, best marked), `summary.json` (the same numbers,
 `n_compiles`, device and mesh, command, date), TensorBoard event files under
 `tb/RUN_ID/`, and `plots/*.png` (drawn by `plots.py`). `python -m warmup_research report WORKDIR`
@@ -21,69 +22,23 @@ from warmup_research import config as config_lib
 from warmup_research import loggers, metrics_io, schedules, stats
 from warmup_research import plots as plots_lib
 from warmup_research.errors import ConfigError
-from warmup_research.workdir import read_marker, strict_json, write_atomic
+from warmup_research.workdir import Layout, read_marker, read_record, strict_json, write_atomic
 
 RUN_COLUMNS = ("status", "outcome", "diverged_step", "final_train_loss", "final_eval_loss",
                "best_eval_loss", "initial_eval_loss", "tokens_seen", "step_seconds",
                "compile_seconds", "group", "final_eval_bpb", "best_eval_bpb")
 
 
-def record(workdir) -> dict:
-  """A workdir's record: its sweep.json, or for a `train` workdir a grid of
-  one run, 'run', swept over nothing, with its config.json."""
-  wd = pathlib.Path(workdir)
-  if (wd / "sweep.json").exists():
-    return json.loads((wd / "sweep.json").read_text())
-  if (wd / "config.json").exists():
-    return dict(experiment=f"train run {wd}", runs=[
-        dict(run_id="run", swept={}, config=json.loads((wd / "config.json").read_text()))])
-  raise FileNotFoundError(f"{wd} holds neither a sweep (sweep.json) nor a run (config.json)")
-
-
-def metrics_path(workdir, run_id: str) -> pathlib.Path:
-  """Where a run of a workdir logs its rows (`train` workdir: metrics.jsonl)."""
-  wd = pathlib.Path(workdir)
-  return wd / "metrics" / f"{run_id}.jsonl" if (wd / "sweep.json").exists() else (
-      wd / "metrics.jsonl")
-
-
 def load(workdir) -> dict:
-  """The record, group records and per-run metrics rows of a workdir (a
-  `train` workdir reads as a grid of one run: `record`)."""
-  wd = pathlib.Path(workdir)
-  rec = record(wd)
-  if not (wd / "sweep.json").exists():
-    groups = _train_group(wd)
-    path = wd / "metrics.jsonl"
-    metrics = {"run": metrics_io.read_finished(
-        path, groups[0].get("metrics"), metrics_io.restart_remedy(wd / "checkpoints",
-                                                                  wd / "summary.json"))
-               if groups else metrics_io.read(path)}
-    return dict(record=rec, groups=groups, metrics=metrics, kind="run")
-  by_gid, finished = metrics_io.finished_runs(wd)   # finished runs: only from whole files
+  """The record, group records and per-run metrics rows of a workdir, any
+  layout (`workdir.Layout`): a finished run's rows come only from a whole
+  metrics file."""
+  layout = Layout.of(workdir)
+  rec = read_record(layout.root)
+  by_gid, finished = metrics_io.finished_runs(layout.root)
   metrics = {r["run_id"]: finished.get(r["run_id"]) or metrics_io.read(
-      metrics_path(wd, r["run_id"])) for r in rec["runs"]}
+      layout.metrics(r["run_id"])) for r in rec["runs"]}
   return dict(record=rec, groups=list(by_gid.values()), metrics=metrics)
-
-
-def _train_group(wd: pathlib.Path) -> list[dict]:
-  """A finished `train` run's summary.json as the group record of a sweep."""
-  if not (wd / "summary.json").exists():
-    return []
-  try:
-    s = json.loads((wd / "summary.json").read_text())
-    if not isinstance(s, dict):
-      raise ValueError("not an object")
-  except (OSError, ValueError):
-    raise ConfigError(str(wd / "summary.json"), "is not a readable run summary; " +
-                      metrics_io.restart_remedy(wd / "checkpoints", wd / "summary.json")) from None
-  return [dict(group="run", run_ids=["run"], compile_seconds=s.get("compile_seconds"),
-               step_seconds=s.get("step_seconds"), unigram_entropy=s.get("unigram_entropy"),
-               tokens_per_byte=s.get("tokens_per_byte"),
-               device=s.get("device") or {}, command=s.get("command", "warmup-research train"),
-               code=s.get("code"), finished_at=s.get("finished_at", "see summary.json"),
-               metrics=s.get("metrics_digest"),
-               train_step_compiles=int(s.get("compile_seconds") is not None))]
 
 
 def _tokens_per_byte(group: dict, cfg: dict) -> float | None:
@@ -102,23 +57,37 @@ def _field(cfg: dict, dotted: str):
   return cfg
 
 
-def run_rows(loaded, also=()) -> tuple[list[str], list[dict]]:
-  """(swept field names, one row per run); `also`: more fields to add as
-  columns (each run's value, swept or not)."""
-  runs = loaded["record"]["runs"]
-  swept = list(dict.fromkeys([*(f for r in runs for f in r["swept"]), *also]))
-  group_of = {rid: g for g in loaded["groups"] for rid in g["run_ids"]}
-  rows = []
-  for r in runs:
+def _group_of(loaded) -> dict[str, dict]:
+  return {rid: g for g in loaded["groups"] for rid in g["run_ids"]}
+
+
+def summaries(loaded) -> dict[str, dict]:
+  """run id -> the run's summary (`metrics_io.summarize`: status, outcome,
+  losses, steps) from its rows and its group's record (none: unfinished)."""
+  group_of, out = _group_of(loaded), {}
+  for r in loaded["record"]["runs"]:
     cfg, g = r["config"], group_of.get(r["run_id"], {})
     sched = cfg["schedule"]
-    s = metrics_io.summarize(   # no entropy in records made before stalls were told apart
+    # no entropy in records made before stalls were told apart
+    out[r["run_id"]] = metrics_io.summarize(
         loaded["metrics"][r["run_id"]], g.get("unigram_entropy"),
         stall_margin=cfg["train"].get("stall_margin", 0.25),
         total_steps=cfg["train"]["total_steps"], tokens_per_byte=_tokens_per_byte(g, cfg),
         warmup_end=schedules.steps_from_duration(
             total_steps=cfg["train"]["total_steps"], steps=sched.get("warmup_steps"),
             ratio=sched.get("warmup_ratio"), field="config.schedule.warmup"))
+  return out
+
+
+def run_rows(loaded, also=()) -> tuple[list[str], list[dict]]:
+  """(swept field names, one row per run); `also`: more fields to add as
+  columns (each run's value, swept or not)."""
+  runs = loaded["record"]["runs"]
+  swept = list(dict.fromkeys([*(f for r in runs for f in r["swept"]), *also]))
+  group_of, summary_of = _group_of(loaded), summaries(loaded)
+  rows = []
+  for r in runs:
+    cfg, g, s = r["config"], group_of.get(r["run_id"], {}), summary_of[r["run_id"]]
     row = dict(run_id=r["run_id"], **{f: _field(cfg, f) for f in swept})
     row.update(status=s["status"] if g else "unfinished", outcome=s["outcome"] if g else None,
                diverged_step=s["diverged_step"], pruned_step=s["pruned_step"],
@@ -419,7 +388,7 @@ def write_tensorboard(workdir: pathlib.Path, loaded: dict) -> None:
   """tb/RUN_ID/ from the metrics files, for runs that have none (trained
   with `--logger none`, or before the live logger existed)."""
   for r in loaded["record"]["runs"]:
-    out = workdir / "tb" / r["run_id"]
+    out = Layout.of(workdir).tb(r["run_id"])
     if out.is_dir():
       continue
     with loggers.tensorboard_writer(out, config_lib.from_saved(r["config"]), r["swept"]) as w:
@@ -429,9 +398,11 @@ def write_tensorboard(workdir: pathlib.Path, loaded: dict) -> None:
 
 
 def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
-  """Re-makes the workdir's tables and plots from its files; a `train`
-  workdir gets summary.md, runs.csv and plots (its summary.json is the run's)."""
+  """Re-makes the workdir's tables and plots from its files and returns the
+  summary; a legacy `train` workdir's summary.json (the run's record) is
+  left as it is."""
   wd = pathlib.Path(workdir)
+  layout = Layout.of(wd)
   loaded = load(wd)
   swept, rows = run_rows(loaded)
   agg = aggregate(swept, rows)
@@ -453,10 +424,6 @@ def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
               for h in loaded["record"].get("heatmaps", [])]
   maps = [m for facets in per_pair for m in facets]
   write_atomic(wd / "summary.md", markdown(loaded, swept, rows, agg, sens, verdicts, maps))
-  if loaded.get("kind") == "run":
-    if plots:
-      plots_lib.plot_sweep(wd, loaded, swept, rows, agg)
-    return json.loads((wd / "summary.json").read_text()) if (wd / "summary.json").exists() else {}
   groups = loaded["groups"]
   summary = dict(experiment=loaded["record"]["experiment"],
                  command=groups[-1]["command"] if groups else None,
@@ -465,8 +432,9 @@ def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
                  n_compiles=sum(g["train_step_compiles"] for g in groups),
                  groups=groups, runs=rows, aggregated=agg, lr_sensitivity=sens,
                  claims=verdicts, **({"heatmaps": maps} if maps else {}))
-  write_atomic(wd / "summary.json", strict_json(summary, indent=1))
-  if tensorboard:
+  if layout.summary is not None:
+    write_atomic(layout.summary, strict_json(summary, indent=1))
+  if tensorboard and not layout.legacy:   # a legacy run's events are its tb/ as trained
     write_tensorboard(wd, loaded)
   if plots:
     plots_lib.plot_sweep(wd, loaded, swept, rows, agg)

@@ -25,12 +25,10 @@ none, and its groups are `group`'s, in grid order).
 A `sweep` command decides once what it will do (`Plan`: its grid, groups,
 what is done, what grows, the cost), and its run and `--dry-run` read that.
 
-Workdir layout (`results.py` reads it; `report` rebuilds tables from it):
-
-    sweep.json            the expanded grid (run ids, swept values, configs, claims;
-                          `groups`: run ids per group, once the grid has grown)
-    groups/GID.json       a finished group: its runs, compile / step seconds
-    metrics/RUN_ID.jsonl  per-step curves;  checkpoints/GID/  orbax, per group
+The workdir's files are named by `workdir.Layout` (`results.py` reads
+them; `report` rebuilds tables from them); sweep.json is the expanded grid
+(run ids, swept values, configs, claims; `groups`: run ids per group, once
+the grid has grown). A `train` run is a sweep of one point (`one_point`).
 """
 from __future__ import annotations
 
@@ -194,10 +192,8 @@ def grow(old: dict, spec: str, variants: list[Variant], claims=(), heatmaps=()) 
                       "gained points; grown in place, its new runs would be ranked apart from "
                       "the recorded ones and the statuses would differ from a fresh run of "
                       "the same grid; run the grown grid in a new --workdir")
-  old_variants = [Variant(r["run_id"], config_lib.from_saved(r["config"]), r["swept"])
-                  for r in old["runs"]]
   layout = [[v.run_id for v in members] for _, members in
-            groups_of(old_variants, old.get("groups"))]
+            groups_of(variants_of(old), old.get("groups"))]
   layout += [[v.run_id for v in members]
              for members in group([v for v in variants if v.run_id not in recorded])]
   return sweep_record(spec, variants, claims, layout, heatmaps)
@@ -259,9 +255,10 @@ class Plan:
     def updates(gid, total):
       if self.replaced:
         return 0
-      if (self.workdir / "groups" / f"{gid}.json").is_file():
+      layout = workdir_lib.Layout.of(self.workdir)
+      if layout.group_record(gid).is_file():
         return total
-      ckpt = self.workdir / "checkpoints" / gid
+      ckpt = layout.checkpoints(gid)
       saved = [int(c.name) for c in ckpt.iterdir() if c.name.isdigit()] if ckpt.is_dir() else []
       return max(saved, default=0)
     return {gid: updates(gid, members[0].cfg.train.total_steps) for gid, members in self.groups}
@@ -301,26 +298,28 @@ class RunFiles:
   metrics_path: pathlib.Path
 
 
-def locate(workdir, run_id: str | None = None) -> RunFiles:
-  """The files of `run_id` in a sweep workdir, or of the run of a `train`
-  workdir (run_id None). KeyError names the runs there."""
-  workdir = pathlib.Path(workdir)
-  if (workdir / "sweep.json").exists():
-    record = json.loads((workdir / "sweep.json").read_text())
-    runs = record["runs"]
-    variants = [Variant(r["run_id"], config_lib.from_saved(r["config"]), r["swept"])
-                for r in runs]
-    for gid, members in groups_of(variants, record.get("groups")):
-      for index, v in enumerate(members):
-        if v.run_id == run_id:
-          return RunFiles(v.cfg, workdir / "checkpoints" / gid, index,
-                          workdir / "metrics" / f"{run_id}.jsonl")
-    raise KeyError(f"no run {run_id!r} in {workdir}; runs: "
-                   f"{', '.join(r['run_id'] for r in runs)}")
-  if (workdir / "config.json").exists():
-    cfg = config_lib.from_saved(json.loads((workdir / "config.json").read_text()))
-    return RunFiles(cfg, workdir / "checkpoints", 0, workdir / "metrics.jsonl")
-  raise FileNotFoundError(f"{workdir} holds neither a sweep (sweep.json) nor a run (config.json)")
+def locate(workdir, run_id: str) -> RunFiles:
+  """The files of `run_id` in a workdir (a `train` workdir's run: 'run').
+  KeyError names the runs there."""
+  layout = workdir_lib.Layout.of(workdir)
+  record = workdir_lib.read_record(layout.root)
+  for gid, members in groups_of(variants_of(record), record.get("groups")):
+    for index, v in enumerate(members):
+      if v.run_id == run_id:
+        return RunFiles(v.cfg, layout.checkpoints(gid), index, layout.metrics(run_id))
+  raise KeyError(f"no run {run_id!r} in {layout.root}; runs: "
+                 f"{', '.join(r['run_id'] for r in record['runs'])}")
+
+
+def variants_of(record: dict) -> list[Variant]:
+  """The variants a workdir's record holds, configs as saved (`from_saved`)."""
+  return [Variant(r["run_id"], config_lib.from_saved(r["config"]), r["swept"])
+          for r in record["runs"]]
+
+
+def one_point(cfg) -> list[Variant]:
+  """The grid of a `train` run: one variant, 'run', swept over nothing."""
+  return [Variant("run", cfg, {})]
 
 
 def swept_fields(variants: list[Variant]) -> list[str]:
@@ -355,38 +354,38 @@ def run(variants: list[Variant], workdir: pathlib.Path, *, progress: bool = True
   `backends` (`loggers`) as it goes; returns timings."""
   writer = jax.process_index() == 0
   code = workdir_lib.code_version()  # the code that made these results
-  for sub in ("groups", "metrics", "checkpoints"):
-    (workdir / sub).mkdir(exist_ok=True)
+  files = workdir_lib.Layout.of(workdir)
+  files.make_dirs()
   summary = []
   finished, _ = metrics_io.finished_runs(workdir)   # checked before any compute
   groups = groups_of(variants, layout)
   for gid, members in groups:
     if gid in finished and finished[gid]["run_ids"] != [v.run_id for v in members]:
-      raise ConfigError(str(workdir / "groups" / f"{gid}.json"), "lists other runs than the "
+      raise ConfigError(str(files.group_record(gid)), "lists other runs than the "
                         "grid's group layout in sweep.json; restore the sweep.json that made "
                         "these runs, or run the grid in a new --workdir")
   bar = Progress([(gid, len(members), len(members) * members[0].cfg.train.total_steps)
                   for gid, members in groups if gid not in finished],
                  enabled=progress and writer)
   for gid, members in groups:
-    marker = workdir / "groups" / f"{gid}.json"
+    marker = files.group_record(gid)
     cfg0 = members[0].cfg
     if gid in finished:
       print(f"[sweep] group {gid}: {len(members)} runs already finished, skipped", file=sys.stderr)
       summary.append(finished[gid])
       continue
-    paths = [workdir / "metrics" / f"{v.run_id}.jsonl" for v in members]
+    paths = [files.metrics(v.run_id) for v in members]
     mesh = mesh_lib.make(*mesh_lib.group_shape([v.cfg for v in members]))
     batches = data.Batches(cfg0)
     t0 = time.perf_counter()
     result = loop.run_group(
         [v.cfg for v in members], mesh=mesh, batches=batches, progress=bar,
         metrics_paths=paths,
-        checkpoint_dir=workdir / "checkpoints" / gid,
+        checkpoint_dir=files.checkpoints(gid),
         desc=gid,
         log=loggers.Targets(run_ids=[v.run_id for v in members],
                             swepts=[v.swept for v in members],
-                            tb_dirs=[workdir / "tb" / v.run_id for v in members],
+                            tb_dirs=[files.tb(v.run_id) for v in members],
                             backends=backends, workdir=workdir))
     record = dict(group=gid, run_ids=[v.run_id for v in members],
                   metrics={v.run_id: metrics_io.digest(p) for v, p in zip(members, paths)}

@@ -1,13 +1,15 @@
 """Run directories: a guarded resource, checked before any compute.
 
-A workdir belongs to one run (`config.json`) or one sweep (`sweep.json`),
+A workdir belongs to one sweep, or one `train` run (a sweep of one point),
 is written by one process at a time (an OS lock), and holds a marker that
 names its kind, its record's hash and what the project may write there:
 only that is ever deleted. Re-running the same config resumes; a different
-one is refused unless `overwrite`.
+one is refused unless `overwrite`. `Layout` names its files; `read_record`
+reads its record.
 """
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -45,13 +47,120 @@ def code_version(root: str | os.PathLike | None = None) -> str:
   return head.stdout.strip() + ("+dirty" if dirty else "")
 
 
+RECORD = "sweep.json"         # the record of a sweep, and of a `train` run since it is one
+LEGACY_RECORD = "config.json"  # a `train` workdir's record before that: its one config
+LEGACY_GROUP = "g000"         # the group id of a legacy `train` workdir's one run
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+  """Where a workdir's files are; every module asks this for their names.
+
+  A sweep, and a `train` run (one run, id 'run', swept over nothing), hold
+
+      sweep.json            the record: run ids, swept values, configs, claims
+      groups/GID.json       a finished group's record: its runs, timings, device
+      metrics/RUN_ID.jsonl  per-step curves;  checkpoints/GID/  orbax, per group
+      tb/RUN_ID/            TensorBoard events
+      runs.csv  summary.md  summary.json  plots/  analysis.csv   the tables
+
+  A `train` workdir made before runs were sweeps (`legacy`) holds
+  config.json (its config), metrics.jsonl, checkpoints/, tb/ and summary.json
+  (the run's record, which stands for its group's): it is read and resumed
+  in place, in that layout, so no user's file is moved or rewritten."""
+  root: pathlib.Path
+  legacy: bool = False
+
+  @classmethod
+  def of(cls, path) -> Layout:
+    """The layout of the workdir at `path` (a new or empty one: a sweep's)."""
+    root = pathlib.Path(path)
+    return cls(root, legacy=(root / LEGACY_RECORD).is_file() and not (root / RECORD).exists())
+
+  @property
+  def record(self) -> pathlib.Path:
+    return self.root / (LEGACY_RECORD if self.legacy else RECORD)
+
+  def metrics(self, run_id: str) -> pathlib.Path:
+    return self.root / "metrics.jsonl" if self.legacy else self.root / "metrics" / f"{run_id}.jsonl"
+
+  def checkpoints(self, gid: str) -> pathlib.Path:
+    return self.root / "checkpoints" if self.legacy else self.root / "checkpoints" / gid
+
+  def group_record(self, gid: str) -> pathlib.Path:
+    return self.root / "summary.json" if self.legacy else self.root / "groups" / f"{gid}.json"
+
+  def group_records(self) -> list[tuple[str, pathlib.Path]]:
+    """(group id, path) of every finished group's record."""
+    if self.legacy:
+      path = self.group_record(LEGACY_GROUP)
+      return [(LEGACY_GROUP, path)] if path.is_file() else []
+    return [(p.stem, p) for p in sorted((self.root / "groups").glob("*.json"))]
+
+  def tb(self, run_id: str) -> pathlib.Path:
+    return self.root / "tb" if self.legacy else self.root / "tb" / run_id
+
+  @property
+  def summary(self) -> pathlib.Path | None:
+    """The summary.json the tables write; None in a legacy `train` workdir,
+    where that name holds the run's own record."""
+    return None if self.legacy else self.root / "summary.json"
+
+  def make_dirs(self) -> None:
+    """The directories a run writes into."""
+    if not self.legacy:
+      for sub in ("groups", "metrics", "checkpoints"):
+        (self.root / sub).mkdir(exist_ok=True)
+
+  def record_text(self, record_json: str) -> str:
+    """How the record `record_json` (a sweep.json) is written here: a legacy
+    `train` workdir keeps its one config, as config.json always held it."""
+    record = json.loads(record_json)
+    runs = record.get("runs") if isinstance(record, dict) else None
+    if not (self.legacy and isinstance(runs, list) and len(runs) == 1):
+      return record_json
+    return json.dumps(runs[0]["config"], sort_keys=True)
+
+
+RECORD_REMEDY = ("it records the grid: restore it from a copy; or, if the grid never grew "
+                 "in place, delete it and re-run the sweep that made it, which writes it "
+                 "again (a grown grid's group layout is only in this file)")
+
+
+def unreadable(e: Exception, remedy: str) -> str:
+  return f"is unreadable ({type(e).__name__}: {str(e).splitlines()[0][:160]}); {remedy}"
+
+
+def read_record(path, field: str = "WORKDIR") -> dict:
+  """A workdir's record, the one reader of it: its sweep.json, or a legacy
+  `train` workdir's config.json as a grid of one run ('run', swept over
+  nothing). One ConfigError names a missing or unreadable record."""
+  layout = Layout.of(path)
+  if not layout.record.is_file():
+    raise ConfigError(field, f"{layout.root} holds no sweep or train run (no {RECORD})")
+  try:
+    record = json.loads(layout.record.read_text())
+    if layout.legacy:
+      if not isinstance(record, dict):
+        raise ValueError("not a config")
+      return dict(experiment=f"train run {layout.root}",
+                  runs=[dict(run_id="run", swept={}, config=record)])
+    if not isinstance(record, dict) or not all(
+        {"run_id", "config", "swept"} <= set(r) for r in record["runs"]):
+      raise ValueError("not a grid of runs (run_id, config, swept)")
+  except (ValueError, KeyError, TypeError) as e:
+    raise ConfigError(str(layout.record), unreadable(e, RECORD_REMEDY)) from None
+  return record
+
+
 MARKER = ".warmup_research.json"   # kind, record hash, and what the project may write here
 LOCK = ".lock"
 # Everything the project writes into a workdir: --overwrite deletes these and nothing else.
 WRITTEN = ("config.json", "sweep.json", "metrics.jsonl", "metrics", "checkpoints",
            "checkpoints.damaged", "groups", "tb", "plots", "runs.csv", "summary.md",
            "summary.json", "analysis.csv", "wandb", MARKER, LOCK)
-KINDS = {"run": "config.json", "sweep": "sweep.json"}
+# The kind of a workdir made before markers, by the record it holds.
+KINDS = {"run": LEGACY_RECORD, "sweep": RECORD}
 # --overwrite deletes what says "finished" first and what says "whose" last, so
 # a kill part-way leaves neither finished-looking runs nor an unclaimed directory.
 DELETE_FIRST = ("groups", "summary.json", "summary.md", "runs.csv", "analysis.csv")
@@ -177,29 +286,30 @@ def _lock_holder(lock_file: pathlib.Path) -> str:
 
 def prepare(path, record_json: str, *, kind: str = "run", overwrite: bool = False,
             field: str = "--workdir", write: bool = True,
-            upgrade=lambda record: record, grows=lambda old, new: False) -> pathlib.Path:
-  """Checks, locks and claims a workdir for a run or a sweep, and records
-  `record_json` in it (config.json or sweep.json).
+            upgrade=lambda record: record, grows=lambda old, new: False) -> Layout:
+  """Checks, locks and claims a workdir for a run or a sweep, records
+  `record_json` (a sweep.json) in it and returns its `Layout`.
 
   Refused, before anything is written: paths `check_path` refuses; a
   directory with files the project did not write; one that holds the other
   kind; one that holds a different record, unless `overwrite` (which then
   deletes only what the project wrote: `WRITTEN`, never through a symlink).
+  A legacy `train` workdir is resumed in its own layout (`Layout.record_text`).
   `write=False` (the non-zero processes of a multi-process run) only checks.
   `upgrade(recorded)` is compared instead of the recorded JSON (fills fields
   a record predates). `grows(old, new)`: the new record extends the old
   (a grid grown in place), so nothing is deleted and the record is replaced.
   """
   path = check_path(path, field)
-  record_name = KINDS[kind]
   if path.exists() and not path.is_dir():
     raise ConfigError(field, f"{path} is a file; give a directory")
   existing = _kind_of(path, field) if path.is_dir() else None
   if existing is not None and existing != kind:
     raise ConfigError(field, f"{path} holds a {existing}, not a {kind}: a workdir is one or "
                       "the other; use another --workdir")
-  check = lambda: _refuse_a_different_record(path, record_name, record_json, kind, overwrite,
-                                             field, upgrade, grows)
+  layout = Layout.of(path)
+  check = lambda: _refuse_a_different_record(layout, layout.record_text(record_json), kind,
+                                             overwrite, field, upgrade, grows)
   check()
   if write:
     try:
@@ -220,26 +330,29 @@ def prepare(path, record_json: str, *, kind: str = "run", overwrite: bool = Fals
         shutil.rmtree(child)
       else:
         child.unlink()
+    layout = Layout(path)   # what replaces a legacy run is written in today's layout
   if write:   # unchanged files are left as they are: re-running changes nothing
+    text = layout.record_text(record_json)
     grown = "groups" in json.loads(record_json)   # its layout is in the record alone
-    sha = record_hash(record_json)
+    sha = record_hash(text)
     marker = json.dumps(dict(kind=kind, record_sha256=sha, written=list(WRITTEN),
                              **({"grown": True} if grown else {}),
                              **relabelled(read_marker(path), sha)), indent=1)
-    for name, text in ((record_name, record_json), (MARKER, marker)):
-      if not (path / name).exists() or (path / name).read_text() != text:
-        write_atomic(path / name, text)
-  return path
+    for file, content in ((layout.record, text), (path / MARKER, marker)):
+      if not file.exists() or file.read_text() != content:
+        write_atomic(file, content)
+  return layout
 
 
-def _refuse_a_different_record(path, record_name, record_json, kind, overwrite, field,
-                               upgrade, grows) -> list[str]:
-  diff = _differences(path, record_name, record_json, upgrade, grows) if path.is_dir() else []
+def _refuse_a_different_record(layout, record_json, kind, overwrite, field, upgrade,
+                               grows) -> list[str]:
+  diff = (_differences(layout, record_json, kind, upgrade, grows) if layout.root.is_dir()
+          else [])
   if diff and not overwrite:
     shown = ", ".join(diff[:3]) + (f" and {len(diff) - 3} more" if len(diff) > 3 else "")
-    raise ConfigError(field, f"{path} holds a {'grid' if kind == 'sweep' else 'run'} with a "
-                      f"different config (differs in: {shown}); use another --workdir, or "
-                      "--overwrite to replace it")
+    raise ConfigError(field, f"{layout.root} holds a {'grid' if kind == 'sweep' else 'run'} "
+                      f"with a different config (differs in: {shown}); use another "
+                      "--workdir, or --overwrite to replace it")
   return diff
 
 
@@ -247,27 +360,36 @@ def differences_from(path, record_json: str, *, kind: str, upgrade=lambda r: r,
                      grows=lambda old, new: False) -> list[str]:
   """How `record_json` differs from the grid or run recorded in `path` ([]:
   the same, or a growth of it), as `prepare` decides it."""
-  return _differences(pathlib.Path(path), KINDS[kind], record_json, upgrade, grows)
+  layout = Layout.of(path)
+  return _differences(layout, layout.record_text(record_json), kind, upgrade, grows)
 
 
-def _differences(path, record_name, record_json, upgrade, grows) -> list[str]:
-  """How `record_json` differs from what `path` holds: its recorded file, or
-  (results committed without it) the record hash in its marker."""
-  recorded = path / record_name
+def _compared(record, kind: str):
+  """What of a record is compared: a run's one config (so a difference is
+  named by its field, `train.total_steps`, in either layout), or a grid."""
+  if kind == "run" and isinstance(record, dict) and len(record.get("runs") or []) == 1:
+    return _comparable(record["runs"][0].get("config"))
+  return _comparable(record)
+
+
+def _differences(layout, record_json, kind, upgrade, grows) -> list[str]:
+  """How `record_json` differs from what the workdir holds: its recorded
+  file, or (results committed without it) the record hash in its marker."""
+  recorded, path = layout.record, layout.root
   if recorded.exists():
     try:
       old, new = upgrade(json.loads(recorded.read_text())), json.loads(record_json)
-      return [] if grows(old, new) else differences(_comparable(old), _comparable(new))
+      return [] if grows(old, new) else differences(_compared(old, kind), _compared(new, kind))
     except (json.JSONDecodeError, TypeError, KeyError, AttributeError, ValueError):
-      return [f"{record_name} (unreadable, or not this project's)"]
+      return [f"{recorded.name} (unreadable, or not this project's)"]
   marker = read_marker(path) if path.is_dir() else None
   if marker and marker.get("record_sha256") not in (None, record_hash(record_json)):
-    return [f"the grid recorded in {MARKER} (its {record_name} is not here)"]
+    return [f"the grid recorded in {MARKER} (its {recorded.name} is not here)"]
   if marker and marker.get("grown") and any(
       (path / d).is_dir() and any((path / d).iterdir()) for d in RUNS):
     # regrouping would put other runs at the recorded runs' places in their groups
-    return [f"its {record_name} is missing, and the grid grew in place, so which group each "
-            "run belongs to is lost (restore that file to keep the runs)"]
+    return [f"its {recorded.name} is missing, and the grid grew in place, so which group "
+            "each run belongs to is lost (restore that file to keep the runs)"]
   return []
 
 
