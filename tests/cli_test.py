@@ -355,9 +355,12 @@ def test_a_legacy_train_workdir_reads_reports_analyzes_and_resumes_in_its_layout
   (cut / "summary.json").unlink()
   r = run_cli(*_legacy_args(cut))
   assert r.returncode == 0 and "5 steps run here" in r.stdout, r.stderr
-  # the fixture was made at XLA's default level, the suite runs at 0 (helpers.TEST_XLA_FLAGS)
-  assert_rows_close(*[[json.loads(x) for x in b.splitlines()] for b in (
-      (cut / "metrics.jsonl").read_bytes(), kept["metrics.jsonl"])])
+  # the fixture was made at XLA's default level, the suite runs at 0 (helpers.TEST_XLA_FLAGS);
+  # it predates the per-block update sizes, which the resumed train rows add
+  resumed = [json.loads(x) for x in (cut / "metrics.jsonl").read_text().splitlines()]
+  assert all(("angle/blocks.0" in x) == ("loss" in x and x["step"] >= 5) for x in resumed)
+  assert_rows_close([{k: v for k, v in x.items() if "/" not in k} for x in resumed],
+                    [json.loads(x) for x in kept["metrics.jsonl"].splitlines()])
   assert (cut / "config.json").read_bytes() == kept["config.json"]
   assert sorted(p.name for p in (cut / "checkpoints").iterdir()) == ["10", "5"]
   assert not any((cut / n).exists() for n in ("sweep.json", "metrics", "groups"))

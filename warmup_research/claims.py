@@ -637,7 +637,8 @@ def _holm_within(per_level: list[dict], c, alpha: float = stats.ALPHA) -> None:
   testable = [p for p in per_level if p["n_seeds"] >= option(c, "min_seeds")
               and p["p"] is not None]
   for p, adj in zip(testable, stats.holm([p["p"] for p in testable])):
-    p["p_within"] = min(1.0, adj * stats.ALPHA / alpha) if alpha > 0 else 1.0
+    # the ratio first: at 0.05 the adjusted p stays bit for bit what it was
+    p["p_within"] = min(1.0, adj * (stats.ALPHA / alpha)) if alpha > 0 else 1.0
     p["verdict_within"] = _decide(c, p["p_within"], p["side"])
     p["mde"], p["mde_note"] = _mde(p["method"], p["sd"], p["n_seeds"], option(c, "kind"),
                                    p["verdict_within"], alpha / len(testable))
