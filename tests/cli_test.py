@@ -393,7 +393,7 @@ import contextlib, io, json, sys
 from warmup_research import __main__, cli
 cli.parser()
 seen = {"parser": sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)}
-for command in ("", "train", "sweep", "report", "plan", "analyze", "schedules"):
+for command in ("", "train", "sweep", "report", "plan", "analyze", "predict", "schedules"):
   with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
     __main__.main([command, "--help"] if command else ["--help"])
   seen[command or "--help"] = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)
@@ -411,7 +411,7 @@ def test_the_cli_and_every_help_import_no_jax_or_scipy():
                      capture_output=True, text=True, timeout=120)
   assert r.returncode == 0, r.stderr
   seen = json.loads(r.stdout.splitlines()[-1])
-  assert len(seen) == 8 and seen == {name: [] for name in seen}, seen
+  assert len(seen) == 9 and seen == {name: [] for name in seen}, seen
   from warmup_research import loggers
   assert cli.LOGGER_DEFAULT == loggers.DEFAULT   # the parser's copy, kept without the import
   assert cli.parser().parse_args(["train", "--config", "c", "--workdir", "w"]).logger == (

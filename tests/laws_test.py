@@ -110,3 +110,40 @@ def test_a_workdirs_runs_become_curves_of_their_own_schedules(tmp_path):
   assert not np.array_equal(curves[0].lrs, curves[1].lrs)
   with pytest.raises(ConfigError, match="--fit-on: no run 'nope' in"):
     laws.workdir_curves(wd, ["nope"])
+
+
+def test_the_predict_command_fits_runs_and_predicts_held_out_ones_and_schedules(tmp_path):
+  import json
+
+  from helpers import run_cli, tiny_config
+
+  from warmup_research import sweep, workdir
+  variants = sweep.expand(
+      tiny_config(**{"train.total_steps": 40, "train.eval_every": 2, "train.checkpoint_every": 40,
+                     "optimizer.peak_lr": 1e-2}),
+      sweep.axis("schedule.decay_shape", ["constant", "cosine", "wsd"]))
+  wd = tmp_path / "w"
+  workdir.prepare(wd, sweep.sweep_record("inline", variants), kind="sweep")
+  sweep.run(variants, wd, progress=False)
+  ids = [v.run_id for v in variants]
+  args = ["predict", wd, "--fit-on", ids[0], "--fit-on", ids[1], "--held-out", ids[2]]
+  r = run_cli(*args, "--schedule", "decay_shape=linear,final_frac=0.0")
+  assert r.returncode == 0, r.stderr
+  out = json.loads((wd / "laws.json").read_text())
+  assert out["fit"]["n_points"] == 2 * 18 and set(out["fit"]["params"]) == {
+      "L0", "A", "alpha", "B", "C", "beta", "gamma"}
+  held = out["held_out"][ids[2]]
+  assert held["steps"] == list(range(6, 41, 2)) and len(held["predicted"]) == 18
+  assert held["final"] == pytest.approx(held["predicted"][-1] - held["observed"][-1])
+  assert f"| {ids[2]} | {held['observed'][-1]:.4f} |" in r.stdout
+  assert "| decay_shape=linear,final_frac=0.0 | 40 |" in r.stdout
+  before = (wd / "laws.json").read_bytes()
+  for extra, message in (
+      (["--schedule", "decay_shape=zigzag"], "error: --schedule: "),
+      (["--schedule", "nonsense"], "error: --schedule: 'nonsense' is not FIELD=VALUE"),
+      (["--law", "chinchilla"], "error: --law: unknown law 'chinchilla'"),
+      (["--held-out", "nope"], "error: --fit-on: no run 'nope' in")):
+    bad = run_cli(*args, *extra)
+    assert bad.returncode == 2 and message in bad.stderr, (extra, bad.stderr)
+    assert len(bad.stderr.strip().splitlines()) == 1
+  assert (wd / "laws.json").read_bytes() == before   # a refused command writes nothing

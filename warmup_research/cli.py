@@ -468,6 +468,16 @@ def cmd_analyze(args, rest) -> None:
         f"{wd / 'plots' / 'sharpness_vs_step.png'}, and re-made the tables")
 
 
+def cmd_predict(args, rest) -> None:
+  from warmup_research import laws, workdir  # heavy: commands only, not --help
+  _no_extra(rest)
+  wd = _workdir(args.workdir, analysis=False, finished=True)
+  out = laws.report(wd, args.fit_on, args.law, args.held_out, args.schedule)
+  _writes(wd, workdir.write_atomic, wd / "laws.json", workdir.strict_json(out, indent=1))
+  print(laws.markdown(out))
+  print(f"\nwrote {wd / 'laws.json'} (parameters, residuals, predicted curves)")
+
+
 def cmd_schedules(args, rest) -> None:
   from warmup_research import plots  # heavy: commands only, not --help
   _no_extra(rest)
@@ -570,6 +580,22 @@ def parser() -> argparse.ArgumentParser:
   a.add_argument("--every", type=int, default=1, help="checkpoint steps divisible by this")
   a.add_argument("--iters", type=int, default=20, help="Lanczos steps per eigenvalue")
   a.set_defaults(fn=cmd_analyze)
+  pr = add("predict", "fit a loss-curve law on runs of a workdir; predict held-out runs and "
+           "other schedules")
+  pr.epilog = NO_OVERRIDES
+  pr.add_argument("workdir", help="a sweep's or a train run's workdir")
+  pr.add_argument("--fit-on", action="append", required=True, metavar="RUN_ID",
+                  help="a run whose eval curve the law is fitted to; repeat for several")
+  pr.add_argument("--law", default="multi_power",
+                  help="multi_power (Luo et al. 2025) or momentum (Tissue et al. 2024)")
+  pr.add_argument("--held-out", action="append", default=[], metavar="RUN_ID",
+                  help="a run to predict and compare with its curve; repeat for several "
+                  "(default: none)")
+  pr.add_argument("--schedule", action="append", default=[], metavar="FIELD=VALUE,...",
+                  help="a schedule to predict: the first --fit-on run's, with these "
+                  "config.schedule fields (e.g. decay_shape=wsd,cooldown_ratio=0.2); "
+                  "repeat for several (default: none)")
+  pr.set_defaults(fn=cmd_predict)
   sc = add("schedules", "plot every schedule shape")
   sc.epilog = NO_OVERRIDES
   sc.add_argument("--out", default="results/schedules.png", help="the PNG to write")

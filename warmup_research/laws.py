@@ -282,3 +282,71 @@ def workdir_curves(workdir, run_ids) -> list[Curve]:
     raise ConfigError("--fit-on", f"no run {', '.join(map(repr, missing))} in {workdir}; "
                       f"its runs: {', '.join(list(runs)[:8])}{' ...' if len(runs) > 8 else ''}")
   return [run_curve(runs[rid]["config"], loaded["metrics"][rid], rid) for rid in run_ids]
+
+
+def schedule_curve(base_config, spec: str, steps) -> Curve:
+  """The (loss-less) Curve of `base_config` with its schedule changed by
+  `spec`, 'FIELD=VALUE,...' over config.schedule (e.g.
+  'decay_shape=wsd,cooldown_ratio=0.2'), at eval steps `steps`."""
+  from warmup_research import config as config_lib  # jax: only to compute a schedule
+  cfg = config_lib.from_saved(base_config) if isinstance(base_config, dict) else base_config
+  overrides = {}
+  for item in filter(None, spec.split(",")):
+    field, eq, value = item.partition("=")
+    if not eq or not field.strip():
+      raise ConfigError("--schedule", f"{item!r} is not FIELD=VALUE (a field of "
+                        "config.schedule, e.g. decay_shape=wsd)")
+    overrides[f"schedule.{field.strip()}"] = value.strip()
+  try:
+    cfg = config_lib.apply_overrides(cfg, overrides)
+    config_lib.validate(cfg)
+  except ConfigError as e:
+    raise ConfigError("--schedule", str(e)) from None
+  cv = run_curve(cfg, [dict(step=int(s), eval_loss=math.nan) for s in steps], spec)
+  return cv
+
+
+def report(workdir, fit_on, law_name: str = "multi_power", held_out=(), specs=()) -> dict:
+  """`warmup-research predict`: the law fitted on runs `fit_on` of a
+  workdir, its prediction of each `held_out` run (errors against the
+  observed curve) and of each schedule spec (`schedule_curve`, on the first
+  fitted run's config and evals); as a dict that laws.json holds."""
+  from warmup_research import workdir as workdir_lib  # the record reader: here only
+  runs = {r["run_id"]: r for r in workdir_lib.read_record(workdir)["runs"]}
+  fitted = fit(workdir_curves(workdir, list(fit_on)), law_name)
+  held = workdir_curves(workdir, list(held_out))
+  first = workdir_curves(workdir, [fit_on[0]])[0]
+  out = dict(law=law_name, fit_on=list(fit_on), fit=fitted.to_json(),
+             held_out={}, schedules={})
+  for cv, (name, e) in zip(held, errors(fitted, held).items()):
+    keep = cv.fitted()
+    out["held_out"][name] = dict(
+        e, steps=[int(s) for s in cv.steps[keep]],
+        observed=[float(x) for x in cv.losses[keep]],
+        predicted=[float(x) for x in fitted.predict(cv.lrs, cv.steps[keep], cv.warmup)])
+  for spec in specs:
+    cv = schedule_curve(runs[fit_on[0]]["config"], spec, first.steps)
+    keep = cv.steps > cv.warmup
+    out["schedules"][spec] = dict(steps=[int(s) for s in cv.steps[keep]], predicted=[
+        float(x) for x in fitted.predict(cv.lrs, cv.steps[keep], cv.warmup)])
+  return out
+
+
+def markdown(out: dict) -> str:
+  """The lines `predict` prints: the fit, then each prediction."""
+  fit_ = out["fit"]
+  rms = math.sqrt(np.mean(np.concatenate([np.square(r) for r in fit_["residuals"].values()])))
+  lines = [f"{out['law']} law fitted on {', '.join(out['fit_on'])} ({fit_['n_points']} evals; "
+           f"residual RMS {rms:.2e} in log loss): "
+           + ", ".join(f"{k}={v:.4g}" for k, v in fit_["params"].items())]
+  if out["held_out"]:
+    lines += ["", "| held-out run | final observed | final predicted | error | mean abs error |",
+              "|---|---|---|---|---|"]
+    for name, h in out["held_out"].items():
+      lines.append(f"| {name} | {h['observed'][-1]:.4f} | {h['predicted'][-1]:.4f} | "
+                   f"{h['final']:+.4f} | {h['mean_abs']:.4f} |")
+  if out["schedules"]:
+    lines += ["", "| schedule | final step | final predicted |", "|---|---|---|"]
+    for spec, s in out["schedules"].items():
+      lines.append(f"| {spec} | {s['steps'][-1]} | {s['predicted'][-1]:.4f} |")
+  return "\n".join(lines)

@@ -158,7 +158,7 @@ LOCK = ".lock"
 # Everything the project writes into a workdir: --overwrite deletes these and nothing else.
 WRITTEN = ("config.json", "sweep.json", "metrics.jsonl", "metrics", "checkpoints",
            "checkpoints.damaged", "groups", "tb", "plots", "runs.csv", "summary.md",
-           "summary.json", "analysis.csv", "wandb", MARKER, LOCK)
+           "summary.json", "analysis.csv", "laws.json", "wandb", MARKER, LOCK)
 # The kind of a workdir made before markers, by the record it holds.
 KINDS = {"run": LEGACY_RECORD, "sweep": RECORD}
 # --overwrite deletes what says "finished" first and what says "whose" last, so
