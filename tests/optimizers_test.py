@@ -11,8 +11,9 @@ import optax
 import pytest
 from flax import nnx
 
+from warmup_research import analysis, data, optimizers, results, schedules, sweep, train, workdir
 from warmup_research import model as model_lib
-from warmup_research import optimizers, schedules
+from warmup_research.sweep import axis
 
 PARAMS = {"w": jnp.linspace(-1, 1, 12).reshape(3, 4), "b": jnp.linspace(0.5, 1, 4)}
 MASK = lambda p: jax.tree.map(lambda x: x.ndim >= 2, p)
@@ -102,22 +103,26 @@ def test_clip_norm_zero_is_off_and_positive_clips():
     np.testing.assert_allclose(optax.tree.norm(updates), expect_norm, rtol=1e-5)
 
 
-def test_numbers_are_traced_one_compile_for_a_grid():
-  def step(numbers):
+@pytest.mark.parametrize("name", ["adamw", "muon", "adamw_normalized", "schedule_free_adamw"])
+def test_numbers_are_traced_one_compile_for_a_grid(name):
+  def step(numbers, lr):
     hp = optimizers.OptHParams(**numbers)
-    tx = optimizers.make("adamw", nesterov=False, hp=hp, learning_rate=lambda c: 1e-2)
-    state = tx.init(PARAMS)
-    updates, _ = tx.update(_grads(0), state, PARAMS)
-    return updates["w"]
+    tx = optimizers.make(name, nesterov=False, hp=hp, learning_rate=lambda c: lr)
+    params, state = PARAMS, tx.init(PARAMS)
+    for i in range(2):   # schedule-free's second update is the first to move x
+      updates, state = tx.update(_grads(i), state, params)
+      params = optax.apply_updates(params, updates)
+    return optimizers.eval_params(name, params, state)["w"]
   f = jax.jit(jax.vmap(step))
-  def grid(eps, wds):
-    hps = [optimizers.make_hparams(b1=0.9, b2=0.99, eps=e, weight_decay=wd, clip_norm=1.0)
-           for e, wd in zip(eps, wds)]
+  def grid(b1s, wds, momenta):
+    hps = [optimizers.make_hparams(b1=b1, b2=0.99, eps=1e-8, weight_decay=wd, momentum=m,
+                                   clip_norm=1.0) for b1, wd, m in zip(b1s, wds, momenta)]
     return jax.tree.map(lambda *x: jnp.stack(x), *[vars(h) for h in hps])
-  out1 = f(grid([1e-8, 1e-3], [0.1, 0.0]))
-  out2 = f(grid([1e-1, 1.0], [0.5, 2.0]))
+  out1 = f(grid([0.9, 0.5], [0.1, 0.0], [0.9, 0.5]), jnp.asarray([1e-2, 3e-2]))
+  out2 = f(grid([0.8, 0.95], [0.5, 2.0], [0.0, 0.99]), jnp.asarray([1e-1, 1e-3]))
   assert f._cache_size() == 1
   assert not np.allclose(out1, out2)
+  assert not np.allclose(out1[0], out1[1])
 
 
 # ------------------------------------------------------------ schedule-free AdamW
@@ -335,3 +340,58 @@ def test_adamw_normalized_moves_each_array_by_lr_sqrt_size_in_adams_direction():
 def test_normalize_update_keeps_a_zero_update_zero():
   out, _ = optimizers.normalize_update().update({"a": jnp.zeros(3)}, optax.EmptyState())
   np.testing.assert_array_equal(out["a"], 0.0)
+
+
+# ------------------------------------------------- the new families in a sweep
+
+NEW = ["muon", "adamw_normalized", "schedule_free_adamw"]
+
+
+@pytest.fixture(scope="module", params=NEW)
+def two_lr_sweep(request, tmp_path_factory, corpus_dir):
+  """A grid of two peak LRs of one new family: 12 updates of the tiny model
+  on bytes of text, in this process, checkpointed at the end."""
+  from helpers import tiny_config  # imports jax's config: after conftest's environment
+  name = request.param
+  cfg = tiny_config(**{"optimizer.name": name, "data.name": "bytes",
+                       "data.corpus_dir": str(corpus_dir),
+                       "train.total_steps": 12, "train.eval_every": 6,
+                       "train.checkpoint_every": 12, "train.log_every": 1,
+                       "schedule.decay_shape": "constant", "schedule.warmup_steps": 2,
+                       **({"optimizer.momentum": 0.95} if name == "muon" else {})})
+  variants = sweep.expand(cfg, axis("optimizer.peak_lr", [3e-3, 1e-2]))
+  wd = tmp_path_factory.mktemp(name) / "w"
+  workdir.prepare(wd, sweep.sweep_record("inline", variants), kind="sweep")
+  sweep.run(variants, wd, progress=False)
+  return name, wd, results.write(wd, plots=False, tensorboard=False)
+
+
+def test_a_grid_of_a_new_family_is_one_program_and_learns(two_lr_sweep):
+  name, wd, summary = two_lr_sweep
+  assert summary["n_groups"] == 1 and summary["n_compiles"] == 1, name
+  df = analysis.load_metrics(wd)
+  for run_id, rows in df[df.split == "train"].groupby("run_id"):
+    losses = rows.sort_values("step")["loss"].to_numpy()
+    assert len(losses) == 12 and np.isfinite(losses).all(), (name, run_id)
+    # bytes start near ln(256) = 5.5; 12 updates lower it
+    assert losses[-3:].mean() < losses[:3].mean() - 0.1, (name, run_id, losses)
+  assert len({r["final_eval_loss"] for r in summary["runs"]}) == 2   # two LRs, two runs
+
+
+def test_evals_and_load_run_are_at_the_point_evaluations_see(two_lr_sweep):
+  # schedule-free AdamW is evaluated at its average x, not at its params y:
+  # the logged eval loss is the loss at run.eval_params, and for schedule-free
+  # it is not the loss at run.params; the others are evaluated at their params.
+  name, wd, _ = two_lr_sweep
+  run = analysis.load_run(wd, peak_lr=1e-2)
+  trainer, hp = train.Trainer(run.config), train.hparams(run.config)
+  batches = data.Batches(run.config)
+  def loss_at(params):
+    return np.mean([float(trainer.eval_step(params, jnp.asarray(batches.eval(i)), hp))
+                    for i in range(run.config.train.eval_batches)])
+  logged = float(run.eval[run.eval.step == 12]["eval_loss"].iloc[0])
+  np.testing.assert_allclose(loss_at(run.eval_params), logged, rtol=1e-5)
+  if name == "schedule_free_adamw":
+    assert abs(loss_at(run.params) - logged) > 1e-3, (loss_at(run.params), logged)
+  else:
+    assert run.eval_params is run.params
