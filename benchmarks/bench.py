@@ -456,10 +456,10 @@ def first_step_parts(cache_dir: str, overrides=None) -> dict:
   init = done("init_trace_lower", prog.init.trace(prog.keys, prog.hp).lower())
   init = done("init_compile", init.compile())
   state = done("init_first_run", jax.block_until_ready(init(prog.keys, prog.hp)))
-  params_known = (state.params, prog.known_mask())   # eval every variant
-  ev = done("eval_trace_lower", prog.eval.trace(params_known, eval_batches[0], prog.hp).lower())
+  state_known = (state, prog.known_mask())   # eval every variant
+  ev = done("eval_trace_lower", prog.eval.trace(state_known, eval_batches[0], prog.hp).lower())
   ev = done("eval_compile", ev.compile())
-  done("eval_first_run", np.mean([np.asarray(ev(params_known, b, prog.hp))
+  done("eval_first_run", np.mean([np.asarray(ev(state_known, b, prog.hp))
                                   for b in eval_batches]))
   steps = done("train_trace_lower", prog.steps.trace(abstract, batches0, prog.hp).lower())
   steps = done("train_compile", steps.compile())

@@ -155,6 +155,10 @@ BAD_INPUTS = [
     (["--config.model.block=gpt3"],
      "config.model.block: unknown value 'gpt3'; allowed: gpt2, llama"),
     (["--config.train.grad_accum=3"], "config.train.grad_accum: must divide data.batch_size"),
+    (["--config.optimizer.name=schedule_free_adamw", "--config.optimizer.momentum=0.5"],
+     "config.optimizer.momentum: is not used by optimizer.name='schedule_free_adamw'"),
+    (["--config.optimizer.name=muon", "--config.optimizer.nesterov=True"],
+     "config.optimizer.nesterov: is not used by optimizer.name='muon'"),
 ]
 
 

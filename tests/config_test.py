@@ -49,6 +49,15 @@ BAD = [
     ({"data.name": "text", "data.seq_len": 1025}, "config.data.seq_len: must be <= 1024"),
     ({"data.name": "lm1b", "data.tokenizer": "bpe:300", "model.vocab_size": 300,
       "data.seq_len": 2048}, "config.data.seq_len: must be <= 1024"),
+    ({"optimizer.name": "schedule_free_adamw", "optimizer.momentum": 0.5},
+     r"config.optimizer.momentum: is not used by optimizer.name='schedule_free_adamw' "
+     r"\(see optimizers.py\), so it must stay at its default 0.9, got 0.5$"),
+    ({"optimizer.name": "adamw_normalized", "optimizer.momentum": 0.95},
+     "config.optimizer.momentum: is not used by optimizer.name='adamw_normalized'"),
+    ({"optimizer.name": "muon", "optimizer.nesterov": True},
+     "config.optimizer.nesterov: is not used by optimizer.name='muon'"),
+    ({"optimizer.name": "schedule_free_adamw", "optimizer.b1": 0.0},
+     r"config.optimizer.b1: must be > 0 with optimizer.name='schedule_free_adamw'"),
     ({"train.checkpoint_steps": [5, 21]},
      r"config.train.checkpoint_steps: must be a list of integers in \[1, train.total_steps=20\]"),
 ]
@@ -58,6 +67,15 @@ BAD = [
 def test_bad_values_name_the_field(overrides, message):
   with pytest.raises(ConfigError, match=message):
     tiny_config(**overrides)
+
+
+@pytest.mark.parametrize("name", ["muon", "adamw_normalized", "schedule_free_adamw"])
+def test_new_optimizers_validate_with_the_fields_they_use(name):
+  cfg = tiny_config(**{"optimizer.name": name, "optimizer.b1": 0.8, "optimizer.b2": 0.99,
+                       "optimizer.weight_decay": 0.0, "optimizer.clip_norm": 0.0})
+  assert cfg.optimizer.name == name
+  if name == "muon":   # muon's matrices use the momentum
+    assert tiny_config(**{"optimizer.name": name, "optimizer.momentum": 0.95})
 
 
 def test_overrides_are_typed_and_unknown_keys_fail():

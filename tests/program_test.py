@@ -14,9 +14,12 @@ from warmup_research import mesh, program
 MESH = mesh.make(1, 1)  # the in-process tests see one CPU device
 
 
-def test_map_and_vmap_over_variants_give_the_same_numbers():
+# muon: Newton-Schulz of each variant's matrices under vmap, as map runs them one
+# by one; schedule_free_adamw: its eval (at x, read from the optimizer state).
+@pytest.mark.parametrize("name", ["adamw", "muon", "schedule_free_adamw"])
+def test_map_and_vmap_over_variants_give_the_same_numbers(name):
   from warmup_research import data
-  cfgs = [tiny_config(**{"optimizer.peak_lr": lr, "seed": i})
+  cfgs = [tiny_config(**{"optimizer.peak_lr": lr, "seed": i, "optimizer.name": name})
           for i, lr in enumerate((1e-3, 3e-3, 1e-2))]
   batch = data.Batches(cfgs[0])
   out = {}
@@ -26,7 +29,7 @@ def test_map_and_vmap_over_variants_give_the_same_numbers():
     state = prog.init(prog.keys, prog.hp)
     for t in range(3):
       state, metrics = prog.step(state, prog.train_batch(batch, t), prog.hp)
-    out[how] = (metrics, prog.eval_losses(state.params, [prog.put_batch(batch.eval(0))]))
+    out[how] = (metrics, prog.eval_losses(state, [prog.put_batch(batch.eval(0))]))
   for k in out["map"][0]:
     np.testing.assert_allclose(out["map"][0][k], out["vmap"][0][k], rtol=1e-5, err_msg=k)
   np.testing.assert_allclose(out["map"][1], out["vmap"][1], rtol=1e-5)
@@ -55,7 +58,7 @@ def test_one_variant_per_device_skips_the_map_with_the_same_numbers():
     assert bool(loops) == (k > 1)
     for t in range(3):
       state, metrics = prog.step(state, prog.train_batch(batches, t), prog.hp)
-    out[k] = (metrics, prog.eval_losses(state.params, [prog.put_batch(batches.eval(0))]))
+    out[k] = (metrics, prog.eval_losses(state, [prog.put_batch(batches.eval(0))]))
   for key in out[1][0]:
     assert out[1][0][key].shape == (1,)
     np.testing.assert_allclose(out[1][0][key], out[2][0][key][:1], rtol=1e-5, err_msg=key)
@@ -118,8 +121,8 @@ def test_an_eval_whose_loss_is_known_is_skipped_under_map_only():
     prog = program.GroupProgram(cfgs, MESH, how=how, skip_frozen=skip)
     state = prog.init(prog.keys, prog.hp)
     evals = [prog.put_batch(batches.eval(i)) for i in range(2)]
-    every = prog.eval_losses(state.params, evals)
-    some = prog.eval_losses(state.params, evals, known=[1])
+    every = prog.eval_losses(state, evals)
+    some = prog.eval_losses(state, evals, known=[1])
     assert np.all(np.isfinite(every)) and every.shape == (3,)
     np.testing.assert_allclose(some[[0, 2]], every[[0, 2]], rtol=ACROSS_PROGRAMS)
     # skipped (NaN) only where a cond runs one branch: map, skipping frozen

@@ -4,6 +4,7 @@ one run's state out of its group's stacked checkpoint, and measures of it.
     df = load_metrics("results/quickstart")      # one row per (run, step, split)
     run = load_run("results/quickstart", peak_lr=1e-2, warmup_steps=75)
     run.params, run.opt_state, run.config, run.step, run.train, run.eval
+    run.eval_params                         # where evals are (schedule-free: x)
     sharpness(run, batch)                   # top Hessian eigenvalue
     preconditioned_sharpness(run, batch)    # top eigenvalue of P^-1 H (Adam)
 
@@ -30,7 +31,16 @@ import optax
 import pandas as pd
 from jax.flatten_util import ravel_pytree
 
-from warmup_research import checkpoints, data, program, results, schedules, sweep, train
+from warmup_research import (
+  checkpoints,
+  data,
+  optimizers,
+  program,
+  results,
+  schedules,
+  sweep,
+  train,
+)
 from warmup_research import config as config_lib
 from warmup_research import mesh as mesh_lib
 from warmup_research import workdir as workdir_lib
@@ -43,12 +53,19 @@ class Run:
   run_id: str
   config: ml_collections.ConfigDict
   step: int                     # updates done at the loaded checkpoint
-  params: Any
+  params: Any                   # the trained params (schedule-free AdamW: y, where its
+                                # gradients are taken)
   opt_state: Any
   train: pd.DataFrame           # the logged train rows: step, loss, lr, grad_norm, ...
   eval: pd.DataFrame            # the eval rows: step, eval_loss
   diverged_step: int | None
   swept: dict                   # the run's swept values (empty for a `train` run)
+
+  @property
+  def eval_params(self):
+    """The params evaluations see: `params`, or schedule-free AdamW's
+    average x (optimizers.eval_params); the eval rows were measured there."""
+    return optimizers.eval_params(self.config.optimizer.name, self.params, self.opt_state)
 
   def __repr__(self) -> str:
     n = sum(x.size for x in jax.tree.leaves(self.params))

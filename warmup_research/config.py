@@ -29,7 +29,12 @@ from warmup_research import schedules
 from warmup_research.errors import ConfigError
 from warmup_research.text import MIN_BPE_VOCAB
 
-OPTIMIZERS = ("adamw", "adam", "sgd", "radam", "lion", "gi_adam", "gi_adam_bc")
+OPTIMIZERS = ("adamw", "adam", "sgd", "radam", "lion", "gi_adam", "gi_adam_bc", "muon",
+              "adamw_normalized", "schedule_free_adamw")
+# The optimizer fields a family does not read (optimizers.py): set away from
+# their defaults, they would mean a run that is not the one trained.
+UNUSED_BY = {"muon": ("nesterov",), "adamw_normalized": ("momentum", "nesterov"),
+             "schedule_free_adamw": ("momentum", "nesterov")}
 NORMS = ("pre", "post")
 BLOCKS = ("gpt2", "llama")
 DTYPES = ("float32", "bfloat16")
@@ -107,14 +112,15 @@ def default_config() -> ml_collections.ConfigDict:
   c.schedule.cooldown_shape = "linear"  # wsd cooldown: linear | cosine | 1-sqrt
 
   c.optimizer = ml_collections.ConfigDict()
-  c.optimizer.name = "adamw"      # adamw | adam | sgd | radam | lion | gi_adam | gi_adam_bc
+  c.optimizer.name = "adamw"      # adamw | adam | sgd | radam | lion | gi_adam | gi_adam_bc |
+                                  # muon | adamw_normalized | schedule_free_adamw (optimizers.py)
   c.optimizer.peak_lr = 1e-3
   c.optimizer.b1 = 0.9
   c.optimizer.b2 = 0.95
   c.optimizer.eps = 1e-8
   c.optimizer.weight_decay = 0.1  # decoupled, on matrices only (none for 'adam')
-  c.optimizer.momentum = 0.9      # sgd only
-  c.optimizer.nesterov = False    # sgd only (static)
+  c.optimizer.momentum = 0.9      # sgd, and muon's matrices (Jordan's default: 0.95)
+  c.optimizer.nesterov = False    # sgd only (static; muon is always Nesterov)
   c.optimizer.clip_norm = 1.0     # global-norm clipping (0 = off)
 
   c.train = ml_collections.ConfigDict()
@@ -523,6 +529,14 @@ def validate(cfg) -> None:
   _check(isinstance(o.nesterov, bool), "optimizer.nesterov",
          f"must be True or False, got {o.nesterov!r}")
   _number(cfg, "optimizer.clip_norm", lo=0)
+  defaults = default_config().optimizer
+  for key in UNUSED_BY.get(o.name, ()):
+    _check(o[key] == defaults[key], f"optimizer.{key}",
+           f"is not used by optimizer.name={o.name!r} (see optimizers.py), so it must stay at "
+           f"its default {defaults[key]!r}, got {o[key]!r}")
+  if o.name == "schedule_free_adamw":
+    _check(o.b1 > 0, "optimizer.b1", "must be > 0 with optimizer.name='schedule_free_adamw' "
+           f"(its eval point is (y - (1 - b1) z) / b1), got {o.b1!r}")
   _number(cfg, "mesh.variant", lo=0, integer=True)
   _number(cfg, "mesh.data", lo=0, integer=True)
   _choice(cfg, "mesh.variant_loop", VARIANT_LOOPS)

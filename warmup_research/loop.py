@@ -313,7 +313,7 @@ class _Programs:
     are frozen, with their eval losses known to the roster."""
     whole = self.whole_state(roster.active)
     if missing := roster.unknown_evals(keep):
-      losses = self.base.eval_losses(whole.params, eval_batches)
+      losses = self.base.eval_losses(whole, eval_batches)
       roster.know({i: float(losses[i]) for i in missing})
     roster.compact(keep)
     self.full = whole
@@ -333,7 +333,7 @@ class _Programs:
 
   def eval_losses(self, eval_batches, known) -> np.ndarray:
     """The running program's eval losses (NaN at the positions `known`, where skipped)."""
-    return self.prog.eval_losses(self.state.params, eval_batches, known)
+    return self.prog.eval_losses(self.state, eval_batches, known)
 
   def frozen(self) -> np.ndarray:
     """Whether each running variant is frozen (diverged or pruned)."""

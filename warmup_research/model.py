@@ -240,6 +240,22 @@ class TransformerLM(nnx.Module):
     return jnp.einsum("bld,dv->blv", x_BxLxD, unembed_DxV.astype(dt)).astype(jnp.float32)
 
 
+# A block's weights as matrices, (input axes, output axes) of each array; an
+# axis in neither (q/k/v, gate/up) indexes separate matrices. Muon
+# orthogonalises each such matrix (optimizers.py); embeddings, positions, an
+# untied head and norms are not among them.
+HIDDEN_MATRIX_AXES = {"w_qkv_Dx3xHxK": ((0,), (2, 3)), "w_out_HxKxD": ((0, 1), (2,)),
+                      "w_in_DxF": ((0,), (1,)), "w_in_Dx2xF": ((0,), (2,)),
+                      "w_out_FxD": ((0,), (1,))}
+
+
+def hidden_matrix_axes(path: tuple[str, ...], leaf) -> tuple | None:
+  """(input axes, output axes) of the param at `path` (its keys in the
+  params dict) if it is a block's weight matrix, else None."""
+  del leaf
+  return HIDDEN_MATRIX_AXES.get(path[-1]) if path[0] == "blocks" else None
+
+
 def num_params(params) -> int:
   return sum(int(x.size) for x in jax.tree.leaves(params))
 

@@ -12,9 +12,9 @@ All families share one chain:
     -> add_decayed_weights(weight_decay, mask=matrices)   # not for 'adam'
     -> scale_by_learning_rate(schedule)
 
-so weight decay is decoupled (AdamW-style, multiplied by the LR) for adamw,
-sgd, radam and lion, and absent for adam. Only parameters with ndim >= 2
-(matrices, embeddings) are decayed; norms' scales and biases are not.
+so weight decay is decoupled (AdamW-style, multiplied by the LR) for every
+family but adam, which has none. Only parameters with ndim >= 2 (matrices,
+embeddings) are decayed; norms' scales and biases are not.
 
 Families: adamw/adam (`scale_by_adam`), radam (`scale_by_radam`, Liu et al.
 2019), lion (`scale_by_lion`, b1/b2 as in Chen et al. 2023), sgd (`trace` with
@@ -25,9 +25,54 @@ adamw). The two GI forms differ only in Adam's bias correction on nu:
 gi_adam drops it (nu needs none once it starts from g^2), gi_adam_bc keeps
 Adam's update unchanged, so its first updates are scaled down by
 sqrt(1 - b2^t), a built-in warmup of about 1 / (1 - b2) steps.
+
+adamw_normalized (Kosson et al. 2024, "Analyzing & reducing the need for
+learning rate warmup in GPT training", their AdamW with a normalised update
+norm): AdamW whose update u of each parameter array (a weight matrix, an
+embedding, a norm's scale) is rescaled to u * sqrt(C) / ||u||_2, C its number
+of elements, before weight decay and the LR. So every array moves by
+lr * sqrt(C) per update whatever its gradients, the l2 update size of Lion's
+sign update, and the large first updates that warmup exists to shrink are
+gone while the direction is still Adam's. Per array (per layer), not per
+neuron: the paper controls the l2 norm of each layer's update this way; the
+per-neuron form is their angular-update control (LionA), a different method.
+
+muon (Jordan 2024, `optax.contrib.scale_by_muon`): each hidden weight matrix
+of a block (attention q, k, v each, attention output, MLP in/out; SwiGLU's
+gate and up each: `model.hidden_matrix_axes` says which axes are a matrix's
+input and output) gets Nesterov momentum (`momentum`, with optax's bias
+correction; modded-nanogpt has none, which the orthogonalisation nearly
+cancels), orthogonalised by 5 Newton-Schulz steps with Jordan's coefficients
+(3.4445, -4.7750, 2.0315) after a Frobenius normalisation (`eps`), then
+scaled by 0.2 * sqrt(max(fan_in, fan_out)) (Liu et al. 2025), which gives it
+AdamW's update RMS, so ONE LR schedule and one weight decay drive both parts.
+Every other array (token embedding, which is the head when tied, positions,
+an untied head, norms) gets plain AdamW (`scale_by_adam`, b1, b2, eps; no
+Nesterov, unlike optax's `muon` default). Muon's momentum is always
+Nesterov's; `nesterov` is sgd's. Under the program's vmap over variants each
+variant's matrices are orthogonalised separately (the step is written for
+one variant; vmap adds the variant axis outside it).
+
+schedule_free_adamw (Defazio et al. 2024; the PyPI `schedulefree`
+`AdamWScheduleFree` with r = 0 and weight_lr_power = 2, built from
+`optax.contrib.schedule_free` around the shared chain with
+`scale_by_rms(b2, eps, bias_correction)` as the family: AdamW without its
+momentum). The state keeps z; the params are y = (1 - b1) z + b1 x, where
+gradients are taken; x, the average of the z, is what evaluations see
+(`eval_params`). Update t (0-based) uses lr_t = schedule(t) for z's step
+and the averaging weight lr_max^2 (lr_max: the largest lr so far), so the
+warmup is the configured schedule's (schedulefree's own warmup_steps is its
+linear warmup from lr / W at the first update; ours starts at 0 by default).
+The schedule-free method is meant with `decay_shape='constant'` after the
+warmup; any schedule is allowed. Weight decay is taken at y (as
+schedulefree does), times lr_t, on matrices only; the gradient is clipped
+at y, before Adam's normalisation (schedulefree has no clipping). `b1` is
+the interpolation weight and must be > 0 (x = (y - (1 - b1) z) / b1);
+`momentum` is unused.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import flax.struct
@@ -85,7 +130,93 @@ def scale_by_gi_adam(b1, b2, eps, *, nu_bias_correction: bool = False
   return optax.GradientTransformation(init, update)
 
 
-def _scale_by(name: str, nesterov: bool, hp: OptHParams) -> optax.GradientTransformation:
+def normalize_update() -> optax.GradientTransformation:
+  """Each array's update u -> u * sqrt(C) / ||u||_2 (RMS 1); an all-zero
+  update stays zero."""
+
+  def update(updates, state, params=None):
+    del params
+
+    def one(u):
+      norm = jnp.sqrt(jnp.sum(jnp.square(u)))
+      return jnp.where(norm > 0, u * (jnp.sqrt(u.size) / jnp.where(norm > 0, norm, 1.0)), u)
+
+    return jax.tree.map(one, updates), state
+
+  return optax.GradientTransformation(optax.init_empty_state, update)
+
+
+# Muon's update RMS relative to AdamW's (Liu et al. 2025's `consistent_rms`).
+MUON_RMS = 0.2
+
+
+def every_2d_matrix(path: tuple[str, ...], leaf) -> tuple | None:
+  """The default `matrix_axes` of `make`: a 2-D array is one input x output
+  matrix (optax's `muon` rule)."""
+  del path
+  return ((0,), (1,)) if leaf.ndim == 2 else None
+
+
+def _is_dims(x):
+  return x is None or isinstance(x, optax.contrib.MuonDimensionNumbers)
+
+
+def _muon_dims(tree, matrix_axes: Callable):
+  """Per leaf of `tree`: MuonDimensionNumbers where `matrix_axes` names its
+  axes, else None; an optax.MaskedNode (a leaf another partition owns) stays."""
+  def dims(path, leaf):
+    if isinstance(leaf, optax.MaskedNode):
+      return leaf
+    axes = matrix_axes(tuple(str(k.key) for k in path), leaf)
+    return None if axes is None else optax.contrib.MuonDimensionNumbers(*axes)
+  return jax.tree_util.tree_map_with_path(
+      dims, tree, is_leaf=lambda x: isinstance(x, optax.MaskedNode))
+
+
+def scale_by_muon_rms(dims_fn: Callable) -> optax.GradientTransformation:
+  """An orthogonalised update times MUON_RMS * sqrt(max(fan_in, fan_out)):
+  its RMS is then about MUON_RMS, as AdamW's typically is."""
+
+  def update(updates, state, params=None):
+    del params
+
+    def one(u, d):
+      fan_in = math.prod(u.shape[a] for a in d.reduction_axis)
+      fan_out = math.prod(u.shape[a] for a in d.output_axis)
+      return u * (MUON_RMS * math.sqrt(max(fan_in, fan_out)))
+
+    return jax.tree.map(one, updates, dims_fn(updates), is_leaf=_is_dims), state
+
+  return optax.GradientTransformation(optax.init_empty_state, update)
+
+
+def scale_by_muon_and_adam(hp: OptHParams, matrix_axes: Callable) -> optax.GradientTransformation:
+  """Muon on the leaves `matrix_axes` names, Adam on the others."""
+  dims_fn = lambda tree: _muon_dims(tree, matrix_axes)  # noqa: E731
+
+  def labels(params):
+    out = jax.tree.map(lambda d: "adam" if d is None else "muon", dims_fn(params),
+                       is_leaf=_is_dims)
+    if "muon" not in jax.tree.leaves(out):
+      raise ValueError("muon: no parameter is a weight matrix (matrix_axes named none)")
+    return out
+
+  muon = optax.chain(
+      optax.contrib.scale_by_muon(beta=hp.momentum, eps=hp.eps, nesterov=True,
+                                  weight_dimension_numbers=dims_fn),
+      scale_by_muon_rms(dims_fn))
+  adam = optax.scale_by_adam(b1=hp.b1, b2=hp.b2, eps=hp.eps)
+  return optax.partition({"muon": muon, "adam": adam}, labels)
+
+
+def _scale_by(name: str, nesterov: bool, hp: OptHParams, matrix_axes: Callable
+              ) -> optax.GradientTransformation:
+  if name == "muon":
+    return scale_by_muon_and_adam(hp, matrix_axes)
+  if name == "adamw_normalized":
+    return optax.chain(optax.scale_by_adam(b1=hp.b1, b2=hp.b2, eps=hp.eps), normalize_update())
+  if name == "schedule_free_adamw":   # AdamW without momentum: schedule_free replaces it
+    return optax.scale_by_rms(decay=hp.b2, eps=hp.eps, eps_in_sqrt=False, bias_correction=True)
   if name in ("gi_adam", "gi_adam_bc"):
     return scale_by_gi_adam(hp.b1, hp.b2, hp.eps, nu_bias_correction=name == "gi_adam_bc")
   if name in ("adamw", "adam"):
@@ -99,12 +230,30 @@ def _scale_by(name: str, nesterov: bool, hp: OptHParams) -> optax.GradientTransf
   raise ValueError(f"unknown optimizer {name!r}")  # config.validate names the field
 
 
-def make(name: str, *, nesterov: bool, learning_rate: Callable,
-         hp: OptHParams) -> optax.GradientTransformation:
-  """The optimizer `name` with numbers `hp` and schedule `learning_rate(count)`."""
+def make(name: str, *, nesterov: bool, learning_rate: Callable, hp: OptHParams,
+         matrix_axes: Callable = every_2d_matrix) -> optax.GradientTransformation:
+  """The optimizer `name` with numbers `hp` and schedule `learning_rate(count)`.
+
+  `matrix_axes(path, leaf)` -> (input axes, output axes) of a leaf Muon
+  treats as a matrix (or matrices, over the other axes), None for Adam's;
+  `path` is the leaf's dict keys. Only muon reads it."""
   max_norm = jnp.where(hp.clip_norm > 0, hp.clip_norm, jnp.inf)
-  parts = [optax.clip_by_global_norm(max_norm), _scale_by(name, nesterov, hp)]
+  parts = [optax.clip_by_global_norm(max_norm), _scale_by(name, nesterov, hp, matrix_axes)]
   if name != "adam":
     parts.append(optax.add_decayed_weights(hp.weight_decay, mask=_decay_mask))
   parts.append(optax.scale_by_learning_rate(learning_rate))
+  if name == "schedule_free_adamw":
+    # schedule_free asks for the LR of update t as learning_rate(t + 1) (its
+    # count starts at 1); the chain's scale_by_learning_rate counts from 0.
+    return optax.contrib.schedule_free(optax.chain(*parts),
+                                       learning_rate=lambda count: learning_rate(count - 1),
+                                       b1=hp.b1, weight_lr_power=2.0)
   return optax.chain(*parts)
+
+
+def eval_params(name: str, params, opt_state):
+  """The point evaluations see: the params, but for schedule_free_adamw its
+  average x (its params are y, where gradients are taken)."""
+  if name == "schedule_free_adamw":
+    return optax.contrib.schedule_free_eval_params(opt_state, params)
+  return params

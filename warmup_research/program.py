@@ -49,12 +49,12 @@ def frozen_result(state, batch, hp):
       diverged=(state.diverged_step >= 0).astype(jnp.int32), **sizes))
 
 
-def known_result(params_known, batch, hp):
-  """The `skip` of an eval called as fn((params, known), batch, hp): a
+def known_result(state_known, batch, hp):
+  """The `skip` of an eval called as fn((state, known), batch, hp): a
   variant whose loss the caller already has (`known`: frozen since its last
   eval, so its params have not changed) gets NaN."""
   del batch, hp
-  known = params_known[1]
+  known = state_known[1]
   return known, known.astype(jnp.float32) * jnp.nan
 
 
@@ -166,19 +166,23 @@ class GroupProgram:
     # one step's batch(es), and a call's: the data axis is the batch's
     self.step_sharding = NamedSharding(mesh, P(*[None] * (streams > 1), "data"))
     self.batches_sharding = NamedSharding(mesh, P(None, *[None] * (streams > 1), "data"))
-    eval_fn = lambda x, batch, hp: trainer.eval_step(x[0], batch, hp)  # noqa: E731
+    # x = (state, known): the state, as schedule-free AdamW is evaluated at a
+    # point its optimizer state holds (`Trainer.eval_params`)
+    eval_fn = lambda x, batch, hp: trainer.eval_step(  # noqa: E731
+        trainer.eval_params(x[0]), batch, hp)
     self.eval = jax.jit(over_variants(eval_fn, mesh, self.how,
                                       skip=known_result if skip_frozen else None),
                         out_shardings=replicated)
     # per variant: frozen (diverged or pruned) or not, readable by every process
     self.frozen = jax.jit(is_frozen, out_shardings=replicated)
 
-  def eval_losses(self, params, eval_batches, known=()) -> np.ndarray:
-    """[K] mean eval loss of each variant over `eval_batches` (put by
-    `put_batch`). Under `map`, the variants (indices) in `known` are skipped
-    and get NaN: the caller has their losses (see `known_result`)."""
+  def eval_losses(self, state, eval_batches, known=()) -> np.ndarray:
+    """[K] mean eval loss of each variant of the stacked `state` over
+    `eval_batches` (put by `put_batch`), at `Trainer.eval_params`. Under
+    `map`, the variants (indices) in `known` are skipped and get NaN: the
+    caller has their losses (see `known_result`)."""
     mask = self.known_mask(known)
-    return np.mean([np.asarray(self.eval((params, mask), b, self.hp)) for b in eval_batches],
+    return np.mean([np.asarray(self.eval((state, mask), b, self.hp)) for b in eval_batches],
                    axis=0)[:self.k]
 
   def known_mask(self, known=()):

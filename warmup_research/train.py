@@ -2,7 +2,8 @@
 
 `Trainer(cfg)` holds what is static (model graph, optimizer family); its
 `init(key, hp)`, `train_step(state, batch, hp)` and `eval_step(params, batch,
-hp)` are pure functions of arrays, jitted once and vmapped over a leading
+hp)` (evaluations pass it `eval_params(state)`: the params, or schedule-free
+AdamW's average) are pure functions of arrays, jitted once and vmapped over a leading
 `variant` axis by `warmup_research.loop`. `hp` (an `HParams` of float32/int32
 arrays) is never static: changing any schedule or optimizer number, schedule
 shape, or seed reuses the compiled program.
@@ -141,7 +142,12 @@ class Trainer:
 
   def optimizer(self, hp: HParams) -> optax.GradientTransformation:
     return optimizers.make(self.opt_name, nesterov=self.nesterov, hp=hp.opt,
-                           learning_rate=lambda count: schedules.schedule(count, hp.schedule))
+                           learning_rate=lambda count: schedules.schedule(count, hp.schedule),
+                           matrix_axes=model_lib.hidden_matrix_axes)
+
+  def eval_params(self, state: TrainState):
+    """The params evaluations see (schedule-free AdamW: its average x)."""
+    return optimizers.eval_params(self.opt_name, state.params, state.opt_state)
 
   def apply(self, params, tokens_BxL):
     return nnx.merge(self.graphdef, params)(tokens_BxL)
