@@ -679,3 +679,22 @@ def test_a_looks_levels_are_decided_at_its_alpha_not_at_005():
   assert looked["verdict"] == "inconclusive"
   # the combined p comes from the levels' (already on the 0.05 scale): not scaled twice
   assert looked["p"] in (None, *[lq["p_within"] for lq in looked["per_level"]])
+
+
+def test_a_looks_equivalence_over_levels_reports_its_p_on_the_looks_scale():
+  rows = _pairs([[0.001, -0.002], [0.002, 0.001], [-0.001, 0.0]], lrs=(1e-3, 1e-2))
+  eq = dict(kind="equivalence", margin=0.1)
+  plain = claims.evaluate(_claim(**eq), SWEPT, rows)
+  looked = claims.evaluate(_claim(**eq, looks=[3, 6], planned_seeds=6), SWEPT, rows)
+  first_alpha = stats.look_alphas([3, 6])[0]
+  assert plain["verdict"] == "equivalent" and plain["p"] < first_alpha
+  assert looked["verdict"] == "equivalent"
+  assert looked["p"] == pytest.approx(plain["p"] * 0.05 / first_alpha)
+  # pooled, a level outside the margin decides, with that level's p, scaled once
+  far = _pairs([[0.001, 0.30], [0.002, 0.31], [-0.001, 0.29]], lrs=(1e-3, 1e-2))
+  pooled = dict(eq, margin=0.2, pool="mean")
+  p_level = claims.evaluate(_claim(**pooled), SWEPT, far)
+  l_level = claims.evaluate(_claim(**pooled, looks=[3, 6], planned_seeds=6), SWEPT, far)
+  if p_level["verdict"] == "not equivalent":
+    bad = [lv for lv in l_level["per_level"] if lv["verdict_within"] == "not equivalent"]
+    assert l_level["p"] == pytest.approx(min(lv["p_within"] for lv in bad))

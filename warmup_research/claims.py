@@ -390,11 +390,12 @@ def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = 
     failed = _sum_failed([p["failed"] for p in per_level])
     head = dict(_test(c, pooled, n_grid, failed), failed=failed)
     if kind != "superiority":   # a pooled equivalence needs every level to agree
-      head = _pooled_needs_every_level(c, head, per_level)
+      head = _pooled_needs_every_level(c, head, per_level, alpha)
+    combined = head.pop("scaled", False)
   elif len(level_keys) == 1:
     head = {k: v for k, v in per_level[0].items() if k not in ("level", "n_grid")}
   else:
-    head, combined = _combine(c, per_level), True
+    head, combined = _combine(c, per_level, alpha), True
   if _mixed(per_level):
     flags.append("mixed signs")
   if holes:
@@ -651,13 +652,14 @@ def _blocked(p: dict) -> bool:
   return p["verdict"].startswith(("premise failed", "insufficient"))
 
 
-def _combine(c, per_level: list[dict]) -> dict:
+def _combine(c, per_level: list[dict], alpha: float = stats.ALPHA) -> dict:
   """One verdict from per-level tests (pool None; the rule in the docstring):
   a bad level after Holm decides; superiority is `reproduced` when a level
   reproduces and none contradicts, equivalence and non-inferiority when
   every level passes (an intersection-union test, its p the largest
   level's); a premise-failed or insufficient level blocks the good verdict
-  (the claim takes that level's verdict, named)."""
+  (the claim takes that level's verdict, named). Every p it returns is on
+  the 0.05 scale of a look testing at `alpha` (`_holm_within`)."""
   kind = option(c, "kind")
   good, bad = GOOD[kind], BAD[kind]
   testable = [p for p in per_level if p["p_within"] is not None]
@@ -690,7 +692,9 @@ def _combine(c, per_level: list[dict]) -> dict:
   else:
     every = all(p["verdict_within"] == good for p in testable) and len(testable) == len(
         per_level)
-    p_all = max((p["p"] for p in testable), default=None) if every else max(
+    # an intersection-union test: the largest level's own p, on the 0.05 scale at a look
+    p_all = max((min(1.0, p["p"] * (stats.ALPHA / alpha)) for p in testable),
+                default=None) if every else max(
         (p["p_within"] for p in testable if p["verdict_within"] != good), default=None)
     verdict = good if every and p_all is not None and p_all < stats.ALPHA else "inconclusive"
     if verdict == good:
@@ -702,7 +706,8 @@ def _combine(c, per_level: list[dict]) -> dict:
               mde_note=None if mdes or not notes else notes[0])
 
 
-def _pooled_needs_every_level(c, head: dict, per_level: list[dict]) -> dict:
+def _pooled_needs_every_level(c, head: dict, per_level: list[dict],
+                              alpha: float = stats.ALPHA) -> dict:
   """A pooled equivalence or non-inferiority verdict stands only where every
   level's own test agrees: a level outside the margin makes the claim bad
   (that level's p), a level that is inconclusive or untested makes it
@@ -710,14 +715,15 @@ def _pooled_needs_every_level(c, head: dict, per_level: list[dict]) -> dict:
   kind = option(c, "kind")
   if head["verdict"] != GOOD[kind]:
     return head
-  comb = _combine(c, per_level)
+  comb = _combine(c, per_level, alpha)
   if comb["verdict"] == GOOD[kind]:
     return head
   others = [f"{p['verdict_within']} at {_show_level(p['level'])}" for p in per_level
             if p["verdict_within"] != GOOD[kind]]
   why = f"pooled {GOOD[kind]}, but {'; '.join(others)}"
   if comb["verdict"] == BAD[kind]:
-    return dict(head, verdict=BAD[kind], p=comb["p"], side="outside", p_note=why)
+    # that level's p is on a look's scale already (`_at_look` does not scale it again)
+    return dict(head, verdict=BAD[kind], p=comb["p"], side="outside", p_note=why, scaled=True)
   return dict(head, verdict="inconclusive", p=None, side=None, p_note=why,
               mde=comb["mde"], mde_note=comb["mde_note"])
 

@@ -258,7 +258,7 @@ def _norms(lay, loaded) -> Figure | None:
   runs = loaded["record"]["runs"]
   if not any("grad_norm" in x for r in runs for x in loaded["metrics"][r["run_id"]]):
     return None
-  facets, facet_by = lay["facets"], lay["facet_by"]
+  facets = lay["facets"]
   fig = Figure(figsize=(15, 2.8 * len(facets) + 0.8), layout="constrained")
   axes = fig.subplots(len(facets), len(NORMS), squeeze=False, sharex=True, sharey="col")
   labelled: set = set()
@@ -275,9 +275,19 @@ def _norms(lay, loaded) -> Figure | None:
                     label=None if value in labelled or not lay["colour_by"]
                     else f"{lay['name']}={value}")
             labelled.add(value)
-    if facet_by:
-      axes[fi][0].set_ylabel(textwrap.fill(_label(facet_by, facet), 40), fontsize=7)
-  for ax, (title, _) in zip(axes[0], NORMS):
+  _label_columns(fig, axes, lay, [t for t, _ in NORMS],
+                 "norms in each logged train row, each run a line"
+                 + (" (seeds share a colour)" if lay["seeds"] else ""))
+  return fig
+
+
+def _label_columns(fig, axes, lay, titles, suptitle: str) -> None:
+  """Titles, axes and legend of a figure with a column per measure (its
+  title in `titles`) and a row per panel setting, on log y axes."""
+  if lay["facet_by"]:
+    for fi, facet in enumerate(lay["facets"]):
+      axes[fi][0].set_ylabel(textwrap.fill(_label(lay["facet_by"], facet), 40), fontsize=7)
+  for ax, title in zip(axes[0], titles):
     ax.set_title(title, fontsize=9)
   for ax in axes.flat:
     ax.set_yscale("log")
@@ -285,10 +295,8 @@ def _norms(lay, loaded) -> Figure | None:
     _log_ticks(ax)   # each column shares its y axis
   for ax in axes[-1]:
     ax.set_xlabel(lay["xlabel"])
-  fig.suptitle("norms in each logged train row, each run a line"
-               + (" (seeds share a colour)" if lay["seeds"] else ""), fontsize=10)
+  fig.suptitle(suptitle, fontsize=10)
   _legend(fig, axes[0][0])
-  return fig
 
 
 SIZES = (("relative update ||dW|| / ||W||", "update_ratio/"),
@@ -307,14 +315,15 @@ def _update_sizes(lay, loaded) -> Figure | None:
     return None
   window = max(max(4 * config_lib.durations(config_lib.from_saved(r["config"]))[0],
                    r["config"]["train"]["total_steps"] // 5) for r in runs)
-  facets, facet_by = lay["facets"], lay["facet_by"]
+  facets = lay["facets"]
   fig = Figure(figsize=(11, 2.8 * len(facets) + 0.8), layout="constrained")
   axes = fig.subplots(len(facets), len(SIZES), squeeze=False, sharex=True, sharey="col")
   labelled: set = set()
   for fi, facet in enumerate(facets):
     for value, colour in lay["colours"].items():
       for n, r in enumerate(_members(lay, runs, facet, value)):
-        rows = [x for x in logged(r) if x["step"] < window]
+        # a frozen run's rows are NaN: left out, as on every log axis here
+        rows = [x for x in logged(r) if x["step"] < window and math.isfinite(x["loss"])]
         for ax, (_, prefix) in zip(axes[fi], SIZES):
           blocks = sorted({k for x in rows for k in x if k.startswith(prefix)})
           steps = [_x(lay, r, x["step"]) for x in rows]
@@ -327,17 +336,9 @@ def _update_sizes(lay, loaded) -> Figure | None:
                   label=None if value in labelled or not lay["colour_by"]
                   else f"{lay['name']}={value}")
         labelled.add(value)
-    if facet_by:
-      axes[fi][0].set_ylabel(textwrap.fill(_label(facet_by, facet), 40), fontsize=7)
-  for ax, (title, _) in zip(axes[0], SIZES):
-    ax.set_title(title, fontsize=9)
-  for ax in axes.flat:
-    ax.set_yscale("log")
-  for ax in axes[-1]:
-    ax.set_xlabel(lay["xlabel"])
-  fig.suptitle(f"update sizes over the first {window} updates: each run's mean over its "
-               "blocks (bold) and each block of its first seed (faint)", fontsize=10)
-  _legend(fig, axes[0][0])
+  _label_columns(fig, axes, lay, [t for t, _ in SIZES],
+                 f"update sizes over the first {window} updates: each run's mean over its "
+                 "blocks (bold) and each block of its first seed (faint)")
   return fig
 
 

@@ -335,9 +335,13 @@ def prepare(path, record_json: str, *, kind: str = "run", overwrite: bool = Fals
     text = layout.record_text(record_json)
     grown = "groups" in json.loads(record_json)   # its layout is in the record alone
     sha = record_hash(text)
-    marker = json.dumps(dict(kind=kind, record_sha256=sha, written=list(WRITTEN),
+    earlier = read_marker(path) or {}
+    # an earlier marker's list is kept (--overwrite deletes today's WRITTEN either way):
+    # a name added to WRITTEN must not rewrite every existing workdir's marker
+    marker = json.dumps(dict(kind=kind, record_sha256=sha,
+                             written=earlier.get("written", list(WRITTEN)),
                              **({"grown": True} if grown else {}),
-                             **relabelled(read_marker(path), sha)), indent=1)
+                             **relabelled(earlier or None, sha)), indent=1)
     for file, content in ((layout.record, text), (path / MARKER, marker)):
       if not file.exists() or file.read_text() != content:
         write_atomic(file, content)
