@@ -314,6 +314,14 @@ def test_a_train_workdir_is_a_sweep_of_one_point(earlier_run, tmp_path):
   assert run_cli("report", wd).returncode == 0
   assert analysis.find_run(wd) == "run" and analysis.load_run(wd, "run").step == 10
   assert len(analysis.load_metrics(wd)) == len(results.load(wd)["metrics"]["run"])
+  # killed after its group record, before its tables: the re-run makes them, trains nothing
+  tables = {n: (wd / n).read_bytes() for n in ("runs.csv", "summary.md")}
+  for n in ("summary.json", *tables):
+    (wd / n).unlink()
+  again = _train(wd, *TINY, "--config.train.total_steps=10", "--config.train.eval_every=5")
+  assert again.returncode == 0 and "unchanged but for its tables" in again.stdout, again.stderr
+  assert {n: (wd / n).read_bytes() for n in tables} == tables
+  assert json.loads((wd / "summary.json").read_text())["n_runs"] == 1
 
 
 LEGACY = REPO / "tests" / "data" / "legacy_train"   # a finished `train` workdir made by 75d1481

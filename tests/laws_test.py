@@ -142,8 +142,31 @@ def test_the_predict_command_fits_runs_and_predicts_held_out_ones_and_schedules(
       (["--schedule", "decay_shape=zigzag"], "error: --schedule: "),
       (["--schedule", "nonsense"], "error: --schedule: 'nonsense' is not FIELD=VALUE"),
       (["--law", "chinchilla"], "error: --law: unknown law 'chinchilla'"),
-      (["--held-out", "nope"], "error: --fit-on: no run 'nope' in")):
+      (["--held-out", "nope"], "error: --held-out: no run 'nope' in")):
     bad = run_cli(*args, *extra)
     assert bad.returncode == 2 and message in bad.stderr, (extra, bad.stderr)
     assert len(bad.stderr.strip().splitlines()) == 1
   assert (wd / "laws.json").read_bytes() == before   # a refused command writes nothing
+
+
+def test_one_lr_step_has_both_laws_closed_forms():
+  # LR a for updates < k, then b: one drop of a - b at update k, after which
+  # S1(t) = a k + b (t - k), the multi-power term is B (a - b) G(b^-gamma b (t - k)),
+  # and the momentum sum is S2(t) = (a - b)(1 - lam^(t - k)) / (1 - lam)
+  a, b, k, total = 1e-2, 2e-3, 100, 300
+  lrs = np.where(np.arange(total) < k, a, b)
+  steps = np.arange(k + 1, total + 1, 7)
+  p, lam = TRUE["multi_power"], laws.MOMENTUM_DECAY
+  s1, since = a * k + b * (steps - k), steps - k
+  g = 1 - (p["C"] * b ** -p["gamma"] * b * since + 1) ** -p["beta"]
+  np.testing.assert_allclose(
+      laws.Fit("multi_power", p, 0, 0, {}).predict(lrs, steps, 0),
+      p["L0"] + p["A"] * s1 ** -p["alpha"] - p["B"] * (a - b) * g, rtol=1e-12)
+  q = TRUE["momentum"]
+  s2 = (a - b) * (1 - lam ** since) / (1 - lam)
+  np.testing.assert_allclose(
+      laws.Fit("momentum", q, 0, 0, {}).predict(lrs, steps, 0),
+      q["L0"] + q["A"] * s1 ** -q["alpha"] - q["C"] * s2, rtol=1e-12)
+  # before the drop, and for a drop inside the warmup, neither law sees it
+  np.testing.assert_allclose(laws._prepare(lrs, np.array([k]), 0)["s2_E"], 0.0)
+  assert laws._prepare(lrs, steps, k)["gap_ExK"].size == 0

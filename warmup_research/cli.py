@@ -126,11 +126,15 @@ def cmd_train(args, rest) -> None:
   if jax.process_index() != 0:
     return
   wd = layout.root
-  if not finished:   # a finished run's files are left as they are
+  # a finished run's files are left as they are, but a kill after its group record
+  # and before its tables leaves no tables: those are made
+  remade = layout.summary is not None and not layout.summary.is_file()
+  if not finished or remade:
     results.write(wd)
   s = results.summaries(results.load(wd))["run"]
   if finished:
-    print(f"done: already finished ({s['outcome']} after {s['steps']} steps); {wd} unchanged")
+    print(f"done: already finished ({s['outcome']} after {s['steps']} steps); {wd} "
+          + ("unchanged but for its tables, made again" if remade else "unchanged"))
     return
   step_seconds = record["step_seconds"]   # None: no call ran after the first
   print(f"done: {s['outcome']} after {s['steps']} steps"

@@ -33,7 +33,7 @@ import itertools
 import math
 
 import numpy as np
-from scipy import optimize
+from scipy import optimize, signal
 
 from warmup_research.errors import ConfigError
 
@@ -62,15 +62,16 @@ def _prepare(lrs_T, steps_E, warmup: int) -> dict:
   lrs_T = np.asarray(lrs_T, np.float64)
   steps_E = np.asarray(steps_E, np.int64)
   cum_T1 = np.concatenate([[0.0], np.cumsum(lrs_T)])   # cum[t] = sum_{i < t} lrs[i]
-  k_K = np.arange(warmup + 1, len(lrs_T))              # LR drops after the warmup
+  after = np.arange(warmup + 1, len(lrs_T))            # LR changes after the warmup
+  drop_T = np.zeros(len(lrs_T))
+  drop_T[after] = lrs_T[after - 1] - lrs_T[after]
+  # Tissue et al.'s momentum of the drops, m_i = lam m_{i-1} + drop_i (a linear
+  # filter), and S2 its sum
+  m_T = signal.lfilter([1.0], [1.0, -MOMENTUM_DECAY], drop_T)
+  k_K = after[drop_T[after] != 0]                      # only where the LR moved
   # S_k(t) = cum[t] - cum[k] for a drop k before t; a later drop has not happened at t
   live_ExK = k_K[None, :] < steps_E[:, None]
-  gap_K = lrs_T[k_K - 1] - lrs_T[k_K]
-  # Tissue et al.'s momentum of the drops, m_i = lam m_{i-1} + drop_i, and S2 = its sum
-  drop_T = np.zeros(len(lrs_T))
-  drop_T[k_K] = gap_K
-  decay_T = MOMENTUM_DECAY ** np.arange(len(lrs_T))
-  m_T = np.convolve(drop_T, decay_T)[:len(lrs_T)]
+  gap_K = drop_T[k_K]
   return dict(
       s1_E=np.maximum(cum_T1[steps_E], 1e-30),
       log_lr_K=np.log(np.maximum(lrs_T[k_K], 1e-30)),   # a zero LR: G at its limit, 1
@@ -266,20 +267,24 @@ def run_curve(config, rows, name: str = "") -> Curve:
   warmup, _ = config_lib.durations(cfg)
   total = cfg.train.total_steps
   lrs = np.asarray(schedules.curve(total, train.hparams(cfg).schedule), np.float64)
-  evals = [r for r in rows if "eval_loss" in r]
+  # a run frozen (diverged, or pruned) stops there: its later evals repeat its last
+  # params' loss while its schedule goes on, which no law describes
+  stop = min([r["step"] for r in rows if r.get("pruned") or r.get("diverged")], default=total)
+  evals = [r for r in rows if "eval_loss" in r and r["step"] <= stop]
   return Curve(lrs, np.array([r["step"] for r in evals], np.int64),
                np.array([r["eval_loss"] for r in evals], np.float64),
                warmup if cfg.schedule.warmup_shape != "none" else 0, name)
 
 
-def workdir_curves(workdir, run_ids) -> list[Curve]:
-  """The Curves of runs of a workdir, by run id (ConfigError names an unknown one)."""
-  from warmup_research import results  # the workdir reader (imports jax): here only
-  loaded = results.load(workdir)
+def workdir_curves(workdir, run_ids, field: str = "--fit-on", loaded=None) -> list[Curve]:
+  """The Curves of runs of a workdir, by run id (ConfigError names an
+  unknown one, as `field`); `loaded`: the workdir as `results.load` read it."""
+  from warmup_research import results  # imports jax (its readers compute schedules)
+  loaded = loaded or results.load(workdir)
   runs = {r["run_id"]: r for r in loaded["record"]["runs"]}
   missing = [rid for rid in run_ids if rid not in runs]
   if missing:
-    raise ConfigError("--fit-on", f"no run {', '.join(map(repr, missing))} in {workdir}; "
+    raise ConfigError(field, f"no run {', '.join(map(repr, missing))} in {workdir}; "
                       f"its runs: {', '.join(list(runs)[:8])}{' ...' if len(runs) > 8 else ''}")
   return [run_curve(runs[rid]["config"], loaded["metrics"][rid], rid) for rid in run_ids]
 
@@ -302,8 +307,7 @@ def schedule_curve(base_config, spec: str, steps) -> Curve:
     config_lib.validate(cfg)
   except ConfigError as e:
     raise ConfigError("--schedule", str(e)) from None
-  cv = run_curve(cfg, [dict(step=int(s), eval_loss=math.nan) for s in steps], spec)
-  return cv
+  return run_curve(cfg, [dict(step=int(s), eval_loss=math.nan) for s in steps], spec)
 
 
 def report(workdir, fit_on, law_name: str = "multi_power", held_out=(), specs=()) -> dict:
@@ -311,11 +315,14 @@ def report(workdir, fit_on, law_name: str = "multi_power", held_out=(), specs=()
   workdir, its prediction of each `held_out` run (errors against the
   observed curve) and of each schedule spec (`schedule_curve`, on the first
   fitted run's config and evals); as a dict that laws.json holds."""
-  from warmup_research import workdir as workdir_lib  # the record reader: here only
-  runs = {r["run_id"]: r for r in workdir_lib.read_record(workdir)["runs"]}
-  fitted = fit(workdir_curves(workdir, list(fit_on)), law_name)
-  held = workdir_curves(workdir, list(held_out))
-  first = workdir_curves(workdir, [fit_on[0]])[0]
+  from warmup_research import results  # imports jax (its readers compute schedules)
+  law(law_name)   # an unknown law, before any run is read
+  loaded = results.load(workdir)
+  runs = {r["run_id"]: r for r in loaded["record"]["runs"]}
+  fitting = workdir_curves(workdir, list(fit_on), loaded=loaded)
+  fitted = fit(fitting, law_name)
+  held = workdir_curves(workdir, list(held_out), "--held-out", loaded)
+  first = fitting[0]
   out = dict(law=law_name, fit_on=list(fit_on), fit=fitted.to_json(),
              held_out={}, schedules={})
   for cv, (name, e) in zip(held, errors(fitted, held).items()):
