@@ -52,6 +52,15 @@ def test_a_claim_pairs_runs_by_seed_and_computes_its_verdict():
   assert claims.evaluate(opposite, SWEPT, rows)["verdict"] == "contradicted"
 
 
+def test_a_claim_names_its_sides_as_sweep_json_stores_them():
+  # sweep.json is written with sorted keys; a claim read back from it and one read from the
+  # experiment file must label (and record) their sides identically
+  c = claims.claim("x", paper="p", a={"z": 0, "b": 1}, b={"z": 1, "b": 1},
+                   where={"y": 2, "a": 3}, metric="final_eval_loss")
+  assert json.loads(json.dumps(c, sort_keys=True)) == c
+  assert [list(c[k]) for k in ("a", "b", "where")] == [["b", "z"], ["b", "z"], ["a", "y"]]
+
+
 def test_the_seed_is_the_unit_not_the_lr_x_seed_cell():
   # 4 LRs x 5 seeds = 20 cells, but the differences move with the seed: its mean over the
   # LRs is all a seed says. Counted as 20 pairs the t interval excludes 0; over 5 seeds not.

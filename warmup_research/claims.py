@@ -175,7 +175,10 @@ def claim(text: str, *, paper: str, a: dict, b: dict, metric: str, direction: st
   if unknown:
     raise ConfigError("claim", f"unknown option(s) {sorted(unknown)}; allowed: "
                       f"{', '.join(OPTIONS)}")
-  out = dict(claim=text, paper=paper, a=a, b=b, where=where or {}, metric=metric,
+  # Sides in field order: sweep.json stores them sorted, so a report from a workdir and a
+  # re-derivation from the experiment file must name them the same way.
+  a, b, where = (dict(sorted(d.items())) for d in (a, b, where or {}))
+  out = dict(claim=text, paper=paper, a=a, b=b, where=where, metric=metric,
              direction=direction, at_best=at_best, method=method, comment=comment)
   out.update({k: v for k, v in options.items() if v != OPTIONS[k]})
   return out
