@@ -58,6 +58,7 @@ BAD = [
      "config.optimizer.nesterov: is not used by optimizer.name='muon'"),
     ({"optimizer.name": "schedule_free_adamw", "optimizer.b1": 0.0},
      r"config.optimizer.b1: must be > 0 with optimizer.name='schedule_free_adamw'"),
+    ({"train.target_eval_loss": -1.0}, "config.train.target_eval_loss: must be a number >= 0"),
     ({"train.checkpoint_steps": [5, 21]},
      r"config.train.checkpoint_steps: must be a list of integers in \[1, train.total_steps=20\]"),
 ]

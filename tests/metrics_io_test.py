@@ -78,3 +78,17 @@ def test_bits_per_byte_follow_the_tokenizers_tokens_per_byte():
   # bytes as tokens: the loss in bits; unknown tokens per byte (the copy task): none
   assert metrics_io.bits_per_byte(math.log(2), 1.0) == 1.0
   assert metrics_io.summarize(rows)["final_eval_bpb"] is None
+
+
+def test_updates_to_target_is_the_first_eval_at_or_below_it_and_never_after_divergence():
+  evals = [dict(step=0, eval_loss=5.0), dict(step=10, eval_loss=3.5), dict(step=20, eval_loss=3.0),
+           dict(step=30, eval_loss=2.9)]
+  train = [dict(step=s, loss=4.0, diverged=0) for s in range(30)]
+  assert metrics_io.summarize(evals + train, target=3.0)["updates_to_target"] == 20
+  assert metrics_io.summarize(evals + train, target=2.5)["updates_to_target"] is None
+  assert metrics_io.summarize(evals + train)["updates_to_target"] is None   # no target
+  # diverged at update 15: the eval at 20 shows frozen params, so it never reached 3.0
+  broke = [dict(r, diverged=int(r["step"] >= 15)) for r in train]
+  s = metrics_io.summarize(evals + broke, target=3.0)
+  assert s["diverged_step"] == 15 and s["updates_to_target"] is None
+  assert metrics_io.summarize(evals + broke, target=3.5)["updates_to_target"] == 10

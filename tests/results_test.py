@@ -9,7 +9,8 @@ import pathlib
 import pytest
 from helpers import tiny_config
 
-from warmup_research import results, sweep, workdir
+from warmup_research import claims, plan, results, sweep, workdir
+from warmup_research.errors import ConfigError
 
 SWEPT = ["optimizer.peak_lr", "seed"]
 
@@ -298,7 +299,6 @@ def test_every_committed_table_re_makes_byte_for_byte(tmp_path):
   # A checkout holds a sweep's tables, not its record, group records or curves
   # (.gitignore), so its tables are re-made the way `report --claims --rederive`
   # re-makes them: the claims re-evaluated from runs.csv (plots left out: slow).
-  from warmup_research import plan
   names = ("runs.csv", "summary.md", "summary.json", "analysis.csv", workdir.MARKER)
   for d in COMMITTED:
     (tmp_path / d.name).mkdir()
@@ -313,3 +313,33 @@ def test_every_committed_table_re_makes_byte_for_byte(tmp_path):
   changed = [f"{d.name}/{name}" for d in COMMITTED for name in names if (d / name).is_file()
              and (tmp_path / d.name / name).read_bytes() != (d / name).read_bytes()]
   assert not changed, f"re-made tables differ from the committed ones: {changed}"
+
+
+def test_time_to_target_in_runs_csv_and_as_a_claim_metric_never_reached_counted(tmp_path):
+  grid = [{"schedule.warmup_steps": w, "seed": s} for w in (0, 5) for s in (0, 1, 2)]
+  # warmup reaches 3.0 at the last eval (update 20) on every seed; no warmup on seed 0 only
+  wd = fake_workdir(tmp_path / "w", grid, [2.9, 3.2, 3.3, 2.8, 2.9, 2.95],
+                    overrides={"train.target_eval_loss": 3.0})
+  g = wd / "groups" / "g000.json"
+  g.write_text(json.dumps(dict(json.loads(g.read_text()), step_seconds=0.5)))
+  results.write(wd, plots=False, tensorboard=False)
+  swept, rows = plan.read_runs(wd)
+  got = [(r["updates_to_target"], r["seconds_to_target"], r["updates_budget"]) for r in rows]
+  assert got == [(20, 10.0, 20), (None, None, 20), (None, None, 20)] + [(20, 10.0, 20)] * 3
+  c = dict(paper="p", a={"schedule.warmup_steps": 0}, b={"schedule.warmup_steps": 5},
+           metric="updates_to_target", direction="lower")
+  dropped = claims.evaluate(claims.claim("x", **c), swept, rows)
+  # two of three seeds never reached it: fewer than min_seeds pairs, counted, not dropped
+  assert dropped["verdict"].startswith("premise failed") and dropped["failed"]["a"] == [2, 3]
+  capped = claims.evaluate(claims.claim("x", failures="cap", **c), swept, rows)
+  assert capped["n_seeds"] == 3 and capped["effect"] == 0.0   # a lower bound: 20 vs 20
+  assert capped["failed"]["a"] == [2, 3]
+  secs = claims.evaluate(claims.claim("x", failures="cap", **dict(
+      c, metric="seconds_to_target")), swept, rows)
+  assert secs["n_seeds"] == 3 and secs["effect"] == 0.0
+  with pytest.raises(ConfigError, match="failures must be"):
+    claims.validate([claims.claim("x", failures="cap", **dict(c, metric="stalled"))], swept)
+  # a grid without a target keeps runs.csv's columns as they were
+  plain = fake_workdir(tmp_path / "p", grid[:1], [2.9])
+  results.write(plain, plots=False, tensorboard=False)
+  assert "updates_to_target" not in (plain / "runs.csv").read_text().splitlines()[0]

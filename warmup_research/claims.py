@@ -65,12 +65,18 @@ conditions and applies `stats`:
   lowest trained one (too slow), flags `non-monotone outcomes`; compared
   by `stats.boundary_difference`);
   'steps_to:X' (updates until the eval loss first reached X; never: no
-  value); 'argmin:FIELD' (the value of a swept FIELD, e.g. the warmup
-  length, whose run has the lowest `capped_loss`, chosen over FIELD and,
-  where swept, the peak LR, per seed; a seed whose runs all failed, or
-  whose lowest loss is shared by two values of FIELD (a tie), has no
-  value; a choice at an end of FIELD's values for more than half the
-  seeds flags `optimum at grid edge`);
+  value; needs the eval curves, which a checkout does not hold);
+  'updates_to_target' / 'seconds_to_target' (runs.csv's time to the grid's
+  `train.target_eval_loss`, AlgoPerf's score; never reached: no value,
+  counted, or with failures='cap' its budget: all its updates, a lower
+  bound on its time, so a pair keeps its sign and never grows; at_best
+  scores a never-reached run as its budget); 'argmin:FIELD' (the value of
+  a swept FIELD, e.g. the warmup length, whose run has the lowest
+  `capped_loss`, chosen over FIELD and, where swept, the peak LR, per
+  seed; a seed whose runs all failed, or whose lowest loss is shared by
+  two values of FIELD (a tie), has no value; a choice at an end of
+  FIELD's values for more than half the seeds flags `optimum at grid
+  edge`);
   'peak:COLUMN:T' (log10 of the largest value of an `analyze` column, e.g.
   stability_ratio, over the checkpoints at updates 1..T; before `analyze`
   has run the verdict is 'not measured'); 'lr_sensitivity' (Wortsman et
@@ -103,7 +109,8 @@ conditions and applies `stats`:
   stays for claims of no difference.
 - **Failures never vanish.** `failures` says what a loss claim does with a
   diverged run: 'drop' (the default; the pair has no value) or 'cap' (it
-  counts as its initial eval loss, `capped_loss`). Either way each side's
+  counts as its initial eval loss, `capped_loss`; a time to target that
+  was never reached counts as the run's budget). Either way each side's
   k/n failed runs (stalled or diverged) are reported, and a test left with
   fewer than `min_seeds` (default 3, never less) seeds is `premise failed`
   when runs of the grid's seeds failed or had no value, else
@@ -146,6 +153,7 @@ from warmup_research.metrics_io import FAILED, STALL_MARGINS
 PER_RUN = ("final_eval_loss", "best_eval_loss", "final_eval_bpb", "best_eval_bpb")
 CAPPABLE = PER_RUN[:2]   # nats per token: a diverged run's cap is its initial eval loss
 RATES = ("stalled", "diverged", "failed")
+TIMES = ("updates_to_target", "seconds_to_target")   # runs.csv's time to target
 LR = "optimizer.peak_lr"
 OVER_LR = ("max_trained_lr", "lr_sensitivity")
 KINDS = ("superiority", "equivalence", "noninferiority")
@@ -217,10 +225,10 @@ def validate(claims, swept) -> list[dict]:
         raise ConfigError(field, f"{part} names {unknown}, which the grid does not sweep; "
                           f"swept: {', '.join(swept)}")
     metric, kind = c["metric"], option(c, "kind")
-    if not (metric in PER_RUN + RATES + OVER_LR or metric.startswith("steps_to:")
+    if not (metric in PER_RUN + RATES + OVER_LR + TIMES or metric.startswith("steps_to:")
             or _peak(metric) or _argmin(metric)):
       raise ConfigError(field, f"unknown metric {metric!r}; allowed: "
-                        f"{', '.join(PER_RUN + RATES + OVER_LR)}, steps_to:LOSS, "
+                        f"{', '.join(PER_RUN + RATES + OVER_LR + TIMES)}, steps_to:LOSS, "
                         "peak:COLUMN:UPDATES, argmin:FIELD")
     if _argmin(metric) and _argmin(metric) not in swept:
       raise ConfigError(field, f"{metric} names a field the grid does not sweep; "
@@ -252,8 +260,9 @@ def validate(claims, swept) -> list[dict]:
     if option(c, "pool") not in POOLS:
       raise ConfigError(field, "pool must be None (each level) or 'mean'")
     if option(c, "failures") not in FAILURES or (option(c, "failures") == "cap"
-                                                  and metric not in CAPPABLE):
-      raise ConfigError(field, f"failures must be 'drop' or (for {', '.join(CAPPABLE)}) 'cap'")
+                                                  and metric not in CAPPABLE + TIMES):
+      raise ConfigError(field, "failures must be 'drop' or (for "
+                        f"{', '.join(CAPPABLE + TIMES)}) 'cap'")
     for name, least in (("min_seeds", MIN_SEEDS), ("planned_seeds", option(c, "min_seeds"))):
       n = option(c, name)
       if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < least):
@@ -513,8 +522,22 @@ def _seed_value(c, runs, curves, measured):
   if metric in CAPPABLE and option(c, "failures") == "cap" and runs[0]["outcome"] == "diverged":
     init = runs[0].get("initial_eval_loss")
     return (None if init is None else capped_loss(runs[0], init)), None
+  if metric in TIMES and option(c, "failures") == "cap":
+    return _time_or_budget(metric, runs[0]), None
   x = _value(metric, runs, curves, measured)
   return (x if x is None or math.isfinite(x) else None), None
+
+
+def _time_or_budget(metric: str, row: dict):
+  """A run's time to target; one that never reached it counts as its budget
+  (all its updates; seconds: those at its group's rate), a lower bound on its
+  time, so a pair's difference keeps its sign and never grows."""
+  x = row.get(metric)
+  if x is not None or row.get("updates_budget") is None:
+    return x
+  if metric == "updates_to_target":
+    return row["updates_budget"]
+  return None if row.get("step_seconds") is None else row["updates_budget"] * row["step_seconds"]
 
 
 def _boundary(runs):
@@ -547,8 +570,9 @@ def _failed(by_seed: dict, vals: dict, metric: str) -> list[int]:
   runs = [r for s, rs in by_seed.items() for r in rs]
   no_value = {s for s, v in vals.items() if v[0] is None}
   data = metric in OVER_LR or bool(_argmin(metric))
-  bad = [r for s, rs in by_seed.items() for r in rs
-         if s in no_value or (not data and r["outcome"] in FAILED)]
+  bad = [r for s, rs in by_seed.items() for r in rs   # a time that never reached: counted
+         if s in no_value or (not data and r["outcome"] in FAILED)
+         or (metric in TIMES and r.get(metric) is None)]
   return [len(bad), len(runs)]
 
 
@@ -794,6 +818,8 @@ def _score(metric: str, runs: list[dict], curves, measured):
     if runs[0]["outcome"] == "pruned":
       return None
     return capped_loss(runs[0], runs[0]["initial_eval_loss"])
+  if metric in TIMES and len(runs) == 1:   # a value that never reached scores as its budget
+    return None if runs[0]["outcome"] == "pruned" else _time_or_budget(metric, runs[0])
   return _value(metric, runs, curves, measured)
 
 
@@ -806,6 +832,8 @@ def _argmin_at_edge(by_seed: dict, field: str, chosen) -> bool:
 def _value(metric: str, runs: list[dict], curves, measured=None):
   if metric in PER_RUN:   # a pruned run's loss is its rung's, not a final one
     return runs[0][metric] if runs[0]["outcome"] not in ("diverged", "pruned") else None
+  if metric in TIMES:   # reached before it diverged still counts (AlgoPerf); pruned: unknown
+    return runs[0].get(metric) if runs[0]["outcome"] != "pruned" else None
   if metric in RATES:
     bad = FAILED if metric == "failed" else (metric,)
     return None if runs[0]["outcome"] == "pruned" else float(runs[0]["outcome"] in bad)

@@ -52,7 +52,7 @@ DYNAMIC_FIELDS = (
     "schedule.cooldown_steps", "schedule.cooldown_ratio", "schedule.cooldown_shape",
     "optimizer.peak_lr", "optimizer.b1", "optimizer.b2", "optimizer.eps",
     "optimizer.weight_decay", "optimizer.momentum", "optimizer.clip_norm",
-    "train.divergence_bound", "train.stall_margin",
+    "train.divergence_bound", "train.stall_margin", "train.target_eval_loss",
 )
 
 
@@ -143,6 +143,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.divergence_bound = 100.0  # a loss above this (or non-finite) is divergence
   c.train.stall_margin = 0.25     # stalled: final eval loss above the data's unigram
                                   # entropy minus this (nats per token)
+  c.train.target_eval_loss = 0.0  # time to target (AlgoPerf's score): updates and seconds
+                                  # until an eval first reaches this loss, in runs.csv
+                                  # (nats per token; 0 = none; resolution: eval_every)
 
   c.mesh = ml_collections.ConfigDict()
   c.mesh.variant = 0              # device-mesh axis sizes (0 = pick; see mesh.py)
@@ -311,7 +314,7 @@ ADDED_FIELDS = {"model.attention": "xla", "model.block": "gpt2", "train.grad_acc
                 "data.tokenizer": "bytes",
                 "train.checkpoint_steps": [],
                 "train.compact_frozen": 0.0, "train.prune_steps": [], "train.prune_keep": 1 / 3,
-                "train.prune_over": ["optimizer.peak_lr"]}
+                "train.prune_over": ["optimizer.peak_lr"], "train.target_eval_loss": 0.0}
 
 
 def from_saved(saved: dict) -> ml_collections.ConfigDict:
@@ -438,6 +441,7 @@ def validate(cfg) -> None:
          f"comparison set lies in one compiled group; allowed: {', '.join(allowed)}; "
          f"got {over!r}")
   _number(cfg, "train.stall_margin", lo=0)
+  _number(cfg, "train.target_eval_loss", lo=0)
   _check(isinstance(t.divergence_bound, (int, float)) and t.divergence_bound > 0,
          "train.divergence_bound",
          f"must be a number > 0 (inf allowed), got {t.divergence_bound!r}")

@@ -161,12 +161,16 @@ def outcome(status: str, evals: list[tuple[int, float]], plateau_loss: float | N
 
 def summarize(rows: list[dict], entropy: float | None = None, *, stall_margin: float = 0.25,
               total_steps: int | None = None, warmup_end: int = 0,
-              tokens_per_byte: float | None = None) -> dict:
+              tokens_per_byte: float | None = None, target: float = 0.0) -> dict:
   """A run's status, outcome and losses from its rows; `outcomes`: its
   outcome at each of `STALL_MARGINS` (where the entropy is known), which
   failure verdicts are re-read at. Losses are nats per token; the `*_bpb`
   ones are bits per byte of the validation text (`bits_per_byte`), None
-  where the data's tokens per byte is unknown (the copy task, old records)."""
+  where the data's tokens per byte is unknown (the copy task, old records).
+  `updates_to_target`: the updates done at the first eval whose loss is at
+  most `target` (0: no target; never reached: None), pruned runs before their
+  rung; an eval after the update that diverged is never one (a frozen
+  variant's evals repeat its last params)."""
   pruned = next((r["step"] for r in rows if r.get("pruned")), None)
   if pruned is not None:   # its rows after the rung are those of frozen params
     rows = [r for r in rows if r["step"] <= pruned if "loss" not in r or r["step"] < pruned]
@@ -185,6 +189,9 @@ def summarize(rows: list[dict], entropy: float | None = None, *, stall_margin: f
   for name in ("final", "best"):
     summary[f"{name}_eval_bpb"] = bits_per_byte(summary[f"{name}_eval_loss"], tokens_per_byte)
   curve = [(r["step"], r["eval_loss"]) for r in evals]
+  last = diverged[0] if diverged else math.inf
+  summary["updates_to_target"] = next((s for s, e in curve if s <= last and e <= target),
+                                      None) if target else None
   read = lambda margin: outcome(summary["status"], curve,
                                 None if entropy is None else entropy - margin,
                                 total_steps, warmup_end)

@@ -42,7 +42,8 @@ DEFINITION = ("claim", "paper", "a", "b", "where", "metric", "direction", "at_be
               "comment", *claims_lib.OPTIONS)
 NUMBERS = ("diverged_step", "pruned_step", "final_train_loss", "final_eval_loss",
            "best_eval_loss", "initial_eval_loss", "tokens_seen", "step_seconds",
-           "compile_seconds", "final_eval_bpb", "best_eval_bpb")
+           "compile_seconds", "final_eval_bpb", "best_eval_bpb", "updates_to_target",
+           "seconds_to_target", "updates_budget")
 TEXT = ("run_id", "status", "outcome", "group",
         *(f"outcome@{m}" for m in metrics_io.STALL_MARGINS))
 

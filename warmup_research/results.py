@@ -27,6 +27,7 @@ from warmup_research.workdir import Layout, read_marker, read_record, strict_jso
 RUN_COLUMNS = ("status", "outcome", "diverged_step", "final_train_loss", "final_eval_loss",
                "best_eval_loss", "initial_eval_loss", "tokens_seen", "step_seconds",
                "compile_seconds", "group", "final_eval_bpb", "best_eval_bpb")
+TO_TARGET = ("updates_to_target", "seconds_to_target", "updates_budget")   # with a target only
 
 
 def load(workdir) -> dict:
@@ -73,6 +74,7 @@ def summaries(loaded) -> dict[str, dict]:
         loaded["metrics"][r["run_id"]], g.get("unigram_entropy"),
         stall_margin=cfg["train"].get("stall_margin", 0.25),
         total_steps=cfg["train"]["total_steps"], tokens_per_byte=_tokens_per_byte(g, cfg),
+        target=cfg["train"].get("target_eval_loss", 0.0),
         warmup_end=schedules.steps_from_duration(
             total_steps=cfg["train"]["total_steps"], steps=sched.get("warmup_steps"),
             ratio=sched.get("warmup_ratio"), field="config.schedule.warmup"))
@@ -99,8 +101,20 @@ def run_rows(loaded, also=()) -> tuple[list[str], list[dict]]:
                group=g.get("group"))
     for m, o in (s["outcomes"] or {}).items():
       row[f"outcome@{m}"] = o if g else None
+    if cfg["train"].get("target_eval_loss"):
+      row.update(_to_target(s["updates_to_target"], cfg["train"]["total_steps"],
+                            g.get("step_seconds")) if g else dict.fromkeys(TO_TARGET))
     rows.append(row)
   return swept, rows
+
+
+def _to_target(updates, budget: int, step_seconds) -> dict:
+  """Time to target (`train.target_eval_loss`): updates, and those times the
+  group's seconds per update (all its variants stepped together, so one
+  vmapped group's runs share a rate); `updates_budget` is what a claim with
+  failures='cap' counts a run that never reached it as."""
+  return dict(updates_to_target=updates, updates_budget=budget, seconds_to_target=(
+      None if updates is None or step_seconds is None else updates * step_seconds))
 
 
 def applied_updates(summary: dict) -> int:
@@ -409,6 +423,7 @@ def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
   margins = [f"outcome@{m}" for m in metrics_io.STALL_MARGINS]
   columns = ["run_id", *swept, *RUN_COLUMNS, *(["pruned_step"] if any(
       r["status"] == "pruned" for r in rows) else []),
+             *(TO_TARGET if any("updates_budget" in r for r in rows) else []),
              *(margins if rows and all(m in r for r in rows for m in margins) else [])]
   write_atomic(wd / "runs.csv", to_csv(columns, rows))
   sens = lr_sensitivities(swept, rows, agg)
