@@ -17,10 +17,11 @@ programs; writes results/muon_warmup/):
     ./launch.sh experiments/muon_warmup.py:gpu --workdir results/muon_warmup_gpu
 
 Grid: {AdamW, Muon} x linear warmup {0, 10%, 50%} x peak LR {1e-3, 3e-3,
-1e-2, 3e-2, 1e-1} x 5 paired seeds (fresh: 500..504; stabilisers.py has 100..104), cosine decay to 10%,
-b2 0.95, no weight decay or clipping, the 4-layer CPU-scale model. Muon's
-matrices are scaled to AdamW's update RMS (optimizers.py), so one LR grid
-serves both; its Adam part (embeddings, norms) runs at the same LR.
+1e-2, 3e-2, 1e-1} x 5 paired seeds (fresh: 500..504; stabilisers.py has
+100..104), cosine decay to 10%, b2 0.95, no weight decay or clipping, the
+4-layer CPU-scale model. Muon's matrices are scaled to AdamW's update RMS
+(optimizers.py), so one LR grid serves both; its Adam part (embeddings,
+norms) runs at the same LR.
 """
 from warmup_research.claims import claim, noninferior
 from warmup_research.sweep import axis, product
