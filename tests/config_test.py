@@ -58,6 +58,9 @@ BAD = [
      "config.optimizer.nesterov: is not used by optimizer.name='muon'"),
     ({"optimizer.name": "schedule_free_adamw", "optimizer.b1": 0.0},
      r"config.optimizer.b1: must be > 0 with optimizer.name='schedule_free_adamw'"),
+    ({"optimizer.lr_mult_embed": 0.0}, "config.optimizer.lr_mult_embed: must be a number > 0"),
+    ({"optimizer.lr_mult_head": 2.0},
+     "config.optimizer.lr_mult_head: must stay 1.0 with model.tie_embeddings=True"),
     ({"train.target_eval_loss": -1.0}, "config.train.target_eval_loss: must be a number >= 0"),
     ({"train.checkpoint_steps": [5, 21]},
      r"config.train.checkpoint_steps: must be a list of integers in \[1, train.total_steps=20\]"),
@@ -109,7 +112,8 @@ def test_loading_experiment_files(tmp_path):
 
 def test_static_signature_ignores_dynamic_fields():
   a = tiny_config()
-  b = tiny_config(**{"optimizer.peak_lr": 5e-3, "seed": 3, "schedule.warmup_shape": "cosine"})
+  b = tiny_config(**{"optimizer.peak_lr": 5e-3, "seed": 3, "schedule.warmup_shape": "cosine",
+                     "optimizer.lr_mult_embed": 10.0, "optimizer.lr_mult_norms": 0.1})
   c = tiny_config(**{"model.norm": "post"})
   assert config_lib.static_signature(a) == config_lib.static_signature(b)
   assert config_lib.static_signature(a) != config_lib.static_signature(c)

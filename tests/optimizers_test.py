@@ -395,3 +395,43 @@ def test_evals_and_load_run_are_at_the_point_evaluations_see(two_lr_sweep):
     assert abs(loss_at(run.params) - logged) > 1e-3, (loss_at(run.params), logged)
   else:
     assert run.eval_params is run.params
+
+
+def test_grouped_lr_at_ones_is_optaxs_scale_by_learning_rate_bit_for_bit():
+  sched = schedules.make_hparams(**SCHED)
+  lr = lambda c: schedules.schedule(c, sched)  # noqa: E731
+  ours = optimizers.scale_by_grouped_lr(lr, jnp.ones(2), lambda path: int(path[-1] == "b"))
+  theirs = optax.scale_by_learning_rate(lr)
+  s_ours, s_theirs = ours.init(PARAMS), theirs.init(PARAMS)
+  assert jax.tree.structure(s_ours) == jax.tree.structure(s_theirs)   # old checkpoints load
+  for i in range(4):
+    u_ours, s_ours = ours.update(_grads(i), s_ours)
+    u_theirs, s_theirs = theirs.update(_grads(i), s_theirs)
+    for a, b in zip(jax.tree.leaves(u_ours), jax.tree.leaves(u_theirs)):
+      np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["sgd", "muon"])
+def test_each_param_groups_lr_multiplier_scales_only_its_updates(name):
+  from helpers import tiny_config  # imports jax's config: after conftest's environment
+  base = {"optimizer.name": name, "optimizer.weight_decay": 0.0, "optimizer.clip_norm": 0.0,
+          "model.tie_embeddings": False, "schedule.warmup_steps": 0,
+          **({"optimizer.momentum": 0.0} if name == "sgd" else {})}
+  trainer = train.Trainer(tiny_config(**base))
+  mults = {"embed": 2.0, "matrices": 0.5, "head": 4.0, "norms": 0.25}
+  updates = []
+  for over in ({}, {f"optimizer.lr_mult_{g}": m for g, m in mults.items()}):
+    hp = train.hparams(tiny_config(**base, **over))
+    state = trainer.init(jax.random.key(0), hp)
+    grads = jax.tree.map(lambda p: jnp.cos(jnp.arange(p.size, dtype=p.dtype).reshape(p.shape)),
+                         state.params)
+    updates.append(trainer.optimizer(hp).update(grads, state.opt_state, state.params)[0])
+  seen = set()
+  for (path, plain), scaled in zip(jax.tree_util.tree_flatten_with_path(updates[0])[0],
+                                   jax.tree.leaves(updates[1])):
+    keys = tuple(str(k.key) for k in path)
+    group = model_lib.LR_GROUPS[model_lib.lr_group(keys)]
+    seen.add(group)
+    # multipliers are powers of two: exact; the update before the LR is the same
+    np.testing.assert_array_equal(scaled, plain * mults[group], err_msg=str(keys))
+  assert seen == set(model_lib.LR_GROUPS)

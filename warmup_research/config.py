@@ -52,6 +52,8 @@ DYNAMIC_FIELDS = (
     "schedule.cooldown_steps", "schedule.cooldown_ratio", "schedule.cooldown_shape",
     "optimizer.peak_lr", "optimizer.b1", "optimizer.b2", "optimizer.eps",
     "optimizer.weight_decay", "optimizer.momentum", "optimizer.clip_norm",
+    "optimizer.lr_mult_embed", "optimizer.lr_mult_matrices", "optimizer.lr_mult_head",
+    "optimizer.lr_mult_norms",
     "train.divergence_bound", "train.stall_margin", "train.target_eval_loss",
 )
 
@@ -122,6 +124,10 @@ def default_config() -> ml_collections.ConfigDict:
   c.optimizer.momentum = 0.9      # sgd, and muon's matrices (Jordan's default: 0.95)
   c.optimizer.nesterov = False    # sgd only (static; muon is always Nesterov)
   c.optimizer.clip_norm = 1.0     # global-norm clipping (0 = off)
+  c.optimizer.lr_mult_embed = 1.0     # per-group LR multipliers (traced; model.lr_group):
+  c.optimizer.lr_mult_matrices = 1.0  # embeddings (a tied head too) and positions, the
+  c.optimizer.lr_mult_head = 1.0      # blocks' weight matrices, an untied head, and
+  c.optimizer.lr_mult_norms = 1.0     # everything else (norm scales, biases)
 
   c.train = ml_collections.ConfigDict()
   c.train.total_steps = 1000      # optimizer updates: step 0 .. total_steps - 1
@@ -314,7 +320,8 @@ ADDED_FIELDS = {"model.attention": "xla", "model.block": "gpt2", "train.grad_acc
                 "data.tokenizer": "bytes",
                 "train.checkpoint_steps": [],
                 "train.compact_frozen": 0.0, "train.prune_steps": [], "train.prune_keep": 1 / 3,
-                "train.prune_over": ["optimizer.peak_lr"], "train.target_eval_loss": 0.0}
+                "train.prune_over": ["optimizer.peak_lr"], "train.target_eval_loss": 0.0,
+                **{f"optimizer.lr_mult_{g}": 1.0 for g in ("embed", "matrices", "head", "norms")}}
 
 
 def from_saved(saved: dict) -> ml_collections.ConfigDict:
@@ -533,6 +540,11 @@ def validate(cfg) -> None:
   _check(isinstance(o.nesterov, bool), "optimizer.nesterov",
          f"must be True or False, got {o.nesterov!r}")
   _number(cfg, "optimizer.clip_norm", lo=0)
+  for group in ("embed", "matrices", "head", "norms"):
+    _number(cfg, f"optimizer.lr_mult_{group}", lo=0, lo_open=True)
+  _check(o.lr_mult_head == 1.0 or not cfg.model.tie_embeddings, "optimizer.lr_mult_head",
+         "must stay 1.0 with model.tie_embeddings=True (the head is the embedding: set "
+         f"optimizer.lr_mult_embed), got {o.lr_mult_head!r}")
   defaults = default_config().optimizer
   for key in UNUSED_BY.get(o.name, ()):
     _check(o[key] == defaults[key], f"optimizer.{key}",

@@ -256,6 +256,21 @@ def hidden_matrix_axes(path: tuple[str, ...], leaf) -> tuple | None:
   return HIDDEN_MATRIX_AXES.get(path[-1]) if path[0] == "blocks" else None
 
 
+LR_GROUPS = ("embed", "matrices", "head", "norms")
+
+
+def lr_group(path: tuple[str, ...]) -> int:
+  """The index in LR_GROUPS of the param at `path` (its keys in the params
+  dict): the token embedding (the head too, when tied) and positions, the
+  blocks' weight matrices (`HIDDEN_MATRIX_AXES`, Muon's), an untied head,
+  or anything else (norm scales and biases, QK-norm's)."""
+  if path[-1] in ("embed_VxD", "pos_LxD"):
+    return 0
+  if path[0] == "blocks" and path[-1] in HIDDEN_MATRIX_AXES:
+    return 1
+  return 2 if path[-1] == "unembed_DxV" else 3
+
+
 def num_params(params) -> int:
   return sum(int(x.size) for x in jax.tree.leaves(params))
 

@@ -10,7 +10,7 @@ All families share one chain:
     clip_by_global_norm(clip_norm)      # clip_norm = 0 turns clipping off
     -> scale_by_<family>(numbers)
     -> add_decayed_weights(weight_decay, mask=matrices)   # not for 'adam'
-    -> scale_by_learning_rate(schedule)
+    -> scale_by_grouped_lr(schedule, lr_mults)   # optax's scale_by_learning_rate, per group
 
 so weight decay is decoupled (AdamW-style, multiplied by the LR) for every
 family but adam, which has none. Only parameters with ndim >= 2 (matrices,
@@ -90,13 +90,40 @@ class OptHParams:
   weight_decay: jax.Array
   momentum: jax.Array
   clip_norm: jax.Array
+  lr_mults: jax.Array   # [groups]: each param group's LR multiplier (`lr_group`)
 
 
 def make_hparams(*, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, momentum=0.9,
-                 clip_norm=0.0) -> OptHParams:
+                 clip_norm=0.0, lr_mults=(1.0,)) -> OptHParams:
   f32 = lambda x: jnp.asarray(x, jnp.float32)
   return OptHParams(b1=f32(b1), b2=f32(b2), eps=f32(eps), weight_decay=f32(weight_decay),
-                    momentum=f32(momentum), clip_norm=f32(clip_norm))
+                    momentum=f32(momentum), clip_norm=f32(clip_norm), lr_mults=f32(lr_mults))
+
+
+def one_group(path: tuple[str, ...]) -> int:
+  """The default `lr_group` of `make`: every param in group 0."""
+  del path
+  return 0
+
+
+def scale_by_grouped_lr(learning_rate: Callable, mults: jax.Array, lr_group: Callable
+                        ) -> optax.GradientTransformation:
+  """`optax.scale_by_learning_rate` with each leaf's LR times
+  `mults[lr_group(path)]`: the same state (the count), and at multipliers of
+  1 the same numbers bit for bit (x * 1.0 is exact)."""
+  def update(updates, state, params=None):
+    del params
+    lr = -1 * learning_rate(state.count)   # as optax's, so 1x is its numbers exactly
+
+    def one(path, u):
+      step = lr * mults[lr_group(tuple(str(k.key) for k in path))]
+      return jnp.array(step, dtype=u.dtype) * u
+
+    return (jax.tree_util.tree_map_with_path(one, updates),
+            optax.ScaleByScheduleState(count=optax.safe_increment(state.count)))
+
+  return optax.GradientTransformation(
+      lambda params: optax.ScaleByScheduleState(count=jnp.zeros([], jnp.int32)), update)
 
 
 def _decay_mask(params):
@@ -231,17 +258,20 @@ def _scale_by(name: str, nesterov: bool, hp: OptHParams, matrix_axes: Callable
 
 
 def make(name: str, *, nesterov: bool, learning_rate: Callable, hp: OptHParams,
-         matrix_axes: Callable = every_2d_matrix) -> optax.GradientTransformation:
+         matrix_axes: Callable = every_2d_matrix, lr_group: Callable = one_group
+         ) -> optax.GradientTransformation:
   """The optimizer `name` with numbers `hp` and schedule `learning_rate(count)`.
 
   `matrix_axes(path, leaf)` -> (input axes, output axes) of a leaf Muon
   treats as a matrix (or matrices, over the other axes), None for Adam's;
-  `path` is the leaf's dict keys. Only muon reads it."""
+  `path` is the leaf's dict keys. Only muon reads it. `lr_group(path)`: the
+  index into `hp.lr_mults` of the leaf's LR multiplier (weight decay, being
+  multiplied by the LR, scales with it)."""
   max_norm = jnp.where(hp.clip_norm > 0, hp.clip_norm, jnp.inf)
   parts = [optax.clip_by_global_norm(max_norm), _scale_by(name, nesterov, hp, matrix_axes)]
   if name != "adam":
     parts.append(optax.add_decayed_weights(hp.weight_decay, mask=_decay_mask))
-  parts.append(optax.scale_by_learning_rate(learning_rate))
+  parts.append(scale_by_grouped_lr(learning_rate, hp.lr_mults, lr_group))
   if name == "schedule_free_adamw":
     # schedule_free asks for the LR of update t as learning_rate(t + 1) (its
     # count starts at 1); the chain's scale_by_learning_rate counts from 0.

@@ -69,7 +69,8 @@ def hparams(cfg) -> HParams:
           rsqrt_timescale=s.rsqrt_timescale, cooldown_steps=cooldown,
           cooldown_shape=s.cooldown_shape),
       opt=optimizers.make_hparams(b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=o.weight_decay,
-                                  momentum=o.momentum, clip_norm=o.clip_norm),
+                                  momentum=o.momentum, clip_norm=o.clip_norm,
+                                  lr_mults=[o[f"lr_mult_{g}"] for g in model_lib.LR_GROUPS]),
       z_loss=jnp.asarray(cfg.model.z_loss, jnp.float32),
       divergence_bound=jnp.asarray(cfg.train.divergence_bound, jnp.float32),
       data_index=jnp.zeros((), jnp.int32), stop_step=jnp.asarray(NEVER, jnp.int32))
@@ -143,7 +144,8 @@ class Trainer:
   def optimizer(self, hp: HParams) -> optax.GradientTransformation:
     return optimizers.make(self.opt_name, nesterov=self.nesterov, hp=hp.opt,
                            learning_rate=lambda count: schedules.schedule(count, hp.schedule),
-                           matrix_axes=model_lib.hidden_matrix_axes)
+                           matrix_axes=model_lib.hidden_matrix_axes,
+                           lr_group=model_lib.lr_group)
 
   def eval_params(self, state: TrainState):
     """The params evaluations see (schedule-free AdamW: its average x)."""
