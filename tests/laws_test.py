@@ -170,3 +170,61 @@ def test_one_lr_step_has_both_laws_closed_forms():
   # before the drop, and for a drop inside the warmup, neither law sees it
   np.testing.assert_allclose(laws._prepare(lrs, np.array([k]), 0)["s2_E"], 0.0)
   assert laws._prepare(lrs, steps, k)["gap_ExK"].size == 0
+
+
+def _law_grid(shift_held=0.0):
+  """runs.csv rows and law curves of 5 schedules x 5 seeds, made by the
+  momentum law with a per-seed L0 (the seed spread); `shift_held` moves the
+  held-out schedules' observed losses off the law."""
+  rows, curves = [], {}
+  truth = laws.Fit("momentum", TRUE["momentum"], 0.0, 0, {})
+  steps = np.arange(0, TOTAL + 1, EVERY)
+  for seed in range(5):
+    for name, lrs in SCHEDULES.items():
+      rid = f"{name}-{seed}"
+      loss = np.full(steps.shape, 5.0)
+      after = steps > WARMUP
+      loss[after] = truth.predict(lrs, steps[after], WARMUP) + 0.03 * seed
+      if name not in ("constant", "cosine"):
+        loss[after] += shift_held
+      rows.append({"run_id": rid, "schedule": name, "seed": seed, "outcome": "trained"})
+      curves[rid] = laws.Curve(lrs, steps, loss, WARMUP, rid)
+  return rows, curves
+
+
+def test_a_law_claim_fits_per_seed_and_tests_each_held_out_schedule_against_its_spread():
+  from warmup_research import claims  # the claim kind that uses this module
+  c = claims.predicts("the law predicts held-out schedules", paper="Tissue et al. 2024",
+                      fit_on={"schedule": ["constant", "cosine"]},
+                      held_out={"schedule": ["wsd", "linear to zero", "wsd 1-sqrt"]},
+                      law="momentum")
+  (c,) = claims.validate([c], ["schedule", "seed"])
+  rows, curves = _law_grid()
+  v = claims.evaluate(c, ["schedule", "seed"], rows, law_curves=curves)
+  assert v["verdict"] == "reproduced" and v["n_seeds"] == 5, v
+  assert [p["level"]["schedule"] for p in v["per_level"]] == ["wsd", "linear to zero",
+                                                             "wsd 1-sqrt"]
+  for p in v["per_level"]:   # the seeds' L0 spread 0.03 apart: sd 0.047; errors near 0
+    assert p["margin"] == pytest.approx(0.03 * np.std(range(5), ddof=1), rel=1e-3)
+    assert abs(p["effect"]) < 1e-3 and p["verdict_within"] == "within the spread"
+  rows, curves = _law_grid(shift_held=0.2)   # observed 0.2 above what the law predicts
+  v = claims.evaluate(c, ["schedule", "seed"], rows, law_curves=curves)
+  assert v["verdict"] == "contradicted" and v["effect"] == pytest.approx(-0.2, abs=1e-3), v
+  # a checkout has no eval curves: not measured, never a verdict from nothing
+  assert claims.evaluate(c, ["schedule", "seed"], rows)["verdict"].startswith("not measured")
+  # one seed's schedules only: fewer than min_seeds seeds
+  few = [r for r in rows if r["seed"] < 2]
+  assert claims.evaluate(c, ["schedule", "seed"], few, law_curves=curves)["verdict"] == (
+      "insufficient")
+
+
+@pytest.mark.parametrize("kw,message", [
+    (dict(law="power"), "unknown law"),
+    (dict(at_best="seed"), "takes no at_best, margin or pool"),
+    (dict(held_out={}), "needs fit_on and held_out")])
+def test_a_bad_law_claim_names_what_is_wrong(kw, message):
+  from warmup_research import claims  # the claim kind that uses this module
+  args = {**dict(paper="p", fit_on={"schedule": ["constant"]}, held_out={"schedule": ["wsd"]}),
+          **kw}
+  with pytest.raises(ConfigError, match=message):
+    claims.validate([claims.predicts("x", **args)], ["schedule", "seed"])

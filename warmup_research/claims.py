@@ -145,6 +145,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 
 from warmup_research import stats
 from warmup_research.errors import ConfigError
@@ -156,7 +157,7 @@ RATES = ("stalled", "diverged", "failed")
 TIMES = ("updates_to_target", "seconds_to_target")   # runs.csv's time to target
 LR = "optimizer.peak_lr"
 OVER_LR = ("max_trained_lr", "lr_sensitivity")
-KINDS = ("superiority", "equivalence", "noninferiority")
+KINDS = ("superiority", "equivalence", "noninferiority", "law")
 POOLS = (None, "mean")
 FAILURES = ("drop", "cap")
 MIN_SEEDS = 3
@@ -192,6 +193,16 @@ def claim(text: str, *, paper: str, a: dict, b: dict, metric: str, direction: st
   return out
 
 
+def predicts(text: str, *, paper: str, fit_on: dict, held_out: dict, law: str = "multi_power",
+             where: dict | None = None, comment: str = "", **options) -> dict:
+  """A claim that the loss-curve law `law` (laws.py), fitted per seed on
+  that seed's runs `fit_on` selects, predicts the final eval loss of each
+  held-out schedule (`held_out`: each setting of the swept fields among its
+  runs is one) within that schedule's seed spread (`_evaluate_law`)."""
+  return claim(text, paper=paper, a=fit_on, b=held_out, where=where, metric=f"law:{law}",
+               kind="law", comment=comment, **options)
+
+
 def equivalent(text: str, *, margin: float, **kw) -> dict:
   """A claim that b and a differ by less than `margin` (the metric's units),
   decided by two one-sided tests."""
@@ -225,6 +236,13 @@ def validate(claims, swept) -> list[dict]:
         raise ConfigError(field, f"{part} names {unknown}, which the grid does not sweep; "
                           f"swept: {', '.join(swept)}")
     metric, kind = c["metric"], option(c, "kind")
+    if (kind == "law") != metric.startswith("law:"):
+      raise ConfigError(field, "a law claim (claims.predicts) has metric 'law:NAME' and kind "
+                        f"'law'; got metric {metric!r}, kind {kind!r}")
+    if kind == "law":
+      _validate_law(c, field)
+      out.append(c)
+      continue
     if not (metric in PER_RUN + RATES + OVER_LR + TIMES or metric.startswith("steps_to:")
             or _peak(metric) or _argmin(metric)):
       raise ConfigError(field, f"unknown metric {metric!r}; allowed: "
@@ -283,6 +301,20 @@ def validate(claims, swept) -> list[dict]:
   return out
 
 
+def _validate_law(c: dict, field: str) -> None:
+  from warmup_research import laws  # scipy's optimiser: only where a law claim is
+  name = c["metric"].partition(":")[2]
+  try:
+    laws.law(name)
+  except ConfigError as e:
+    raise ConfigError(field, str(e)) from None
+  if not c["a"] or not c["b"]:
+    raise ConfigError(field, "a law claim needs fit_on and held_out, each selecting runs")
+  if c["at_best"] is not None or option(c, "margin") is not None or option(c, "pool"):
+    raise ConfigError(field, "a law claim takes no at_best, margin or pool: its margin is "
+                      "each held-out schedule's seed spread")
+
+
 def matches(row, values: dict) -> bool:
   return all(any(_same(row.get(f), x) for x in v) if isinstance(v, list)
              else _same(row.get(f), v) for f, v in values.items())
@@ -315,13 +347,15 @@ def _key(row, fields) -> str:
 
 
 def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = None,
-             measured: dict | None = None, *, at_margins: bool = True) -> dict:
+             measured: dict | None = None, *, at_margins: bool = True,
+             law_curves: dict | None = None) -> dict:
   """One claim's test over seeds: effect, CIs, p, verdict, per-level
   results, failures, MDE and flags (the module docstring has the rules).
 
   `rows`: runs.csv's rows (swept values, outcome, losses); `curves`: run_id ->
   [(step, eval_loss)] (for steps_to); `measured`: run_id -> analysis.csv's
-  rows of that run (for peak). A rate or boundary claim is also decided at
+  rows of that run (for peak); `law_curves`: run_id -> laws.Curve (for a
+  law claim). A rate or boundary claim is also decided at
   each stall margin of `STALL_MARGINS` (`at_margins`), from the rows'
   `outcome@M` columns: `verdict_by_margin`, flagged `stable` when the raw
   verdict is the same at all of them, else `margin-sensitive`."""
@@ -337,8 +371,10 @@ def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = 
                failed=None, best=None)
   if _peak(metric) and not measured:
     return dict(out, **empty, verdict="not measured (run `analyze`)")
-  if metric.startswith("steps_to:") and curves is None:
+  if (metric.startswith("steps_to:") and curves is None) or (kind == "law" and not law_curves):
     return dict(out, **empty, verdict="not measured (no eval curves)")
+  if kind == "law":
+    return _evaluate_law(c, out, empty, swept, rows, law_curves)
   finished = [r for r in rows if r.get("outcome") is not None]
   if metric in RATES:   # a pruned run's fate is unknown: in neither count
     finished = [r for r in finished if r["outcome"] != "pruned"]
@@ -915,9 +951,85 @@ def flag_relabelled(results: list[dict], names) -> list[dict]:
           else r for r in results]
 
 
-def evaluate_all(claims, swept, rows, curves=None, measured=None) -> list[dict]:
+def evaluate_all(claims, swept, rows, curves=None, measured=None, law_curves=None
+                 ) -> list[dict]:
   """Every claim of an experiment, Holm-adjusted within it."""
-  return adjust([evaluate(c, swept, rows, curves, measured) for c in claims])
+  return adjust([evaluate(c, swept, rows, curves, measured, law_curves=law_curves)
+                 for c in claims])
+
+
+def _evaluate_law(c, out, empty, swept, rows, law_curves) -> dict:
+  """A law claim's verdict. Per seed, the law is fitted on that seed's
+  finished `a` runs (diverged or pruned ones left out) and predicts each
+  held-out run's final eval loss: error = predicted - observed. Each
+  held-out schedule (a level: one setting of the swept fields among the `b`
+  runs) is tested by two one-sided tests of its errors over seeds against
+  +-its seed spread, the sd over seeds of its observed final losses (a
+  margin from the data, flagged): `reproduced` when every level's 90% CI
+  lies inside (an intersection-union test: p is the largest level's),
+  `contradicted` when any level's lies outside after Holm over the levels,
+  else `inconclusive`. A seed whose fit had too few evals, or a level left
+  with fewer than `min_seeds` seeds, is `insufficient`."""
+  from warmup_research import laws  # scipy's optimiser: only where a law claim is
+  name = c["metric"].partition(":")[2]
+  seeds = [f for f in swept if _is_seed(f)]
+  ok = [r for r in rows if r.get("outcome") not in (None, "diverged", "pruned")
+        and matches(r, c["where"]) and r["run_id"] in law_curves]
+  fit_rows = [r for r in ok if matches(r, c["a"])]
+  held = [r for r in ok if matches(r, c["b"])]
+  by = [f for f in swept if f not in seeds and len({json.dumps(r[f]) for r in held}) > 1]
+  errors: dict[str, dict] = {}   # level -> seed -> (error, observed)
+  for s in sorted({_key(r, seeds) for r in held}):
+    fitting = [law_curves[r["run_id"]] for r in fit_rows if _key(r, seeds) == s]
+    try:
+      fitted = laws.fit(fitting, name) if fitting else None
+    except ConfigError:
+      fitted = None   # too few evals to fit: this seed has no value
+    if fitted is None:
+      continue
+    for r in (r for r in held if _key(r, seeds) == s):
+      cv = law_curves[r["run_id"]]
+      e = laws.errors(fitted, [cv])[cv.name]["final"]
+      if math.isfinite(e):
+        errors.setdefault(_key(r, by), {})[s] = (e, float(cv.losses[cv.fitted()][-1]))
+  per_level = []
+  for lk, got in errors.items():
+    d = [e for e, _ in got.values()]
+    spread = statistics.stdev([o for _, o in got.values()]) if len(got) > 1 else None
+    level = dict(zip(by, json.loads(lk)))
+    if len(d) < option(c, "min_seeds") or not spread:
+      per_level.append(dict(level=level, n_seeds=len(d), effect=None, ci95=None, ci90=None,
+                            p=None, side=None, margin=spread, verdict_within="insufficient"))
+      continue
+    t = stats.equivalence(d, spread)
+    per_level.append(dict(level=level, n_seeds=t.n, effect=t.effect, ci95=t.ci95, ci90=t.ci90,
+                          p=t.p, side=t.side, margin=spread, verdict_within=_law_verdict(
+                              t.p, t.side)))
+  flags = ["margin: each held-out schedule's seed sd (from the data)"]
+  if not per_level or any(p["verdict_within"] == "insufficient" for p in per_level):
+    n = min((p["n_seeds"] for p in per_level), default=0)
+    return dict(out, **dict(empty, n_seeds=n, per_level=per_level, flags=flags,
+                            method=f"{name} law, TOST per held-out schedule"),
+                verdict="insufficient")
+  outside = [p for p in per_level if p["side"] == "outside"]
+  if outside:   # any level beyond its spread, after Holm over the levels
+    worst = min(outside, key=lambda p: p["p"])
+    p_head = min(1.0, worst["p"] * len(per_level))
+    verdict = "contradicted" if p_head < stats.ALPHA else "inconclusive"
+  else:
+    worst = max(per_level, key=lambda p: p["p"])
+    p_head = worst["p"]
+    verdict = "reproduced" if p_head < stats.ALPHA else "inconclusive"
+  return dict(out, **dict(empty, n_seeds=min(p["n_seeds"] for p in per_level),
+                          effect=worst["effect"], ci95=worst["ci95"], ci90=worst["ci90"],
+                          p=p_head, margin=worst["margin"], per_level=per_level, flags=flags,
+                          method=f"{name} law, TOST per held-out schedule"), verdict=verdict)
+
+
+def _law_verdict(p, side) -> str:
+  if p is None or p >= stats.ALPHA:
+    return "inconclusive"
+  return "within the spread" if side == "inside" else "outside the spread"
 
 
 def markdown(results: list[dict]) -> list[str]:
@@ -960,6 +1072,8 @@ def conditions(r: dict) -> str:
                                for k in ("b", "a") if k in b) + lvl
     best += ")"
   pool = ", mean over levels per seed" if r.get("pool") == "mean" else ""
+  if r.get("kind") == "law":
+    return f"fitted on {show(r['a'])}, predicting {show(r['b'])}{where}"
   return f"{show(r['b'])} vs {show(r['a'])}{where}{best}{pool}"
 
 
@@ -979,6 +1093,8 @@ def fmt_p(p) -> str:
 
 
 def interval(r: dict) -> str:
+  if r.get("kind") == "law" and r.get("ci90"):
+    return f"90%: [{r['ci90'][0]:+.4f}, {r['ci90'][1]:+.4f}] vs ±{r['margin']:.4f}"
   if r.get("kind") == "equivalence" and r.get("ci90"):
     return f"90%: [{r['ci90'][0]:+.4f}, {r['ci90'][1]:+.4f}] vs ±{r['margin']}"
   if r.get("kind") == "noninferiority" and r.get("ci95"):

@@ -117,6 +117,16 @@ def _to_target(updates, budget: int, step_seconds) -> dict:
       None if updates is None or step_seconds is None else updates * step_seconds))
 
 
+def _law_curves(loaded, record_claims) -> dict | None:
+  """run id -> laws.Curve (its schedule's LRs and eval curve) of every run,
+  where a law claim needs them; else None."""
+  if not any(claims_lib.option(c, "kind") == "law" for c in record_claims):
+    return None
+  from warmup_research import laws  # scipy's optimiser: only where a law claim is
+  return {r["run_id"]: laws.run_curve(r["config"], loaded["metrics"][r["run_id"]], r["run_id"])
+          for r in loaded["record"]["runs"]}
+
+
 def applied_updates(summary: dict) -> int:
   """Updates that changed the params: a diverged run's stop at the one that diverged."""
   if summary["diverged_step"] is not None:
@@ -430,8 +440,9 @@ def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
   curves = {rid: [(m["step"], m["eval_loss"]) for m in ms if "eval_loss" in m]
             for rid, ms in loaded["metrics"].items()}
   measured = read_analysis(wd)
-  verdicts = claims_lib.evaluate_all(loaded["record"].get("claims", []), swept, rows, curves,
-                                     measured)
+  record_claims = loaded["record"].get("claims", [])
+  verdicts = claims_lib.evaluate_all(record_claims, swept, rows, curves, measured,
+                                     _law_curves(loaded, record_claims))
   # claims rewritten after their runs stay flagged through a re-run (the marker keeps it)
   verdicts = claims_lib.flag_relabelled(verdicts, (read_marker(wd) or {}).get(
       "relabelled_claims", []))
