@@ -1,8 +1,11 @@
 """Analysis: sharpness against quadratics with known Hessians, LR sensitivity
 against a hand-computed case, and load_run of a checkpoint written on 8
 devices, in this 1-device process."""
+import copy
 import csv
 import json
+import re
+import shutil
 import subprocess
 import sys
 
@@ -123,7 +126,6 @@ def test_load_run_written_on_8_devices_in_a_1_device_process(eight_device_sweep)
 @pytest.mark.slow
 def test_a_run_saved_before_model_attention_existed_loads_as_it_ran(eight_device_sweep,
                                                                      tmp_path):
-  import shutil
   wd = tmp_path / "old"
   shutil.copytree(eight_device_sweep, wd)
   record = json.loads((wd / "sweep.json").read_text())
@@ -152,7 +154,6 @@ def test_sharpness_measures_on_a_loaded_run(eight_device_sweep):
 
 @pytest.mark.slow
 def test_lr_sensitivity_is_in_the_sweep_summary(eight_device_sweep):
-  import json
   summary = json.loads((eight_device_sweep / "summary.json").read_text())
   (sens,) = summary["lr_sensitivity"]
   assert sens["n_lrs"] == 3
@@ -257,9 +258,6 @@ def test_load_run_and_analyze_never_take_another_variants_rows(small_sweep, tmp_
   # new run in g000 with the recorded ones. Past the checkpoint's 4 rows, jax
   # clamped the index and load_run returned the last run's params with only
   # a warning; before them, every recorded run was read from its neighbour's row.
-  import copy
-  import re
-  import shutil
 
   from warmup_research.errors import ConfigError
   wd = tmp_path / "w"

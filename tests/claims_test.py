@@ -1,7 +1,9 @@
 """Claims: checked against the grid, one paired difference per seed (per level or
 pooled), failures kept, equivalence by TOST, Holm and BH adjustments;
 the results page's table generated from summary.json files."""
+import itertools
 import json
+import math
 import pathlib
 import statistics
 
@@ -242,7 +244,6 @@ def test_rates_are_paired_per_seed_with_the_exact_sign_test():
 
 
 def test_peak_is_the_log10_of_an_analysis_column_max_over_the_early_window():
-  import math
   rows = [_row(w, 1e-2, s, 3.0) for w in (0, 10) for s in range(4)]
   # ratio rises to 10^(1 + s/10) by step 10 without warmup, 10^(0.5 + s/10) with; a huge
   # value after the window (step 20) must not count
@@ -438,7 +439,6 @@ def _boundary_rows(patterns_a, patterns_b, lrs=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2)):
 def test_the_boundary_never_goes_down_when_a_failed_run_trains():
   # every outcome pattern on a 5-LR grid, one failed run flipped to trained: the boundary
   # never goes down, and a claim's verdict (b at that pattern in every seed) never weakens
-  import itertools
   lrs = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
   runs = lambda p: [dict(_row(0, lr, 0, 3.0), outcome="trained" if ok else "diverged")   # noqa: E731
                     for lr, ok in zip(lrs, p)]

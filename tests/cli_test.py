@@ -2,11 +2,16 @@
 an uninterrupted run, and bad input: exit 2, one clear line, files untouched."""
 import argparse
 import csv
+import errno
 import hashlib
 import json
 import shlex
+import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
 from helpers import (
@@ -97,7 +102,6 @@ def test_damaged_checkpoints_are_set_aside_and_the_rerun_equals_uninterrupted(tm
   # Re-running a finished run whose newest (or every) checkpoint was damaged
   # resumes from the newest one that restores (or from scratch), saves the
   # damaged steps anew, and keeps the damaged ones aside in checkpoints.damaged/.
-  import shutil
 
   from warmup_research import checkpoints
   args = [*TINY, "--config.train.total_steps=10", "--config.train.eval_every=5",
@@ -201,7 +205,6 @@ def test_bad_paths_exit_2(earlier_run, tmp_path):
 def test_a_damaged_metrics_file_is_refused_and_the_run_kept(earlier_run, tmp_path):
   # A finished checkpoint with an unreadable metrics file: resuming would
   # report (and overwrite summary.json) from nothing.
-  import shutil
   wd = tmp_path / "run"
   shutil.copytree(earlier_run, wd)
   rows = (wd / "metrics" / "run.jsonl").read_text().splitlines()
@@ -219,8 +222,6 @@ def test_a_damaged_metrics_file_is_refused_and_the_run_kept(earlier_run, tmp_pat
 
 @pytest.mark.slow
 def test_a_run_saved_before_model_attention_resumes_with_the_old_path(earlier_run, tmp_path):
-  import json
-  import shutil
   wd = tmp_path / "old"
   shutil.copytree(earlier_run, wd)
   saved = json.loads((wd / "sweep.json").read_text())
@@ -277,7 +278,6 @@ def test_rerunning_a_finished_run_changes_no_file(earlier_run):
 
 @pytest.mark.slow
 def test_report_on_a_train_workdir_and_its_rerun_changes_nothing(earlier_run, tmp_path):
-  import shutil
   wd = tmp_path / "run"
   shutil.copytree(earlier_run, wd)
   report = [sys.executable, "-m", "warmup_research", "report", str(wd)]
@@ -297,7 +297,6 @@ def test_report_on_a_train_workdir_and_its_rerun_changes_nothing(earlier_run, tm
 
 @pytest.mark.slow
 def test_a_train_workdir_is_a_sweep_of_one_point(earlier_run, tmp_path):
-  import shutil
 
   from warmup_research import analysis, results
   wd = tmp_path / "run"
@@ -338,7 +337,6 @@ def _legacy_args(wd) -> list[str]:
 def test_a_legacy_train_workdir_reads_reports_analyzes_and_resumes_in_its_layout(tmp_path):
   # Made before a train run was a sweep of one point: config.json, metrics.jsonl,
   # checkpoints/{5,10}, summary.json. Nothing there is moved or rewritten.
-  import shutil
 
   from warmup_research import analysis, results
   old = tmp_path / "old"
@@ -433,8 +431,6 @@ def test_the_cli_and_every_help_import_no_jax_or_scipy():
 @pytest.mark.slow
 @pytest.mark.parametrize("sig,code", [("SIGINT", 130), ("SIGTERM", 143)])
 def test_an_interrupt_stops_with_the_resume_command_and_the_run_resumes(tmp_path, sig, code):
-  import signal
-  import time
   args = [*TINY, "--config.train.total_steps=1000", "--config.train.checkpoint_every=100",
           "--config.train.eval_every=500", "--config.train.log_every=100"]
   proc = _train(tmp_path / "w", *args, wait=False)
@@ -456,8 +452,6 @@ def test_an_interrupt_stops_with_the_resume_command_and_the_run_resumes(tmp_path
 
 @pytest.mark.slow
 def test_two_processes_whose_configs_differ_both_stop_at_once(tmp_path):
-  import socket
-  import time
   s = socket.socket()
   s.bind(("127.0.0.1", 0))
   port = s.getsockname()[1]
@@ -482,7 +476,6 @@ def test_two_processes_whose_configs_differ_both_stop_at_once(tmp_path):
 
 @pytest.mark.slow
 def test_a_full_disk_is_one_error_line_and_the_run_resumes(tmp_path, monkeypatch, capsys):
-  import errno
 
   from warmup_research import checkpoints
   from warmup_research.__main__ import main
@@ -574,7 +567,6 @@ def finished_sweep(tmp_path_factory):
 
 
 def _copy(finished_sweep, tmp_path):
-  import shutil
   exp, wd = finished_sweep
   shutil.copytree(wd, tmp_path / "w")
   return exp, tmp_path / "w"
@@ -661,7 +653,6 @@ def test_an_unreadable_workdir_file_is_one_line_naming_it_and_a_remedy_that_work
     r = _cli(*argv["sweep"])
   elif remedy == "restart":   # the group trains again
     assert f"delete {wd / name} and {wd / 'checkpoints' / 'g000'}, then run the sweep" in line
-    import shutil
     (wd / name).unlink()
     shutil.rmtree(wd / "checkpoints" / "g000")
     r = _cli(*argv["sweep"])

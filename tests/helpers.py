@@ -8,8 +8,14 @@ pytest-xdist workers.
 Importing it imports no jax: conftest reads TEST_XLA_FLAGS from here before
 it sets the environment jax reads at its import.
 """
+import contextlib
+import io
+import json
 import os
 import pathlib
+import signal
+import subprocess
+import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -78,9 +84,6 @@ def run_cli(*args):
   stdout, stderr): tests that make many CLI calls share the session's
   imports and compiles instead of paying them per process. Tests of the
   process itself (signals, several processes, device counts) start one."""
-  import contextlib
-  import io
-  import subprocess
 
   from warmup_research import cli, workdir
   held = set(workdir._held_locks)
@@ -98,8 +101,6 @@ def run_cli(*args):
 
 def kill_after_checkpoint(proc, checkpoint_dir, step, timeout=300):
   """SIGKILLs `proc` once `checkpoint_dir` holds a finished step >= `step`."""
-  import signal
-  import time
   checkpoint_dir = pathlib.Path(checkpoint_dir)
   deadline = time.time() + timeout
   while time.time() < deadline and proc.poll() is None:
@@ -117,7 +118,6 @@ def train_summary(wd) -> dict:
   """The fields a `train` run's summary.json held before a run was a sweep of
   one point: its group record (timings, device, code) with the run's
   summary (`results.summaries`: status, outcome, losses, steps)."""
-  import json
 
   from warmup_research import results, workdir  # they import jax; this module must not
   record = json.loads(workdir.Layout.of(wd).group_record("g000").read_text())

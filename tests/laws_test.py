@@ -1,5 +1,7 @@
 """Loss-curve laws on curves the laws themselves made: fitted on two
 schedules, they must predict held-out ones; and their inputs are checked."""
+import json
+
 import numpy as np
 import pytest
 
@@ -113,7 +115,6 @@ def test_a_workdirs_runs_become_curves_of_their_own_schedules(tmp_path):
 
 
 def test_the_predict_command_fits_runs_and_predicts_held_out_ones_and_schedules(tmp_path):
-  import json
 
   from helpers import run_cli, tiny_config
 

@@ -2,6 +2,7 @@
 uninterrupted run; metrics files are cut back to the checkpoint."""
 import json
 import shutil
+import threading
 
 import jax
 import numpy as np
@@ -120,7 +121,6 @@ def test_resume_from_a_checkpoint_equals_uninterrupted(tmp_path):
 
 
 def test_in_background_returns_the_value_and_raises_the_error_in_the_caller():
-  import threading
   assert loop.in_background(lambda a, b: (a + b, threading.current_thread().name), 2, 3
                             ).result()[0] == 5
   assert loop.in_background(threading.current_thread).result() is not threading.main_thread()

@@ -3,6 +3,12 @@ variants agree, one variant per device skips the map, and the train program
 compiled from shapes alone runs the initialised state; skipping frozen
 variants changes no live number, on one device or with the batch split;
 accumulated microbatches on two data shards give the whole batch's step."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
 import jax
 import jax.extend.core
 import numpy as np
@@ -85,7 +91,6 @@ def test_train_program_compiled_from_shapes_runs_the_initialised_state():
 
 
 def test_a_frozen_variant_is_skipped_and_the_others_are_bit_identical(tmp_path):
-  import json
 
   from warmup_research import loop
   # 3 variants mapped on one device; the third diverges at once (lr 1e3, no clipping)
@@ -156,11 +161,6 @@ def test_skipping_with_the_batch_split_over_two_devices_changes_no_live_number()
   # Each device loops over the variants it computes, with the gradient
   # all-reduce of the `data` axis inside the loop: every shard must take the
   # same trips (a mismatch would hang or mix variants).
-  import json
-  import os
-  import pathlib
-  import subprocess
-  import sys
   tests = pathlib.Path(__file__).parent
   env = with_devices(2, {"PYTHONPATH": os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")])})
   r = subprocess.run([sys.executable, "-c", _SKIP_ON_TWO_DATA_SHARDS], env=env,
@@ -206,11 +206,6 @@ def test_accumulating_on_two_data_shards_gives_the_whole_batchs_metrics():
   # Each shard's 4 rows split into 4 microbatches of one row (rows i, i + 4 of
   # the batch): the scan must see every shard's share of each microbatch.
   # Tolerance: sums in another order (see train_test's ACCUM_RTOL).
-  import json
-  import os
-  import pathlib
-  import subprocess
-  import sys
   tests = pathlib.Path(__file__).parent
   path = os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")])
   env = with_devices(2, {"PYTHONPATH": path})

@@ -105,7 +105,6 @@ def test_a_setting_where_every_lr_diverged_is_the_least_robust_not_the_most():
 
 
 def test_summary_json_is_strict_json_and_tokens_count_applied_updates():
-  import json
   text = workdir.strict_json({"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": 2}})
   assert json.loads(text) == {"a": None, "b": [1.0, None], "c": {"d": 2}}
   assert "NaN" not in text and "Infinity" not in text
@@ -117,8 +116,6 @@ def test_every_committed_result_matches_its_experiments_grid():
   # A fresh clone has results/NAME/.warmup_research.json but no sweep.json; re-running
   # the experiment is refused unless the marker's record hash equals today's grid.
   # A config field added with a default that changes the hash breaks every result.
-  import json
-  import pathlib
 
   from warmup_research import claims, sweep
   from warmup_research import config as config_lib
@@ -254,7 +251,6 @@ def test_a_group_resumed_on_another_device_count_is_flagged():
 
 
 def test_against_puts_a_remade_grid_beside_the_committed_table(tmp_path):
-  import json
   def summary(d, host, losses):
     d.mkdir()
     (d / "summary.json").write_text(json.dumps(dict(device=dict(host=host), runs=[

@@ -1,4 +1,7 @@
 """Statistics over a grid's runs, against hand-computed values."""
+import itertools
+import time
+
 import numpy as np
 import pytest
 
@@ -175,7 +178,6 @@ def test_a_verdict_never_weakens_as_one_seed_moves_the_predicted_way(test):
   # every set of 3 per-seed differences on a grid of half-decade steps (and 100 each of 4
   # and 5),
   # each pair moved one step the predicted way ('higher'): the verdict never goes down
-  import itertools
   steps = [-1.0, -0.5, 0.0, 0.5, 1.0]
   if test == "sign":
     fn = lambda d: stats.superiority(d, "higher", discrete=True)   # noqa: E731
@@ -246,7 +248,6 @@ def test_the_boundarys_interval_is_the_one_its_p_inverts_to():
 
 
 def test_seeds_needed_is_fast_and_capped_and_the_sign_tests_power_is_exact():
-  import time
   start = time.perf_counter()
   assert stats.seeds_needed(1.0, 0.002) is None   # about 2 million seeds: past the cap
   assert stats.seeds_needed(1.0, 0.02) == pytest.approx(19625, abs=5)

@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -469,7 +470,6 @@ def test_sigkill_after_a_compaction_then_relaunch_equals_uninterrupted(tmp_path)
 def test_a_finished_run_is_reported_only_from_a_whole_metrics_file(tmp_path):
   # A finished group records its files' digests; report and the sweep check
   # them, and the remedy their error gives, followed, finishes the grid.
-  import shutil
 
   from warmup_research import analysis
   points = [{"optimizer.peak_lr": 1e-3}, {"optimizer.peak_lr": 1e-2}]

@@ -3,7 +3,10 @@ foreign files, run vs sweep, committed results), --overwrite deleting only
 the project's files, and one writer at a time."""
 import json
 import shutil
+import signal
 import subprocess
+import sys
+import time
 
 import pytest
 
@@ -35,7 +38,6 @@ def test_code_version_is_the_commit_and_dirty_only_for_code(tmp_path):
 
 
 def test_a_different_config_is_refused_naming_what_differs(tmp_path):
-  import json
 
   from warmup_research.errors import ConfigError
   a = {"model": {"d_model": 32, "norm": "pre"}, "seed": 0}
@@ -120,9 +122,6 @@ def test_results_committed_without_their_record_refuse_a_changed_grid(tmp_path):
 
 
 def test_one_writer_per_workdir_and_no_stale_lock_after_a_kill(tmp_path):
-  import signal
-  import sys
-  import time
 
   from warmup_research.errors import ConfigError
   wd = tmp_path / "w"
