@@ -23,7 +23,8 @@ from helpers import (
   train_summary,
 )
 
-from warmup_research import cli, runtime
+from warmup_research import analysis, checkpoints, cli, loggers, results, runtime, workdir
+from warmup_research.__main__ import main
 
 TINY = ["--config.model.d_model=32", "--config.model.num_layers=1", "--config.model.num_heads=2",
         "--config.data.seq_len=32", "--config.data.batch_size=4", "--config.data.name=synthetic",
@@ -61,7 +62,6 @@ def test_quickstart_config_learns_on_the_offline_corpus(tmp_path):
   assert summary["status"] == "finished" and summary["steps"] == 40
   assert 0 < summary["compile_seconds"] < summary["first_step_seconds"]
   assert summary["final_eval_loss"] < summary["initial_eval_loss"] - 1.0, summary
-  from warmup_research import runtime, workdir
   assert summary["device"]["host"] == runtime.cpu_model() and summary["device"]["platform"] == "cpu"
   assert summary["code"] == workdir.code_version()
   assert "done: trained after 40 steps" in r.stdout
@@ -103,7 +103,6 @@ def test_damaged_checkpoints_are_set_aside_and_the_rerun_equals_uninterrupted(tm
   # resumes from the newest one that restores (or from scratch), saves the
   # damaged steps anew, and keeps the damaged ones aside in checkpoints.damaged/.
 
-  from warmup_research import checkpoints
   args = [*TINY, "--config.train.total_steps=10", "--config.train.eval_every=5",
           "--config.train.checkpoint_every=5"]
   full = _train(tmp_path / "full", *args)
@@ -298,7 +297,6 @@ def test_report_on_a_train_workdir_and_its_rerun_changes_nothing(earlier_run, tm
 @pytest.mark.slow
 def test_a_train_workdir_is_a_sweep_of_one_point(earlier_run, tmp_path):
 
-  from warmup_research import analysis, results
   wd = tmp_path / "run"
   shutil.copytree(earlier_run, wd)
   (run,) = json.loads((wd / "sweep.json").read_text())["runs"]
@@ -338,7 +336,6 @@ def test_a_legacy_train_workdir_reads_reports_analyzes_and_resumes_in_its_layout
   # Made before a train run was a sweep of one point: config.json, metrics.jsonl,
   # checkpoints/{5,10}, summary.json. Nothing there is moved or rewritten.
 
-  from warmup_research import analysis, results
   old = tmp_path / "old"
   shutil.copytree(LEGACY, old)
   kept = {n: (old / n).read_bytes() for n in ("config.json", "metrics.jsonl", "summary.json")}
@@ -378,7 +375,6 @@ def test_a_legacy_train_workdir_reads_reports_analyzes_and_resumes_in_its_layout
 
 
 def test_every_subcommand_help_shows_defaults_and_config_overrides():
-  from warmup_research import cli
   p = cli.parser()
   sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
   for name, parser in sub.choices.items():
@@ -422,7 +418,6 @@ def test_the_cli_and_every_help_import_no_jax_or_scipy():
   assert r.returncode == 0, r.stderr
   seen = json.loads(r.stdout.splitlines()[-1])
   assert len(seen) == 9 and seen == {name: [] for name in seen}, seen
-  from warmup_research import loggers
   assert cli.LOGGER_DEFAULT == loggers.DEFAULT   # the parser's copy, kept without the import
   assert cli.parser().parse_args(["train", "--config", "c", "--workdir", "w"]).logger == (
       loggers.DEFAULT)
@@ -477,8 +472,6 @@ def test_two_processes_whose_configs_differ_both_stop_at_once(tmp_path):
 @pytest.mark.slow
 def test_a_full_disk_is_one_error_line_and_the_run_resumes(tmp_path, monkeypatch, capsys):
 
-  from warmup_research import checkpoints
-  from warmup_research.__main__ import main
   args = ["train", "--config", str(REPO / "experiments" / "quickstart.py"), "--workdir",
           str(tmp_path / "w"), "--no-progress", *TINY, "--config.train.total_steps=20",
           "--config.train.eval_every=10"]

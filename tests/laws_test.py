@@ -4,8 +4,9 @@ import json
 
 import numpy as np
 import pytest
+from helpers import run_cli, tiny_config
 
-from warmup_research import laws, schedules
+from warmup_research import laws, metrics_io, schedules, sweep, train, workdir
 from warmup_research.errors import ConfigError
 
 TOTAL, WARMUP, EVERY = 400, 20, 10
@@ -93,9 +94,7 @@ def test_the_fits_gradient_is_the_laws_derivative(law):
 
 
 def test_a_workdirs_runs_become_curves_of_their_own_schedules(tmp_path):
-  from helpers import tiny_config
 
-  from warmup_research import metrics_io, sweep, train, workdir
   variants = sweep.expand(tiny_config(**{"train.total_steps": 10, "train.eval_every": 5}),
                           sweep.axis("schedule.decay_shape", ["constant", "cosine"]))
   wd = tmp_path / "w"
@@ -116,9 +115,7 @@ def test_a_workdirs_runs_become_curves_of_their_own_schedules(tmp_path):
 
 def test_the_predict_command_fits_runs_and_predicts_held_out_ones_and_schedules(tmp_path):
 
-  from helpers import run_cli, tiny_config
 
-  from warmup_research import sweep, workdir
   variants = sweep.expand(
       tiny_config(**{"train.total_steps": 40, "train.eval_every": 2, "train.checkpoint_every": 40,
                      "optimizer.peak_lr": 1e-2}),

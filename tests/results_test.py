@@ -10,6 +10,7 @@ import pytest
 from helpers import tiny_config
 
 from warmup_research import claims, plan, results, sweep, workdir
+from warmup_research import config as config_lib
 from warmup_research.errors import ConfigError
 
 SWEPT = ["optimizer.peak_lr", "seed"]
@@ -117,8 +118,6 @@ def test_every_committed_result_matches_its_experiments_grid():
   # the experiment is refused unless the marker's record hash equals today's grid.
   # A config field added with a default that changes the hash breaks every result.
 
-  from warmup_research import claims, sweep
-  from warmup_research import config as config_lib
   repo = pathlib.Path(__file__).resolve().parents[1]
   checked = 0
   for marker in sorted((repo / "results").glob("*/.warmup_research.json")):
