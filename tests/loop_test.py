@@ -27,6 +27,8 @@ def _killed_after(tmp_path, name: str, cut: int, k: int, keep: float = 1.0):
   shutil.copytree(tmp_path / name, ckpt)
   for step in range(cut + 5, 25, 5):
     shutil.rmtree(ckpt / str(step))
+  # the copy really was cut: its newest checkpoint is `cut`, so the run resumes from there
+  assert max(int(d.name) for d in ckpt.iterdir() if d.name.isdigit()) == cut
   paths = [tmp_path / f"{name}_cut{cut}_{i}.jsonl" for i in range(k)]
   for i, p in enumerate(paths):
     text = (tmp_path / f"{name}{i}.jsonl").read_text()
