@@ -70,7 +70,9 @@ def hparams(cfg) -> HParams:
           cooldown_shape=s.cooldown_shape),
       opt=optimizers.make_hparams(b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=o.weight_decay,
                                   momentum=o.momentum, clip_norm=o.clip_norm,
-                                  lr_mults=[o[f"lr_mult_{g}"] for g in model_lib.LR_GROUPS]),
+                                  lr_mults=[o[f"lr_mult_{g}"] for g in model_lib.LR_GROUPS],
+                                  ramps=config_lib.ramps(cfg), total_steps=cfg.train.total_steps,
+                                  weight_decay_tied=o.weight_decay_tied),
       z_loss=jnp.asarray(cfg.model.z_loss, jnp.float32),
       divergence_bound=jnp.asarray(cfg.train.divergence_bound, jnp.float32),
       data_index=jnp.zeros((), jnp.int32), stop_step=jnp.asarray(NEVER, jnp.int32))
