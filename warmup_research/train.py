@@ -189,7 +189,9 @@ class Trainer:
     return jnp.mean(ce_K), jnp.mean(z_K), jax.tree.map(lambda g: g / k, grads)
 
   def train_step(self, state: TrainState, batch_BxL1, hp: HParams):
-    """One update; returns the new state and this update's metrics."""
+    """One update; returns the new state and this update's metrics (with the
+    values of the scheduled hyperparameters, `optimizers.SCHEDULED`, which
+    loop.py writes only to the rows of a run whose config varies them)."""
     ce, z, grads = self.loss_and_grads(state.params, batch_BxL1, hp)
     tx = self.optimizer(hp)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -205,6 +207,7 @@ class Trainer:
                    grad_norm=optax.tree.norm(grads), update_norm=optax.tree.norm(updates),
                    param_norm=optax.tree.norm(state.params),
                    diverged=(new_state.diverged_step >= 0).astype(jnp.int32),
+                   **optimizers.values_at(hp.opt, state.step),
                    **update_sizes(state.params, updates))
     return new_state, metrics
 
