@@ -79,6 +79,9 @@ BAD = [
      "config.optimizer.b1_start: is not read by optimizer.name='schedule_free_adamw'"),
     ({"optimizer.name": "adam", "optimizer.weight_decay_tied": False},
      "config.optimizer.weight_decay_tied: must stay True with optimizer.name='adam'"),
+    ({"optimizer.name": "schedule_free_adamw", "optimizer.weight_decay_tied": False},
+     "config.optimizer.weight_decay_tied: must stay True with optimizer.name="
+     "'schedule_free_adamw'"),
     ({"optimizer.b1_start": 1.0, "optimizer.b1_warmup_steps": 5},
      "config.optimizer.b1_start: must be a number >= 0 and < 1, got 1.0$"),
     ({"optimizer.name": "muon", "optimizer.momentum_end": -0.1,

@@ -142,7 +142,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.optimizer.lr_mult_head = 1.0      # blocks' weight matrices, an untied head, and
   c.optimizer.lr_mult_norms = 1.0     # everything else (norm scales, biases)
   c.optimizer.weight_decay_tied = True  # decay times the LR (decoupled, AdamW's); False:
-                                        # wd * p per update, times no LR (independent)
+                                        # wd * p per update, times no LR (independent;
+                                        # not for adam, schedule_free_adamw)
   # Schedules of H in b1, b2, momentum, weight_decay (traced; optimizers.py has the formula;
   # update 0 is the first): a linear warmup from H_start to optimizer.H over updates
   # 0 .. H_warmup_steps - 1, and a linear cooldown from optimizer.H to H_end over the last
@@ -594,9 +595,9 @@ def _hp_schedules(cfg) -> None:
   o = cfg.optimizer
   _check(isinstance(o.weight_decay_tied, bool), "optimizer.weight_decay_tied",
          f"must be True or False, got {o.weight_decay_tied!r}")
-  _check(o.weight_decay_tied or "weight_decay" in SCHEDULABLE[o.name],
+  _check(o.weight_decay_tied or o.name not in ("adam", "schedule_free_adamw"),
          "optimizer.weight_decay_tied", f"must stay True with optimizer.name={o.name!r} "
-         "(it has no independent weight decay)")
+         "(it has no independent weight decay: adam none, schedule-free's is at y)")
   for h in HP_SCHEDULED:
     reads = SCHEDULABLE[o.name]
     for key in ("start", "end"):
