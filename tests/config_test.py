@@ -64,6 +64,38 @@ BAD = [
     ({"train.target_eval_loss": -1.0}, "config.train.target_eval_loss: must be a number >= 0"),
     ({"train.checkpoint_steps": [5, 21]},
      r"config.train.checkpoint_steps: must be a list of integers in \[1, train.total_steps=20\]"),
+    # hyperparameter schedules: a family that does not read H, out of range, too long
+    ({"optimizer.name": "sgd", "optimizer.b2_start": 0.9, "optimizer.b2_warmup_steps": 5},
+     r"config.optimizer.b2_start: is not read by optimizer.name='sgd', so it cannot be "
+     r"scheduled; allowed for 'sgd': momentum_start, momentum_end, weight_decay_start, "
+     r"weight_decay_end$"),
+    ({"optimizer.momentum_end": 0.5, "optimizer.momentum_cooldown_steps": 5},
+     "config.optimizer.momentum_end: is not read by optimizer.name='adamw'"),
+    ({"optimizer.name": "adam", "optimizer.weight_decay_start": 0.0,
+      "optimizer.weight_decay_warmup_steps": 5},
+     "config.optimizer.weight_decay_start: is not read by optimizer.name='adam'"),
+    ({"optimizer.name": "schedule_free_adamw", "optimizer.b1_start": 0.5,
+      "optimizer.b1_warmup_steps": 5},
+     "config.optimizer.b1_start: is not read by optimizer.name='schedule_free_adamw'"),
+    ({"optimizer.name": "adam", "optimizer.weight_decay_tied": False},
+     "config.optimizer.weight_decay_tied: must stay True with optimizer.name='adam'"),
+    ({"optimizer.name": "schedule_free_adamw", "optimizer.weight_decay_tied": False},
+     "config.optimizer.weight_decay_tied: must stay True with optimizer.name="
+     "'schedule_free_adamw'"),
+    ({"optimizer.b1_start": 1.0, "optimizer.b1_warmup_steps": 5},
+     "config.optimizer.b1_start: must be a number >= 0 and < 1, got 1.0$"),
+    ({"optimizer.name": "muon", "optimizer.momentum_end": -0.1,
+      "optimizer.momentum_cooldown_steps": 5},
+     "config.optimizer.momentum_end: must be a number >= 0 and < 1, got -0.1$"),
+    ({"optimizer.weight_decay_start": -1.0, "optimizer.weight_decay_warmup_steps": 5},
+     "config.optimizer.weight_decay_start: must be a number >= 0, got -1.0$"),
+    ({"optimizer.b2_start": 0.5, "optimizer.b2_warmup_steps": 21},
+     r"config.optimizer.b2_warmup_steps: must be <= train.total_steps \(20\), got 21$"),
+    ({"optimizer.b2_end": 0.5, "optimizer.b2_cooldown_steps": -1},
+     "config.optimizer.b2_cooldown_steps: must be an integer >= 0, got -1$"),
+    ({"optimizer.b1_warmup_steps": 5},
+     "config.optimizer.b1_warmup_steps: is 5, but optimizer.b1_start is None: set the value "
+     "the warmup starts from, or make it 0$"),
 ]
 
 
@@ -127,6 +159,37 @@ def test_static_signature_ignores_dynamic_fields():
   tiny_config(**{"data.name": "lm1b", "data.seq_len": 2048})   # packed bytes: no record bound
 
 
+def test_a_grid_over_hyperparameter_schedules_is_one_compile_group():
+  plain = tiny_config(**{"optimizer.name": "muon"})
+  grid = [tiny_config(**{"optimizer.name": "muon", "optimizer.momentum": 0.95,
+                         "optimizer.momentum_start": start, "optimizer.momentum_warmup_steps": w,
+                         "optimizer.b2_end": 0.9, "optimizer.b2_cooldown_steps": w,
+                         "optimizer.weight_decay_start": 0.0,
+                         "optimizer.weight_decay_warmup_steps": w,
+                         "optimizer.weight_decay_tied": tied})
+          for start, w, tied in ((0.85, 10, True), (0.5, 3, False), (0.0, 0, True))]
+  assert {config_lib.static_signature(c) for c in grid} == {config_lib.static_signature(plain)}
+  assert config_lib.scheduled(plain) == () and config_lib.scheduled(grid[2]) == ()
+  assert config_lib.scheduled(grid[0]) == ("b2", "momentum", "weight_decay")
+  assert config_lib.ramps(grid[0])["momentum"] == dict(start=0.85, warmup_steps=10, end=0.95,
+                                                       cooldown_steps=0)
+  assert config_lib.ramps(plain)["b1"] == dict(start=0.9, warmup_steps=0, end=0.9,
+                                               cooldown_steps=0)
+
+
+def test_hyperparameter_schedule_fields_are_added_at_no_schedule():
+  # a saved config without them means no schedule, and its record hash is unchanged
+  saved = config_lib.default_config().to_dict()
+  for f in (*config_lib.HP_SCHEDULE_FIELDS, "optimizer.weight_decay_tied"):
+    del saved["optimizer"][f.split(".")[1]]
+  old = config_lib.from_saved(saved)
+  assert old.to_dict() == config_lib.default_config().to_dict()
+  kept = config_lib.canonical(config_lib.default_config().to_dict())["optimizer"]
+  assert not {f.split(".")[1] for f in config_lib.HP_SCHEDULE_FIELDS} & set(kept)
+  assert "weight_decay_tied" not in kept
+  assert set(config_lib.HP_SCHEDULE_FIELDS) <= set(config_lib.DYNAMIC_FIELDS)
+
+
 def test_from_saved_fills_fields_a_saved_config_predates():
   saved = config_lib.default_config().to_dict()
   assert config_lib.from_saved(saved).model.attention == "einsum"  # kept as saved
@@ -146,7 +209,7 @@ def _experiment(tmp_path, body, name="exp.py"):
 @pytest.mark.parametrize("body,spec_arg,message", [
     ("def get_config():\n  c = config_lib.default_config()\n  c.optimizer.peak_lrr = 5.0\n"
      "  return c\n", "", "config.optimizer.peak_lrr: set by .* but no such field; fields here: "
-     "b1, b2, clip_norm"),
+     "b1, b1_cooldown_steps, b1_end"),
     ("def get_config():\n  raise RuntimeError('boom')\n", "",
      r"--config: .*get_config\(\) raised RuntimeError: boom"),
     ("def get_config():\n  return config_lib.default_config()\n", ":gpu",

@@ -221,3 +221,34 @@ def test_successive_halving_prunes_per_comparison_set_and_resumes_exactly(tmp_pa
       s["outcome"] == "pruned" for s in pruned.summaries]
   for i in kept:
     assert_rows_close(vrows[i], rows[i])
+
+
+def test_scheduled_hyperparameters_are_logged_only_in_the_rows_of_runs_that_vary_them(tmp_path):
+  plain = tiny_config()
+  ramped = tiny_config(**{"optimizer.b1": 0.9, "optimizer.b1_start": 0.5,
+                          "optimizer.b1_warmup_steps": 4, "optimizer.weight_decay_end": 0.0,
+                          "optimizer.weight_decay_cooldown_steps": 0})   # 0 steps: not varied
+  paths = [tmp_path / "plain.jsonl", tmp_path / "ramped.jsonl"]
+  loop.run_group([plain, ramped], metrics_paths=paths, checkpoint_dir=tmp_path / "ck",
+                 mesh=MESH, progress=False)
+  train_rows = [[r for r in _rows(p) if "loss" in r] for p in paths]
+  for r in train_rows[0]:   # the keys of a run before schedules: its file is as it was
+    assert not {"b1", "b2", "momentum", "weight_decay"} & set(r), r
+  for r in train_rows[1]:
+    assert "b1" in r and not {"b2", "momentum", "weight_decay"} & set(r), r
+    s = r["step"]
+    np.testing.assert_allclose(r["b1"], 0.5 + 0.4 * s / 4 if s < 4 else 0.9, rtol=1e-6)
+  assert [sorted(set(r) - {"b1"}) for r in train_rows[1]] == [sorted(r) for r in train_rows[0]]
+
+
+def test_a_compacted_out_variants_rows_hold_its_scheduled_values():
+  from warmup_research.roster import Roster  # only this test builds the loop's rows by hand
+  cfgs = [tiny_config(), tiny_config(**{"optimizer.b2_end": 0.5,
+                                        "optimizer.b2_cooldown_steps": 10})]
+  rows = loop._Rows(None, cfgs, Roster(2))
+  rows.keys = (*rows.keys, "b1", "b2", "momentum", "weight_decay")   # as the step returns them
+  plain, cooled = rows._frozen_row(0, 15), rows._frozen_row(1, 15)
+  assert not {"b1", "b2", "momentum", "weight_decay"} & set(plain)
+  assert set(cooled) - set(plain) == {"b2"}
+  np.testing.assert_allclose(cooled["b2"], 0.95 + (0.5 - 0.95) * 5 / 10, rtol=1e-6)
+  assert cooled["lr"] == plain["lr"]

@@ -435,3 +435,135 @@ def test_each_param_groups_lr_multiplier_scales_only_its_updates(name):
     # multipliers are powers of two: exact; the update before the LR is the same
     np.testing.assert_array_equal(scaled, plain * mults[group], err_msg=str(keys))
   assert seen == set(model_lib.LR_GROUPS)
+
+
+# ------------------------------------------------------- hyperparameter schedules
+
+ALL_FAMILIES = ["adamw", "adam", "sgd", "radam", "lion", "gi_adam", "gi_adam_bc", "muon",
+                "adamw_normalized", "schedule_free_adamw"]
+
+
+def _todays_chain(name, hp, lr):
+  """The chain `make` built before hyperparameter schedules, written out."""
+  parts = [optax.clip_by_global_norm(jnp.where(hp.clip_norm > 0, hp.clip_norm, jnp.inf)),
+           optimizers._scale_by(name, False, hp, optimizers.every_2d_matrix)]
+  if name != "adam":
+    parts.append(optax.add_decayed_weights(hp.weight_decay, mask=MASK))
+  parts.append(optimizers.scale_by_grouped_lr(lr, hp.lr_mults, optimizers.one_group))
+  if name == "schedule_free_adamw":
+    return optax.contrib.schedule_free(optax.chain(*parts), learning_rate=lambda c: lr(c - 1),
+                                       b1=hp.b1, weight_lr_power=2.0)
+  return optax.chain(*parts)
+
+
+@pytest.mark.parametrize("name", ALL_FAMILIES)
+def test_without_a_schedule_updates_and_state_are_todays_bit_for_bit(name):
+  s_hp = schedules.make_hparams(**SCHED)
+  lr = lambda c: schedules.schedule(c, s_hp)  # noqa: E731
+  hp = optimizers.make_hparams(b1=0.8, b2=0.95, eps=1e-6, weight_decay=0.1, momentum=0.9,
+                               clip_norm=1.0, total_steps=6)
+
+  def run(make_tx):
+    @jax.jit   # hp an argument, as in training: traced, not constants XLA could fold
+    def steps(params, hp):
+      tx = make_tx(hp)
+      state, out = tx.init(params), []
+      for i in range(4):
+        updates, state = tx.update(_grads(i), state, params)
+        params = optax.apply_updates(params, updates)
+        out.append(updates)
+      return out, state
+    return steps(PARAMS, hp)
+
+  ours, s_ours = run(lambda h: optimizers.make(name, nesterov=False, hp=h, learning_rate=lr))
+  theirs, s_theirs = run(lambda h: _todays_chain(name, h, lr))
+  assert jax.tree.structure(s_ours) == jax.tree.structure(s_theirs)   # old checkpoints load
+  for a, b in zip(jax.tree.leaves((ours, s_ours)), jax.tree.leaves((theirs, s_theirs))):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_value_at_is_a_linear_warmup_then_a_linear_cooldown():
+  # start 0.5 -> 0.75 over updates 0..3, constant, then -> 0.5 over the last 4 of 12
+  ramp = optimizers.Ramp(start=jnp.float32(0.5), warmup_steps=jnp.int32(4),
+                         end=jnp.float32(0.5), cooldown_steps=jnp.int32(4))
+  got = optimizers.value_at(jnp.arange(14), jnp.float32(0.75), ramp, jnp.int32(12))
+  want = [0.5, 0.5625, 0.625, 0.6875, 0.75, 0.75, 0.75, 0.75,   # warmup; at 4 the value
+          0.75, 0.6875, 0.625, 0.5625, 0.5, 0.5]                # cooldown from 8; past T: end
+  np.testing.assert_array_equal(got, np.float32(want))
+  none = optimizers.Ramp(start=jnp.float32(0.1), warmup_steps=jnp.int32(0),
+                         end=jnp.float32(0.1), cooldown_steps=jnp.int32(0))
+  np.testing.assert_array_equal(   # no schedule: the value itself at every update
+      optimizers.value_at(jnp.arange(14), jnp.float32(0.75), none, jnp.int32(12)), 0.75)
+
+
+# (family, hyperparameter, its value): a schedule of W = 4, C = 4 of T = 12 updates
+# from start to value and on to end, all dyadic so every value is exact in float32.
+SCHEDULE_CASES = [("adamw", "b1", 0.75), ("adamw", "b2", 0.875), ("adamw", "weight_decay", 0.25),
+                  ("muon", "momentum", 0.875), ("muon", "b1", 0.75), ("sgd", "momentum", 0.75),
+                  ("lion", "b2", 0.875), ("schedule_free_adamw", "b2", 0.875),
+                  ("schedule_free_adamw", "weight_decay", 0.25)]
+
+
+@pytest.mark.parametrize("name,h,value", SCHEDULE_CASES, ids=str)
+def test_a_scheduled_hyperparameter_is_the_optimizers_at_each_update(name, h, value):
+  # Each update of the scheduled optimizer equals one update, from the same state, of
+  # the optimizer built with that update's value as a constant.
+  lr = lambda c: 1e-2  # noqa: E731
+  base = dict(b1=0.75, b2=0.875, eps=1e-6, weight_decay=0.125, momentum=0.75, clip_norm=0.0)
+  ramp = dict(start=0.5, warmup_steps=4, end=0.5, cooldown_steps=4)
+  want = {t: 0.5 + (value - 0.5) * min(t, 4) / 4 if t < 8 else value + (0.5 - value) * (t - 8) / 4
+          for t in range(12)}
+  hp = optimizers.make_hparams(**{**base, h: value}, ramps={h: ramp}, total_steps=12)
+  np.testing.assert_array_equal(optimizers.values_at(hp, jnp.arange(12))[h],
+                                np.float32([want[t] for t in range(12)]))
+  tx = optimizers.make(name, nesterov=False, learning_rate=lr, hp=hp)
+  params, state = PARAMS, tx.init(PARAMS)
+  for t in range(12):
+    const = optimizers.make(name, nesterov=False, learning_rate=lr,
+                            hp=optimizers.make_hparams(**{**base, h: want[t]}, total_steps=12))
+    u_sched, next_state = tx.update(_grads(t), state, params)
+    u_const, _ = const.update(_grads(t), state, params)
+    for a, b in zip(jax.tree.leaves(u_sched), jax.tree.leaves(u_const)):
+      np.testing.assert_array_equal(a, b, err_msg=f"update {t}")
+    params, state = optax.apply_updates(params, u_sched), next_state
+
+
+@pytest.mark.parametrize("name", ["adamw", "sgd", "muon"])
+def test_untied_weight_decay_is_wd_times_the_params_not_times_the_lr(name):
+  lr = lambda c: 1e-2 * (c + 1)  # noqa: E731
+  numbers = dict(b1=0.75, b2=0.875, momentum=0.75, clip_norm=0.0, total_steps=12)
+  ramps = {"weight_decay": dict(start=0.0, warmup_steps=4, end=0.0, cooldown_steps=0)}
+  untied = optimizers.make(name, nesterov=False, learning_rate=lr, hp=optimizers.make_hparams(
+      weight_decay=1e-3, weight_decay_tied=False, ramps=ramps, **numbers))
+  plain = optimizers.make(name, nesterov=False, learning_rate=lr,
+                          hp=optimizers.make_hparams(weight_decay=0.0, **numbers))
+  state = plain.init(PARAMS)
+  for t in range(6):
+    wd = 1e-3 * min(t, 4) / 4
+    got, new_state = untied.update(_grads(t), state, PARAMS)
+    want, _ = plain.update(_grads(t), state, PARAMS)
+    np.testing.assert_allclose(got["w"], want["w"] - wd * PARAMS["w"], rtol=1e-6, atol=1e-9)
+    np.testing.assert_array_equal(got["b"], want["b"])   # vectors are not decayed
+    state = new_state
+
+
+def test_a_grid_over_schedule_numbers_compiles_once():
+  def step(hp):
+    tx = optimizers.make("muon", nesterov=False, hp=hp, learning_rate=lambda c: 1e-2)
+    params, state = PARAMS, tx.init(PARAMS)
+    for i in range(3):
+      updates, state = tx.update(_grads(i), state, params)
+      params = optax.apply_updates(params, updates)
+    return params["w"]
+  f = jax.jit(jax.vmap(step))
+
+  def grid(starts, warmups, tied):
+    hps = [optimizers.make_hparams(momentum=0.95, weight_decay=0.1, total_steps=3, ramps={
+        "momentum": dict(start=s, warmup_steps=w), "b2": dict(end=0.5, cooldown_steps=w),
+        "weight_decay": dict(start=0.0, warmup_steps=w)}, weight_decay_tied=t)
+        for s, w, t in zip(starts, warmups, tied)]
+    return jax.tree.map(lambda *x: jnp.stack(x), *hps)
+  out1 = f(grid([0.85, 0.5], [2, 3], [True, False]))
+  out2 = f(grid([0.95, 0.0], [0, 1], [False, True]))
+  assert f._cache_size() == 1
+  assert not np.allclose(out1, out2) and not np.allclose(out1[0], out1[1])

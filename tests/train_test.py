@@ -216,3 +216,15 @@ def test_a_tiny_angle_is_resolved_where_a_float32_cosine_rounds_to_one():
   assert float(train._angle(w, u)) == pytest.approx(np.sqrt(2) * 1e-3 / 64, rel=1e-3)
   cos = jnp.sum(w * (w + u)) / (jnp.linalg.norm(w) * jnp.linalg.norm(w + u))
   assert float(jnp.arccos(jnp.clip(cos, -1, 1))) != pytest.approx(np.sqrt(2) * 1e-3 / 64, rel=0.1)
+
+
+def test_a_step_returns_the_values_its_update_used():
+  cfg, trainer, hp, batches = _setup(**{"optimizer.name": "muon", "optimizer.momentum": 0.95,
+                                        "optimizer.momentum_start": 0.85,
+                                        "optimizer.momentum_warmup_steps": 10})
+  state = trainer.init(jax.random.key(0), hp)
+  step = jax.jit(trainer.train_step)
+  for t in range(3):
+    state, m = step(state, jnp.asarray(batches.train(t)), hp)
+    np.testing.assert_allclose(m["momentum"], 0.85 + 0.1 * t / 10, rtol=1e-6)
+    assert float(m["b1"]) == np.float32(cfg.optimizer.b1)   # not scheduled: its own value

@@ -35,6 +35,19 @@ OPTIMIZERS = ("adamw", "adam", "sgd", "radam", "lion", "gi_adam", "gi_adam_bc", 
 # their defaults, they would mean a run that is not the one trained.
 UNUSED_BY = {"muon": ("nesterov",), "adamw_normalized": ("momentum", "nesterov"),
              "schedule_free_adamw": ("momentum", "nesterov")}
+# The hyperparameters a family's chain reads at each update (optimizers.py),
+# so the only ones a schedule (optimizer.H_start / H_end) may vary. adam has
+# no weight decay; schedule_free_adamw's b1 is fixed in its state at init.
+SCHEDULABLE = {"adamw": ("b1", "b2", "weight_decay"), "adam": ("b1", "b2"),
+               "sgd": ("momentum", "weight_decay"), "radam": ("b1", "b2", "weight_decay"),
+               "lion": ("b1", "b2", "weight_decay"), "gi_adam": ("b1", "b2", "weight_decay"),
+               "gi_adam_bc": ("b1", "b2", "weight_decay"),
+               "muon": ("b1", "b2", "momentum", "weight_decay"),
+               "adamw_normalized": ("b1", "b2", "weight_decay"),
+               "schedule_free_adamw": ("b2", "weight_decay")}
+HP_SCHEDULED = ("b1", "b2", "momentum", "weight_decay")   # optimizers.SCHEDULED
+HP_SCHEDULE_FIELDS = tuple(f"optimizer.{h}_{k}" for h in HP_SCHEDULED
+                           for k in ("start", "warmup_steps", "end", "cooldown_steps"))
 NORMS = ("pre", "post")
 BLOCKS = ("gpt2", "llama")
 DTYPES = ("float32", "bfloat16")
@@ -53,7 +66,7 @@ DYNAMIC_FIELDS = (
     "optimizer.peak_lr", "optimizer.b1", "optimizer.b2", "optimizer.eps",
     "optimizer.weight_decay", "optimizer.momentum", "optimizer.clip_norm",
     "optimizer.lr_mult_embed", "optimizer.lr_mult_matrices", "optimizer.lr_mult_head",
-    "optimizer.lr_mult_norms",
+    "optimizer.lr_mult_norms", *HP_SCHEDULE_FIELDS, "optimizer.weight_decay_tied",
     "train.divergence_bound", "train.stall_margin", "train.target_eval_loss",
 )
 
@@ -128,6 +141,20 @@ def default_config() -> ml_collections.ConfigDict:
   c.optimizer.lr_mult_matrices = 1.0  # embeddings (a tied head too) and positions, the
   c.optimizer.lr_mult_head = 1.0      # blocks' weight matrices, an untied head, and
   c.optimizer.lr_mult_norms = 1.0     # everything else (norm scales, biases)
+  c.optimizer.weight_decay_tied = True  # decay times the LR (decoupled, AdamW's); False:
+                                        # wd * p per update, times no LR (independent;
+                                        # not for adam, schedule_free_adamw)
+  # Schedules of H in b1, b2, momentum, weight_decay (traced; optimizers.py has the formula;
+  # update 0 is the first): a linear warmup from H_start to optimizer.H over updates
+  # 0 .. H_warmup_steps - 1, and a linear cooldown from optimizer.H to H_end over the last
+  # H_cooldown_steps updates. None / 0 = none. Only for a H the family reads (SCHEDULABLE).
+  # E.g. modded-nanogpt's Muon momentum: momentum=0.95, momentum_start=0.85,
+  # momentum_warmup_steps=300.
+  for h in HP_SCHEDULED:
+    c.optimizer[f"{h}_start"] = config_dict.placeholder(float)
+    c.optimizer[f"{h}_warmup_steps"] = 0
+    c.optimizer[f"{h}_end"] = config_dict.placeholder(float)
+    c.optimizer[f"{h}_cooldown_steps"] = 0
 
   c.train = ml_collections.ConfigDict()
   c.train.total_steps = 1000      # optimizer updates: step 0 .. total_steps - 1
@@ -321,7 +348,10 @@ ADDED_FIELDS = {"model.attention": "xla", "model.block": "gpt2", "train.grad_acc
                 "train.checkpoint_steps": [],
                 "train.compact_frozen": 0.0, "train.prune_steps": [], "train.prune_keep": 1 / 3,
                 "train.prune_over": ["optimizer.peak_lr"], "train.target_eval_loss": 0.0,
-                **{f"optimizer.lr_mult_{g}": 1.0 for g in ("embed", "matrices", "head", "norms")}}
+                **{f"optimizer.lr_mult_{g}": 1.0 for g in ("embed", "matrices", "head", "norms")},
+                # no hyperparameter schedules: every H constant, decay tied to the LR
+                **{f: None if f.endswith(("_start", "_end")) else 0 for f in HP_SCHEDULE_FIELDS},
+                "optimizer.weight_decay_tied": True}
 
 
 def from_saved(saved: dict) -> ml_collections.ConfigDict:
@@ -550,6 +580,7 @@ def validate(cfg) -> None:
     _check(o[key] == defaults[key], f"optimizer.{key}",
            f"is not used by optimizer.name={o.name!r} (see optimizers.py), so it must stay at "
            f"its default {defaults[key]!r}, got {o[key]!r}")
+  _hp_schedules(cfg)
   if o.name == "schedule_free_adamw":
     _check(o.b1 > 0, "optimizer.b1", "must be > 0 with optimizer.name='schedule_free_adamw' "
            f"(its eval point is (y - (1 - b1) z) / b1), got {o.b1!r}")
@@ -557,6 +588,59 @@ def validate(cfg) -> None:
   _number(cfg, "mesh.data", lo=0, integer=True)
   _choice(cfg, "mesh.variant_loop", VARIANT_LOOPS)
   del total
+
+
+def _hp_schedules(cfg) -> None:
+  """Checks the hyperparameter schedules (optimizer.H_start ... H_cooldown_steps)."""
+  o = cfg.optimizer
+  _check(isinstance(o.weight_decay_tied, bool), "optimizer.weight_decay_tied",
+         f"must be True or False, got {o.weight_decay_tied!r}")
+  _check(o.weight_decay_tied or o.name not in ("adam", "schedule_free_adamw"),
+         "optimizer.weight_decay_tied", f"must stay True with optimizer.name={o.name!r} "
+         "(it has no independent weight decay: adam none, schedule-free's is at y)")
+  for h in HP_SCHEDULED:
+    reads = SCHEDULABLE[o.name]
+    for key in ("start", "end"):
+      value = o[f"{h}_{key}"]
+      if value is None:
+        continue
+      _check(h in reads, f"optimizer.{h}_{key}",
+             f"is not read by optimizer.name={o.name!r}, so it cannot be scheduled; allowed "
+             f"for {o.name!r}: {', '.join(f'{r}_start, {r}_end' for r in reads)}")
+      if h == "weight_decay":
+        _number(cfg, f"optimizer.{h}_{key}", lo=0)
+      else:
+        _number(cfg, f"optimizer.{h}_{key}", lo=0, hi=1, hi_open=True)
+    for phase, key in (("warmup", "start"), ("cooldown", "end")):
+      steps = hp_duration(cfg, h, phase)
+      _check(steps == 0 or o[f"{h}_{key}"] is not None, f"optimizer.{h}_{phase}_steps",
+             f"is {steps}, but optimizer.{h}_{key} is None: set the value the {phase} "
+             f"{'starts from' if phase == 'warmup' else 'ends at'}, or make it 0")
+
+
+def hp_duration(cfg, h: str, phase: str) -> int:
+  """optimizer.{h}_{phase}_steps, through the one converter (it checks the range)."""
+  return schedules.steps_from_duration(
+      total_steps=cfg.train.total_steps, steps=cfg.optimizer[f"{h}_{phase}_steps"],
+      field=f"config.optimizer.{h}_{phase}")
+
+
+def ramps(cfg) -> dict:
+  """The traced numbers of each hyperparameter's schedule (optimizers.make_hparams):
+  a value None (no warmup or cooldown) is the hyperparameter's own."""
+  o = cfg.optimizer
+  own = lambda h, key: o[h] if o[f"{h}_{key}"] is None else o[f"{h}_{key}"]  # noqa: E731
+  return {h: dict(start=own(h, "start"), warmup_steps=hp_duration(cfg, h, "warmup"),
+                  end=own(h, "end"), cooldown_steps=hp_duration(cfg, h, "cooldown"))
+          for h in HP_SCHEDULED}
+
+
+def scheduled(cfg) -> tuple[str, ...]:
+  """The hyperparameters that vary over a (validated) run: its metrics rows log them."""
+  o = cfg.optimizer
+  return tuple(h for h in HP_SCHEDULED
+               if (o[f"{h}_start"] is not None and o[f"{h}_warmup_steps"] > 0)
+               or (o[f"{h}_end"] is not None and o[f"{h}_cooldown_steps"] > 0))
 
 
 def durations(cfg) -> tuple[int, int]:

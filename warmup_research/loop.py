@@ -45,7 +45,7 @@ import time
 import jax
 import numpy as np
 
-from warmup_research import checkpoints, data, loggers, metrics_io, schedules, train
+from warmup_research import checkpoints, data, loggers, metrics_io, optimizers, schedules, train
 from warmup_research import config as config_lib
 from warmup_research import program as program_lib
 from warmup_research.errors import ConfigError
@@ -358,8 +358,11 @@ class _Rows:
 
   def __init__(self, logger: loggers.Logger | None, cfgs, roster: Roster):
     self.logger, self.cfgs, self.roster = logger, cfgs, roster
-    self.lr: dict[int, np.ndarray] = {}   # a compacted-out variant's schedule, for its rows
+    self.curves: dict[int, dict] = {}   # a compacted-out variant's schedules, for its rows
     self.keys = metrics_io.TRAIN_KEYS     # a train row's keys, as the step returns them
+    # The step returns every schedulable hyperparameter; a run's rows hold only those its
+    # config varies, so the files of runs without such schedules are as they were.
+    self.unlogged = [set(optimizers.SCHEDULED) - set(config_lib.scheduled(c)) for c in cfgs]
 
   def write(self, rows_per_variant) -> None:
     if self.logger is not None:
@@ -382,19 +385,24 @@ class _Rows:
     if self.logger is not None:
       self.keys = metrics_io.row_keys(m)
       for s in logged:
-        rows = {i: {"step": s, **{key: float(m[key][s - t][j]) for key in self.keys}}
+        rows = {i: {"step": s, **{key: float(m[key][s - t][j]) for key in self.keys
+                                  if key not in self.unlogged[i]}}
                 for j, i in enumerate(ran)}
         self.write([rows.get(i) or self._frozen_row(i, s) for i in range(len(self.cfgs))])
     return {key: m[key][logged[-1] - t][:len(ran)] for key in ("loss", "diverged")}
 
   def _frozen_row(self, i: int, s: int) -> dict:
     """A compacted-out variant's row, as `program.frozen_result` writes a skipped one's."""
-    if i not in self.lr:
-      c = self.cfgs[i]
-      self.lr[i] = np.asarray(schedules.schedule(np.arange(c.train.total_steps),
-                                                 train.hparams(c).schedule), np.float32)
-    return {"step": s, **{key: math.nan for key in self.keys},
-            "lr": float(self.lr[i][s]), "diverged": float(not self.roster.pruned(i))}
+    if i not in self.curves:
+      c, steps = self.cfgs[i], np.arange(self.cfgs[i].train.total_steps)
+      hp = train.hparams(c)
+      self.curves[i] = {"lr": np.asarray(schedules.schedule(steps, hp.schedule), np.float32),
+                    **{k: np.asarray(v, np.float32)
+                       for k, v in optimizers.values_at(hp.opt, steps).items()}}
+    skip = self.unlogged[i]
+    return {"step": s, **{key: math.nan for key in self.keys if key not in skip},
+            **{key: float(v[s]) for key, v in self.curves[i].items() if key not in skip},
+            "diverged": float(not self.roster.pruned(i))}
 
   def flush(self) -> None:
     if self.logger is not None:

@@ -4,8 +4,11 @@ Train rows `{"step": s, "loss", "z_loss", "lr", "grad_norm", "update_norm",
 "param_norm", "diverged", "update_ratio/B", "angle/B"}` are of update s
 (every `log_every` updates and the last); B is a block of the params
 (`train.update_sizes`: 'embed_VxD', 'blocks.0', ...; files written before
-they were logged lack them). Eval rows `{"step": n, "eval_loss"}` are after
-n updates (n = 0 is the initial model). Only process 0 writes them.
+they were logged lack them), and the values of the optimizer hyperparameters
+a run's config schedules ("b1", "b2", "momentum", "weight_decay";
+`config.scheduled`; a run without such schedules has none). Eval rows
+`{"step": n, "eval_loss"}` are after n updates (n = 0 is the initial
+model). Only process 0 writes them.
 """
 from __future__ import annotations
 

@@ -69,6 +69,37 @@ schedulefree does), times lr_t, on matrices only; the gradient is clipped
 at y, before Adam's normalisation (schedulefree has no clipping). `b1` is
 the interpolation weight and must be > 0 (x = (y - (1 - b1) z) / b1);
 `momentum` is unused.
+
+Hyperparameter schedules (`Ramp`, `value_at`): b1, b2, momentum and
+weight_decay may each vary over training, as traced data like the LR's
+schedule. Update t (0-based: t = 0 is the FIRST update, as in schedules.py;
+t is the chain's own count, the one the LR schedule reads) uses
+
+    start + (v - start) * t / W            for t < W            (warmup)
+    v + (end - v) * r                      for t >= c, C > 0    (cooldown)
+    v                                      otherwise
+
+with v the hyperparameter's value, W = warmup_steps, C = cooldown_steps,
+T = total_steps, c = max(T - C, W) and r = clip((t - c) / max(T - c, 1), 0, 1)
+(as the LR's wsd cooldown: r = 1 would be at t = T, after the last update).
+W = C = 0 (no schedule) gives v itself, so the numbers are unchanged bit for
+bit and the optimizer state is the same pytree (a schedule only changes the
+scalars the chain is built with at each update, never its state).
+
+Bias correction with a varying beta is optax's: Adam-family moments at update
+t are divided by 1 - beta_t^(t+1), the CURRENT beta's power, not by the exact
+1 - prod_{i<=t} beta_i of an EMA whose beta changed. Deliberately: the exact
+form needs the running product in the state (which would change the state of
+every run, old checkpoints included); the two agree where the beta is
+constant, and they differ little where a beta moves slowly (a warmup of
+hundreds of updates) or late (a cooldown, where both are 1 to float32
+precision). Lion and sgd have no bias correction; Muon's is optax's too.
+
+Weight decay, `weight_decay_tied` (traced 1 or 0): tied (1, the default and
+the code before it) is decoupled decay multiplied by the LR, lr_t * wd_t * p;
+untied (0) is independent decay, wd_t * p per update, times neither the LR nor
+its group multiplier (Wortsman et al. 2023's "independent" weight decay), so
+wd_t's own schedule alone shapes it (and wd is about lr times smaller).
 """
 from __future__ import annotations
 
@@ -80,10 +111,22 @@ import jax
 import jax.numpy as jnp
 import optax
 
+# The hyperparameters that may have a schedule (`Ramp`).
+SCHEDULED = ("b1", "b2", "momentum", "weight_decay")
+
+
+@flax.struct.dataclass
+class Ramp:
+  """A hyperparameter's schedule around its value (`value_at`)."""
+  start: jax.Array            # the value at update 0 (warmup's start)
+  warmup_steps: jax.Array     # int32 W: updates 0 .. W - 1 ramp from start (0: none)
+  end: jax.Array              # the value the cooldown ramps to
+  cooldown_steps: jax.Array   # int32 C: the cooldown's length, ending at total_steps (0: none)
+
 
 @flax.struct.dataclass
 class OptHParams:
-  """Optimizer numbers, float32 arrays."""
+  """Optimizer numbers, float32 arrays (int32 where said)."""
   b1: jax.Array
   b2: jax.Array
   eps: jax.Array
@@ -91,13 +134,59 @@ class OptHParams:
   momentum: jax.Array
   clip_norm: jax.Array
   lr_mults: jax.Array   # [groups]: each param group's LR multiplier (`lr_group`)
+  ramps: dict           # {name in SCHEDULED: Ramp}
+  total_steps: jax.Array        # int32: T, where cooldowns end
+  weight_decay_tied: jax.Array  # 1: decay times the LR (decoupled); 0: independent
 
 
 def make_hparams(*, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, momentum=0.9,
-                 clip_norm=0.0, lr_mults=(1.0,)) -> OptHParams:
+                 clip_norm=0.0, lr_mults=(1.0,), ramps=None, total_steps=1,
+                 weight_decay_tied=True) -> OptHParams:
+  """`ramps`: {name: dict(start=, warmup_steps=, end=, cooldown_steps=)} for
+  some of SCHEDULED (a missing key: the value's own; the others: none)."""
   f32 = lambda x: jnp.asarray(x, jnp.float32)
+  values = dict(b1=b1, b2=b2, weight_decay=weight_decay, momentum=momentum)
+
+  def ramp(name):
+    r = (ramps or {}).get(name, {})
+    return Ramp(start=f32(r.get("start", values[name])),
+                warmup_steps=jnp.asarray(r.get("warmup_steps", 0), jnp.int32),
+                end=f32(r.get("end", values[name])),
+                cooldown_steps=jnp.asarray(r.get("cooldown_steps", 0), jnp.int32))
+  unknown = set(ramps or {}) - set(SCHEDULED)
+  if unknown:
+    raise ValueError(f"no schedule for {sorted(unknown)}; allowed: {', '.join(SCHEDULED)}")
   return OptHParams(b1=f32(b1), b2=f32(b2), eps=f32(eps), weight_decay=f32(weight_decay),
-                    momentum=f32(momentum), clip_norm=f32(clip_norm), lr_mults=f32(lr_mults))
+                    momentum=f32(momentum), clip_norm=f32(clip_norm), lr_mults=f32(lr_mults),
+                    ramps={name: ramp(name) for name in SCHEDULED},
+                    total_steps=jnp.asarray(total_steps, jnp.int32),
+                    weight_decay_tied=f32(weight_decay_tied))
+
+
+def value_at(step, value: jax.Array, ramp: Ramp, total_steps: jax.Array) -> jax.Array:
+  """The value a scheduled hyperparameter takes at update `step` (0 = the
+  first update; the formula: the module docstring). Without a warmup or
+  cooldown it is `value` itself, bit for bit."""
+  s = jnp.asarray(step, jnp.float32)
+  warm = ramp.warmup_steps.astype(jnp.float32)
+  cool = ramp.cooldown_steps.astype(jnp.float32)
+  total = total_steps.astype(jnp.float32)
+  warming = ramp.start + (value - ramp.start) * (s / jnp.maximum(warm, 1.0))
+  cool_start = jnp.maximum(total - cool, warm)
+  r = jnp.clip((s - cool_start) / jnp.maximum(total - cool_start, 1.0), 0.0, 1.0)
+  cooling = value + (ramp.end - value) * r
+  return jnp.where(s < warm, warming, jnp.where((cool > 0) & (s >= cool_start), cooling, value))
+
+
+def values_at(hp: OptHParams, step) -> dict[str, jax.Array]:
+  """{name: its value at update `step`} for every name in SCHEDULED."""
+  return {name: value_at(step, getattr(hp, name), hp.ramps[name], hp.total_steps)
+          for name in SCHEDULED}
+
+
+def at_step(hp: OptHParams, step) -> OptHParams:
+  """`hp` with each scheduled hyperparameter at its value of update `step`."""
+  return hp.replace(**values_at(hp, step))
 
 
 def one_group(path: tuple[str, ...]) -> int:
@@ -266,11 +355,42 @@ def make(name: str, *, nesterov: bool, learning_rate: Callable, hp: OptHParams,
   treats as a matrix (or matrices, over the other axes), None for Adam's;
   `path` is the leaf's dict keys. Only muon reads it. `lr_group(path)`: the
   index into `hp.lr_mults` of the leaf's LR multiplier (weight decay, being
-  multiplied by the LR, scales with it)."""
+  multiplied by the LR, scales with it).
+
+  Each update rebuilds the chain with `at_step(hp, count)` (count: the
+  chain's own, the LR's), so the state is the chain's alone, as before
+  hyperparameter schedules."""
+  def build(numbers):
+    return _chain(name, nesterov, learning_rate, numbers, matrix_axes, lr_group)
+
+  def update(updates, state, params=None):
+    numbers = at_step(hp, _count(name, state))
+    new, state = build(numbers).update(updates, state, params)
+    if name in ("adam", "schedule_free_adamw"):   # no independent decay (config.validate)
+      return new, state
+    # Independent decay, after the LR; `where` keeps the tied updates as they were, bit for bit.
+    untied = jax.tree.map(lambda u, p, m: u - numbers.weight_decay * p if m else u,
+                          new, params, _decay_mask(params))
+    return jax.tree.map(lambda t, u: jnp.where(numbers.weight_decay_tied > 0, t, u),
+                        new, untied), state
+
+  return optax.GradientTransformation(build(hp).init, update)
+
+
+def _count(name: str, state) -> jax.Array:
+  """The number of updates done: the count of the chain's scale_by_grouped_lr."""
+  if name == "schedule_free_adamw":
+    state = state.base_optimizer_state
+  return state[-1].count
+
+
+def _chain(name, nesterov, learning_rate, hp: OptHParams, matrix_axes, lr_group
+           ) -> optax.GradientTransformation:
   max_norm = jnp.where(hp.clip_norm > 0, hp.clip_norm, jnp.inf)
   parts = [optax.clip_by_global_norm(max_norm), _scale_by(name, nesterov, hp, matrix_axes)]
   if name != "adam":
-    parts.append(optax.add_decayed_weights(hp.weight_decay, mask=_decay_mask))
+    tied = jnp.where(hp.weight_decay_tied > 0, hp.weight_decay, 0.0)
+    parts.append(optax.add_decayed_weights(tied, mask=_decay_mask))
   parts.append(scale_by_grouped_lr(learning_rate, hp.lr_mults, lr_group))
   if name == "schedule_free_adamw":
     # schedule_free asks for the LR of update t as learning_rate(t + 1) (its

@@ -23,7 +23,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from warmup_research import data, schedules, train
+from warmup_research import data, optimizers, schedules, train
 from warmup_research import mesh as mesh_lib
 
 
@@ -46,7 +46,8 @@ def frozen_result(state, batch, hp):
   return is_frozen(state, hp), (state.replace(step=state.step + 1), dict(
       loss=nan, z_loss=nan, lr=schedules.schedule(state.step, hp.schedule).astype(jnp.float32),
       grad_norm=nan, update_norm=nan, param_norm=nan,
-      diverged=(state.diverged_step >= 0).astype(jnp.int32), **sizes))
+      diverged=(state.diverged_step >= 0).astype(jnp.int32),
+      **optimizers.values_at(hp.opt, state.step), **sizes))
 
 
 def known_result(state_known, batch, hp):

@@ -70,7 +70,9 @@ def hparams(cfg) -> HParams:
           cooldown_shape=s.cooldown_shape),
       opt=optimizers.make_hparams(b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=o.weight_decay,
                                   momentum=o.momentum, clip_norm=o.clip_norm,
-                                  lr_mults=[o[f"lr_mult_{g}"] for g in model_lib.LR_GROUPS]),
+                                  lr_mults=[o[f"lr_mult_{g}"] for g in model_lib.LR_GROUPS],
+                                  ramps=config_lib.ramps(cfg), total_steps=cfg.train.total_steps,
+                                  weight_decay_tied=o.weight_decay_tied),
       z_loss=jnp.asarray(cfg.model.z_loss, jnp.float32),
       divergence_bound=jnp.asarray(cfg.train.divergence_bound, jnp.float32),
       data_index=jnp.zeros((), jnp.int32), stop_step=jnp.asarray(NEVER, jnp.int32))
@@ -187,7 +189,9 @@ class Trainer:
     return jnp.mean(ce_K), jnp.mean(z_K), jax.tree.map(lambda g: g / k, grads)
 
   def train_step(self, state: TrainState, batch_BxL1, hp: HParams):
-    """One update; returns the new state and this update's metrics."""
+    """One update; returns the new state and this update's metrics (with the
+    values of the scheduled hyperparameters, `optimizers.SCHEDULED`, which
+    loop.py writes only to the rows of a run whose config varies them)."""
     ce, z, grads = self.loss_and_grads(state.params, batch_BxL1, hp)
     tx = self.optimizer(hp)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -203,6 +207,7 @@ class Trainer:
                    grad_norm=optax.tree.norm(grads), update_norm=optax.tree.norm(updates),
                    param_norm=optax.tree.norm(state.params),
                    diverged=(new_state.diverged_step >= 0).astype(jnp.int32),
+                   **optimizers.values_at(hp.opt, state.step),
                    **update_sizes(state.params, updates))
     return new_state, metrics
 
