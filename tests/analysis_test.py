@@ -16,6 +16,7 @@ import pytest
 from helpers import REPO, run_cli, tiny_config, with_devices
 
 from warmup_research import analysis, data, results, stats, sweep, train, workdir
+from warmup_research.errors import ConfigError
 from warmup_research.sweep import axis, product
 
 EXPERIMENT = '''
@@ -259,7 +260,6 @@ def test_load_run_and_analyze_never_take_another_variants_rows(small_sweep, tmp_
   # clamped the index and load_run returned the last run's params with only
   # a warning; before them, every recorded run was read from its neighbour's row.
 
-  from warmup_research.errors import ConfigError
   wd = tmp_path / "w"
   shutil.copytree(small_sweep, wd)
   record = json.loads((wd / "sweep.json").read_text())
@@ -282,3 +282,25 @@ def test_load_run_and_analyze_never_take_another_variants_rows(small_sweep, tmp_
   assert not (wd / "analysis.csv").exists()
   (wd / "sweep.json").write_text(json.dumps(record))   # its layout back: each run loads
   assert analysis.load_run(wd, runs[3]["run_id"]).config.optimizer.peak_lr == 1e-2
+
+
+def test_checkpoint_averaging_is_evaluated_as_the_runs_evals_are(small_sweep):
+  rid = analysis.find_run(small_sweep, **{"optimizer.peak_lr": 1e-2,
+                                          "schedule.warmup_steps": 5})
+  final = float(analysis.list_runs(small_sweep).set_index("run_id").loc[rid, "final_eval_loss"])
+  assert analysis.checkpoint_steps(small_sweep, rid) == [5, 10]
+  alone = analysis.averaged_checkpoints(small_sweep, rid, steps=[10])
+  np.testing.assert_allclose(alone["eval_loss"], final, rtol=1e-5)   # one checkpoint: the run
+  avg = analysis.averaged_checkpoints(small_sweep, rid, last=2)
+  assert avg["steps"] == [5, 10]
+  np.testing.assert_allclose(avg["last_eval_loss"], final, rtol=1e-5)
+  # the mean of the two checkpoints' params, evaluated on the same fixed batches
+  a, b = (analysis.load_run(small_sweep, rid, step=s) for s in (5, 10))
+  mean = jax.tree.map(lambda x, y: (np.asarray(x) + np.asarray(y)) / 2, a.params, b.params)
+  batches, trainer, hp = data.Batches(a.config), train.Trainer(a.config), train.hparams(a.config)
+  want = np.mean([float(trainer.eval_step(mean, jnp.asarray(batches.eval(i)), hp))
+                  for i in range(a.config.train.eval_batches)])
+  np.testing.assert_allclose(avg["eval_loss"], want, rtol=1e-5)
+  assert abs(avg["eval_loss"] - final) > 1e-4   # not the last checkpoint's loss
+  with pytest.raises(ConfigError, match=r"steps: must name kept checkpoints .* kept: \[5, 10\]"):
+    analysis.averaged_checkpoints(small_sweep, rid, steps=[7])

@@ -7,6 +7,7 @@ one run's state out of its group's stacked checkpoint, and measures of it.
     run.eval_params                         # where evals are (schedule-free: x)
     sharpness(run, batch)                   # top Hessian eigenvalue
     preconditioned_sharpness(run, batch)    # top eigenvalue of P^-1 H (Adam)
+    averaged_checkpoints(wd, run_id, last=2)  # checkpoint averaging, evaluated as a run
 
 `load_run` needs neither the original train state nor the devices that wrote
 the checkpoint: the target is rebuilt from the run's config, and only the
@@ -174,6 +175,43 @@ def load_run(workdir, run_id: str | None = None, step: int | None = None, **valu
              train=pd.DataFrame([m for m in rows if "eval_loss" not in m]),
              eval=pd.DataFrame([m for m in rows if "eval_loss" in m]),
              diverged_step=None if diverged < 0 else diverged, swept=run["swept"])
+
+
+def checkpoint_steps(workdir, run_id: str | None = None, **values) -> list[int]:
+  """The checkpoint steps (updates done) kept for a run, oldest first."""
+  where = sweep.locate(workdir, _run_entry(workdir, run_id, values)["run_id"])
+  return checkpoints.Checkpointer(where.checkpoint_dir, keep=10**9).steps()
+
+
+def averaged_checkpoints(workdir, run_id: str | None = None, *, steps=None, last: int = 2,
+                         **values) -> dict:
+  """Checkpoint averaging (an alternative to a cooldown; Tian et al. 2025):
+  the uniform mean of the run's eval params (`Run.eval_params`) at
+  checkpoint `steps` (default: its `last` kept ones), evaluated on the
+  run's fixed eval batches as its evals are (the mean eval loss over
+  `train.eval_batches`). Returns dict(run_id, steps, eval_loss,
+  last_eval_loss: the newest of those checkpoints alone, on the same
+  batches). Keep the checkpoints to average with `train.checkpoint_steps`
+  (or `train.keep_checkpoints`)."""
+  rid = _run_entry(workdir, run_id, values)["run_id"]
+  kept = checkpoint_steps(workdir, rid)
+  steps = sorted(kept[-last:] if steps is None else steps)
+  missing = [s for s in steps if s not in kept]
+  if not steps or missing or last < 1:
+    raise ConfigError("steps", f"must name kept checkpoints of run {rid!r}, got "
+                      f"{steps or 'none'} (last={last}); kept: {kept}")
+  runs = [load_run(workdir, rid, step=s) for s in steps]
+  cfg = runs[0].config
+  mean = jax.tree.map(lambda *xs: sum(xs) / len(xs), *[r.eval_params for r in runs])
+  batches, trainer, hp = data.Batches(cfg), train.Trainer(cfg), train.hparams(cfg)
+  loss = jax.jit(trainer.eval_step)
+  evals = [jnp.asarray(batches.eval(i)) for i in range(cfg.train.eval_batches)]
+
+  def on_evals(params):
+    return float(np.mean([np.asarray(loss(params, b, hp)) for b in evals]))
+
+  return dict(run_id=rid, steps=steps, eval_loss=on_evals(mean),
+              last_eval_loss=on_evals(runs[-1].eval_params))
 
 
 # What a checkpoint that holds other variants than sweep.json places there means.
