@@ -313,8 +313,10 @@ def _update_sizes(lay, loaded) -> Figure | None:
                       and any(k.startswith("angle/") for k in x)]
   if not any(logged(r) for r in runs):
     return None
-  window = max(max(4 * config_lib.durations(config_lib.from_saved(r["config"]))[0],
-                   r["config"]["train"]["total_steps"] // 5) for r in runs)
+  # 4 x the warmup (at least a fifth of training), never past the longest run
+  window = max(min(max(4 * config_lib.durations(config_lib.from_saved(r["config"]))[0],
+                       r["config"]["train"]["total_steps"] // 5),
+                   r["config"]["train"]["total_steps"]) for r in runs)
   facets = lay["facets"]
   fig = Figure(figsize=(11, 2.8 * len(facets) + 0.8), layout="constrained")
   axes = fig.subplots(len(facets), len(SIZES), squeeze=False, sharex=True, sharey="col")
