@@ -320,7 +320,9 @@ def test_time_to_target_in_runs_csv_and_as_a_claim_metric_never_reached_counted(
   results.write(wd, plots=False, tensorboard=False)
   swept, rows = plan.read_runs(wd)
   got = [(r["updates_to_target"], r["seconds_to_target"], r["updates_budget"]) for r in rows]
-  assert got == [(20, 10.0, 20), (None, None, 20), (None, None, 20)] + [(20, 10.0, 20)] * 3
+  # seconds: 20 updates x 0.5 s per update of the group, shared over its 6 runs
+  share = 20 * (0.5 / 6)
+  assert got == [(20, share, 20), (None, None, 20), (None, None, 20)] + [(20, share, 20)] * 3
   c = dict(paper="p", a={"schedule.warmup_steps": 0}, b={"schedule.warmup_steps": 5},
            metric="updates_to_target", direction="lower")
   dropped = claims.evaluate(claims.claim("x", **c), swept, rows)
@@ -332,6 +334,8 @@ def test_time_to_target_in_runs_csv_and_as_a_claim_metric_never_reached_counted(
   secs = claims.evaluate(claims.claim("x", failures="cap", **dict(
       c, metric="seconds_to_target")), swept, rows)
   assert secs["n_seeds"] == 3 and secs["effect"] == 0.0
+  # a pruned run stopped early: its time is unknown, never its budget
+  assert claims._time_or_budget("updates_to_target", dict(rows[1], outcome="pruned")) is None
   with pytest.raises(ConfigError, match="failures must be"):
     claims.validate([claims.claim("x", failures="cap", **dict(c, metric="stalled"))], swept)
   # a grid without a target keeps runs.csv's columns as they were

@@ -193,14 +193,16 @@ def claim(text: str, *, paper: str, a: dict, b: dict, metric: str, direction: st
   return out
 
 
-def predicts(text: str, *, paper: str, fit_on: dict, held_out: dict, law: str = "multi_power",
-             where: dict | None = None, comment: str = "", **options) -> dict:
+def predicts(text: str, *, paper: str, fit_on: dict, held_out: dict, margin: float,
+             law: str = "multi_power", where: dict | None = None, comment: str = "",
+             **options) -> dict:
   """A claim that the loss-curve law `law` (laws.py), fitted per seed on
   that seed's runs `fit_on` selects, predicts the final eval loss of each
   held-out schedule (`held_out`: each setting of the swept fields among its
-  runs is one) within that schedule's seed spread (`_evaluate_law`)."""
+  runs is one) within `margin` (nats, declared before the run; each
+  schedule's seed sd is shown beside it): `_evaluate_law`."""
   return claim(text, paper=paper, a=fit_on, b=held_out, where=where, metric=f"law:{law}",
-               kind="law", comment=comment, **options)
+               kind="law", margin=margin, comment=comment, **options)
 
 
 def equivalent(text: str, *, margin: float, **kw) -> dict:
@@ -241,9 +243,7 @@ def validate(claims, swept) -> list[dict]:
                         f"'law'; got metric {metric!r}, kind {kind!r}")
     if kind == "law":
       _validate_law(c, field)
-      out.append(c)
-      continue
-    if not (metric in PER_RUN + RATES + OVER_LR + TIMES or metric.startswith("steps_to:")
+    elif not (metric in PER_RUN + RATES + OVER_LR + TIMES or metric.startswith("steps_to:")
             or _peak(metric) or _argmin(metric)):
       raise ConfigError(field, f"unknown metric {metric!r}; allowed: "
                         f"{', '.join(PER_RUN + RATES + OVER_LR + TIMES)}, steps_to:LOSS, "
@@ -271,7 +271,7 @@ def validate(claims, swept) -> list[dict]:
       if c["method"] != "paired t":
         raise ConfigError(field, f"{kind} uses the paired t's one-sided tests; "
                           "leave method at 'paired t'")
-    if kind != "equivalence" and c["direction"] not in ("lower", "higher"):
+    if kind not in ("equivalence", "law") and c["direction"] not in ("lower", "higher"):
       raise ConfigError(field, f"direction must be 'lower' or 'higher', got {c['direction']!r}")
     if c["method"] not in stats.METHODS:
       raise ConfigError(field, f"method must be one of {', '.join(stats.METHODS)}")
@@ -310,9 +310,9 @@ def _validate_law(c: dict, field: str) -> None:
     raise ConfigError(field, str(e)) from None
   if not c["a"] or not c["b"]:
     raise ConfigError(field, "a law claim needs fit_on and held_out, each selecting runs")
-  if c["at_best"] is not None or option(c, "margin") is not None or option(c, "pool"):
-    raise ConfigError(field, "a law claim takes no at_best, margin or pool: its margin is "
-                      "each held-out schedule's seed spread")
+  if c["at_best"] is not None or option(c, "pool") or option(c, "looks") or option(
+      c, "effect") is not None:
+    raise ConfigError(field, "a law claim takes no at_best, pool, looks or effect")
 
 
 def matches(row, values: dict) -> bool:
@@ -569,11 +569,11 @@ def _time_or_budget(metric: str, row: dict):
   (all its updates; seconds: those at its group's rate), a lower bound on its
   time, so a pair's difference keeps its sign and never grows."""
   x = row.get(metric)
-  if x is not None or row.get("updates_budget") is None:
+  if row.get("outcome") == "pruned":   # stopped early: its time is unknown, not the budget
+    return None
+  if x is not None:
     return x
-  if metric == "updates_to_target":
-    return row["updates_budget"]
-  return None if row.get("step_seconds") is None else row["updates_budget"] * row["step_seconds"]
+  return row.get("updates_budget" if metric == "updates_to_target" else "seconds_budget")
 
 
 def _boundary(runs):
@@ -689,7 +689,7 @@ def _mde(method: str, sd, n: int, kind: str, verdict: str, alpha: float):
     return None, None
   if _exact(method):
     return None, f"needs >= {stats.sign_floor_seeds(alpha)} seeds to pass at {alpha:.3g}"
-  got = stats.mde(sd, n, alpha, equivalence=kind == "equivalence")
+  got = stats.mde(sd, n, alpha, equivalence=kind in ("equivalence", "law"))
   return got, None if got is not None else f"{n} seeds cannot reach 80% power at {alpha:.3g}"
 
 
@@ -960,76 +960,86 @@ def evaluate_all(claims, swept, rows, curves=None, measured=None, law_curves=Non
 
 def _evaluate_law(c, out, empty, swept, rows, law_curves) -> dict:
   """A law claim's verdict. Per seed, the law is fitted on that seed's
-  finished `a` runs (diverged or pruned ones left out) and predicts each
-  held-out run's final eval loss: error = predicted - observed. Each
-  held-out schedule (a level: one setting of the swept fields among the `b`
-  runs) is tested by two one-sided tests of its errors over seeds against
-  +-its seed spread, the sd over seeds of its observed final losses (a
-  margin from the data, flagged): `reproduced` when every level's 90% CI
-  lies inside (an intersection-union test: p is the largest level's),
-  `contradicted` when any level's lies outside after Holm over the levels,
-  else `inconclusive`. A seed whose fit had too few evals, or a level left
-  with fewer than `min_seeds` seeds, is `insufficient`."""
+  finished `a` runs and predicts each held-out run's final eval loss:
+  error = predicted - observed. Each held-out schedule (a level: one setting
+  of the swept fields among the `b` runs) is tested by two one-sided tests
+  of its errors over seeds against the claim's declared `margin` (nats):
+  `reproduced` when every level's 90% CI lies inside +-margin (an
+  intersection-union test: p is the largest level's), `contradicted` when
+  any level's lies outside after Holm over the levels, else `inconclusive`.
+  Each level shows its seed sd (the sd over seeds of its observed final
+  losses) beside its error, as the scale the margin is read against.
+  Failures never vanish: a diverged or pruned run, a seed whose fit failed
+  (too few evals) and a non-finite prediction are counted per side (a: the
+  fitted runs, b: the held-out ones); a level left with fewer than
+  `min_seeds` seeds is `premise failed` where runs failed, else
+  `insufficient`, and blocks `reproduced` (a level outside still
+  contradicts)."""
   from warmup_research import laws  # scipy's optimiser: only where a law claim is
-  name = c["metric"].partition(":")[2]
+  name, margin = c["metric"].partition(":")[2], option(c, "margin")
   seeds = [f for f in swept if _is_seed(f)]
-  ok = [r for r in rows if r.get("outcome") not in (None, "diverged", "pruned")
-        and matches(r, c["where"]) and r["run_id"] in law_curves]
-  fit_rows = [r for r in ok if matches(r, c["a"])]
-  held = [r for r in ok if matches(r, c["b"])]
-  by = [f for f in swept if f not in seeds and len({json.dumps(r[f]) for r in held}) > 1]
-  errors: dict[str, dict] = {}   # level -> seed -> (error, observed)
-  for s in sorted({_key(r, seeds) for r in held}):
-    fitting = [law_curves[r["run_id"]] for r in fit_rows if _key(r, seeds) == s]
+  mine = [r for r in rows if r.get("outcome") is not None and matches(r, c["where"])
+          and r["run_id"] in law_curves]
+  side = {k: [r for r in mine if matches(r, c[k])] for k in ("a", "b")}
+  bad = lambda r: r["outcome"] in ("diverged", "pruned")   # noqa: E731
+  failed = {k: [sum(bad(r) for r in runs), len(runs)] for k, runs in side.items()}
+  by = [f for f in swept if f not in seeds and len({json.dumps(r[f]) for r in side["b"]}) > 1]
+  levels = {_key(r, by): dict(zip(by, (r[f] for f in by))) for r in side["b"]}
+  errors: dict[str, dict] = {lk: {} for lk in levels}   # level -> seed -> (error, observed)
+  for s in sorted({_key(r, seeds) for r in side["b"]}):
+    fitting = [law_curves[r["run_id"]] for r in side["a"] if _key(r, seeds) == s and not bad(r)]
     try:
       fitted = laws.fit(fitting, name) if fitting else None
     except ConfigError:
       fitted = None   # too few evals to fit: this seed has no value
-    if fitted is None:
-      continue
-    for r in (r for r in held if _key(r, seeds) == s):
+    for r in (r for r in side["b"] if _key(r, seeds) == s):
       cv = law_curves[r["run_id"]]
-      e = laws.errors(fitted, [cv])[cv.name]["final"]
+      e = math.nan if fitted is None or bad(r) else laws.errors(fitted, [cv])[cv.name]["final"]
       if math.isfinite(e):
-        errors.setdefault(_key(r, by), {})[s] = (e, float(cv.losses[cv.fitted()][-1]))
+        errors[_key(r, by)][s] = (e, float(cv.losses[cv.fitted()][-1]))
+      elif not bad(r):
+        failed["b"][0] += 1   # no value: counted as the failures are
   per_level = []
   for lk, got in errors.items():
     d = [e for e, _ in got.values()]
     spread = statistics.stdev([o for _, o in got.values()]) if len(got) > 1 else None
-    level = dict(zip(by, json.loads(lk)))
-    if len(d) < option(c, "min_seeds") or not spread:
-      per_level.append(dict(level=level, n_seeds=len(d), effect=None, ci95=None, ci90=None,
-                            p=None, side=None, margin=spread, verdict_within="insufficient"))
+    if len(d) < option(c, "min_seeds"):
+      lost = failed["a"][0] + failed["b"][0]
+      per_level.append(dict(level=levels[lk], n_seeds=len(d), effect=None, ci95=None,
+                            ci90=None, p=None, side=None, sd=None, seed_sd=spread,
+                            verdict_within="premise failed" if lost else "insufficient"))
       continue
-    t = stats.equivalence(d, spread)
-    per_level.append(dict(level=level, n_seeds=t.n, effect=t.effect, ci95=t.ci95, ci90=t.ci90,
-                          p=t.p, side=t.side, margin=spread, verdict_within=_law_verdict(
-                              t.p, t.side)))
-  flags = ["margin: each held-out schedule's seed sd (from the data)"]
-  if not per_level or any(p["verdict_within"] == "insufficient" for p in per_level):
-    n = min((p["n_seeds"] for p in per_level), default=0)
-    return dict(out, **dict(empty, n_seeds=n, per_level=per_level, flags=flags,
-                            method=f"{name} law, TOST per held-out schedule"),
-                verdict="insufficient")
-  outside = [p for p in per_level if p["side"] == "outside"]
-  if outside:   # any level beyond its spread, after Holm over the levels
+    t = stats.equivalence(d, margin)
+    per_level.append(dict(level=levels[lk], n_seeds=t.n, effect=t.effect, ci95=t.ci95,
+                          ci90=t.ci90, p=t.p, side=t.side, sd=t.sd, seed_sd=spread))
+  tested = [p for p in per_level if p["p"] is not None]
+  for p in tested:   # 'outside' is tested at each level: Holm over them; 'inside' needs all
+    p["p_within"] = min(1.0, p["p"] * len(tested)) if p["side"] == "outside" else p["p"]
+    p["verdict_within"] = ("inconclusive" if p["p_within"] >= stats.ALPHA else
+                           "within the margin" if p["side"] == "inside" else "outside the margin")
+  method = f"{name} law, TOST per held-out schedule"
+  outside = [p for p in tested if p["side"] == "outside"]
+  untested = [p for p in per_level if p["p"] is None]
+  if outside:
     worst = min(outside, key=lambda p: p["p"])
-    p_head = min(1.0, worst["p"] * len(per_level))
+    p_head = worst["p_within"]
     verdict = "contradicted" if p_head < stats.ALPHA else "inconclusive"
+  elif untested or not tested:
+    worst = untested[0] if untested else None
+    n = min((p["n_seeds"] for p in per_level), default=0)
+    verdict = worst["verdict_within"] if worst else "insufficient"
+    return dict(out, **dict(empty, n_seeds=n, per_level=per_level, failed=failed,
+                            method=method), verdict=verdict)
   else:
-    worst = max(per_level, key=lambda p: p["p"])
+    worst = max(tested, key=lambda p: p["p"])
     p_head = worst["p"]
     verdict = "reproduced" if p_head < stats.ALPHA else "inconclusive"
-  return dict(out, **dict(empty, n_seeds=min(p["n_seeds"] for p in per_level),
-                          effect=worst["effect"], ci95=worst["ci95"], ci90=worst["ci90"],
-                          p=p_head, margin=worst["margin"], per_level=per_level, flags=flags,
-                          method=f"{name} law, TOST per held-out schedule"), verdict=verdict)
-
-
-def _law_verdict(p, side) -> str:
-  if p is None or p >= stats.ALPHA:
-    return "inconclusive"
-  return "within the spread" if side == "inside" else "outside the spread"
+  head = dict(empty, n_seeds=min(p["n_seeds"] for p in per_level), effect=worst["effect"],
+              ci95=worst["ci95"], ci90=worst["ci90"], p=p_head, sd=worst["sd"],
+              per_level=per_level, failed=failed, method=method)
+  head["mde"], head["mde_note"] = _mde(method, worst["sd"], worst["n_seeds"], "law", verdict,
+                                       stats.ALPHA)
+  return dict(out, **head, verdict=verdict)
 
 
 def markdown(results: list[dict]) -> list[str]:
@@ -1093,9 +1103,7 @@ def fmt_p(p) -> str:
 
 
 def interval(r: dict) -> str:
-  if r.get("kind") == "law" and r.get("ci90"):
-    return f"90%: [{r['ci90'][0]:+.4f}, {r['ci90'][1]:+.4f}] vs ±{r['margin']:.4f}"
-  if r.get("kind") == "equivalence" and r.get("ci90"):
+  if r.get("kind") in ("equivalence", "law") and r.get("ci90"):
     return f"90%: [{r['ci90'][0]:+.4f}, {r['ci90'][1]:+.4f}] vs ±{r['margin']}"
   if r.get("kind") == "noninferiority" and r.get("ci95"):
     bound = f"+{r['margin']}" if r.get("direction") == "lower" else f"-{r['margin']}"
@@ -1119,7 +1127,7 @@ def notes(r: dict, key: str = "adjusted") -> str:
     mde, note = r.get(f"mde_{key}"), r.get(f"mde_note_{key}")
   if mde is not None:
     parts.append(f"could not establish a margin below {mde:.3g}" if r.get("kind") in (
-        "equivalence", "noninferiority") else f"could not detect a |effect| below {mde:.3g}")
+        "equivalence", "noninferiority", "law") else f"could not detect a |effect| below {mde:.3g}")
   elif note:
     parts.append(f"exact test: {note}" if "needs" in note else note)
   failed = r.get("failed")

@@ -97,9 +97,11 @@ precision). Lion and sgd have no bias correction; Muon's is optax's too.
 
 Weight decay, `weight_decay_tied` (traced 1 or 0): tied (1, the default and
 the code before it) is decoupled decay multiplied by the LR, lr_t * wd_t * p;
-untied (0) is independent decay, wd_t * p per update, times neither the LR nor
-its group multiplier (Wortsman et al. 2023's "independent" weight decay), so
-wd_t's own schedule alone shapes it (and wd is about lr times smaller).
+untied (0) is wd_t * p per update, times neither the LR nor its group
+multiplier, so wd_t's own schedule alone shapes it (and wd is about lr
+times smaller). This is not Wortsman et al. 2023's "independent" decay,
+which follows the LR schedule (wd * lr_t / lr_max): for that, keep it tied
+and set wd / lr_max.
 """
 from __future__ import annotations
 

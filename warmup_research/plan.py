@@ -43,7 +43,7 @@ DEFINITION = ("claim", "paper", "a", "b", "where", "metric", "direction", "at_be
 NUMBERS = ("diverged_step", "pruned_step", "final_train_loss", "final_eval_loss",
            "best_eval_loss", "initial_eval_loss", "tokens_seen", "step_seconds",
            "compile_seconds", "final_eval_bpb", "best_eval_bpb", "updates_to_target",
-           "seconds_to_target", "updates_budget")
+           "seconds_to_target", "updates_budget", "seconds_budget")
 TEXT = ("run_id", "status", "outcome", "group",
         *(f"outcome@{m}" for m in metrics_io.STALL_MARGINS))
 
@@ -248,6 +248,9 @@ def rederive(results_dir, experiments_dir="experiments") -> list[str]:
     relabelled = []
     for i, (c, v) in enumerate(zip(found, new)):
       before = old.get(c["claim"])
+      if (v["verdict"].startswith("not measured (no eval curves)") and before
+          and claims_lib.option(c, "kind") == "law"):
+        new[i] = v = dict(before)   # its run computed it from the curves, by today's rules
       if v["verdict"].startswith("not measured (no eval curves)") and before:
         # its old count may be cells, not seeds: never shown as a number of seeds
         new[i] = dict(before, n_seeds=None, p=None, old_count=before.get(
@@ -260,7 +263,7 @@ def rederive(results_dir, experiments_dir="experiments") -> list[str]:
       verdict, flag = independence(c, rows, others)
       if verdict:
         v.update(verdict=verdict, mde=None, mde_note=None)
-      if flag:
+      if flag and flag not in v["flags"]:   # a kept verdict may hold it already
         v["flags"] = [*v["flags"], flag]
     new = claims_lib.flag_relabelled(new, relabelled)
     new = claims_lib.adjust(new)   # a kept old verdict has no p: it is not kept by Holm

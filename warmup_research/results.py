@@ -27,7 +27,8 @@ from warmup_research.workdir import Layout, read_marker, read_record, strict_jso
 RUN_COLUMNS = ("status", "outcome", "diverged_step", "final_train_loss", "final_eval_loss",
                "best_eval_loss", "initial_eval_loss", "tokens_seen", "step_seconds",
                "compile_seconds", "group", "final_eval_bpb", "best_eval_bpb")
-TO_TARGET = ("updates_to_target", "seconds_to_target", "updates_budget")   # with a target only
+# with a target only
+TO_TARGET = ("updates_to_target", "seconds_to_target", "updates_budget", "seconds_budget")
 
 
 def load(workdir) -> dict:
@@ -103,18 +104,22 @@ def run_rows(loaded, also=()) -> tuple[list[str], list[dict]]:
       row[f"outcome@{m}"] = o if g else None
     if cfg["train"].get("target_eval_loss"):
       row.update(_to_target(s["updates_to_target"], cfg["train"]["total_steps"],
-                            g.get("step_seconds")) if g else dict.fromkeys(TO_TARGET))
+                            g.get("step_seconds"), len(g.get("run_ids") or [None]))
+                 if g else dict.fromkeys(TO_TARGET))
     rows.append(row)
   return swept, rows
 
 
-def _to_target(updates, budget: int, step_seconds) -> dict:
+def _to_target(updates, budget: int, step_seconds, n_runs: int) -> dict:
   """Time to target (`train.target_eval_loss`): updates, and those times the
-  group's seconds per update (all its variants stepped together, so one
-  vmapped group's runs share a rate); `updates_budget` is what a claim with
-  failures='cap' counts a run that never reached it as."""
-  return dict(updates_to_target=updates, updates_budget=budget, seconds_to_target=(
-      None if updates is None or step_seconds is None else updates * step_seconds))
+  group's steady seconds per update shared over its `n_runs` runs (one
+  program steps them all: a run's share, as `sweep --dry-run` rates it);
+  `updates_budget` / `seconds_budget`: what a claim with failures='cap'
+  counts a run that never reached it as."""
+  rate = None if step_seconds is None else step_seconds / n_runs
+  return dict(updates_to_target=updates, updates_budget=budget,
+              seconds_to_target=None if updates is None or rate is None else updates * rate,
+              seconds_budget=None if rate is None else budget * rate)
 
 
 def _law_curves(loaded, record_claims) -> dict | None:
