@@ -203,7 +203,7 @@ def test_a_law_claim_fits_per_seed_and_tests_each_held_out_schedule_against_its_
   from warmup_research import claims  # the claim kind that uses this module
   c = _law_claim()
   rows, curves = _law_grid()
-  v = claims.evaluate(c, ["schedule", "seed"], rows, law_curves=curves)
+  v = claims.evaluate(c, ["schedule", "seed"], rows, law_curves=curves, fit_law=laws.fit)
   assert v["verdict"] == "reproduced" and v["n_seeds"] == 5, v
   assert [p["level"]["schedule"] for p in v["per_level"]] == ["wsd", "linear to zero",
                                                              "wsd 1-sqrt"]
@@ -212,12 +212,12 @@ def test_a_law_claim_fits_per_seed_and_tests_each_held_out_schedule_against_its_
     assert abs(p["effect"]) < 1e-3 and p["verdict_within"] == "within the margin"
   assert v["failed"] == {"a": [0, 10], "b": [0, 15]}
   rows, curves = _law_grid(shift_held=0.2)   # observed 0.2 above what the law predicts
-  v = claims.evaluate(c, ["schedule", "seed"], rows, law_curves=curves)
+  v = claims.evaluate(c, ["schedule", "seed"], rows, law_curves=curves, fit_law=laws.fit)
   assert v["verdict"] == "contradicted" and v["effect"] == pytest.approx(-0.2, abs=1e-3), v
   # a checkout has no eval curves: not measured, never a verdict from nothing
   assert claims.evaluate(c, ["schedule", "seed"], rows)["verdict"].startswith("not measured")
   few = [r for r in rows if r["seed"] < 2]   # two seeds: fewer than min_seeds
-  assert claims.evaluate(c, ["schedule", "seed"], few, law_curves=curves)["verdict"] == (
+  assert claims.evaluate(c, ["schedule", "seed"], few, law_curves=curves, fit_law=laws.fit)["verdict"] == (
       "insufficient")
 
 
@@ -232,13 +232,13 @@ def test_a_law_claims_failed_runs_and_fits_are_counted_never_dropped():
     for name in ("constant", "cosine"):
       cv = curves[f"{name}-{s}"]
       curves[f"{name}-{s}"] = laws.Curve(cv.lrs, cv.steps[:3], cv.losses[:3], cv.warmup, cv.name)
-  v = claims.evaluate(c, ["schedule", "seed"], rows, law_curves=curves)
+  v = claims.evaluate(c, ["schedule", "seed"], rows, law_curves=curves, fit_law=laws.fit)
   assert v["n_seeds"] == 3 and v["failed"] == {"a": [1, 10], "b": [6, 15]}, v
   assert "failed or no value: a 1/10, b 6/15" in claims.notes(v)
   # one more seed lost: 2 seeds left, runs failed: premise failed, not a verdict
   rows = [dict(r, outcome="diverged") if r["run_id"].endswith("-4") and not r[
       "run_id"].startswith(("constant", "cosine")) else r for r in rows]
-  assert claims.evaluate(c, ["schedule", "seed"], rows, law_curves=curves)["verdict"] == (
+  assert claims.evaluate(c, ["schedule", "seed"], rows, law_curves=curves, fit_law=laws.fit)["verdict"] == (
       "premise failed")
 
 

@@ -154,7 +154,8 @@ from warmup_research.metrics_io import FAILED, STALL_MARGINS
 PER_RUN = ("final_eval_loss", "best_eval_loss", "final_eval_bpb", "best_eval_bpb")
 CAPPABLE = PER_RUN[:2]   # nats per token: a diverged run's cap is its initial eval loss
 RATES = ("stalled", "diverged", "failed")
-TIMES = ("updates_to_target", "seconds_to_target")   # runs.csv's time to target
+TIMES = ("updates_to_target", "seconds_to_target")
+LAWS = ("multi_power", "momentum")   # laws.py's; its fit is passed in (`fit_law`)
 LR = "optimizer.peak_lr"
 OVER_LR = ("max_trained_lr", "lr_sensitivity")
 KINDS = ("superiority", "equivalence", "noninferiority", "law")
@@ -302,12 +303,9 @@ def validate(claims, swept) -> list[dict]:
 
 
 def _validate_law(c: dict, field: str) -> None:
-  from warmup_research import laws  # scipy's optimiser: only where a law claim is
   name = c["metric"].partition(":")[2]
-  try:
-    laws.law(name)
-  except ConfigError as e:
-    raise ConfigError(field, str(e)) from None
+  if name not in LAWS:
+    raise ConfigError(field, f"unknown law {name!r}; allowed: {', '.join(LAWS)}")
   if not c["a"] or not c["b"]:
     raise ConfigError(field, "a law claim needs fit_on and held_out, each selecting runs")
   if c["at_best"] is not None or option(c, "pool") or option(c, "looks") or option(
@@ -348,7 +346,7 @@ def _key(row, fields) -> str:
 
 def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = None,
              measured: dict | None = None, *, at_margins: bool = True,
-             law_curves: dict | None = None) -> dict:
+             law_curves: dict | None = None, fit_law=None) -> dict:
   """One claim's test over seeds: effect, CIs, p, verdict, per-level
   results, failures, MDE and flags (the module docstring has the rules).
 
@@ -371,10 +369,11 @@ def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = 
                failed=None, best=None)
   if _peak(metric) and not measured:
     return dict(out, **empty, verdict="not measured (run `analyze`)")
-  if (metric.startswith("steps_to:") and curves is None) or (kind == "law" and not law_curves):
+  no_law = kind == "law" and not (law_curves and fit_law)
+  if (metric.startswith("steps_to:") and curves is None) or no_law:
     return dict(out, **empty, verdict="not measured (no eval curves)")
   if kind == "law":
-    return _evaluate_law(c, out, empty, swept, rows, law_curves)
+    return _evaluate_law(c, out, empty, swept, rows, law_curves, fit_law)
   finished = [r for r in rows if r.get("outcome") is not None]
   if metric in RATES:   # a pruned run's fate is unknown: in neither count
     finished = [r for r in finished if r["outcome"] != "pruned"]
@@ -951,14 +950,14 @@ def flag_relabelled(results: list[dict], names) -> list[dict]:
           else r for r in results]
 
 
-def evaluate_all(claims, swept, rows, curves=None, measured=None, law_curves=None
-                 ) -> list[dict]:
+def evaluate_all(claims, swept, rows, curves=None, measured=None, law_curves=None,
+                 fit_law=None) -> list[dict]:
   """Every claim of an experiment, Holm-adjusted within it."""
-  return adjust([evaluate(c, swept, rows, curves, measured, law_curves=law_curves)
-                 for c in claims])
+  return adjust([evaluate(c, swept, rows, curves, measured, law_curves=law_curves,
+                          fit_law=fit_law) for c in claims])
 
 
-def _evaluate_law(c, out, empty, swept, rows, law_curves) -> dict:
+def _evaluate_law(c, out, empty, swept, rows, law_curves, fit_law) -> dict:
   """A law claim's verdict. Per seed, the law is fitted on that seed's
   finished `a` runs and predicts each held-out run's final eval loss:
   error = predicted - observed. Each held-out schedule (a level: one setting
@@ -975,7 +974,6 @@ def _evaluate_law(c, out, empty, swept, rows, law_curves) -> dict:
   `min_seeds` seeds is `premise failed` where runs failed, else
   `insufficient`, and blocks `reproduced` (a level outside still
   contradicts)."""
-  from warmup_research import laws  # scipy's optimiser: only where a law claim is
   name, margin = c["metric"].partition(":")[2], option(c, "margin")
   seeds = [f for f in swept if _is_seed(f)]
   mine = [r for r in rows if r.get("outcome") is not None and matches(r, c["where"])
@@ -989,12 +987,14 @@ def _evaluate_law(c, out, empty, swept, rows, law_curves) -> dict:
   for s in sorted({_key(r, seeds) for r in side["b"]}):
     fitting = [law_curves[r["run_id"]] for r in side["a"] if _key(r, seeds) == s and not bad(r)]
     try:
-      fitted = laws.fit(fitting, name) if fitting else None
+      fitted = fit_law(fitting, name) if fitting else None
     except ConfigError:
       fitted = None   # too few evals to fit: this seed has no value
     for r in (r for r in side["b"] if _key(r, seeds) == s):
       cv = law_curves[r["run_id"]]
-      e = math.nan if fitted is None or bad(r) else laws.errors(fitted, [cv])[cv.name]["final"]
+      keep = cv.fitted()
+      e = math.nan if fitted is None or bad(r) or not keep.any() else float(
+          fitted.predict(cv.lrs, cv.steps[keep], cv.warmup)[-1] - cv.losses[keep][-1])
       if math.isfinite(e):
         errors[_key(r, by)][s] = (e, float(cv.losses[cv.fitted()][-1]))
       elif not bad(r):

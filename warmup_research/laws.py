@@ -29,6 +29,7 @@ otherwise).
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import itertools
 import math
 
@@ -279,8 +280,8 @@ def run_curve(config, rows, name: str = "") -> Curve:
 def workdir_curves(workdir, run_ids, field: str = "--fit-on", loaded=None) -> list[Curve]:
   """The Curves of runs of a workdir, by run id (ConfigError names an
   unknown one, as `field`); `loaded`: the workdir as `results.load` read it."""
-  from warmup_research import results  # imports jax (its readers compute schedules)
-  loaded = loaded or results.load(workdir)
+  if loaded is None:   # results imports this module: read here, not imported at the top
+    loaded = importlib.import_module("warmup_research.results").load(workdir)
   runs = {r["run_id"]: r for r in loaded["record"]["runs"]}
   missing = [rid for rid in run_ids if rid not in runs]
   if missing:
@@ -315,9 +316,9 @@ def report(workdir, fit_on, law_name: str = "multi_power", held_out=(), specs=()
   workdir, its prediction of each `held_out` run (errors against the
   observed curve) and of each schedule spec (`schedule_curve`, on the first
   fitted run's config and evals); as a dict that laws.json holds."""
-  from warmup_research import results  # imports jax (its readers compute schedules)
+  # results imports this module: read here, not imported at the top
   law(law_name)   # an unknown law, before any run is read
-  loaded = results.load(workdir)
+  loaded = importlib.import_module("warmup_research.results").load(workdir)
   runs = {r["run_id"]: r for r in loaded["record"]["runs"]}
   fitting = workdir_curves(workdir, list(fit_on), loaded=loaded)
   fitted = fit(fitting, law_name)

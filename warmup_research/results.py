@@ -132,6 +132,11 @@ def _law_curves(loaded, record_claims) -> dict | None:
           for r in loaded["record"]["runs"]}
 
 
+def _fit_law():
+  from warmup_research import laws  # scipy's optimiser: only where a law claim is
+  return laws.fit
+
+
 def applied_updates(summary: dict) -> int:
   """Updates that changed the params: a diverged run's stop at the one that diverged."""
   if summary["diverged_step"] is not None:
@@ -446,8 +451,9 @@ def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
             for rid, ms in loaded["metrics"].items()}
   measured = read_analysis(wd)
   record_claims = loaded["record"].get("claims", [])
-  verdicts = claims_lib.evaluate_all(record_claims, swept, rows, curves, measured,
-                                     _law_curves(loaded, record_claims))
+  law_curves = _law_curves(loaded, record_claims)
+  verdicts = claims_lib.evaluate_all(record_claims, swept, rows, curves, measured, law_curves,
+                                     _fit_law() if law_curves else None)
   # claims rewritten after their runs stay flagged through a re-run (the marker keeps it)
   verdicts = claims_lib.flag_relabelled(verdicts, (read_marker(wd) or {}).get(
       "relabelled_claims", []))
