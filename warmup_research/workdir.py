@@ -343,9 +343,19 @@ def prepare(path, record_json: str, *, kind: str = "run", overwrite: bool = Fals
                              **({"grown": True} if grown else {}),
                              **relabelled(earlier or None, sha)), indent=1)
     for file, content in ((layout.record, text), (path / MARKER, marker)):
-      if not file.exists() or file.read_text() != content:
+      if not file.exists() or file.read_text() != content and not (
+          file == layout.record and _same_record(file.read_text(), content)):
         write_atomic(file, content)
   return layout
+
+
+def _same_record(old: str, new: str) -> bool:
+  """Whether two records differ only by fields added since, at their legacy
+  values: the old file is then kept as it is (re-running changes nothing)."""
+  try:
+    return config_lib.canonical(json.loads(old)) == config_lib.canonical(json.loads(new))
+  except ValueError:
+    return False
 
 
 def _refuse_a_different_record(layout, record_json, kind, overwrite, field, upgrade,
