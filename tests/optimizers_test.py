@@ -457,7 +457,7 @@ def _todays_chain(name, hp, lr):
 
 
 @pytest.mark.parametrize("name", ALL_FAMILIES)
-def test_without_a_schedule_updates_and_state_are_todays_bit_for_bit(name):
+def test_without_a_schedule_updates_and_state_are_todays_to_rounding(name):
   s_hp = schedules.make_hparams(**SCHED)
   lr = lambda c: schedules.schedule(c, s_hp)  # noqa: E731
   hp = optimizers.make_hparams(b1=0.8, b2=0.95, eps=1e-6, weight_decay=0.1, momentum=0.9,
@@ -478,8 +478,10 @@ def test_without_a_schedule_updates_and_state_are_todays_bit_for_bit(name):
   ours, s_ours = run(lambda h: optimizers.make(name, nesterov=False, hp=h, learning_rate=lr))
   theirs, s_theirs = run(lambda h: _todays_chain(name, h, lr))
   assert jax.tree.structure(s_ours) == jax.tree.structure(s_theirs)   # old checkpoints load
+  # Two programs, compiled apart: XLA may fuse or vectorise them differently (it does on some
+  # CPUs without AVX-512), so a few float32 ulps are allowed; a changed formula is far larger.
   for a, b in zip(jax.tree.leaves((ours, s_ours)), jax.tree.leaves((theirs, s_theirs))):
-    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
 
 
 def test_value_at_is_a_linear_warmup_then_a_linear_cooldown():
