@@ -91,19 +91,21 @@ def cmd_train(args, rest) -> None:
   its own one-line report; a legacy `train` workdir resumes in its layout."""
   import jax  # heavy: commands only, not --help
 
-  from warmup_research import config as config_lib  # heavy: commands only, not --help
   from warmup_research import (  # heavy: commands only, not --help
+    branches,
     loggers,
     results,
     sweep,
     train,
     workdir,
   )
+  from warmup_research import config as config_lib  # heavy: commands only, not --help
   from warmup_research import mesh as mesh_lib  # heavy: commands only, not --help
 
   def check():
     loggers.parse(args.logger)
     cfg = load_config(args.config, split_overrides(rest))
+    branches.trunks(sweep.one_point(cfg))   # a branch needs a trunk: a sweep's
     workdir.check_path(args.workdir)
     mesh_lib.group_shape([cfg])
     mesh_lib.check_fits([cfg], train.memory_bytes(cfg, 1, batched=False))

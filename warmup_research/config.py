@@ -176,6 +176,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.divergence_bound = 100.0  # a loss above this (or non-finite) is divergence
   c.train.stall_margin = 0.25     # stalled: final eval loss above the data's unigram
                                   # entropy minus this (nats per token)
+  c.train.branch_at = 0           # > 0: a cooldown branch, started from its trunk's checkpoint
+                                  # at this update (the grid's variant equal to it but for the
+                                  # schedule: branches.py); 0 = trained from update 0
   c.train.target_eval_loss = 0.0  # time to target (AlgoPerf's score): updates and seconds
                                   # until an eval first reaches this loss, in runs.csv
                                   # (nats per token; 0 = none; resolution: eval_every)
@@ -348,6 +351,7 @@ ADDED_FIELDS = {"model.attention": "xla", "model.block": "gpt2", "train.grad_acc
                 "train.checkpoint_steps": [],
                 "train.compact_frozen": 0.0, "train.prune_steps": [], "train.prune_keep": 1 / 3,
                 "train.prune_over": ["optimizer.peak_lr"], "train.target_eval_loss": 0.0,
+                "train.branch_at": 0,
                 **{f"optimizer.lr_mult_{g}": 1.0 for g in ("embed", "matrices", "head", "norms")},
                 # no hyperparameter schedules: every H constant, decay tied to the LR
                 **{f: None if f.endswith(("_start", "_end")) else 0 for f in HP_SCHEDULE_FIELDS},
@@ -479,6 +483,9 @@ def validate(cfg) -> None:
          f"got {over!r}")
   _number(cfg, "train.stall_margin", lo=0)
   _number(cfg, "train.target_eval_loss", lo=0)
+  branch = _number(cfg, "train.branch_at", lo=0, hi=total - 1, integer=True)
+  _check(not (branch and rungs), "train.branch_at", "cannot be combined with train.prune_steps "
+         f"(a branch starts from its trunk at update {branch}; halve the trunk's grid instead)")
   _check(isinstance(t.divergence_bound, (int, float)) and t.divergence_bound > 0,
          "train.divergence_bound",
          f"must be a number > 0 (inf allowed), got {t.divergence_bound!r}")

@@ -45,7 +45,16 @@ import time
 import jax
 import numpy as np
 
-from warmup_research import checkpoints, data, loggers, metrics_io, optimizers, schedules, train
+from warmup_research import (
+  branches,
+  checkpoints,
+  data,
+  loggers,
+  metrics_io,
+  optimizers,
+  schedules,
+  train,
+)
 from warmup_research import config as config_lib
 from warmup_research import program as program_lib
 from warmup_research.errors import ConfigError
@@ -109,14 +118,17 @@ def in_background(fn, *args) -> concurrent.futures.Future:
 def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
               progress: bool | Progress = True, batches: data.Batches | None = None,
               log: loggers.Targets | None = None, skip_frozen: bool = True,
-              max_steps_per_call: int = STEPS_PER_CALL) -> GroupResult:
+              max_steps_per_call: int = STEPS_PER_CALL,
+              trunk: branches.Start | None = None) -> GroupResult:
   """Trains the variants `cfgs` (validated, one static signature) together.
 
   `progress`: the sweep's display (`desc` names this group in it), or
   whether to show one of this group's own. Every process of a multi-process
   run calls this; only process 0 writes metrics (the JSONL files, and the
   live loggers `log` names). `skip_frozen`: see `GroupProgram`;
-  `max_steps_per_call`: the most updates per call (`steps_per_call`).
+  `max_steps_per_call`: the most updates per call (`steps_per_call`);
+  `trunk`: where a group of cooldown branches starts when it has no
+  checkpoint of its own (`branches.Start`).
   """
   t_entry = time.perf_counter()
   cfg0, k = cfgs[0], len(cfgs)
@@ -129,8 +141,8 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
   roster = Roster.of(cfgs, progs.base.how)
   extra = set(t_cfg.get("checkpoint_steps", ()))
   ckpt = checkpoints.Checkpointer(checkpoint_dir, keep=t_cfg.keep_checkpoints, preserve=extra)
-  start, progs.state, meta = _resume(ckpt, progs.base.abstract_state, metrics_paths, t_cfg,
-                                     checkpoint_dir, writer)
+  start, progs.state, meta = _resume(ckpt, progs.base.abstract_state, metrics_paths, cfgs,
+                                     checkpoint_dir, writer, trunk)
   was_active = None   # the variants the checkpoint's run ran, if it was compacted then
   if meta is not None:
     was_active = roster.from_json(meta)
@@ -244,11 +256,18 @@ def run_group(cfgs, *, metrics_paths, checkpoint_dir, mesh, desc="train",
                      device_counts=device_counts())
 
 
-def _resume(ckpt, abstract_state, metrics_paths, t_cfg, checkpoint_dir, writer):
+def _resume(ckpt, abstract_state, metrics_paths, cfgs, checkpoint_dir, writer, trunk):
   """(first update to run, the restored state or None, the checkpoint's meta
   or None): the newest valid checkpoint, with each metrics file cut back to
-  it (process 0), or none, with the files emptied."""
+  it (process 0); or none: a branch's trunk at its branch point (`trunk`),
+  or update 0 with the files emptied."""
+  t_cfg = cfgs[0].train
   restored = ckpt.restore_latest(abstract_state)
+  if restored is None and trunk is not None:
+    state = trunk.state(abstract_state)
+    if writer:
+      trunk.write_metrics(cfgs, metrics_paths)
+    return trunk.step, state, None
   if restored is None:
     if writer:
       for p in metrics_paths:

@@ -45,8 +45,8 @@ import urllib.parse
 
 import jax
 
+from warmup_research import branches, data, loggers, loop, metrics_io
 from warmup_research import config as config_lib
-from warmup_research import data, loggers, loop, metrics_io
 from warmup_research import mesh as mesh_lib
 from warmup_research import workdir as workdir_lib
 from warmup_research.errors import ConfigError
@@ -146,15 +146,17 @@ def expand(base, points: list[dict], overridden=()) -> list[Variant]:
                         f"{ids[run_id]!r} and {point!r}")
     ids[run_id] = point
     variants.append(Variant(run_id, cfg, dict(point)))
+  branches.trunks(variants)   # every cooldown branch has a trunk that saves its branch point
   return variants
 
 
 def group(variants: list[Variant]) -> list[list[Variant]]:
-  """Compile groups: variants with equal static signatures, in grid order."""
+  """Compile groups: variants with equal static signatures, in grid order,
+  the groups of cooldown branches after the others (their trunks run first)."""
   groups: dict[str, list[Variant]] = {}
   for v in variants:
     groups.setdefault(config_lib.static_signature(v.cfg), []).append(v)
-  return list(groups.values())
+  return sorted(groups.values(), key=lambda members: members[0].cfg.train.branch_at > 0)
 
 
 def groups_of(variants: list[Variant], layout: list[list[str]] | None = None
@@ -252,20 +254,22 @@ class Plan:
   def done(self) -> dict[str, int]:
     """group id -> updates it has run: all once its groups/GID.json is
     written, else its last checkpoint's step; none where it is replaced."""
-    def updates(gid, total):
+    def updates(gid, total, branch_at):
       if self.replaced:
-        return 0
+        return branch_at
       layout = workdir_lib.Layout.of(self.workdir)
       if layout.group_record(gid).is_file():
         return total
       ckpt = layout.checkpoints(gid)
       saved = [int(c.name) for c in ckpt.iterdir() if c.name.isdigit()] if ckpt.is_dir() else []
-      return max(saved, default=0)
-    return {gid: updates(gid, members[0].cfg.train.total_steps) for gid, members in self.groups}
+      return max(saved, default=branch_at)
+    return {gid: updates(gid, members[0].cfg.train.total_steps, members[0].cfg.train.branch_at)
+            for gid, members in self.groups}
 
   @functools.cached_property
   def left(self) -> dict[str, int]:
-    """group id -> run-steps (updates times runs) it has left to run."""
+    """group id -> run-steps (updates times runs) it has left to run (a
+    cooldown branch's from its branch point: its trunk ran the rest)."""
     return {gid: (members[0].cfg.train.total_steps - self.done[gid]) * len(members)
             for gid, members in self.groups}
 
@@ -275,7 +279,7 @@ class Plan:
 
   @property
   def steps_in_grid(self) -> int:
-    return sum(v.cfg.train.total_steps for v in self.variants)
+    return sum(v.cfg.train.total_steps - v.cfg.train.branch_at for v in self.variants)
 
   @property
   def compiles(self) -> int:
@@ -364,9 +368,13 @@ def run(variants: list[Variant], workdir: pathlib.Path, *, progress: bool = True
       raise ConfigError(str(files.group_record(gid)), "lists other runs than the "
                         "grid's group layout in sweep.json; restore the sweep.json that made "
                         "these runs, or run the grid in a new --workdir")
-  bar = Progress([(gid, len(members), len(members) * members[0].cfg.train.total_steps)
+  bar = Progress([(gid, len(members), len(members) * (members[0].cfg.train.total_steps
+                                                      - members[0].cfg.train.branch_at))
                   for gid, members in groups if gid not in finished],
                  enabled=progress and writer)
+  parents = branches.trunks(variants)
+  row_of = {v.run_id: (files.checkpoints(gid), i)
+            for gid, members in groups for i, v in enumerate(members)}
   for gid, members in groups:
     marker = files.group_record(gid)
     cfg0 = members[0].cfg
@@ -377,11 +385,15 @@ def run(variants: list[Variant], workdir: pathlib.Path, *, progress: bool = True
     paths = [files.metrics(v.run_id) for v in members]
     mesh = mesh_lib.make(*mesh_lib.group_shape([v.cfg for v in members]))
     batches = data.Batches(cfg0)
+    trunk = None
+    if cfg0.train.branch_at:
+      trunk = branches.Start(cfg0.train.branch_at, [row_of[parents[v.run_id]] for v in members],
+                             [files.metrics(parents[v.run_id]) for v in members])
     t0 = time.perf_counter()
     result = loop.run_group(
         [v.cfg for v in members], mesh=mesh, batches=batches, progress=bar,
         metrics_paths=paths,
-        checkpoint_dir=files.checkpoints(gid),
+        checkpoint_dir=files.checkpoints(gid), trunk=trunk,
         desc=gid,
         log=loggers.Targets(run_ids=[v.run_id for v in members],
                             swepts=[v.swept for v in members],

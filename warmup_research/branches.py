@@ -1,0 +1,169 @@
+"""Cooldowns branched from one trunk (WSD-S, Hägele et al. 2024): a run
+that starts from another run's checkpoint instead of from update 0.
+
+A branch is a variant with `train.branch_at = S > 0`. Its trunk is the
+grid's variant with `branch_at = 0` whose config equals the branch's in
+every field a cooldown may change (`FREE`: the LR schedule, the
+hyperparameter schedules, `train.total_steps`, and the checkpoint and
+report fields) and whose LR and scheduled hyperparameters at updates
+0 .. S - 1 are the branch's, float32 for float32 (checked, not assumed).
+Batches are a function of (data seed, update), so the trunk's state after
+S updates is the state the branch itself would reach: the branch resumes
+from it as from its own checkpoint and, like any resumed run, ends with the
+numbers of a run trained from update 0 (tests/branches_test.py checks it).
+The trunk is trained once; a constant-LR trunk with WSD branches is WSD-S,
+and a WSD trunk can be the longest budget's run itself.
+
+The trunk must save its state at S: S is one of its `train.checkpoint_steps`
+(kept for good). A branch's metrics file starts as its trunk's rows before
+S (with the branch's own hyperparameter columns), so tables, plots and law
+fits read a whole curve; live loggers see it from S on.
+
+Branches with one S and one length form a compile group (vmapped together,
+each row from its own trunk's row); another S is another group, since a
+group's variants run in lockstep from one update. `sweep.group` puts every
+group of branches after the groups of trunks, so a trunk has run first.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+
+import jax
+import numpy as np
+
+from warmup_research import checkpoints, metrics_io, optimizers, schedules, train
+from warmup_research import config as config_lib
+from warmup_research import mesh as mesh_lib
+from warmup_research.errors import ConfigError
+
+# Fields a branch may set apart from its trunk: what a cooldown changes, and
+# what only decides where and how often its files are written.
+FREE = ("train.total_steps", "train.branch_at", "train.checkpoint_steps",
+        "train.checkpoint_every", "train.keep_checkpoints", "train.target_eval_loss",
+        "train.stall_margin", *config_lib.HP_SCHEDULE_FIELDS)
+
+
+def _free(field: str) -> bool:
+  return field.startswith("schedule.") or field in FREE
+
+
+def _rest(cfg) -> str:
+  """The fields a branch shares with its trunk, as JSON."""
+  flat = config_lib.flatten(cfg.to_dict())
+  return json.dumps({k: v for k, v in flat.items() if not _free(k)}, sort_keys=True)
+
+
+def _curves(cfg, n: int) -> dict[str, np.ndarray]:
+  """The LR and every scheduled hyperparameter at updates 0 .. n - 1 (float32)."""
+  hp, steps = train.hparams(cfg), np.arange(n)
+  return {"lr": np.asarray(schedules.schedule(steps, hp.schedule), np.float32),
+          **{k: np.asarray(v, np.float32) for k, v in optimizers.values_at(hp.opt, steps).items()}}
+
+
+def _first_difference(trunk, branch, n: int) -> str | None:
+  """Where the trunk's LR or hyperparameters leave the branch's before update
+  n ('lr at update 12: 0.001 vs 0.0009'), or None if they never do."""
+  ours, theirs = _curves(branch, n), _curves(trunk, n)
+  for key, values in ours.items():
+    bad = np.flatnonzero(values != theirs[key])
+    if bad.size:
+      t = int(bad[0])
+      return f"{key} at update {t}: {theirs[key][t]:.6g} vs the branch's {values[t]:.6g}"
+  return None
+
+
+def trunks(variants) -> dict[str, str]:
+  """{branch run id: its trunk's run id} of a grid (`sweep.Variant`s, each
+  validated). ConfigError, naming `train.branch_at` and the variant, for a
+  branch with no trunk, one beyond its trunk, or one at a step its trunk
+  does not checkpoint. Among equal trunks the first in grid order wins."""
+  candidates: dict[str, list] = {}
+  for v in variants:
+    if not v.cfg.train.branch_at:
+      candidates.setdefault(_rest(v.cfg), []).append(v)
+  out = {}
+  for v in variants:
+    s = v.cfg.train.branch_at
+    if not s:
+      continue
+    where = f"(in variant {v.run_id})"
+    same = candidates.get(_rest(v.cfg), [])
+    if not same:
+      raise ConfigError("config.train.branch_at", f"is {s}, but the grid has no trunk for "
+                        f"it {where}: a trunk is a variant with train.branch_at=0 and the "
+                        "branch's config but for the schedule (schedule.*, the "
+                        "optimizer.H_start/_end/_warmup_steps/_cooldown_steps), "
+                        "train.total_steps and the checkpoint and report fields")
+    reach = [c for c in same if s <= c.cfg.train.total_steps]
+    if not reach:
+      raise ConfigError("config.train.branch_at", f"is {s}, beyond its trunk {where}: "
+                        f"{same[0].run_id!r} runs {same[0].cfg.train.total_steps} updates; "
+                        "allowed: at most the trunk's train.total_steps")
+    follow = [c for c in reach if _first_difference(c.cfg, v.cfg, s) is None]
+    if not follow:
+      raise ConfigError("config.train.branch_at", f"is {s}, but the branch's schedule "
+                        f"leaves its trunk's before update {s} {where}: against "
+                        f"{reach[0].run_id!r}, {_first_difference(reach[0].cfg, v.cfg, s)}; "
+                        "a branch must follow its trunk's schedule until it branches")
+    saved = [c for c in follow if s in c.cfg.train.checkpoint_steps]
+    if not saved:
+      raise ConfigError("config.train.branch_at", f"is {s}, off its trunk's checkpoints "
+                        f"{where}: {follow[0].run_id!r} has train.checkpoint_steps="
+                        f"{list(follow[0].cfg.train.checkpoint_steps)}; allowed: one of "
+                        "them (add it to the trunk's checkpoint_steps)")
+    out[v.run_id] = saved[0].run_id
+  return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Start:
+  """Where a group of branches starts: update `step` of each branch's trunk,
+  read from row `index` of the checkpoints in `checkpoint_dir`, with the
+  trunk's metrics file beside it."""
+  step: int
+  rows: list[tuple[pathlib.Path, int]]     # per branch: (trunk's checkpoint dir, its row)
+  metrics_paths: list[pathlib.Path]        # per branch: its trunk's metrics file
+
+  def state(self, abstract_state):
+    """The branches' stacked state at `step`, shaped and sharded like
+    `abstract_state` (padded rows repeat the last branch's trunk)."""
+    k_pad = jax.tree.leaves(abstract_state)[0].shape[0]
+    rows = list(self.rows) + [self.rows[-1]] * (k_pad - len(self.rows))
+    host = [checkpoints.load_slice(d, self._saved_step(d), i, abstract_state) for d, i in rows]
+    stacked = jax.tree.map(lambda *xs: np.stack(xs), *host)
+    return jax.tree.map(lambda x, a: mesh_lib.to_global(x, a.sharding), stacked, abstract_state)
+
+  def _saved_step(self, directory) -> int:
+    """`step`, or the trunk group's last checkpoint when it stopped before it
+    because every variant diverged (its branches then start diverged)."""
+    steps = checkpoints.Checkpointer(directory, keep=10**9)
+    try:
+      saved = steps.steps()
+    finally:
+      steps.close()
+    if self.step in saved:
+      return self.step
+    if saved and saved[-1] < self.step and checkpoints.load_meta(directory, saved[-1]).get(
+        "finished"):
+      return saved[-1]
+    raise ConfigError(str(directory), f"has no checkpoint at update {self.step} for the "
+                      f"branches that start there (saved: {saved or 'none'}); its trunk group "
+                      "must run first: re-run the sweep, which runs trunks before branches")
+
+  def write_metrics(self, cfgs, metrics_paths) -> None:
+    """Each branch's metrics file: its trunk's rows before `step` (and the
+    evals after `step` updates), with the branch's hyperparameter columns."""
+    for cfg, trunk_path, path in zip(cfgs, self.metrics_paths, metrics_paths):
+      logged = {"lr", *config_lib.scheduled(cfg)}
+      curves = _curves(cfg, self.step)
+      rows = []
+      for r in metrics_io.read(trunk_path):
+        if "eval_loss" in r or "pruned" in r:
+          if r["step"] <= self.step:
+            rows.append(r)
+        elif r["step"] < self.step:
+          row = {k: x for k, x in r.items() if k not in optimizers.SCHEDULED}
+          rows.append(row | {k: float(curves[k][r["step"]]) for k in logged})
+      metrics_io.write(path, rows)
