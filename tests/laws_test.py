@@ -125,9 +125,16 @@ def test_the_predict_command_fits_runs_and_predicts_held_out_ones_and_schedules(
   sweep.run(variants, wd, progress=False)
   ids = [v.run_id for v in variants]
   args = ["predict", wd, "--fit-on", ids[0], "--fit-on", ids[1], "--held-out", ids[2]]
-  r = run_cli(*args, "--schedule", "decay_shape=linear,final_frac=0.0")
+  r = run_cli(*args, "--schedule", "decay_shape=linear,final_frac=0.0",
+              "--schedule", "decay_shape=wsd,cooldown_ratio=0.2|0.5")
   assert r.returncode == 0, r.stderr
   out = json.loads((wd / "laws.json").read_text())
+  assert list(out["schedules"]) == ["decay_shape=linear,final_frac=0.0",
+                                    "decay_shape=wsd,cooldown_ratio=0.2",
+                                    "decay_shape=wsd,cooldown_ratio=0.5"]
+  lowest = min(out["schedules"], key=lambda k: out["schedules"][k]["predicted"][-1])
+  assert [line for line in r.stdout.splitlines() if "★ lowest" in line] == [
+      next(line for line in r.stdout.splitlines() if line.startswith(f"| {lowest} |"))]
   assert out["fit"]["n_points"] == 2 * 18 and set(out["fit"]["params"]) == {
       "L0", "A", "alpha", "B", "C", "beta", "gamma"}
   held = out["held_out"][ids[2]]
@@ -145,6 +152,16 @@ def test_the_predict_command_fits_runs_and_predicts_held_out_ones_and_schedules(
     assert bad.returncode == 2 and message in bad.stderr, (extra, bad.stderr)
     assert len(bad.stderr.strip().splitlines()) == 1
   assert (wd / "laws.json").read_bytes() == before   # a refused command writes nothing
+
+
+def test_a_schedule_family_is_every_combination_of_its_alternatives_once():
+  assert laws.expand_specs(["decay_shape=wsd,cooldown_ratio=0.1|0.2,cooldown_shape=linear|1-sqrt",
+                            "decay_shape=wsd,cooldown_ratio=0.1,cooldown_shape=linear", ""]) == [
+      "decay_shape=wsd,cooldown_ratio=0.1,cooldown_shape=linear",
+      "decay_shape=wsd,cooldown_ratio=0.1,cooldown_shape=1-sqrt",
+      "decay_shape=wsd,cooldown_ratio=0.2,cooldown_shape=linear",
+      "decay_shape=wsd,cooldown_ratio=0.2,cooldown_shape=1-sqrt", ""]
+  assert laws.expand_specs(["nonsense"]) == ["nonsense"]   # schedule_curve names it
 
 
 def test_one_lr_step_has_both_laws_closed_forms():

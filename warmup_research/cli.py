@@ -600,7 +600,8 @@ def parser() -> argparse.ArgumentParser:
   pr.add_argument("--schedule", action="append", default=[], metavar="FIELD=VALUE,...",
                   help="a schedule to predict: the first --fit-on run's, with these "
                   "config.schedule fields (e.g. decay_shape=wsd,cooldown_ratio=0.2); "
-                  "repeat for several (default: none)")
+                  "a|b|c: each value, and every combination of such fields (a family, "
+                  "its lowest final prediction marked); repeat for several (default: none)")
   pr.set_defaults(fn=cmd_predict)
   sc = add("schedules", "plot every schedule shape")
   sc.epilog = NO_OVERRIDES

@@ -311,6 +311,20 @@ def schedule_curve(base_config, spec: str, steps) -> Curve:
   return run_curve(cfg, [dict(step=int(s), eval_loss=math.nan) for s in steps], spec)
 
 
+def expand_specs(specs) -> list[str]:
+  """Schedule specs with alternatives ('cooldown_ratio=0.1|0.2,
+  cooldown_shape=linear|1-sqrt') as every combination, in order, each once:
+  a family of schedules to predict, whose lowest final prediction is the
+  one the law prefers."""
+  out = []
+  for spec in specs:
+    items = [item.partition("=") for item in filter(None, spec.split(","))]
+    choices = [[f"{field}{eq}{v}" for v in value.split("|")] if eq else [field]
+               for field, eq, value in items]
+    out += [",".join(combo) for combo in itertools.product(*choices)]
+  return list(dict.fromkeys(out))
+
+
 def report(workdir, fit_on, law_name: str = "multi_power", held_out=(), specs=()) -> dict:
   """`warmup-research predict`: the law fitted on runs `fit_on` of a
   workdir, its prediction of each `held_out` run (errors against the
@@ -332,7 +346,7 @@ def report(workdir, fit_on, law_name: str = "multi_power", held_out=(), specs=()
         e, steps=[int(s) for s in cv.steps[keep]],
         observed=[float(x) for x in cv.losses[keep]],
         predicted=[float(x) for x in fitted.predict(cv.lrs, cv.steps[keep], cv.warmup)])
-  for spec in specs:
+  for spec in expand_specs(specs):
     cv = schedule_curve(runs[fit_on[0]]["config"], spec, first.steps)
     keep = cv.steps > cv.warmup
     out["schedules"][spec] = dict(steps=[int(s) for s in cv.steps[keep]], predicted=[
@@ -354,7 +368,9 @@ def markdown(out: dict) -> str:
       lines.append(f"| {name} | {h['observed'][-1]:.4f} | {h['predicted'][-1]:.4f} | "
                    f"{h['final']:+.4f} | {h['mean_abs']:.4f} |")
   if out["schedules"]:
-    lines += ["", "| schedule | final step | final predicted |", "|---|---|---|"]
+    best = min(out["schedules"], key=lambda spec: out["schedules"][spec]["predicted"][-1])
+    lines += ["", "| schedule | final step | final predicted | |", "|---|---|---|---|"]
     for spec, s in out["schedules"].items():
-      lines.append(f"| {spec} | {s['steps'][-1]} | {s['predicted'][-1]:.4f} |")
+      lines.append(f"| {spec} | {s['steps'][-1]} | {s['predicted'][-1]:.4f} | "
+                   f"{'★ lowest' if spec == best else ''} |")
   return "\n".join(lines)
