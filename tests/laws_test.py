@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from helpers import run_cli, tiny_config
 
-from warmup_research import laws, metrics_io, schedules, sweep, train, workdir
+from warmup_research import laws, metrics_io, plots, schedules, sweep, train, workdir
 from warmup_research.errors import ConfigError
 
 TOTAL, WARMUP, EVERY = 400, 20, 10
@@ -216,7 +216,8 @@ def _law_claim(**kw):
   return claims.validate([c], ["schedule", "seed"])[0]
 
 
-def test_a_law_claim_fits_per_seed_and_tests_each_held_out_schedule_against_its_margin():
+def test_a_law_claim_fits_per_seed_and_tests_each_held_out_schedule_against_its_margin(
+    tmp_path):
   from warmup_research import claims  # the claim kind that uses this module
   c = _law_claim()
   rows, curves = _law_grid()
@@ -228,6 +229,15 @@ def test_a_law_claim_fits_per_seed_and_tests_each_held_out_schedule_against_its_
     assert p["seed_sd"] == pytest.approx(0.03 * np.std(range(5), ddof=1), rel=1e-3)
     assert abs(p["effect"]) < 1e-3 and p["verdict_within"] == "within the margin"
   assert v["failed"] == {"a": [0, 10], "b": [0, 15]}
+  # every held-out run's observed and predicted evals, for the plot; its error is the last gap
+  assert sorted(c["run_id"] for c in v["curves"]) == sorted(
+      r["run_id"] for r in rows if r["schedule"] not in ("constant", "cosine"))
+  for cv in v["curves"]:
+    np.testing.assert_allclose(cv["observed"],
+                               curves[cv["run_id"]].losses[cv["steps"][0] // EVERY:])
+    assert cv["steps"][0] > WARMUP and abs(cv["predicted"][-1] - cv["observed"][-1]) < 1e-3
+  png = plots.plot_law_predictions([{**c, **v}], tmp_path / "law_predictions.png")
+  assert png.stat().st_size > 0 and plots.plot_law_predictions([], tmp_path / "none.png") is None
   rows, curves = _law_grid(shift_held=0.2)   # observed 0.2 above what the law predicts
   v = claims.evaluate(c, ["schedule", "seed"], rows, law_curves=curves, fit_law=laws.fit)
   assert v["verdict"] == "contradicted" and v["effect"] == pytest.approx(-0.2, abs=1e-3), v

@@ -984,6 +984,7 @@ def _evaluate_law(c, out, empty, swept, rows, law_curves, fit_law) -> dict:
   by = [f for f in swept if f not in seeds and len({json.dumps(r[f]) for r in side["b"]}) > 1]
   levels = {_key(r, by): dict(zip(by, (r[f] for f in by))) for r in side["b"]}
   errors: dict[str, dict] = {lk: {} for lk in levels}   # level -> seed -> (error, observed)
+  curves = []   # per held-out run with a prediction: its observed and predicted evals (a plot)
   for s in sorted({_key(r, seeds) for r in side["b"]}):
     fitting = [law_curves[r["run_id"]] for r in side["a"] if _key(r, seeds) == s and not bad(r)]
     try:
@@ -993,9 +994,14 @@ def _evaluate_law(c, out, empty, swept, rows, law_curves, fit_law) -> dict:
     for r in (r for r in side["b"] if _key(r, seeds) == s):
       cv = law_curves[r["run_id"]]
       keep = cv.fitted()
-      e = math.nan if fitted is None or bad(r) or not keep.any() else float(
-          fitted.predict(cv.lrs, cv.steps[keep], cv.warmup)[-1] - cv.losses[keep][-1])
+      predicted = None if fitted is None or bad(r) or not keep.any() else fitted.predict(
+          cv.lrs, cv.steps[keep], cv.warmup)
+      e = math.nan if predicted is None else float(predicted[-1] - cv.losses[keep][-1])
       if math.isfinite(e):
+        curves.append(dict(level=levels[_key(r, by)], run_id=r["run_id"],
+                           steps=[int(t) for t in cv.steps[keep]],
+                           observed=[float(x) for x in cv.losses[keep]],
+                           predicted=[float(x) for x in predicted]))
         errors[_key(r, by)][s] = (e, float(cv.losses[cv.fitted()][-1]))
       elif not bad(r):
         failed["b"][0] += 1   # no value: counted as the failures are
@@ -1029,14 +1035,14 @@ def _evaluate_law(c, out, empty, swept, rows, law_curves, fit_law) -> dict:
     n = min((p["n_seeds"] for p in per_level), default=0)
     verdict = worst["verdict_within"] if worst else "insufficient"
     return dict(out, **dict(empty, n_seeds=n, per_level=per_level, failed=failed,
-                            method=method), verdict=verdict)
+                            method=method, curves=curves), verdict=verdict)
   else:
     worst = max(tested, key=lambda p: p["p"])
     p_head = worst["p"]
     verdict = "reproduced" if p_head < stats.ALPHA else "inconclusive"
   head = dict(empty, n_seeds=min(p["n_seeds"] for p in per_level), effect=worst["effect"],
               ci95=worst["ci95"], ci90=worst["ci90"], p=p_head, sd=worst["sd"],
-              per_level=per_level, failed=failed, method=method)
+              per_level=per_level, failed=failed, method=method, curves=curves)
   head["mde"], head["mde_note"] = _mde(method, worst["sd"], worst["n_seeds"], "law", verdict,
                                        stats.ALPHA)
   return dict(out, **head, verdict=verdict)

@@ -494,7 +494,7 @@ def plot_claims(verdicts: list[dict], path, title: str = "") -> pathlib.Path | N
   items = []   # (label, effect, interval, colour, is a level)
   for v in verdicts:
     levels = [p for p in v.get("per_level") or [] if p.get("ci95")]
-    ci = v.get("ci90") if v.get("kind") == "equivalence" else v.get("ci95")
+    ci = v.get("ci90") if v.get("kind") in ("equivalence", "law") else v.get("ci95")
     if not (ci or levels):
       continue
     verdict = v.get("verdict_adjusted", v["verdict"])
@@ -520,17 +520,52 @@ def plot_claims(verdicts: list[dict], path, title: str = "") -> pathlib.Path | N
                   fmt="." if is_level else "o", color=color, alpha=0.5 if is_level else 1.0,
                   capsize=2 if is_level else 3, label=None if is_level or verdict in
                   ax.get_legend_handles_labels()[1] else verdict)
-    if v is not None and v.get("kind") == "equivalence":
+    if v is not None and v.get("kind") in ("equivalence", "law"):   # both TOSTs: +-margin
       ax.plot([-v["margin"], v["margin"]], [y, y], "|", color="black", ms=10)
     if v is not None and v.get("kind") == "noninferiority":   # the one bound that decides
       ax.plot([v["margin"] if v.get("direction") == "lower" else -v["margin"]], [y], "|",
               color="black", ms=10)
   ax.axvline(0, color="black", lw=0.8)
   ax.set_yticks(range(n), [it[0] for it in reversed(items)], fontsize=6)
-  ax.set(xlabel="paired difference b - a over seeds (95% CI; equivalence: 90% CI and its "
-         "margin |); colour: the Holm-adjusted verdict; indented: each level")
+  ax.set(xlabel="paired difference b - a over seeds (95% CI; equivalence and law: 90% CI "
+         "and the margin |; law: predicted - observed); colour: the Holm-adjusted verdict; "
+         "indented: each level")
   fig.suptitle(title, fontsize=10)
   _legend(fig, ax)
+  return _save(fig, pathlib.Path(path), dpi=110)
+
+
+def plot_law_predictions(verdicts: list[dict], path) -> pathlib.Path | None:
+  """law_predictions.png: for each law claim (a row) and each held-out
+  schedule (a panel), every seed's observed eval curve (solid) and the
+  law's prediction of it from that seed's fit (dashed, the same colour),
+  over the evals the law predicts; titled by the mean final error and the
+  margin. None when no law claim has a prediction."""
+  laws = [v for v in verdicts if v.get("kind") == "law" and v.get("curves")]
+  if not laws:
+    return None
+  name = lambda level: ", ".join(f"{k.split('.')[-1]}={x}" for k, x in level.items())  # noqa: E731
+  cols = max(len({name(c["level"]) for c in v["curves"]}) for v in laws)
+  fig = Figure(figsize=(4.2 * cols, 3.0 * len(laws) + 0.4), layout="constrained")
+  axes = fig.subplots(len(laws), cols, squeeze=False, sharex=True, sharey=True)
+  for row, v in zip(axes, laws):
+    levels = list(dict.fromkeys(name(c["level"]) for c in v["curves"]))
+    runs = list(dict.fromkeys(c["run_id"] for c in v["curves"]))
+    colour = _colours(list(range(len(runs))))
+    for ax, level in zip(row, levels):
+      mine = [c for c in v["curves"] if name(c["level"]) == level]
+      for c in mine:
+        col = colour[runs.index(c["run_id"])]
+        ax.plot(c["steps"], c["observed"], "-", color=col, lw=1)
+        ax.plot(c["steps"], c["predicted"], "--", color=col, lw=1)
+      error = np.mean([c["predicted"][-1] - c["observed"][-1] for c in mine])
+      ax.set_title(textwrap.fill(f"{v['metric']}: {level}", 48) + f"\nmean final error "
+                   f"{error:+.3f} (margin ±{v['margin']}, {len(mine)} seeds)", fontsize=8)
+      ax.set(xlabel="updates", ylabel="eval loss")
+    for ax in row[len(levels):]:
+      ax.set_visible(False)
+  fig.suptitle("held-out schedules: observed (solid) and predicted by each seed's fit "
+               "(dashed)", fontsize=10)
   return _save(fig, pathlib.Path(path), dpi=110)
 
 

@@ -479,6 +479,7 @@ def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
       plots_lib.plot_heatmap(wd / "plots", facets)
     plots_lib.plot_claims(verdicts, wd / "plots" / "claims.png",
                           title=loaded["record"]["experiment"])
+    plots_lib.plot_law_predictions(verdicts, wd / "plots" / "law_predictions.png")
     if measured:
       plots_lib.plot_analysis(wd, [r for rs in measured.values() for r in rs],
                               {r["run_id"]: r["swept"] for r in loaded["record"]["runs"]})
