@@ -5,12 +5,13 @@ import itertools
 import json
 import math
 import pathlib
+import re
 import statistics
 
 import pytest
 from helpers import tiny_config
 
-from warmup_research import claims, results, stats, sweep, workdir
+from warmup_research import claims, plots, results, stats, sweep, workdir
 from warmup_research.errors import ConfigError
 from warmup_research.sweep import axis, product
 
@@ -706,3 +707,62 @@ def test_a_looks_equivalence_over_levels_reports_its_p_on_the_looks_scale():
   if p_level["verdict"] == "not equivalent":
     bad = [lv for lv in l_level["per_level"] if lv["verdict_within"] == "not equivalent"]
     assert l_level["p"] == pytest.approx(min(lv["p_within"] for lv in bad))
+
+
+def _ladder_rows(effect_of, widths=(32, 64, 128), seeds=range(5)):
+  """Rows of a size ladder (zipped width and depth: the rungs) x warmup {0, 10} x seeds, whose
+  b - a at rung r and seed s is effect_of(r, s); each run records its rung's parameters."""
+  rows = []
+  for r, w in enumerate(widths):
+    n = 12 * w * w * (r + 1)
+    for s in seeds:
+      for warm, d in ((0, 0.0), (10, effect_of(r, s))):
+        rows.append({"run_id": f"{w}-{warm}-{s}", "model.d_model": w, "model.num_layers": r + 1,
+                     "schedule.warmup_steps": warm, "seed": s, "outcome": "trained",
+                     "final_eval_loss": 3.0 + 0.01 * s + d, "best_eval_loss": 3.0,
+                     "non_embedding_params": n, "tokens_per_param": 1e6 / n})
+  return rows
+
+
+def _trend(**kw):
+  c = claims.trend("the warmup's gain grows with size", paper="P",
+                   a={"schedule.warmup_steps": 0}, b={"schedule.warmup_steps": 10},
+                   metric="final_eval_loss",
+                   **{"direction": "lower", "x": "non_embedding_params", **kw})
+  return claims.validate([c], ["model.d_model", "model.num_layers", "schedule.warmup_steps",
+                               "seed"])[0]
+
+
+def test_a_trend_claim_tests_each_seeds_slope_along_the_ladder(tmp_path):
+  swept = ["model.d_model", "model.num_layers", "schedule.warmup_steps", "seed"]
+  # the effect falls by 0.1 per rung (about 0.78 decades of parameters), seed noise 0.01
+  rows = _ladder_rows(lambda r, s: -0.1 * r + 0.01 * ((s * 7 + r * 3) % 5 - 2))
+  v = claims.evaluate(_trend(), swept, rows)
+  assert v["verdict"] == "reproduced" and v["n_seeds"] == 5, v
+  xs = [p["x"] for p in v["per_level"]]
+  assert xs == sorted(xs) and len(set(xs)) == 3 and all(p["verdict_within"] == "b lower"
+                                                      for p in v["per_level"][1:])
+  expect = -0.1 / (math.log10(xs[1]) - math.log10(xs[0]))   # the rungs' spacing
+  assert v["effect"] == pytest.approx(expect, rel=0.15) and v["ci95"][1] < 0
+  assert claims.evaluate(_trend(direction="higher"), swept, rows)["verdict"] == "contradicted"
+  png = plots.plot_trends([{**_trend(), **v}], tmp_path / "trends.png")
+  assert png.stat().st_size > 0 and plots.plot_trends([], tmp_path / "none.png") is None
+  flat = _ladder_rows(lambda r, s: -0.2 + 0.02 * ((s * 7 + r * 3) % 5 - 2))
+  assert claims.evaluate(_trend(), swept, flat)["verdict"] == "inconclusive"
+  # a seed that lost a rung's run has no slope: counted, and below 3 seeds no verdict
+  lost = [dict(r, outcome="diverged", final_eval_loss=None) if r["seed"] < 3
+          and r["model.d_model"] == 64 and r["schedule.warmup_steps"] == 10 else r for r in rows]
+  v = claims.evaluate(_trend(), swept, lost)
+  assert v["n_seeds"] == 2 and v["verdict"].startswith("premise failed"), v
+  assert v["failed"]["b"] == [3, 15]
+  one_rung = [r for r in rows if r["model.d_model"] == 32]
+  assert claims.evaluate(_trend(), swept, one_rung)["verdict"].startswith("insufficient")
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(x="model.width"), "a trend claim (claims.trend) names its x"),
+    (dict(pool="mean"), "a trend claim takes no pool or looks"),
+])
+def test_a_bad_trend_claim_is_named(kw, message):
+  with pytest.raises(ConfigError, match=re.escape(message)):
+    _trend(**kw)

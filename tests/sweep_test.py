@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -534,3 +535,30 @@ def test_a_grid_over_tokenizers_splits_into_groups_and_compares_in_bits_per_byte
   for r in rows.values():
     assert r["final_eval_bpb"] == pytest.approx(
         r["final_eval_loss"] * per_byte[r["run_id"]] / np.log(2))
+
+
+def test_a_ladder_is_sizes_at_horizons_in_steps_or_tokens_per_parameter():
+  base = tiny_config()
+  sizes = [{"model.d_model": 32, "model.num_layers": 1}, {"model.d_model": 64,
+                                                         "model.num_layers": 2}]
+  points = sweep.ladder(base, sizes, tokens_per_param=[0.5, 2])
+  variants = sweep.expand(base, points)
+  assert len(variants) == 4 and len(sweep.group(variants)) == 4   # each rung its own program
+  per_update = base.data.batch_size * base.data.seq_len
+  for v, tpp in zip(variants, [0.5, 2, 0.5, 2]):   # each size at each horizon, in order
+    at = results.ladder_position(v.cfg.to_dict())
+    m = v.cfg.model
+    assert at["non_embedding_params"] == m.num_layers * (12 * m.d_model ** 2 + 4 * m.d_model) \
+        + 2 * m.d_model   # gpt2 blocks: 4D^2 attention, 8D^2 MLP, 2 LayerNorms; a final one
+    # the horizon in tokens per parameter, rounded up to whole updates
+    assert tpp <= at["tokens_per_param"] < tpp + per_update / at["non_embedding_params"]
+  assert [p["train.total_steps"] for p in sweep.ladder(base, sizes, steps=[10, 40])] == [
+      10, 40, 10, 40]
+  for kw, message in ((dict(), "as steps or as tokens_per_param"),
+                      (dict(steps=[10], tokens_per_param=[1]), "as steps or as tokens_per_param"),
+                      (dict(steps=[1.5]), "steps: integers"),
+                      (dict(tokens_per_param=[]), "non-empty list of numbers > 0")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+      sweep.ladder(base, sizes, **kw)
+  with pytest.raises(ConfigError, match="sizes must be a non-empty list"):
+    sweep.ladder(base, [], steps=[10])

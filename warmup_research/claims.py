@@ -147,6 +147,8 @@ import json
 import math
 import statistics
 
+import numpy as np
+
 from warmup_research import stats
 from warmup_research.errors import ConfigError
 from warmup_research.metrics_io import FAILED, STALL_MARGINS
@@ -158,7 +160,9 @@ TIMES = ("updates_to_target", "seconds_to_target")
 LAWS = ("multi_power", "momentum")   # laws.py's; its fit is passed in (`fit_law`)
 LR = "optimizer.peak_lr"
 OVER_LR = ("max_trained_lr", "lr_sensitivity")
-KINDS = ("superiority", "equivalence", "noninferiority", "law")
+KINDS = ("superiority", "equivalence", "noninferiority", "law", "trend")
+# What a trend claim's x may be besides a swept numeric field: runs.csv's ladder columns.
+LADDER = ("non_embedding_params", "tokens_per_param")
 POOLS = (None, "mean")
 FAILURES = ("drop", "cap")
 MIN_SEEDS = 3
@@ -167,7 +171,7 @@ DECISIVE = ("reproduced", "contradicted", "equivalent", "not equivalent", "non-i
 # The fields added after the first claims were recorded, at their defaults: left out of a
 # claim's dict, so a claim written before them records (and hashes) as it did.
 OPTIONS = dict(kind="superiority", margin=None, pool=None, failures="drop", min_seeds=MIN_SEEDS,
-               planned_seeds=None, effect=None, looks=None)
+               planned_seeds=None, effect=None, looks=None, x=None)
 
 
 def _argmin(metric: str):
@@ -204,6 +208,21 @@ def predicts(text: str, *, paper: str, fit_on: dict, held_out: dict, margin: flo
   schedule's seed sd is shown beside it): `_evaluate_law`."""
   return claim(text, paper=paper, a=fit_on, b=held_out, where=where, metric=f"law:{law}",
                kind="law", margin=margin, comment=comment, **options)
+
+
+def trend(text: str, *, x: str, direction: str, method: str = "paired bootstrap",
+          **kw) -> dict:
+  """A claim about how the effect b - a changes along a ladder (Wortsman et
+  al. 2023's small-scale proxies: the trend with size is what transfers).
+  Each rung is a level (one setting of the swept fields besides the seed,
+  e.g. a zipped width and depth), with its paired effect over seeds as any
+  claim's; per seed, the OLS slope of its rung effects on log10 of `x`
+  (runs.csv's `non_embedding_params` or `tokens_per_param`, or a swept
+  numeric field such as 'train.total_steps') is one value, and the slopes
+  are tested over seeds (default: the BCa seed bootstrap) for the sign
+  `direction` predicts: 'higher', the effect grows along the ladder, or
+  'lower'. A seed needs a value at every rung."""
+  return claim(text, kind="trend", x=x, direction=direction, method=method, **kw)
 
 
 def equivalent(text: str, *, margin: float, **kw) -> dict:
@@ -263,7 +282,14 @@ def validate(claims, swept) -> list[dict]:
                         "tokenizers; name the tokenizer in a and b instead")
     if kind not in KINDS:
       raise ConfigError(field, f"kind must be one of {', '.join(KINDS)}")
-    if kind != "superiority":
+    if (kind == "trend") != (option(c, "x") is not None) or (
+        kind == "trend" and option(c, "x") not in (*LADDER, *swept)):
+      raise ConfigError(field, f"a trend claim (claims.trend) names its x, one of "
+                        f"{', '.join(LADDER)} or a swept field, and only it does; got kind "
+                        f"{kind!r}, x {option(c, 'x')!r}")
+    if kind == "trend" and (option(c, "pool") or option(c, "looks")):
+      raise ConfigError(field, "a trend claim takes no pool or looks: its rungs are its levels")
+    if kind not in ("superiority", "trend"):
       margin = option(c, "margin")
       if not isinstance(margin, (int, float)) or isinstance(margin, bool) or not margin > 0:
         raise ConfigError(field, f"an {kind} claim needs a margin > 0, got {margin!r}")
@@ -423,8 +449,13 @@ def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = 
     failed = ({k: _failed(read[k], vals[k], metric) for k in ("a", "b")}
               if _loses_runs(metric) else None)
     n_grid = len(_grid_seeds(cells, [lk]))
+    # a trend's rungs show their effects; its test is of the slope (`_trend`)
     per_level.append(dict(level=_level(levels, lk), n_grid=n_grid, failed=failed,
-                          **_test(c, list(d.values()), n_grid, failed)))
+                          **_test(dict(c, kind="superiority") if kind == "trend" else c,
+                                  list(d.values()), n_grid, failed)))
+  if kind == "trend":
+    return _trend(c, dict(out, flags=flags, best=best or None), empty, per_level, diffs,
+                  {lk: cells["b"].get(lk) or cells["a"].get(lk) for lk in level_keys}, edge)
   alpha = _look(looks, len(grid_seeds))[1] if looks else stats.ALPHA
   _holm_within(per_level, c, alpha)
   combined = False
@@ -461,6 +492,45 @@ def evaluate(c: dict, swept: list[str], rows: list[dict], curves: dict | None = 
   if at_margins and (metric in RATES or metric == "max_trained_lr"):
     _at_each_margin(result, c, swept, rows, curves, measured)
   return result
+
+
+def _trend(c, out, empty, per_level, diffs, cells, edge) -> dict:
+  """A trend claim's verdict: each seed's OLS slope of its rung effects on
+  log10 x (a seed with a rung missing has none), tested over seeds for the
+  predicted sign. Each rung's x is read from its runs (they must agree)."""
+  name = c["x"]
+  xs = []
+  for p, by_seed in zip(per_level, cells.values()):
+    values = {float(r[name]) for runs in by_seed.values() for r in runs
+              if r.get(name) not in (None, "")}
+    p["x"] = values.pop() if len(values) == 1 else None
+    # a rung is either side; its effect is two-sided, the claim's test is of the slope
+    p["verdict_within"] = ("inconclusive" if p["p"] is None or p["p"] >= stats.ALPHA else
+                           f"b {p['side']}")
+    xs.append(p["x"])
+  flags = list(out["flags"]) + (["optimum at grid edge"] if edge else [])
+  method = f"slope of the rung effect on log10 {name.split('.')[-1]}, per seed; "
+  if any(x is None or x <= 0 for x in xs) or len(set(xs)) < 2:
+    return dict(out, **dict(empty, per_level=per_level, flags=flags, method=method + "no x"),
+                verdict="insufficient (the rungs need distinct positive x values)")
+  logx = np.log10(np.asarray(xs))
+  seeds = set.intersection(*(set(d) for d in diffs.values()))
+  slopes = [float(np.polyfit(logx, [d[s] for d in diffs.values()], 1)[0]) for s in sorted(seeds)]
+  t = stats.superiority(slopes, c["direction"], c["method"])
+  verdict = stats.decide(t.p, t.side, c["direction"])
+  n_grid = len({s for d in diffs.values() for s in d})
+  failed = _sum_failed([p["failed"] for p in per_level])
+  if t.n < option(c, "min_seeds"):
+    lost = failed and any(failed[k][0] for k in ("a", "b"))
+    verdict = (f"premise failed ({t.n} of {n_grid} seeds with every rung paired)"
+               if lost and n_grid >= option(c, "min_seeds") else "insufficient")
+  mde, note = _mde(t.method, t.sd, t.n, "superiority", verdict, stats.ALPHA)
+  head = dict(empty, n_seeds=t.n, effect=t.effect, ci95=None if t.ci95 is None else list(t.ci95),
+              p=t.p, sd=t.sd, per_level=per_level, flags=flags, failed=failed,
+              method=method + t.method, mde=mde, mde_note=note, n_grid=n_grid,
+              sign=f"{t.n_negative if c['direction'] == 'lower' else t.n_positive} of {t.n} "
+              f"seeds' slopes {c['direction']}")
+  return dict(out, **head, verdict=verdict)
 
 
 def _look(looks, n: int) -> tuple[int, float]:

@@ -282,10 +282,19 @@ def param_count(cfg: ModelConfig) -> int:
   vectors = 1 if cfg.block == "llama" else 2   # per norm: RMSNorm a scale, LayerNorm a bias too
   per_layer = (4 * d * d + _mlp_matrices(cfg) * d * cfg.mlp_hidden + 2 * vectors * d
                + (2 * vectors * k if cfg.qk_norm else 0))
-  embeddings = cfg.vocab_size * d * (1 if cfg.tie_embeddings else 2)
-  positions = cfg.max_len * d if cfg.block == "gpt2" else 0
   final_norm = vectors * d if cfg.norm == "pre" else 0
-  return embeddings + positions + cfg.num_layers * per_layer + final_norm
+  return embedding_params(cfg) + cfg.num_layers * per_layer + final_norm
+
+
+def embedding_params(cfg: ModelConfig) -> int:
+  """The token embedding, an untied head and learned positions: what the
+  non-embedding count (Kaplan et al. 2020's N, a size ladder's x) leaves out."""
+  positions = cfg.max_len * cfg.d_model if cfg.block == "gpt2" else 0
+  return cfg.vocab_size * cfg.d_model * (1 if cfg.tie_embeddings else 2) + positions
+
+
+def non_embedding_params(cfg: ModelConfig) -> int:
+  return param_count(cfg) - embedding_params(cfg)
 
 
 def _mlp_matrices(cfg: ModelConfig) -> int:

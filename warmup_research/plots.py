@@ -535,6 +535,39 @@ def plot_claims(verdicts: list[dict], path, title: str = "") -> pathlib.Path | N
   return _save(fig, pathlib.Path(path), dpi=110)
 
 
+def plot_trends(verdicts: list[dict], path) -> pathlib.Path | None:
+  """trends.png: for each trend claim (a panel), every rung's paired effect
+  b - a with its 95% CI against the rung's x on a log axis, and the line of
+  the mean per-seed slope through the rungs' mean; titled by the slope's CI
+  and verdict. None when no trend claim has rungs with an x."""
+  trends = [v for v in verdicts if v.get("kind") == "trend"
+            and any(p.get("x") and p.get("effect") is not None for p in v["per_level"])]
+  if not trends:
+    return None
+  fig = Figure(figsize=(5.2 * len(trends), 3.8), layout="constrained")
+  for ax, v in zip(fig.subplots(1, len(trends), squeeze=False)[0], trends):
+    rungs = [p for p in v["per_level"] if p.get("x") and p.get("effect") is not None]
+    xs, ys = [p["x"] for p in rungs], [p["effect"] for p in rungs]
+    lo = [y - (p["ci95"] or [y, y])[0] for y, p in zip(ys, rungs)]
+    hi = [(p["ci95"] or [y, y])[1] - y for y, p in zip(ys, rungs)]
+    ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o", capsize=3, label="rung: b - a (95% CI)")
+    if v.get("effect") is not None:
+      logx = np.log10(xs)
+      grid = np.linspace(logx.min(), logx.max(), 20)
+      ax.plot(10 ** grid, np.mean(ys) + v["effect"] * (grid - logx.mean()), "--",
+              label=f"slope {v['effect']:+.3f} per decade")
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())   # they overlap
+    ci = v.get("ci95")
+    ci_text = f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""
+    ax.set_title(textwrap.fill(v["claim"], 60) + f"\nslope{ci_text}, "
+                 f"{v['n_seeds']} seeds: {v.get('verdict_adjusted', v['verdict'])}", fontsize=8)
+    ax.set(xlabel=v["x"], ylabel=f"{v['metric']}: b - a")
+    ax.legend(fontsize=7)
+  return _save(fig, pathlib.Path(path), dpi=110)
+
+
 def plot_law_predictions(verdicts: list[dict], path) -> pathlib.Path | None:
   """law_predictions.png: for each law claim (a row) and each held-out
   schedule (a panel), every seed's observed eval curve (solid) and the

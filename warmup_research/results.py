@@ -20,6 +20,7 @@ import statistics
 from warmup_research import claims as claims_lib
 from warmup_research import config as config_lib
 from warmup_research import loggers, metrics_io, schedules, stats
+from warmup_research import model as model_lib
 from warmup_research import plots as plots_lib
 from warmup_research.errors import ConfigError
 from warmup_research.workdir import Layout, read_marker, read_record, strict_json, write_atomic
@@ -98,6 +99,7 @@ def run_rows(loaded, also=()) -> tuple[list[str], list[dict]]:
                best_eval_loss=s["best_eval_loss"], initial_eval_loss=s["initial_eval_loss"],
                final_eval_bpb=s["final_eval_bpb"], best_eval_bpb=s["best_eval_bpb"],
                tokens_seen=applied_updates(s) * cfg["data"]["batch_size"] * cfg["data"]["seq_len"],
+               **ladder_position(cfg),
                step_seconds=g.get("step_seconds"), compile_seconds=g.get("compile_seconds"),
                group=g.get("group"))
     for m, o in (s["outcomes"] or {}).items():
@@ -108,6 +110,16 @@ def run_rows(loaded, also=()) -> tuple[list[str], list[dict]]:
                  if g else dict.fromkeys(TO_TARGET))
     rows.append(row)
   return swept, rows
+
+
+def ladder_position(cfg: dict) -> dict:
+  """A run's place on a size and horizon ladder: its model's non-embedding
+  parameters (`model.non_embedding_params`) and the tokens its whole budget
+  trains on per such parameter (Chinchilla's compute-optimal is about 20)."""
+  n = model_lib.non_embedding_params(model_lib.ModelConfig.from_config(
+      config_lib.from_saved(cfg)))
+  tokens = cfg["train"]["total_steps"] * cfg["data"]["batch_size"] * cfg["data"]["seq_len"]
+  return dict(non_embedding_params=n, tokens_per_param=tokens / n)
 
 
 def _to_target(updates, budget: int, step_seconds, n_runs: int) -> dict:
@@ -444,6 +456,7 @@ def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
   columns = ["run_id", *swept, *RUN_COLUMNS, *(["pruned_step"] if any(
       r["status"] == "pruned" for r in rows) else []),
              *(TO_TARGET if any("updates_budget" in r for r in rows) else []),
+             *(k for k in claims_lib.LADDER if len({r[k] for r in rows}) > 1),
              *(margins if rows and all(m in r for r in rows for m in margins) else [])]
   write_atomic(wd / "runs.csv", to_csv(columns, rows))
   sens = lr_sensitivities(swept, rows, agg)
@@ -480,6 +493,7 @@ def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
     plots_lib.plot_claims(verdicts, wd / "plots" / "claims.png",
                           title=loaded["record"]["experiment"])
     plots_lib.plot_law_predictions(verdicts, wd / "plots" / "law_predictions.png")
+    plots_lib.plot_trends(verdicts, wd / "plots" / "trends.png")
     if measured:
       plots_lib.plot_analysis(wd, [r for rs in measured.values() for r in rs],
                               {r["run_id"]: r["swept"] for r in loaded["record"]["runs"]})

@@ -48,6 +48,7 @@ import jax
 from warmup_research import branches, data, loggers, loop, metrics_io
 from warmup_research import config as config_lib
 from warmup_research import mesh as mesh_lib
+from warmup_research import model as model_lib
 from warmup_research import workdir as workdir_lib
 from warmup_research.errors import ConfigError
 from warmup_research.progress import Progress
@@ -73,6 +74,37 @@ def zip_(*axes: list[dict]) -> list[dict]:
   if len({len(a) for a in axes}) > 1:
     raise ConfigError("get_sweep", f"zip_ of axes of different lengths {[len(a) for a in axes]}")
   return [dict(itertools.chain.from_iterable(p.items() for p in combo)) for combo in zip(*axes)]
+
+
+def ladder(base, sizes: list[dict], *, steps=None, tokens_per_param=None) -> list[dict]:
+  """Grid points of a size ladder at every rung of a horizon ladder: each
+  size (fields of one rung, e.g. {"model.d_model": 64, "model.num_layers":
+  2}) at each horizon, given as `steps` (total updates) or as
+  `tokens_per_param`, tokens of the whole budget per non-embedding
+  parameter of that size's model on `base` (Chinchilla's compute-optimal
+  is about 20): total_steps = ceil(tpp * N / (batch_size * seq_len)).
+  Every (size, horizon) is its own compile group; runs.csv records N and
+  the tokens per parameter of each run (`results.ladder_position`)."""
+  if (steps is None) == (tokens_per_param is None):
+    raise ConfigError("ladder", "give its horizons as steps or as tokens_per_param (one)")
+  horizons = list(steps if steps is not None else tokens_per_param)
+  if not horizons or not all(isinstance(h, (int, float)) and not isinstance(h, bool) and h > 0
+                             for h in horizons) or (steps is not None and not all(
+                                 isinstance(h, int) for h in horizons)):
+    raise ConfigError("ladder", f"{'steps' if steps is not None else 'tokens_per_param'} must "
+                      f"be a non-empty list of numbers > 0 (steps: integers), got {horizons!r}")
+  if not sizes or not all(isinstance(z, dict) and z for z in sizes):
+    raise ConfigError("ladder", f"sizes must be a non-empty list of non-empty dicts of "
+                      f"{{'model.field': value}}, got {sizes!r}")
+  points = []
+  for size in sizes:
+    cfg = config_lib.apply_overrides(base, size)
+    per_update = cfg.data.batch_size * cfg.data.seq_len
+    n = model_lib.non_embedding_params(model_lib.ModelConfig.from_config(cfg))
+    for h in horizons:
+      total = h if steps is not None else math.ceil(h * n / per_update)
+      points.append({**size, "train.total_steps": total})
+  return points
 
 
 SAFE = "._-+"          # besides letters and digits, kept as they are in ids
