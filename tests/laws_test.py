@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from helpers import run_cli, tiny_config
 
-from warmup_research import laws, metrics_io, plots, schedules, sweep, train, workdir
+from warmup_research import laws, metrics_io, plots, results, schedules, sweep, train, workdir
 from warmup_research.errors import ConfigError
 
 TOTAL, WARMUP, EVERY = 400, 20, 10
@@ -100,7 +100,7 @@ def test_a_workdirs_runs_become_curves_of_their_own_schedules(tmp_path):
   wd = tmp_path / "w"
   workdir.prepare(wd, sweep.sweep_record("inline", variants), kind="sweep")
   sweep.run(variants, wd, progress=False)
-  curves = laws.workdir_curves(wd, [v.run_id for v in variants])
+  curves = laws.workdir_curves(wd, results.load(wd), [v.run_id for v in variants])
   for v, cv in zip(variants, curves):
     assert cv.name == v.run_id and cv.warmup == 5 and len(cv.lrs) == 10
     np.testing.assert_array_equal(cv.lrs, np.asarray(
@@ -110,7 +110,7 @@ def test_a_workdirs_runs_become_curves_of_their_own_schedules(tmp_path):
     assert list(cv.losses) == [r["eval_loss"] for r in evals]
   assert not np.array_equal(curves[0].lrs, curves[1].lrs)
   with pytest.raises(ConfigError, match="--fit-on: no run 'nope' in"):
-    laws.workdir_curves(wd, ["nope"])
+    laws.workdir_curves(wd, results.load(wd), ["nope"])
 
 
 def test_the_predict_command_fits_runs_and_predicts_held_out_ones_and_schedules(tmp_path):

@@ -475,10 +475,11 @@ def cmd_analyze(args, rest) -> None:
 
 
 def cmd_predict(args, rest) -> None:
-  from warmup_research import laws, workdir  # heavy: commands only, not --help
+  from warmup_research import laws, results, workdir  # heavy: commands only, not --help
   _no_extra(rest)
   wd = _workdir(args.workdir, analysis=False, finished=True)
-  out = laws.report(wd, args.fit_on, args.law, args.held_out, args.schedule)
+  laws.law(args.law)   # an unknown law, before the workdir is read
+  out = laws.report(wd, results.load(wd), args.fit_on, args.law, args.held_out, args.schedule)
   _writes(wd, workdir.write_atomic, wd / "laws.json", workdir.strict_json(out, indent=1))
   print(laws.markdown(out))
   print(f"\nwrote {wd / 'laws.json'} (parameters, residuals, predicted curves)")

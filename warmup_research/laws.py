@@ -29,7 +29,6 @@ otherwise).
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import itertools
 import math
 
@@ -277,11 +276,10 @@ def run_curve(config, rows, name: str = "") -> Curve:
                warmup if cfg.schedule.warmup_shape != "none" else 0, name)
 
 
-def workdir_curves(workdir, run_ids, field: str = "--fit-on", loaded=None) -> list[Curve]:
+def workdir_curves(workdir, loaded: dict, run_ids, field: str = "--fit-on") -> list[Curve]:
   """The Curves of runs of a workdir, by run id (ConfigError names an
-  unknown one, as `field`); `loaded`: the workdir as `results.load` read it."""
-  if loaded is None:   # results imports this module: read here, not imported at the top
-    loaded = importlib.import_module("warmup_research.results").load(workdir)
+  unknown one, as `field`); `loaded`: the workdir as `results.load` read it
+  (the caller reads it: results imports this module)."""
   runs = {r["run_id"]: r for r in loaded["record"]["runs"]}
   missing = [rid for rid in run_ids if rid not in runs]
   if missing:
@@ -325,18 +323,18 @@ def expand_specs(specs) -> list[str]:
   return list(dict.fromkeys(out))
 
 
-def report(workdir, fit_on, law_name: str = "multi_power", held_out=(), specs=()) -> dict:
+def report(workdir, loaded: dict, fit_on, law_name: str = "multi_power", held_out=(),
+           specs=()) -> dict:
   """`warmup-research predict`: the law fitted on runs `fit_on` of a
-  workdir, its prediction of each `held_out` run (errors against the
-  observed curve) and of each schedule spec (`schedule_curve`, on the first
-  fitted run's config and evals); as a dict that laws.json holds."""
-  # results imports this module: read here, not imported at the top
+  workdir (`loaded`: as `results.load` read it), its prediction of each
+  `held_out` run (errors against the observed curve) and of each schedule
+  spec (`schedule_curve`, on the first fitted run's config and evals); as
+  a dict that laws.json holds."""
   law(law_name)   # an unknown law, before any run is read
-  loaded = importlib.import_module("warmup_research.results").load(workdir)
   runs = {r["run_id"]: r for r in loaded["record"]["runs"]}
-  fitting = workdir_curves(workdir, list(fit_on), loaded=loaded)
+  fitting = workdir_curves(workdir, loaded, list(fit_on))
   fitted = fit(fitting, law_name)
-  held = workdir_curves(workdir, list(held_out), "--held-out", loaded)
+  held = workdir_curves(workdir, loaded, list(held_out), "--held-out")
   first = fitting[0]
   out = dict(law=law_name, fit_on=list(fit_on), fit=fitted.to_json(),
              held_out={}, schedules={})
