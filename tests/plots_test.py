@@ -130,3 +130,12 @@ def test_eval_losses_get_a_bits_per_byte_axis_where_the_data_knows_it(monkeypatc
   _, figures = _drawn(monkeypatch, wd)
   for name in ("loss_curves.png", "loss_vs_peak_lr.png"):
     assert "bits per byte (validation text)" in labels(figures[name]), name
+
+
+def test_a_swept_list_field_is_one_setting_in_every_figure(monkeypatch, tmp_path):
+  # a branch grid sweeps train.checkpoint_steps (lists); each list is one condition
+  grid = [{"train.checkpoint_steps": c, "optimizer.peak_lr": lr} for c in ([], [10])
+          for lr in (1e-3, 1e-2)]
+  _, figures = _drawn(monkeypatch, fake_workdir(tmp_path / "w", grid, [3.0, 2.0, 2.9, 2.1]))
+  labels = figures["loss_vs_peak_lr.png"].axes[0].get_legend_handles_labels()[1]
+  assert labels == ["checkpoint_steps=() (n = 1: no CI)", "checkpoint_steps=(10,) (n = 1: no CI)"]

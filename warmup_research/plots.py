@@ -42,10 +42,16 @@ LINESTYLES = ("-", "--", ":", "-.")
 MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*")
 
 
+def _setting(row, fields) -> tuple:
+  """A row's values of `fields` as a key (a list value, e.g.
+  train.checkpoint_steps, as a tuple)."""
+  return tuple(tuple(row[f]) if isinstance(row[f], list) else row[f] for f in fields)
+
+
 def _conditions(swept, rows) -> tuple[list[str], dict]:
-  """The non-seed swept fields, and each run's condition (a tuple of values)."""
+  """The non-seed swept fields, and each run's condition (`_setting`)."""
   keys = [f for f in swept if f.split(".")[-1] != "seed"]
-  return keys, {r["run_id"]: tuple(r[f] for f in keys) for r in rows}
+  return keys, {r["run_id"]: _setting(r, keys) for r in rows}
 
 
 def _style(conditions: list[tuple]) -> dict:
@@ -378,7 +384,7 @@ def _lr_schedules(lay, loaded) -> Figure:
 
 def _loss_vs_lr(path, keys, rows, agg, bits: float | None = None) -> pathlib.Path:
   others = [k for k in keys if k != "optimizer.peak_lr"]
-  settings = list(dict.fromkeys(tuple(a[f] for f in others) for a in agg))
+  settings = list(dict.fromkeys(_setting(a, others) for a in agg))
   style = _style(settings)
   fig = Figure(figsize=(11, 5.5), layout="constrained")
   ax = fig.subplots()
@@ -387,7 +393,7 @@ def _loss_vs_lr(path, keys, rows, agg, bits: float | None = None) -> pathlib.Pat
     st = style[s]
     shift = 1.03 ** (i - (len(settings) - 1) / 2)   # spread the settings' points apart
     pts = sorted((a["optimizer.peak_lr"], a) for a in agg
-                 if tuple(a[f] for f in others) == s)
+                 if _setting(a, others) == s)
     xs = np.asarray([x for x, _ in pts]) * shift
     ys = np.asarray([np.nan if a["final_eval_mean"] is None else a["final_eval_mean"]
                      for _, a in pts])
@@ -404,7 +410,7 @@ def _loss_vs_lr(path, keys, rows, agg, bits: float | None = None) -> pathlib.Pat
       err = np.asarray([[y - c[0], c[1] - y] for y, c in zip(ys, ci) if c is not None]).T
       ax.errorbar(xs[has], ys[has], yerr=err, fmt="none", ecolor=st["color"], capsize=2)
     seeds = [(r["optimizer.peak_lr"] * shift, r["final_eval_loss"]) for r in rows
-             if tuple(r[f] for f in others) == s and r.get("final_eval_loss") is not None
+             if _setting(r, others) == s and r.get("final_eval_loss") is not None
              and r["status"] != "diverged" and r.get("outcome") != "diverged"]
     if seeds:
       ax.scatter(*zip(*seeds), color=st["color"], s=9, alpha=0.45, lw=0)
