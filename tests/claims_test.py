@@ -8,10 +8,11 @@ import pathlib
 import re
 import statistics
 
+import numpy as np
 import pytest
 from helpers import tiny_config
 
-from warmup_research import claims, plots, results, stats, sweep, workdir
+from warmup_research import claims, plan, plots, results, stats, sweep, workdir
 from warmup_research.errors import ConfigError
 from warmup_research.sweep import axis, product
 
@@ -742,10 +743,21 @@ def test_a_trend_claim_tests_each_seeds_slope_along_the_ladder(tmp_path):
   xs = [p["x"] for p in v["per_level"]]
   assert xs == sorted(xs) and len(set(xs)) == 3 and all(p["verdict_within"] == "b lower"
                                                       for p in v["per_level"][1:])
-  expect = -0.1 / (math.log10(xs[1]) - math.log10(xs[0]))   # the rungs' spacing
-  assert v["effect"] == pytest.approx(expect, rel=0.15) and v["ci95"][1] < 0
+  by_seed = {}
+  for r in rows:
+    by_seed.setdefault(r["seed"], {}).setdefault(r["non_embedding_params"], {})[
+        r["schedule.warmup_steps"]] = r["final_eval_loss"]
+  expect = statistics.mean(float(np.polyfit(np.log10(xs), [d[x][10] - d[x][0] for x in xs], 1)[0])
+                           for d in by_seed.values())   # the mean of the seeds' OLS slopes
+  assert v["effect"] == pytest.approx(expect, rel=1e-9) and v["ci95"][1] < 0
+  assert v["x"] == "non_embedding_params" and v["method"].startswith("paired t")
   assert claims.evaluate(_trend(direction="higher"), swept, rows)["verdict"] == "contradicted"
-  png = plots.plot_trends([{**_trend(), **v}], tmp_path / "trends.png")
+  # a checkout's rows come back from runs.csv as text, and its claim from the verdict
+  as_text = [{k: str(x) if k in claims.LADDER else x for k, x in r.items()} for r in rows]
+  assert claims.evaluate(_trend(), swept, as_text)["effect"] == v["effect"]
+  assert not plan._differs(plan._definition(v), _trend())
+  (drawn,) = claims.evaluate_all([_trend()], swept, rows)
+  png = plots.plot_trends([drawn], tmp_path / "trends.png")
   assert png.stat().st_size > 0 and plots.plot_trends([], tmp_path / "none.png") is None
   flat = _ladder_rows(lambda r, s: -0.2 + 0.02 * ((s * 7 + r * 3) % 5 - 2))
   assert claims.evaluate(_trend(), swept, flat)["verdict"] == "inconclusive"
@@ -755,8 +767,17 @@ def test_a_trend_claim_tests_each_seeds_slope_along_the_ladder(tmp_path):
   v = claims.evaluate(_trend(), swept, lost)
   assert v["n_seeds"] == 2 and v["verdict"].startswith("premise failed"), v
   assert v["failed"]["b"] == [3, 15]
+  # a seed whose b runs failed at every rung still counts towards the grid's seeds
+  gone = [dict(r, outcome="diverged", final_eval_loss=None) if r["seed"] < 3
+          and r["schedule.warmup_steps"] == 10 else r for r in rows]
+  assert claims.evaluate(_trend(), swept, gone)["verdict"] == (
+      "premise failed (2 of 5 seeds with every rung paired; failed: a 0/15, b 9/15)")
   one_rung = [r for r in rows if r["model.d_model"] == 32]
   assert claims.evaluate(_trend(), swept, one_rung)["verdict"].startswith("insufficient")
+  # x that differ only by rounding (one horizon in tokens per parameter) are no ladder
+  rounding = [dict(r, tokens_per_param=2.0 + 0.01 * (r["model.d_model"] == 64)) for r in rows]
+  assert claims.evaluate(_trend(x="tokens_per_param"), swept, rounding)["verdict"].startswith(
+      "insufficient (the rungs need one positive number each of tokens_per_param")
 
 
 @pytest.mark.parametrize("kw, message", [

@@ -43,7 +43,8 @@ DEFINITION = ("claim", "paper", "a", "b", "where", "metric", "direction", "at_be
 NUMBERS = ("diverged_step", "pruned_step", "final_train_loss", "final_eval_loss",
            "best_eval_loss", "initial_eval_loss", "tokens_seen", "step_seconds",
            "compile_seconds", "final_eval_bpb", "best_eval_bpb", "updates_to_target",
-           "seconds_to_target", "updates_budget", "seconds_budget")
+           "seconds_to_target", "updates_budget", "seconds_budget", "non_embedding_params",
+           "tokens_per_param")
 TEXT = ("run_id", "status", "outcome", "group",
         *(f"outcome@{m}" for m in metrics_io.STALL_MARGINS))
 
