@@ -59,6 +59,21 @@ def test_a_branch_equals_its_schedule_trained_from_update_0_and_its_trunk_runs_o
   assert min(int(p.name) for p in ckpts.iterdir() if p.name.isdigit()) > 10
 
 
+def test_a_branch_at_its_trunks_end_copies_only_the_rows_it_would_have_logged(tmp_path):
+  # the constant trunk's last update (19) and final eval (20) are logged because they end
+  # it; a run of 24 updates logs every 3rd and evals every 8th
+  trunk = {"schedule.decay_shape": "constant", "train.total_steps": 20,
+           "train.checkpoint_steps": [20]}
+  branch = {**WSD, "train.total_steps": 24, "train.branch_at": 20}
+  scratch = {**WSD, "train.total_steps": 24}
+  grid = [trunk, branch, scratch]
+  variants = sweep.expand(tiny_config(**{"train.log_every": 3, "train.eval_every": 8}), grid)
+  _run(variants, tmp_path)
+  ours, theirs = (_rows(tmp_path, variants[i].run_id) for i in (1, 2))
+  assert [r["step"] for r in ours] == [r["step"] for r in theirs]
+  assert_rows_close(ours, theirs)
+
+
 def test_a_branch_resumes_on_both_sides_of_its_first_checkpoint(tmp_path):
   variants = _variants(TRUNK, BRANCH, seeds=(3,))
   _run(variants, tmp_path)

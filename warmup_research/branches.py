@@ -119,9 +119,9 @@ def trunks(variants) -> dict[str, str]:
 
 @dataclasses.dataclass(frozen=True)
 class Start:
-  """Where a group of branches starts: update `step` of each branch's trunk,
-  read from row `index` of the checkpoints in `checkpoint_dir`, with the
-  trunk's metrics file beside it."""
+  """Where a group of branches starts: update `step`, each branch's row of
+  its trunk's checkpoints (`rows`: the trunk group's checkpoint directory and
+  the trunk's place on its stacked axis), and the trunks' metrics files."""
   step: int
   rows: list[tuple[pathlib.Path, int]]     # per branch: (trunk's checkpoint dir, its row)
   metrics_paths: list[pathlib.Path]        # per branch: its trunk's metrics file
@@ -131,18 +131,19 @@ class Start:
     `abstract_state` (padded rows repeat the last branch's trunk)."""
     k_pad = jax.tree.leaves(abstract_state)[0].shape[0]
     rows = list(self.rows) + [self.rows[-1]] * (k_pad - len(self.rows))
-    host = [checkpoints.load_slice(d, self._saved_step(d), i, abstract_state) for d, i in rows]
+    saved = {d: self._saved_step(d) for d in dict.fromkeys(d for d, _ in rows)}
+    host = [checkpoints.load_slice(d, saved[d], i, abstract_state) for d, i in rows]
+    # a trunk group that stopped early (every variant diverged) is frozen: its rows count
+    # from `step`, so the branch logs its own schedule's values from there
+    host = [h if saved[d] == self.step else h.replace(step=np.asarray(self.step, h.step.dtype))
+            for h, (d, _) in zip(host, rows)]
     stacked = jax.tree.map(lambda *xs: np.stack(xs), *host)
     return jax.tree.map(lambda x, a: mesh_lib.to_global(x, a.sharding), stacked, abstract_state)
 
   def _saved_step(self, directory) -> int:
     """`step`, or the trunk group's last checkpoint when it stopped before it
     because every variant diverged (its branches then start diverged)."""
-    steps = checkpoints.Checkpointer(directory, keep=10**9)
-    try:
-      saved = steps.steps()
-    finally:
-      steps.close()
+    saved = checkpoints.saved_steps(directory)
     if self.step in saved:
       return self.step
     if saved and saved[-1] < self.step and checkpoints.load_meta(directory, saved[-1]).get(
@@ -153,17 +154,21 @@ class Start:
                       "must run first: re-run the sweep, which runs trunks before branches")
 
   def write_metrics(self, cfgs, metrics_paths) -> None:
-    """Each branch's metrics file: its trunk's rows before `step` (and the
-    evals after `step` updates), with the branch's hyperparameter columns."""
+    """Each branch's metrics file: its trunk's rows before `step`, as the
+    branch itself would have logged them (train rows every `log_every`,
+    evals every `eval_every`: not the trunk's last update and final eval
+    when `step` is its end), with the branch's hyperparameter columns."""
     for cfg, trunk_path, path in zip(cfgs, self.metrics_paths, metrics_paths):
+      t = cfg.train
       logged = {"lr", *config_lib.scheduled(cfg)}
       curves = _curves(cfg, self.step)
       rows = []
       for r in metrics_io.read(trunk_path):
-        if "eval_loss" in r or "pruned" in r:
-          if r["step"] <= self.step:
+        s = r["step"]
+        if "eval_loss" in r:
+          if s <= self.step and s % t.eval_every == 0:
             rows.append(r)
-        elif r["step"] < self.step:
+        elif s < self.step and s % t.log_every == 0:
           row = {k: x for k, x in r.items() if k not in optimizers.SCHEDULED}
-          rows.append(row | {k: float(curves[k][r["step"]]) for k in logged})
+          rows.append(row | {k: float(curves[k][s]) for k in logged})
       metrics_io.write(path, rows)

@@ -222,6 +222,12 @@ def load_meta(directory, step: int) -> dict:
     ckpt.close()
 
 
+def saved_steps(directory) -> list[int]:
+  """The saved steps of `directory`, oldest first ([] without one; the
+  directory is never created)."""
+  return _saved_steps(directory, None) if pathlib.Path(directory).is_dir() else []
+
+
 def _saved_steps(directory, step: int | None) -> list[int]:
   """The saved steps of `directory` (just `step` when given), oldest first;
   FileNotFoundError for a missing directory or step."""

@@ -105,7 +105,7 @@ def cmd_train(args, rest) -> None:
   def check():
     loggers.parse(args.logger)
     cfg = load_config(args.config, split_overrides(rest))
-    branches.trunks(sweep.one_point(cfg))   # a branch needs a trunk: a sweep's
+    branches.trunks(sweep.one_point(cfg))   # no train.branch_at here: its trunk is a sweep's
     workdir.check_path(args.workdir)
     mesh_lib.group_shape([cfg])
     mesh_lib.check_fits([cfg], train.memory_bytes(cfg, 1, batched=False))

@@ -78,12 +78,14 @@ STEPS_PER_CALL = 8
 
 def steps_per_call(t_cfg, most: int = STEPS_PER_CALL) -> int:
   """The largest n <= `most` that divides `total_steps`,
-  `eval_every`, `checkpoint_every` and every `checkpoint_steps`, so every
+  `eval_every`, `checkpoint_every`, every `checkpoint_steps` and a branch's
+  `branch_at`, so every
   call ends on or before each eval, checkpoint and the last update, and a
   resumed run (from a checkpoint step) is cut into the same calls as an
   uninterrupted one."""
   g = math.gcd(t_cfg.total_steps, t_cfg.eval_every, t_cfg.checkpoint_every,
-               *t_cfg.get("checkpoint_steps", ()), *t_cfg.get("prune_steps", ()))
+               *t_cfg.get("checkpoint_steps", ()), *t_cfg.get("prune_steps", ()),
+               t_cfg.get("branch_at", 0))   # a branch starts there
   return max(n for n in range(1, most + 1) if g % n == 0)
 
 

@@ -82,9 +82,11 @@ t is the chain's own count, the one the LR schedule reads) uses
 with v the hyperparameter's value, W = warmup_steps, C = cooldown_steps,
 T = total_steps, c = max(T - C, W) and r = clip((t - c) / max(T - c, 1), 0, 1)
 (as the LR's wsd cooldown: r = 1 would be at t = T, after the last update).
-W = C = 0 (no schedule) gives v itself, so the numbers are unchanged bit for
-bit and the optimizer state is the same pytree (a schedule only changes the
-scalars the chain is built with at each update, never its state).
+W = C = 0 (no schedule) gives v itself, bit for bit, so the updates are the
+same formulas (to float32 rounding: another compiled program may order its
+sums differently) and the optimizer state is the same pytree (a schedule
+only changes the scalars the chain is built with at each update, never its
+state).
 
 Bias correction with a varying beta is optax's: Adam-family moments at update
 t are divided by 1 - beta_t^(t+1), the CURRENT beta's power, not by the exact

@@ -285,7 +285,8 @@ class Plan:
   @functools.cached_property
   def done(self) -> dict[str, int]:
     """group id -> updates it has run: all once its groups/GID.json is
-    written, else its last checkpoint's step; none where it is replaced."""
+    written, else its last checkpoint's step; none where it is replaced (a
+    cooldown branch's group counts from its branch point: its trunk ran those)."""
     def updates(gid, total, branch_at):
       if self.replaced:
         return branch_at
