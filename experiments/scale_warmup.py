@@ -21,10 +21,11 @@ Ladder: the llama block on English prose under a BPE of 1,024 tokens
 (`data.name='prose'`), widths 32 / 48 / 64 with 2 / 3 / 4 layers (head
 size 16): 24,672, 83,280 and 196,672 non-embedding parameters (8.0x; 57k,
 132k and 262k in all), each trained for 2 tokens per non-embedding
-parameter (49, 163 and 385 updates of 16 x 64 tokens). Grid: warmup {none, 10% linear} x peak LR {2e-3 ..
-2.26e-2, 8 points, 2 per octave} x 5 paired seeds (fresh: 900..904); Adam
-b2 0.95, cosine to 10%, no weight decay or clipping. Not here (issue 35):
-a second horizon (4x), a long warmup, and the GPU-scale ladder.
+parameter (49, 163 and 385 updates of 16 x 64 tokens). Grid: warmup
+{none, 10% linear} x peak LR {2e-3 .. 2.26e-2, 8 points, 2 per octave} x 5
+paired seeds (fresh: 900..904); Adam b2 0.95, cosine to 10%, no weight
+decay or clipping. Not here (issue 35): a second horizon (4x), a long
+warmup, and the GPU-scale ladder.
 """
 from warmup_research import config as config_lib
 from warmup_research.claims import claim, trend

@@ -213,3 +213,13 @@ def test_a_claim_on_another_experiments_runs_is_not_independent(tmp_path):
   assert verdict is None and flag == "reuses other's runs (a 5/5, b 0/5)"
   fresh = [dict(r, final_eval_loss=r["final_eval_loss"] + 1e-9) for r in other]
   assert plan.independence(c, rows, {"other": plan._losses(fresh)}) == (None, None)
+
+
+def test_a_trend_is_one_test_of_its_slope_a_t_even_over_boundaries():
+  v = {"kind": "trend", "method": "paired t of per-seed slopes (b - a per decade of x)",
+       "per_level": [{"p": 0.1}, {"p": 0.2}, {"p": 0.3}]}
+  assert plan._tested_levels(v) == 1 and plan._tested_levels(dict(v, kind="superiority")) == 3
+  c = claims.trend("t", paper="P", a={"w": 0}, b={"w": 1}, metric="max_trained_lr",
+                   x="non_embedding_params", direction="higher")
+  assert not plan._exact_claim(c, v)
+  assert plan._exact_claim(dict(c, kind="superiority"), v)   # a boundary claim's own test

@@ -317,8 +317,8 @@ def expand_specs(specs) -> list[str]:
   out = []
   for spec in specs:
     items = [item.partition("=") for item in filter(None, spec.split(","))]
-    choices = [[f"{field}{eq}{v}" for v in value.split("|")] if eq else [field]
-               for field, eq, value in items]
+    choices = [[f"{field.strip()}={v.strip()}" for v in value.split("|")] if eq
+               else [field] for field, eq, value in items]
     out += [",".join(combo) for combo in itertools.product(*choices)]
   return list(dict.fromkeys(out))
 
@@ -366,7 +366,8 @@ def markdown(out: dict) -> str:
       lines.append(f"| {name} | {h['observed'][-1]:.4f} | {h['predicted'][-1]:.4f} | "
                    f"{h['final']:+.4f} | {h['mean_abs']:.4f} |")
   if out["schedules"]:
-    best = min(out["schedules"], key=lambda spec: out["schedules"][spec]["predicted"][-1])
+    final = {k: s["predicted"][-1] for k, s in out["schedules"].items()}
+    best = min(final, key=lambda k: final[k] if math.isfinite(final[k]) else math.inf)
     lines += ["", "| schedule | final step | final predicted | |", "|---|---|---|---|"]
     for spec, s in out["schedules"].items():
       lines.append(f"| {spec} | {s['steps'][-1]} | {s['predicted'][-1]:.4f} | "

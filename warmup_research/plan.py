@@ -70,8 +70,9 @@ def _number(text: str):
 
 
 def _tested_levels(v: dict) -> int:
-  """How many levels a claim's verdict tests separately (Holm within it)."""
-  if v.get("pool") == "mean" or not v.get("per_level"):
+  """How many levels a claim's verdict tests separately (Holm within it; a
+  trend's rungs make one test, of the slope)."""
+  if v.get("pool") == "mean" or not v.get("per_level") or v.get("kind") == "trend":
     return 1
   return sum(p["p"] is not None for p in v["per_level"]) or 1
 
@@ -79,6 +80,8 @@ def _tested_levels(v: dict) -> int:
 def _exact_claim(c: dict, v: dict) -> bool:
   """Whether a claim is decided by the exact sign test's floor (sign-based
   metrics, boundaries, or differences without spread)."""
+  if claims_lib.option(c, "kind") == "trend":   # a t (or bootstrap) over per-seed slopes
+    return "sign" in str(v.get("method", ""))
   return (c["metric"] in claims_lib.RATES or c["metric"] == "max_trained_lr"
           or bool(claims_lib._argmin(c["metric"])) or "sign" in str(v.get("method", "")))
 
@@ -101,7 +104,7 @@ def plan(experiment: str, pilot) -> str:
            "seeds needed | warnings |", "|---|---|---|---|---|---|---|---|"]
   for c, v in zip(found, claims_lib.evaluate_all(found, swept, rows, None, measured)):
     kind = claims_lib.option(c, "kind")
-    target = claims_lib.option(c, "effect" if kind == "superiority" else "margin")
+    target = claims_lib.option(c, "effect" if kind in ("superiority", "trend") else "margin")
     m = _tested_levels(v)
     looks = claims_lib.option(c, "looks")
     # a group-sequential claim's last look tests at what the earlier looks left of 0.05
@@ -276,8 +279,10 @@ def rederive(results_dir, experiments_dir="experiments") -> list[str]:
       text = md.read_text()
       head = text.split("\nClaims (", 1)[0].rstrip("\n")
       workdir.write_atomic(md, "\n".join([head, *claims_lib.markdown(new)]) + "\n")
-    if (d / "plots").is_dir():
+    if (d / "plots").is_dir():   # the figures drawn from the verdicts alone
       plots.plot_claims(new, d / "plots" / "claims.png", title=summary.get("experiment", ""))
+      plots.plot_law_predictions(new, d / "plots" / "law_predictions.png")
+      plots.plot_trends(new, d / "plots" / "trends.png")
     done.append(d.name)
   return done
 
