@@ -121,23 +121,28 @@ def trunks(variants) -> dict[str, str]:
 class Start:
   """Where a group of branches starts: update `step`, each branch's row of
   its trunk's checkpoints (`rows`: the trunk group's checkpoint directory and
-  the trunk's place on its stacked axis), and the trunks' metrics files."""
+  the trunk's place on its stacked axis), and each trunk's metrics rows
+  (`trunk_rows`: read from a finished group, its digest checked)."""
   step: int
   rows: list[tuple[pathlib.Path, int]]     # per branch: (trunk's checkpoint dir, its row)
-  metrics_paths: list[pathlib.Path]        # per branch: its trunk's metrics file
+  trunk_rows: list[list[dict]]             # per branch: its trunk's metrics rows
 
   def state(self, abstract_state):
     """The branches' stacked state at `step`, shaped and sharded like
     `abstract_state` (padded rows repeat the last branch's trunk)."""
     k_pad = jax.tree.leaves(abstract_state)[0].shape[0]
     rows = list(self.rows) + [self.rows[-1]] * (k_pad - len(self.rows))
-    saved = {d: self._saved_step(d) for d in dict.fromkeys(d for d, _ in rows)}
-    host = [checkpoints.load_slice(d, saved[d], i, abstract_state) for d, i in rows]
-    # a trunk group that stopped early (every variant diverged) is frozen: its rows count
-    # from `step`, so the branch logs its own schedule's values from there
-    host = [h if saved[d] == self.step else h.replace(step=np.asarray(self.step, h.step.dtype))
-            for h, (d, _) in zip(host, rows)]
-    stacked = jax.tree.map(lambda *xs: np.stack(xs), *host)
+    parts = []   # per trunk checkpoint directory: its rows, each read once
+    for d in dict.fromkeys(d for d, _ in rows):
+      saved = self._saved_step(d)
+      part = checkpoints.load_rows(d, saved, [i for e, i in rows if e == d], abstract_state)
+      if saved != self.step:   # a trunk group that stopped early (every variant diverged) is
+        # frozen: its rows count from `step`, so the branch logs its own schedule from there
+        part = part.replace(step=np.full_like(part.step, self.step))
+      parts.append((d, part))
+    at = {d: [j for j, (e, _) in enumerate(rows) if e == d] for d, _ in parts}
+    order = np.argsort(np.concatenate([at[d] for d, _ in parts]))
+    stacked = jax.tree.map(lambda *xs: np.concatenate(xs)[order], *(p for _, p in parts))
     return jax.tree.map(lambda x, a: mesh_lib.to_global(x, a.sharding), stacked, abstract_state)
 
   def _saved_step(self, directory) -> int:
@@ -158,12 +163,12 @@ class Start:
     branch itself would have logged them (train rows every `log_every`,
     evals every `eval_every`: not the trunk's last update and final eval
     when `step` is its end), with the branch's hyperparameter columns."""
-    for cfg, trunk_path, path in zip(cfgs, self.metrics_paths, metrics_paths):
+    for cfg, trunk, path in zip(cfgs, self.trunk_rows, metrics_paths):
       t = cfg.train
       logged = {"lr", *config_lib.scheduled(cfg)}
       curves = _curves(cfg, self.step)
       rows = []
-      for r in metrics_io.read(trunk_path):
+      for r in trunk:
         s = r["step"]
         if "eval_loss" in r:
           if s <= self.step and s % t.eval_every == 0:

@@ -419,9 +419,13 @@ def run(variants: list[Variant], workdir: pathlib.Path, *, progress: bool = True
     mesh = mesh_lib.make(*mesh_lib.group_shape([v.cfg for v in members]))
     batches = data.Batches(cfg0)
     trunk = None
-    if cfg0.train.branch_at:
+    if cfg0.train.branch_at:   # its trunks' groups ran before it: their files are checked
+      _, whole = metrics_io.finished_runs(workdir)
+      if missing := [parents[v.run_id] for v in members if parents[v.run_id] not in whole]:
+        raise ConfigError(str(files.root), f"group {gid}'s branches start from runs that have "
+                          f"not finished ({', '.join(missing[:3])}); re-run the sweep")
       trunk = branches.Start(cfg0.train.branch_at, [row_of[parents[v.run_id]] for v in members],
-                             [files.metrics(parents[v.run_id]) for v in members])
+                             [whole[parents[v.run_id]] for v in members])
     t0 = time.perf_counter()
     result = loop.run_group(
         [v.cfg for v in members], mesh=mesh, batches=batches, progress=bar,
