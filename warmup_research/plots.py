@@ -567,8 +567,9 @@ def plot_trends(verdicts: list[dict], path) -> pathlib.Path | None:
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())   # they overlap
     ci = v.get("ci95")
     ci_text = f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""
-    ax.set_title(textwrap.fill(v["claim"], 60) + f"\nslope{ci_text}, "
-                 f"{v['n_seeds']} seeds: {v.get('verdict_adjusted', v['verdict'])}", fontsize=8)
+    ax.set_title(textwrap.fill(v["claim"], 60) + "\n" + textwrap.fill(
+        f"slope{ci_text}, {v['n_seeds']} seeds: {v.get('verdict_adjusted', v['verdict'])}", 70),
+        fontsize=8)
     ax.set(xlabel=v["x"], ylabel=f"{v['metric']}: b - a")
     ax.legend(fontsize=7)
   return _save(fig, pathlib.Path(path), dpi=110)
