@@ -7,7 +7,7 @@ import shutil
 import pytest
 from helpers import assert_rows_close, run_cli, tiny_config
 
-from warmup_research import metrics_io, sweep, workdir
+from warmup_research import metrics_io, results, schedules, sweep, train, workdir
 from warmup_research.errors import ConfigError
 from warmup_research.sweep import axis, product
 
@@ -72,6 +72,29 @@ def test_a_branch_at_its_trunks_end_copies_only_the_rows_it_would_have_logged(tm
   ours, theirs = (_rows(tmp_path, variants[i].run_id) for i in (1, 2))
   assert [r["step"] for r in ours] == [r["step"] for r in theirs]
   assert_rows_close(ours, theirs)
+
+
+def test_branches_of_a_trunk_group_that_all_diverged_are_diverged_on_their_own_schedule(
+    tmp_path):
+  # every trunk diverges at once; its group stops at its first checkpoint (10), before the
+  # branch point (20): the branch starts frozen there and logs its own cooldown's LRs
+  base = tiny_config(**{"optimizer.peak_lr": 1e4, "train.checkpoint_every": 10,
+                        "train.divergence_bound": 10.0})
+  trunk = {"schedule.decay_shape": "constant", "train.total_steps": 20,
+           "train.checkpoint_steps": [20]}
+  branch = {**WSD, "train.total_steps": 24, "train.branch_at": 20}
+  variants = sweep.expand(base, [trunk, branch])
+  workdir.prepare(tmp_path, sweep.sweep_record("inline", variants), kind="sweep")
+  groups = _run(variants, tmp_path)
+  assert groups[0]["steps_run"] == 10   # the trunk group stopped early
+  rows = _rows(tmp_path, variants[1].run_id)
+  own = {r["step"]: r for r in rows if "loss" in r and r["step"] >= 20}
+  assert sorted(own) == [20, 21, 22, 23] and all(r["diverged"] == 1.0 for r in own.values())
+  hp = train.hparams(variants[1].cfg).schedule
+  for t, r in own.items():   # the branch's cooldown, not the trunk's frozen step
+    assert r["lr"] == pytest.approx(float(schedules.schedule(t, hp)), rel=1e-6)
+  _, table = results.run_rows(results.load(tmp_path))   # the outcomes the tables show
+  assert [r["outcome"] for r in table] == ["diverged", "diverged"]
 
 
 def test_a_branch_resumes_on_both_sides_of_its_first_checkpoint(tmp_path):
