@@ -33,7 +33,7 @@ import pathlib
 import jax
 import numpy as np
 
-from warmup_research import checkpoints, metrics_io, optimizers, schedules, train
+from warmup_research import checkpoints, metrics_io, optimizers, train
 from warmup_research import config as config_lib
 from warmup_research import mesh as mesh_lib
 from warmup_research.errors import ConfigError
@@ -55,17 +55,10 @@ def _rest(cfg) -> str:
   return json.dumps({k: v for k, v in flat.items() if not _free(k)}, sort_keys=True)
 
 
-def _curves(cfg, n: int) -> dict[str, np.ndarray]:
-  """The LR and every scheduled hyperparameter at updates 0 .. n - 1 (float32)."""
-  hp, steps = train.hparams(cfg), np.arange(n)
-  return {"lr": np.asarray(schedules.schedule(steps, hp.schedule), np.float32),
-          **{k: np.asarray(v, np.float32) for k, v in optimizers.values_at(hp.opt, steps).items()}}
-
-
 def _first_difference(trunk, branch, n: int) -> str | None:
   """Where the trunk's LR or hyperparameters leave the branch's before update
   n ('lr at update 12: 0.001 vs 0.0009'), or None if they never do."""
-  ours, theirs = _curves(branch, n), _curves(trunk, n)
+  ours, theirs = train.logged_values(branch, n), train.logged_values(trunk, n)
   for key, values in ours.items():
     bad = np.flatnonzero(values != theirs[key])
     if bad.size:
@@ -166,7 +159,7 @@ class Start:
     for cfg, trunk, path in zip(cfgs, self.trunk_rows, metrics_paths):
       t = cfg.train
       logged = {"lr", *config_lib.scheduled(cfg)}
-      curves = _curves(cfg, self.step)
+      curves = train.logged_values(cfg, self.step)
       rows = []
       for r in trunk:
         s = r["step"]

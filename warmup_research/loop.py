@@ -52,7 +52,6 @@ from warmup_research import (
   loggers,
   metrics_io,
   optimizers,
-  schedules,
   train,
 )
 from warmup_research import config as config_lib
@@ -415,11 +414,7 @@ class _Rows:
   def _frozen_row(self, i: int, s: int) -> dict:
     """A compacted-out variant's row, as `program.frozen_result` writes a skipped one's."""
     if i not in self.curves:
-      c, steps = self.cfgs[i], np.arange(self.cfgs[i].train.total_steps)
-      hp = train.hparams(c)
-      self.curves[i] = {"lr": np.asarray(schedules.schedule(steps, hp.schedule), np.float32),
-                    **{k: np.asarray(v, np.float32)
-                       for k, v in optimizers.values_at(hp.opt, steps).items()}}
+      self.curves[i] = train.logged_values(self.cfgs[i], self.cfgs[i].train.total_steps)
     skip = self.unlogged[i]
     return {"step": s, **{key: math.nan for key in self.keys if key not in skip},
             **{key: float(v[s]) for key, v in self.curves[i].items() if key not in skip},

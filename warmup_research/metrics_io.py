@@ -249,10 +249,17 @@ def finished_runs(workdir) -> tuple[dict[str, dict], dict[str, list[dict]]]:
   and the remedy that re-runs the group."""
   layout = Layout.of(workdir)
   records, rows = {}, {}
-  for gid, path in layout.group_records():
+  for gid, _ in layout.group_records():
     records[gid] = record = finished_group(layout, gid)
-    remedy = restart_remedy(layout.checkpoints(gid), path)
-    for run_id in record["run_ids"]:
-      rows[run_id] = read_finished(layout.metrics(run_id),
-                                   (record.get("metrics") or {}).get(run_id), remedy)
+    rows.update(finished_rows(layout, gid, record["run_ids"], record))
   return records, rows
+
+
+def finished_rows(layout, gid: str, run_ids, record: dict | None = None) -> dict[str, list]:
+  """{run id: rows} of runs of the finished group `gid` (its record read
+  unless given), each file checked whole against the record's digest."""
+  record = record or finished_group(layout, gid)
+  remedy = restart_remedy(layout.checkpoints(gid), layout.group_record(gid))
+  return {run_id: read_finished(layout.metrics(run_id),
+                                (record.get("metrics") or {}).get(run_id), remedy)
+          for run_id in run_ids}

@@ -406,6 +406,7 @@ def run(variants: list[Variant], workdir: pathlib.Path, *, progress: bool = True
                   for gid, members in groups if gid not in finished],
                  enabled=progress and writer)
   parents = branches.trunks(variants)
+  gid_of = {v.run_id: gid for gid, members in groups for v in members}
   row_of = {v.run_id: (files.checkpoints(gid), i)
             for gid, members in groups for i, v in enumerate(members)}
   for gid, members in groups:
@@ -420,12 +421,15 @@ def run(variants: list[Variant], workdir: pathlib.Path, *, progress: bool = True
     batches = data.Batches(cfg0)
     trunk = None
     if cfg0.train.branch_at:   # its trunks' groups ran before it: their files are checked
-      _, whole = metrics_io.finished_runs(workdir)
-      if missing := [parents[v.run_id] for v in members if parents[v.run_id] not in whole]:
+      ids = [parents[v.run_id] for v in members]
+      if missing := [r for r in ids if not files.group_record(gid_of[r]).is_file()]:
         raise ConfigError(str(files.root), f"group {gid}'s branches start from runs that have "
                           f"not finished ({', '.join(missing[:3])}); re-run the sweep")
-      trunk = branches.Start(cfg0.train.branch_at, [row_of[parents[v.run_id]] for v in members],
-                             [whole[parents[v.run_id]] for v in members])
+      whole = {}
+      for g in dict.fromkeys(gid_of[r] for r in ids):
+        whole.update(metrics_io.finished_rows(files, g, [r for r in ids if gid_of[r] == g]))
+      trunk = branches.Start(cfg0.train.branch_at, [row_of[r] for r in ids],
+                             [whole[r] for r in ids])
     t0 = time.perf_counter()
     result = loop.run_group(
         [v.cfg for v in members], mesh=mesh, batches=batches, progress=bar,

@@ -28,6 +28,7 @@ from typing import Any
 import flax.struct
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 
@@ -80,6 +81,15 @@ def hparams(cfg) -> HParams:
 
 NEVER = 2**31 - 1   # the stop_step of a variant that is never pruned
 
+
+
+def logged_values(cfg, n: int) -> dict[str, np.ndarray]:
+  """The LR and every scheduled hyperparameter at updates 0 .. n - 1, in
+  float32 as a train row logs them (for rows a step did not write: a
+  compacted-out variant's, a branch's copied from its trunk)."""
+  hp, steps = hparams(cfg), np.arange(n)
+  return {"lr": np.asarray(schedules.schedule(steps, hp.schedule), np.float32),
+          **{k: np.asarray(v, np.float32) for k, v in optimizers.values_at(hp.opt, steps).items()}}
 
 
 def cross_entropy(logits_BxLxV, targets_BxL, z_loss):
