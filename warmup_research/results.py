@@ -19,7 +19,7 @@ import statistics
 
 from warmup_research import claims as claims_lib
 from warmup_research import config as config_lib
-from warmup_research import loggers, metrics_io, schedules, stats
+from warmup_research import laws, loggers, metrics_io, schedules, stats
 from warmup_research import model as model_lib
 from warmup_research import plots as plots_lib
 from warmup_research.errors import ConfigError
@@ -139,14 +139,8 @@ def _law_curves(loaded, record_claims) -> dict | None:
   where a law claim needs them; else None."""
   if not any(claims_lib.option(c, "kind") == "law" for c in record_claims):
     return None
-  from warmup_research import laws  # scipy's optimiser: only where a law claim is
   return {r["run_id"]: laws.run_curve(r["config"], loaded["metrics"][r["run_id"]], r["run_id"])
           for r in loaded["record"]["runs"]}
-
-
-def _fit_law():
-  from warmup_research import laws  # scipy's optimiser: only where a law claim is
-  return laws.fit
 
 
 def applied_updates(summary: dict) -> int:
@@ -466,7 +460,7 @@ def write(workdir, *, plots: bool = True, tensorboard: bool = True) -> dict:
   record_claims = loaded["record"].get("claims", [])
   law_curves = _law_curves(loaded, record_claims)
   verdicts = claims_lib.evaluate_all(record_claims, swept, rows, curves, measured, law_curves,
-                                     _fit_law() if law_curves else None)
+                                     laws.fit if law_curves else None)
   # claims rewritten after their runs stay flagged through a re-run (the marker keeps it)
   verdicts = claims_lib.flag_relabelled(verdicts, (read_marker(wd) or {}).get(
       "relabelled_claims", []))
