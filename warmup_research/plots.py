@@ -383,7 +383,9 @@ def _lr_schedules(lay, loaded) -> Figure:
 
 
 def _loss_vs_lr(path, keys, rows, agg, bits: float | None = None) -> pathlib.Path:
-  others = [k for k in keys if k != "optimizer.peak_lr"]
+  # a field set to one value everywhere (a ladder's single size) only lengthens the labels
+  others = [k for k in keys if k != "optimizer.peak_lr"
+            and len({_setting(a, [k]) for a in agg}) > 1]
   settings = list(dict.fromkeys(_setting(a, others) for a in agg))
   style = _style(settings)
   fig = Figure(figsize=(11, 5.5), layout="constrained")
@@ -419,7 +421,10 @@ def _loss_vs_lr(path, keys, rows, agg, bits: float | None = None) -> pathlib.Pat
          ylabel="final eval loss: seeds (dots), mean (line), 95% t CI (bars)" if any_ci else
          "final eval loss (n = 1 per point: no CI)" if max(a["n"] for a in agg) == 1 else
          "final eval loss (under 2 seeds finished per point: no CI)")
-  ax.set_xticks(lrs, [f"{x:g}" for x in lrs])
+  # a grid of 2 LRs per octave crowds full-precision labels into one another
+  crowded = len(lrs) > 6
+  ax.set_xticks(lrs, [f"{x:.2g}" if crowded else f"{x:g}" for x in lrs],
+                rotation=45 if crowded else 0, fontsize=7 if crowded else None)
   ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
   _bpb_axis(ax, bits)
   _legend(fig, ax)
@@ -564,6 +569,8 @@ def plot_trends(verdicts: list[dict], path) -> pathlib.Path | None:
               label=f"slope {v['effect']:+.3f} per decade")
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xscale("log")
+    # each rung's own x as a label: a ladder within one decade (2 and 8) gets no major tick
+    ax.set_xticks(xs, [f"{x:,.0f}" if x >= 1000 else f"{x:.3g}" for x in xs])
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())   # they overlap
     ci = v.get("ci95")
     ci_text = f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""
