@@ -139,3 +139,30 @@ def test_a_swept_list_field_is_one_setting_in_every_figure(monkeypatch, tmp_path
   _, figures = _drawn(monkeypatch, fake_workdir(tmp_path / "w", grid, [3.0, 2.0, 2.9, 2.1]))
   labels = figures["loss_vs_peak_lr.png"].axes[0].get_legend_handles_labels()[1]
   assert labels == ["checkpoint_steps=() (n = 1: no CI)", "checkpoint_steps=(10,) (n = 1: no CI)"]
+
+
+def test_a_fine_lr_grid_gets_short_ticks_and_a_single_valued_field_no_label(monkeypatch, tmp_path):
+  # 2 LRs per octave over 4 octaves (scale_horizon's); model.d_model set to one value
+  lrs = [round(2e-3 * 2 ** (k / 2), 6) for k in range(8)]
+  grid = [{"model.d_model": 48, "schedule.warmup_steps": w, "optimizer.peak_lr": lr}
+          for w in (0, 5) for lr in lrs]
+  wd = fake_workdir(tmp_path / "w", grid, [3.0 + 0.01 * i for i in range(len(grid))])
+  _, figures = _drawn(monkeypatch, wd)
+  (ax,) = figures["loss_vs_peak_lr.png"].axes
+  ticks = [t.get_text() for t in ax.get_xticklabels()]
+  assert ticks[:3] == ["0.002", "0.0028", "0.004"] and len(ticks) == 8
+  assert {t.get_rotation() for t in ax.get_xticklabels()} == {45.0}
+  labels = ax.get_legend_handles_labels()[1]
+  assert labels == ["warmup_steps=0 (n = 1: no CI)", "warmup_steps=5 (n = 1: no CI)"]
+
+
+def test_a_trend_within_one_decade_labels_its_rungs(monkeypatch, tmp_path):
+  figures = {}
+  monkeypatch.setattr(plots, "_save", lambda fig, path, **kw: figures.setdefault("f", fig))
+  rung = lambda x, e: dict(x=x, effect=e, ci95=[e - 0.01, e + 0.01])   # noqa: E731
+  verdict = dict(kind="trend", claim="grows", x="tokens_per_param", metric="final_eval_loss",
+                 effect=0.07, ci95=[0.02, 0.12], n_seeds=6, verdict="contradicted",
+                 per_level=[rung(2.0042, -0.008), rung(8.0046, 0.034)])
+  plots.plot_trends([verdict], tmp_path / "trends.png")
+  (ax,) = figures["f"].axes
+  assert [t.get_text() for t in ax.get_xticklabels()] == ["2", "8"]
