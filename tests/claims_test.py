@@ -787,3 +787,14 @@ def test_a_trend_claim_tests_each_seeds_slope_along_the_ladder(tmp_path):
 def test_a_bad_trend_claim_is_named(kw, message):
   with pytest.raises(ConfigError, match=re.escape(message)):
     _trend(**kw)
+
+
+def test_a_trend_slope_is_least_squares_in_closed_form():
+  # np.polyfit's LAPACK solve rounded the last bits by the CPU's BLAS, so a committed
+  # trend verdict did not re-make byte for byte on another CPU; the closed form agrees
+  # with it to rounding and is exact where the data are.
+  rng = np.random.default_rng(0)
+  for n in (2, 3, 5):
+    x, y = rng.uniform(4, 6, n).tolist(), rng.normal(size=n).tolist()
+    assert claims._ols_slope(x, y) == pytest.approx(np.polyfit(x, y, 1)[0], rel=1e-9)
+  assert claims._ols_slope([0.0, 1.0, 2.0], [1.0, 3.0, 5.0]) == 2.0

@@ -151,8 +151,6 @@ import json
 import math
 import statistics
 
-import numpy as np
-
 from warmup_research import stats
 from warmup_research.errors import ConfigError
 from warmup_research.metrics_io import FAILED, STALL_MARGINS
@@ -523,9 +521,9 @@ def _trend(c, out, empty, per_level, diffs, cells, level_keys, edge) -> dict:
     return dict(out, **dict(empty, per_level=per_level, flags=flags, method=c["method"]),
                 verdict=f"insufficient (the rungs need one positive number each of {name}, "
                 "each more than 5% from the next)")
-  logx = np.log10(np.asarray(xs))
+  logx = [math.log10(x) for x in xs]
   seeds = set.intersection(*(set(d) for d in diffs.values()))
-  slopes = [float(np.polyfit(logx, [d[s] for d in diffs.values()], 1)[0]) for s in sorted(seeds)]
+  slopes = [_ols_slope(logx, [d[s] for d in diffs.values()]) for s in sorted(seeds)]
   t = stats.superiority(slopes, c["direction"], c["method"])
   verdict = stats.decide(t.p, t.side, c["direction"])
   n_grid = len(_grid_seeds(cells, level_keys))
@@ -542,6 +540,15 @@ def _trend(c, out, empty, per_level, diffs, cells, level_keys, edge) -> dict:
               mde_note=note, sign=f"{t.n_negative if c['direction'] == 'lower' else t.n_positive}"
               f" of {t.n} seeds' slopes {c['direction']}")
   return dict(out, **head, verdict=verdict)
+
+
+def _ols_slope(x: list[float], y: list[float]) -> float:
+  """The least-squares slope of y on x, in closed form with exactly rounded
+  sums: np.polyfit's LAPACK solve rounds its last bits by the CPU's BLAS
+  kernels, and a committed table must re-make byte for byte on any CPU."""
+  mx, my = math.fsum(x) / len(x), math.fsum(y) / len(y)
+  return (math.fsum((a - mx) * (b - my) for a, b in zip(x, y))
+          / math.fsum((a - mx) ** 2 for a in x))
 
 
 def _look(looks, n: int) -> tuple[int, float]:
