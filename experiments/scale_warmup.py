@@ -57,10 +57,16 @@ def get_config(arg=None):
   return c
 
 
+def grid(lrs, seeds):
+  """The ladder at 2 tokens per parameter x warmup {none, 10%} x `lrs` x
+  `seeds` (scale_boundary runs it over higher LRs)."""
+  rungs = ladder(get_config(), SIZES, tokens_per_param=[2])
+  return product(rungs, axis(WARMUP, [0.0, 0.1]), axis(LR, lrs), axis("seed", seeds))
+
+
 def get_sweep(arg=None):
   del arg
-  rungs = ladder(get_config(), SIZES, tokens_per_param=[2])
-  return product(rungs, axis(WARMUP, [0.0, 0.1]), axis(LR, LRS), axis("seed", SEEDS))
+  return grid(LRS, SEEDS)
 
 
 def get_claims(arg=None):
