@@ -8,7 +8,7 @@ Claims: longer warmup raises the largest LR that trains; at each one's best
 LR, longer warmup does not hurt; GI-Adam (nu_0 = g_0^2, no warmup) moves
 the trainable-LR boundary the way warmup does.
 
-Run (CPU scale: 420 runs x 300 updates = 126,000 run-steps; see
+Run (CPU scale: 280 runs x 300 updates = 84,000 run-steps; see
 results/README.md for the measured wall time; writes results/phase_diagram/,
 the heatmap included):
 
@@ -18,13 +18,17 @@ the heatmap included):
     # GPU scale (d_model 512, 8 layers, seq 256, 3000 updates, warmup 0..1500):
     ./launch.sh experiments/phase_diagram.py:gpu --workdir results/phase_diagram_gpu
 
-Grid: linear warmup of {0, 10, 20, 40, 80, 150} updates of 300 (0, then
-doubling up to half of training) x peak LR {3e-4, 1e-3, 3e-3, 1e-2, 3e-2,
-1e-1, 3e-1} (7 LRs over 3 decades) x {Adam, GI-Adam (bias-corrected: the
-paper's form, see sharpness.py)} x 5 paired seeds. Adam b2 0.95, cosine
-decay to 10%, no weight decay or clipping; the shared CPU-scale model at 4
-layers instead of 6 (as in sharpness.py), so that the grid fits the time.
-The optimizer is static: two compiled programs of 210 variants each.
+Grid: peak LR {3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1} (7 LRs over 3
+decades) x 5 paired seeds x, for Adam, a linear warmup of {0, 10, 20, 40,
+80, 150} updates of 300 (0, then doubling up to half of training), and for
+GI-Adam (bias-corrected: the paper's form, see sharpness.py) no warmup and
+the longest, 150. The claims read GI-Adam without warmup only; the 150-update
+arm shows whether it still differs from Adam once both warm up. (Until
+2026-12-08 GI-Adam ran every warmup, 420 runs in 35 min, past the 30-minute
+budget; those cells are in results/README.md.) Adam b2 0.95, cosine decay to
+10%, no weight decay or clipping; the shared CPU-scale model at 4 layers
+instead of 6 (as in sharpness.py), so that the grid fits the time. The
+optimizer is static: two compiled programs (Adam 210 variants, GI-Adam 70).
 """
 from warmup_research.claims import claim, noninferior
 from warmup_research.sweep import axis, product
@@ -48,8 +52,11 @@ def get_config(arg=None):
 
 
 def get_sweep(arg=None):
-  return product(axis("optimizer.name", ["adam", "gi_adam_bc"]), axis(WARMUP, _warmups(arg)),
-                 axis("optimizer.peak_lr", LRS), axis("seed", SEEDS))
+  w = _warmups(arg)
+  arm = lambda name, warmups: product(  # noqa: E731
+      axis("optimizer.name", [name]), axis(WARMUP, warmups), axis("optimizer.peak_lr", LRS),
+      axis("seed", SEEDS))
+  return arm("adam", w) + arm("gi_adam_bc", [w[0], w[-1]])
 
 
 def get_heatmaps(arg=None):
