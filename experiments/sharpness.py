@@ -22,6 +22,10 @@ and of `analyze`; writes results/sharpness/):
     # saved checkpoint (every 10 updates to 100, then every 100), every run;
     # it then re-makes the tables, so the sharpness claims get their verdicts:
     ./launch.sh analyze results/sharpness --iters 10
+    # the bracket check: every condition at 3e-4, below the grid's lowest LR,
+    # where Adam without warmup was still best (no claims; results/README.md
+    # compares it):
+    ./launch.sh experiments/sharpness.py:below --workdir results/sharpness_below
     # GPU scale (d_model 512, 8 layers, seq 256, 3000 steps; checkpoints every
     # 250 updates to 1000, then every 1000: about 24 GB per step, 150 GB in all):
     ./launch.sh experiments/sharpness.py:gpu --workdir results/sharpness_gpu
@@ -44,6 +48,7 @@ from warmup_research.sweep import axis, product
 from ._ablation import SEEDS, adam_scale
 
 LRS = [1e-3, 3e-3, 1e-2, 3e-2, 1e-1]
+BELOW = [3e-4]   # arg 'below': below this grid's edge winner (1e-3), on the same seeds
 EARLY = 100   # the window of the paper's early-training claims, in updates
 
 
@@ -67,10 +72,13 @@ def get_sweep(arg=None):
                 {"optimizer.name": "adam", "schedule.warmup_steps": _warmup(arg)},
                 {"optimizer.name": "gi_adam_bc", "schedule.warmup_steps": 0},
                 {"optimizer.name": "gi_adam", "schedule.warmup_steps": 0}]
-  return product(conditions, axis("optimizer.peak_lr", LRS), axis("seed", SEEDS))
+  lrs = BELOW if arg == "below" else LRS
+  return product(conditions, axis("optimizer.peak_lr", lrs), axis("seed", SEEDS))
 
 
 def get_claims(arg=None):
+  if arg == "below":   # one LR per condition: nothing to choose a best LR over
+    return []
   paper = "Kalra & Barkeshli 2024"
   early = f"peak:stability_ratio:{_warmup(arg)}"
   adam = {"optimizer.name": "adam", "schedule.warmup_steps": 0}
