@@ -538,8 +538,9 @@ def plot_claims(verdicts: list[dict], path, title: str = "") -> pathlib.Path | N
               color="black", ms=10)
   ax.axvline(0, color="black", lw=0.8)
   ax.set_yticks(range(n), [it[0] for it in reversed(items)], fontsize=6)
+  # two lines: one is wider than the figure of an experiment with short claim names
   ax.set(xlabel="paired difference b - a over seeds (95% CI; equivalence and law: 90% CI "
-         "and the margin |; law: predicted - observed); colour: the Holm-adjusted verdict; "
+         "and the margin |; law: predicted - observed);\ncolour: the Holm-adjusted verdict; "
          "indented: each level")
   fig.suptitle(title, fontsize=10)
   _legend(fig, ax)
