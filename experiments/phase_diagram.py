@@ -22,13 +22,14 @@ Grid: peak LR {3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1} (7 LRs over 3
 decades) x 5 paired seeds x, for Adam, a linear warmup of {0, 10, 20, 40,
 80, 150} updates of 300 (0, then doubling up to half of training), and for
 GI-Adam (bias-corrected: the paper's form, see sharpness.py) no warmup and
-the longest, 150. The claims read GI-Adam without warmup only; the 150-update
-arm shows whether it still differs from Adam once both warm up. (Until
-2026-12-08 GI-Adam ran every warmup, 420 runs in 35 min, past the 30-minute
-budget; those cells are in results/README.md.) Adam b2 0.95, cosine decay to
-10%, no weight decay or clipping; the shared CPU-scale model at 4 layers
-instead of 6 (as in sharpness.py), so that the grid fits the time. The
-optimizer is static: two compiled programs (Adam 210 variants, GI-Adam 70).
+the longest, 150. The claims read GI-Adam without warmup only; the
+150-update arm shows whether it still differs from Adam once both warm up.
+(Until 2026-12-08 GI-Adam ran every warmup, 420 runs in 35 min, past the
+30-minute budget; those cells are in results/phase_diagram/summary.md at
+29d047b.) Adam b2 0.95, cosine decay to 10%, no weight decay or clipping;
+the shared CPU-scale model at 4 layers instead of 6 (as in sharpness.py),
+so that the grid fits the time. The optimizer is static: two compiled
+programs (Adam 210 variants, GI-Adam 70).
 """
 from warmup_research.claims import claim, noninferior
 from warmup_research.sweep import axis, product
