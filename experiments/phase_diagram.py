@@ -53,10 +53,11 @@ def get_config(arg=None):
 
 
 def get_sweep(arg=None):
+  def arm(name, warmups):
+    return product(axis("optimizer.name", [name]), axis(WARMUP, warmups),
+                   axis("optimizer.peak_lr", LRS), axis("seed", SEEDS))
+
   w = _warmups(arg)
-  arm = lambda name, warmups: product(  # noqa: E731
-      axis("optimizer.name", [name]), axis(WARMUP, warmups), axis("optimizer.peak_lr", LRS),
-      axis("seed", SEEDS))
   return arm("adam", w) + arm("gi_adam_bc", [w[0], w[-1]])
 
 
